@@ -1,0 +1,1 @@
+"""Settings of one integration per module; config/django/base.py puts them together."""

@@ -1,0 +1,36 @@
+from config.env import BASE_DIR, env_bool, env_str
+
+# Redis or RabbitMQ in production; `filesystem://` is kombu's server-less transport that
+# the embedded launcher uses on a laptop.
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
+_BROKER_FOLDER = env_str("CELERY_BROKER_FOLDER", str(BASE_DIR / "var" / "broker"))
+CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = (
+    {
+        "data_folder_in": _BROKER_FOLDER,
+        "data_folder_out": _BROKER_FOLDER,
+        "processed_folder": _BROKER_FOLDER + "-processed",
+        "store_processed": False,
+    }
+    if CELERY_BROKER_URL.startswith("filesystem")
+    else {"visibility_timeout": 3600}
+)
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_RESULT_BACKEND = None
+# Tasks are idempotent (they take ids and re-read their rows), so a redelivery after a
+# worker crash is safe and wanted.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+CELERY_BEAT_SCHEDULE_FILENAME = env_str(
+    "CELERY_BEAT_SCHEDULE_FILENAME", str(BASE_DIR / "var" / "celerybeat-schedule")
+)
+CELERY_BEAT_SCHEDULE = {
+    # A safety net behind the on-commit enqueue in price_override_save: whatever a lost
+    # message left unpriced is priced here.
+    "price-unpriced-events": {
+        "task": "metering.tasks.price_unpriced_events_sweep",
+        "schedule": 300.0,
+    },
+}

@@ -1,0 +1,9 @@
+from config.env import env_int
+
+# How far back an event's timestamp may lie. Billing periods close after a grace window,
+# and events later than this are refused rather than silently billed into an old month.
+METERING_LATE_EVENT_WINDOW_DAYS = env_int("METERING_LATE_EVENT_WINDOW_DAYS", 35)
+# How far ahead of the server's clock an event's timestamp may lie (clock skew).
+METERING_FUTURE_TOLERANCE_SECONDS = env_int("METERING_FUTURE_TOLERANCE_SECONDS", 300)
+METERING_MAX_BATCH = 1000
+METERING_MAX_PROPERTIES_BYTES = 8 * 1024

@@ -1,0 +1,20 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from config.health import HealthApi
+
+handler404 = "config.errors.handler404"
+handler500 = "config.errors.handler500"
+
+v1 = [
+    path("health", HealthApi.as_view(), name="health"),
+    path("schema", SpectacularAPIView.as_view(), name="schema"),
+    path("docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("", include("metering.urls")),
+]
+
+urlpatterns = [
+    path("v1/", include(v1)),
+    path("admin/", admin.site.urls),
+]

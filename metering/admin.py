@@ -1,0 +1,81 @@
+"""Operators' view of metering: customers, events (read-only), price overrides.
+API keys are managed by djangorestframework-api-key's own admin (prefix shown, key shown
+once on creation, revocable, optional expiry)."""
+
+from typing import Any
+
+from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from metering.models import Customer, ModelPriceOverride, UsageEvent
+from metering.services import price_override_save
+
+
+@admin.register(Customer)
+class CustomerAdmin(admin.ModelAdmin):
+    list_display = ("external_id", "name", "email", "currency", "created_at")
+    search_fields = ("external_id", "name", "email")
+    readonly_fields = ("created_at", "updated_at")
+
+
+class UnpricedFilter(admin.SimpleListFilter):
+    title = "priced"
+    parameter_name = "unpriced"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [("yes", "unpriced only"), ("no", "priced only")]
+
+    def queryset(
+        self, request: HttpRequest, queryset: QuerySet[UsageEvent]
+    ) -> QuerySet[UsageEvent]:
+        if self.value() == "yes":
+            return queryset.filter(cost__isnull=True)
+        if self.value() == "no":
+            return queryset.filter(cost__isnull=False)
+        return queryset
+
+
+@admin.register(UsageEvent)
+class UsageEventAdmin(admin.ModelAdmin):
+    """Events are facts: nobody adds, edits or deletes them here."""
+
+    list_display = (
+        "event_id", "customer", "timestamp", "provider", "model", "input_tokens",
+        "output_tokens", "cost_display", "cost_source", "feature", "outcome_ref",
+    )  # fmt: skip
+    list_filter = (UnpricedFilter, "cost_source", "provider", "model", "feature", "customer")
+    search_fields = ("=event_id",)
+    date_hierarchy = "timestamp"
+    list_select_related = ("customer",)
+    # A count(*) over millions of events on every page is not worth it.
+    show_full_result_count = False
+    ordering = ("-timestamp",)
+
+    @admin.display(description="cost (USD)", ordering="cost")
+    def cost_display(self, event: UsageEvent) -> str:
+        return "unpriced" if event.cost is None else f"{event.cost.normalize():f}"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(ModelPriceOverride)
+class ModelPriceOverrideAdmin(admin.ModelAdmin):
+    list_display = (
+        "provider", "model", "effective_from", "input_per_mtok", "output_per_mtok",
+        "cache_read_per_mtok", "cache_write_per_mtok", "note",
+    )  # fmt: skip
+    list_filter = ("provider",)
+    search_fields = ("provider", "model")
+
+    def save_model(
+        self, request: HttpRequest, obj: ModelPriceOverride, form: Any, change: bool
+    ) -> None:
+        price_override_save(override=obj)

@@ -1,0 +1,202 @@
+"""What an LLM call cost, in USD, as an exact Decimal.
+
+Precedence: an explicit `cost` sent with the event, then the operator's override valid at
+the event's timestamp, then the genai-prices catalog at that timestamp; otherwise the
+event is unpriced (cost NULL), never $0.
+
+Token convention (OpenAI's and genai-prices'): `input_tokens` counts every prompt token,
+cache reads and cache writes included, so uncached input = input - cache_read -
+cache_write. A missing cache price means those tokens cost the plain input price.
+"""
+
+from __future__ import annotations
+
+import decimal
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
+
+import genai_prices
+from genai_prices import data_snapshot
+from genai_prices.types import ModelInfo, ModelPrice, Provider
+
+from metering.models import CostSource, ModelPriceOverride
+
+CATALOG_VERSION = f"genai-prices=={genai_prices.__version__}"
+EXPLICIT_VERSION = "explicit"
+COST_QUANTUM = Decimal("0.000000000001")  # the events' 12 decimals
+TOKENS_PER_MTOK = Decimal(1_000_000)
+# Wide enough for the largest product of token count (< 1e12) and price (< 1e12, six
+# decimals) without rounding before quantize_cost.
+PRICING_CONTEXT = decimal.Context(prec=60, rounding=ROUND_HALF_UP)
+
+_TOKEN_PRICE_KEYS = ("input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok")
+
+
+def quantize_cost(value: Decimal) -> Decimal:
+    """Round a USD cost to the events' 12 decimals, half up. The only rounding of a cost."""
+    return value.quantize(COST_QUANTUM, rounding=ROUND_HALF_UP)
+
+
+@dataclass(frozen=True, slots=True)
+class Tokens:
+    input: int
+    output: int
+    cache_read: int
+    cache_write: int
+
+
+@dataclass(frozen=True, slots=True)
+class Rates:
+    """USD per million tokens."""
+
+    input: Decimal
+    output: Decimal
+    cache_read: Decimal
+    cache_write: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class PricedCost:
+    cost: Decimal | None
+    source: CostSource
+    version: str
+
+
+UNPRICED = PricedCost(cost=None, source=CostSource.UNPRICED, version="")
+
+
+def cost_from_rates(tokens: Tokens, rates: Rates) -> Decimal:
+    ctx = PRICING_CONTEXT
+    uncached_input = tokens.input - tokens.cache_read - tokens.cache_write
+    total = ctx.add(
+        ctx.add(
+            ctx.multiply(uncached_input, rates.input), ctx.multiply(tokens.output, rates.output)
+        ),
+        ctx.add(
+            ctx.multiply(tokens.cache_read, rates.cache_read),
+            ctx.multiply(tokens.cache_write, rates.cache_write),
+        ),
+    )
+    return quantize_cost(ctx.divide(total, TOKENS_PER_MTOK))
+
+
+def override_rates(override: ModelPriceOverride) -> Rates:
+    return Rates(
+        input=override.input_per_mtok,
+        output=override.output_per_mtok,
+        cache_read=(
+            override.input_per_mtok
+            if override.cache_read_per_mtok is None
+            else override.cache_read_per_mtok
+        ),
+        cache_write=(
+            override.input_per_mtok
+            if override.cache_write_per_mtok is None
+            else override.cache_write_per_mtok
+        ),
+    )
+
+
+# --- the genai-prices catalog -------------------------------------------------------------
+
+_catalog_models: dict[tuple[str, str], tuple[Provider, ModelInfo] | None] = {}
+_catalog_rates: dict[int, tuple[ModelPrice, Rates | None]] = {}
+
+
+def _catalog_model(provider: str, model: str) -> tuple[Provider, ModelInfo] | None:
+    key = (provider, model)
+    if key not in _catalog_models:
+        try:
+            found = data_snapshot.get_snapshot().find_provider_model(
+                model, None, provider or None, None
+            )
+        except LookupError:
+            found = None
+        _catalog_models[key] = found
+    return _catalog_models[key]
+
+
+def _simple_rates(model_price: ModelPrice) -> Rates | None:
+    """Flat per-token rates of a catalog price, or None when it has tiers or a per-request
+    fee: those go through genai-prices' own (slower, general) calculation."""
+    cached = _catalog_rates.get(id(model_price))
+    if cached is not None and cached[0] is model_price:
+        return cached[1]
+    values = model_price.__dict__
+    rates: Rates | None = None
+    flat = all(
+        values.get(key) is None or isinstance(values.get(key), Decimal) for key in _TOKEN_PRICE_KEYS
+    )
+    if flat and values.get("requests_kcount") is None and values.get("input_mtok") is not None:
+        input_rate = values["input_mtok"]
+        rates = Rates(
+            input=input_rate,
+            output=values.get("output_mtok") or Decimal(0),
+            cache_read=values.get("cache_read_mtok") or input_rate,
+            cache_write=values.get("cache_write_mtok") or input_rate,
+        )
+    _catalog_rates[id(model_price)] = (model_price, rates)
+    return rates
+
+
+def catalog_cost(provider: str, model: str, timestamp: datetime, tokens: Tokens) -> Decimal | None:
+    found = _catalog_model(provider, model)
+    if found is None:
+        return None
+    catalog_provider, model_info = found
+    model_price = model_info.get_prices(timestamp)
+    rates = _simple_rates(model_price)
+    if rates is not None:
+        return cost_from_rates(tokens, rates)
+    usage = genai_prices.Usage(
+        input_tokens=tokens.input,
+        output_tokens=tokens.output,
+        cache_read_tokens=tokens.cache_read,
+        cache_write_tokens=tokens.cache_write,
+    )
+    calculation = model_info.calc_price(usage, catalog_provider, genai_request_timestamp=timestamp)
+    return quantize_cost(calculation.total_price)
+
+
+class PriceBook:
+    """Prices a batch of calls: the overrides of the batch's models are read once."""
+
+    def __init__(self, overrides: list[ModelPriceOverride]) -> None:
+        # Newest first per model, so the first with effective_from <= timestamp wins.
+        self._overrides: dict[tuple[str, str], list[tuple[datetime, int, Rates]]] = {}
+        for override in sorted(overrides, key=lambda o: o.effective_from, reverse=True):
+            self._overrides.setdefault((override.provider, override.model), []).append(
+                (override.effective_from, override.pk, override_rates(override))
+            )
+
+    @classmethod
+    def for_models(cls, models: set[tuple[str, str]]) -> PriceBook:
+        if not models:
+            return cls([])
+        query = ModelPriceOverride.objects.none()
+        for provider, model in models:
+            query = query | ModelPriceOverride.objects.filter(provider=provider, model=model)
+        return cls(list(query))
+
+    def price(
+        self,
+        *,
+        provider: str,
+        model: str,
+        timestamp: datetime,
+        tokens: Tokens,
+        explicit_cost: Decimal | None = None,
+    ) -> PricedCost:
+        if explicit_cost is not None:
+            return PricedCost(quantize_cost(explicit_cost), CostSource.EXPLICIT, EXPLICIT_VERSION)
+        for effective_from, override_id, rates in self._overrides.get((provider, model), ()):
+            if effective_from <= timestamp:
+                return PricedCost(
+                    cost_from_rates(tokens, rates), CostSource.OVERRIDE, f"override:{override_id}"
+                )
+        if model:
+            cost = catalog_cost(provider, model, timestamp, tokens)
+            if cost is not None:
+                return PricedCost(cost, CostSource.CATALOG, CATALOG_VERSION)
+        return UNPRICED

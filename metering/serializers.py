@@ -1,0 +1,138 @@
+"""DRF serializers: the customer endpoints' validation, and the OpenAPI description of
+the events endpoint (whose hot path validates with msgspec, see schemas.py)."""
+
+import re
+from typing import Any
+
+import msgspec
+from rest_framework import serializers
+
+from metering.schemas import MAX_TOKENS
+
+_CURRENCY_RE = re.compile(r"^[A-Za-z]{3}$")
+MAX_METADATA_BYTES = 8 * 1024
+
+
+class ErrorItemSerializer(serializers.Serializer):
+    index = serializers.IntegerField(required=False, help_text="Position in the batch.")
+    field = serializers.CharField(required=False, help_text="The field at fault.")
+    code = serializers.CharField(help_text="Machine-readable reason, e.g. `unknown_customer`.")
+    message = serializers.CharField()
+
+
+class ErrorSerializer(serializers.Serializer):
+    errors = ErrorItemSerializer(many=True)
+
+
+class CustomerInputSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    email = serializers.EmailField(required=False, allow_blank=True)
+    currency = serializers.CharField(
+        required=False, help_text="ISO 4217 billing currency, e.g. `USD`, `EUR`, `JPY`."
+    )
+    metadata = serializers.DictField(required=False, help_text="Free-form, up to 8 KiB of JSON.")
+
+    def validate_currency(self, value: str) -> str:
+        if not _CURRENCY_RE.match(value):
+            raise serializers.ValidationError("Must be a three-letter ISO 4217 code.")
+        return value.upper()
+
+    def validate_metadata(self, value: dict[str, Any]) -> dict[str, Any]:
+        if len(msgspec.json.encode(value)) > MAX_METADATA_BYTES:
+            raise serializers.ValidationError(f"Larger than {MAX_METADATA_BYTES} bytes.")
+        return value
+
+
+class CustomerOutputSerializer(serializers.Serializer):
+    external_id = serializers.CharField()
+    name = serializers.CharField()
+    email = serializers.CharField()
+    currency = serializers.CharField()
+    metadata = serializers.DictField()
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+
+def _tokens(help_text: str) -> serializers.IntegerField:
+    return serializers.IntegerField(
+        required=False, min_value=0, max_value=MAX_TOKENS, default=0, help_text=help_text
+    )
+
+
+class EventInputSerializer(serializers.Serializer):
+    id = serializers.CharField(
+        max_length=200,
+        help_text="Your id for this call: the idempotency key. Same id and payload again is a "
+        "duplicate (nothing changes); same id with another payload is a conflict.",
+    )
+    customer = serializers.CharField(max_length=200, help_text="The customer's external id.")
+    timestamp = serializers.DateTimeField(
+        required=False,
+        help_text="ISO 8601 with offset; default now; at most 5 minutes ahead and at most the "
+        "late-event window (35 days by default) back.",
+    )
+    provider = serializers.CharField(max_length=100, required=False, help_text="e.g. `openai`.")
+    model = serializers.CharField(max_length=200, required=False, help_text="e.g. `gpt-4o`.")
+    input_tokens = _tokens("All prompt tokens, cache reads and writes included.")
+    output_tokens = _tokens("Completion tokens.")
+    cache_read_tokens = _tokens("Prompt tokens read from the provider's cache (part of input).")
+    cache_write_tokens = _tokens("Prompt tokens written to the provider's cache (part of input).")
+    cost = serializers.CharField(
+        required=False,
+        help_text="Explicit cost in USD as a decimal string (up to 12 decimals); wins over "
+        "catalog and override prices.",
+    )
+    outcome = serializers.CharField(max_length=200, required=False, help_text="Outcome id.")
+    user = serializers.CharField(max_length=200, required=False, help_text="End user id.")
+    feature = serializers.CharField(max_length=100, required=False)
+    tier = serializers.CharField(max_length=50, required=False, help_text="e.g. `premium`.")
+    prompt_hash = serializers.CharField(max_length=128, required=False)
+    cache_hit = serializers.BooleanField(required=False, allow_null=True)
+    properties = serializers.DictField(required=False, help_text="Free-form, up to 8 KiB.")
+
+
+class EventBatchInputSerializer(serializers.Serializer):
+    events = EventInputSerializer(many=True, help_text="1 to 1,000 events.")
+
+
+class IngestResultSerializer(serializers.Serializer):
+    accepted = serializers.IntegerField(help_text="Events stored by this request.")
+    duplicates = serializers.IntegerField(help_text="Events already stored with this payload.")
+    conflicts = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="Ids already stored with another payload; the original is kept.",
+    )
+
+
+class UsageTotalsSerializer(serializers.Serializer):
+    calls = serializers.IntegerField()
+    input_tokens = serializers.IntegerField()
+    output_tokens = serializers.IntegerField()
+    cache_read_tokens = serializers.IntegerField()
+    cache_write_tokens = serializers.IntegerField()
+    cost = serializers.DecimalField(
+        max_digits=30,
+        decimal_places=12,
+        allow_null=True,
+        help_text="USD, the sum over priced calls; null when every call is unpriced.",
+    )
+    unpriced_calls = serializers.IntegerField(help_text="Calls with no known price yet.")
+
+
+class ModelUsageSerializer(UsageTotalsSerializer):
+    provider = serializers.CharField()
+    model = serializers.CharField()
+
+
+class FeatureUsageSerializer(UsageTotalsSerializer):
+    feature = serializers.CharField(allow_null=True, help_text="null: calls without a feature.")
+
+
+class UsageOutputSerializer(serializers.Serializer):
+    customer = serializers.CharField()
+    start = serializers.DateTimeField(help_text="Inclusive.")
+    end = serializers.DateTimeField(help_text="Exclusive.")
+    currency = serializers.CharField(help_text="Costs are in USD.")
+    totals = UsageTotalsSerializer()
+    by_model = ModelUsageSerializer(many=True)
+    by_feature = FeatureUsageSerializer(many=True)
