@@ -62,7 +62,7 @@ class ValidEvent:
 
 
 _DECIMAL_RE = re.compile(r"^-?(\d{1,12})(?:\.(\d{1,12}))?$")
-_MSGSPEC_PATH_RE = re.compile(r" - at `\$(?:\[(\d+)\])?\.?([^`]*)`$")
+_MSGSPEC_PATH_RE = re.compile(r" - at `\$\.?([^`]*)`$")
 
 
 def fingerprint_of(raw_item: Any) -> bytes:
@@ -84,14 +84,14 @@ def parse_decimal_string(value: str, field: str) -> tuple[Decimal | None, ErrorD
     return amount, None
 
 
-def _msgspec_error(error: msgspec.ValidationError) -> tuple[int | None, ErrorDetail]:
+def _msgspec_error(error: msgspec.ValidationError, index: int) -> ErrorDetail:
+    """msgspec says "Expected `int` >= 0 - at `$.input_tokens`": split it into the API's
+    code, field and message."""
     text = str(error)
-    index: int | None = None
     field: str | None = None
     path = _MSGSPEC_PATH_RE.search(text)
     if path:
-        index = int(path.group(1)) if path.group(1) else None
-        field = path.group(2) or None
+        field = path.group(1) or None
         text = text[: path.start()]
     if text.startswith("Object missing required field"):
         code, field = "required", text.split("`")[1]
@@ -103,7 +103,7 @@ def _msgspec_error(error: msgspec.ValidationError) -> tuple[int | None, ErrorDet
         code = "out_of_range"
     else:
         code = "invalid"
-    return index, ErrorDetail(code=code, message=text, field=field)
+    return ErrorDetail(code=code, message=text, field=field, index=index)
 
 
 def _batch_items(raw: Any) -> list[Any]:
@@ -161,24 +161,21 @@ def decode_json_body(body: bytes) -> Any:
         ) from exc
 
 
-def _convert_items(raw_items: list[Any]) -> list[EventIn]:
+def _convert_items(raw_items: list[Any]) -> tuple[list[EventIn | None], list[ErrorDetail]]:
     try:
-        return msgspec.convert(raw_items, list[EventIn])
+        return msgspec.convert(raw_items, list[EventIn]), []
     except msgspec.ValidationError:
         pass
     # Slow path, only for a bad batch: find every bad item, not just the first.
+    items: list[EventIn | None] = []
     errors: list[ErrorDetail] = []
     for index, raw_item in enumerate(raw_items):
         try:
-            msgspec.convert(raw_item, EventIn)
+            items.append(msgspec.convert(raw_item, EventIn))
         except msgspec.ValidationError as exc:
-            _, detail = _msgspec_error(exc)
-            errors.append(
-                ErrorDetail(
-                    code=detail.code, message=detail.message, field=detail.field, index=index
-                )
-            )
-    raise ApiError(errors)
+            items.append(None)
+            errors.append(_msgspec_error(exc, index))
+    return items, errors
 
 
 def _check_item(
@@ -258,12 +255,13 @@ def _check_item(
 def parse_event_batch(body: bytes, *, now: datetime) -> list[ValidEvent]:
     """Decode and check a POST /v1/events body, or raise ApiError naming every bad field."""
     raw_items = _batch_items(decode_json_body(body))
-    items = _convert_items(raw_items)
+    items, errors = _convert_items(raw_items)
     oldest = now - timedelta(days=settings.METERING_LATE_EVENT_WINDOW_DAYS)
     newest = now + timedelta(seconds=settings.METERING_FUTURE_TOLERANCE_SECONDS)
     valid: list[ValidEvent] = []
-    errors: list[ErrorDetail] = []
     for index, (item, raw_item) in enumerate(zip(items, raw_items, strict=True)):
+        if item is None:
+            continue
         event, item_errors = _check_item(item, raw_item, now=now, oldest=oldest, newest=newest)
         if event is not None:
             valid.append(event)
@@ -272,5 +270,5 @@ def parse_event_batch(body: bytes, *, now: datetime) -> list[ValidEvent]:
             for e in item_errors
         )
     if errors:
-        raise ApiError(errors)
+        raise ApiError(sorted(errors, key=lambda error: error.index or 0))
     return valid

@@ -181,6 +181,9 @@ def events_ingest(*, events: list[ValidEvent], now: datetime | None = None) -> I
     result = IngestResult()
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(_STAGING_DDL)
+        # Normally empty (ON COMMIT DELETE ROWS), but a caller's outer transaction may not
+        # have committed since the last batch on this connection.
+        cursor.execute("DELETE FROM metering_event_staging")
         with cursor.cursor.copy(_COPY_SQL) as copy:
             copy.set_types(_STAGING_TYPES)
             for row in rows:

