@@ -98,17 +98,32 @@ def run() -> int:
     venv_bin = Path(sys.executable).parent
     commands = {
         "api": [
-            str(venv_bin / "gunicorn"), "config.wsgi",
-            "-c", str(BASE_DIR / "config" / "gunicorn.py"), "--bind", f"127.0.0.1:{port}",
+            str(venv_bin / "gunicorn"),
+            "config.wsgi",
+            "-c",
+            str(BASE_DIR / "config" / "gunicorn.py"),
+            "--bind",
+            f"127.0.0.1:{port}",
         ],
         "worker": [
-            str(venv_bin / "celery"), "-A", "config", "worker", "--loglevel", "INFO",
-            "--concurrency", "2",
+            str(venv_bin / "celery"),
+            "-A",
+            "config",
+            "worker",
+            "--loglevel",
+            "INFO",
+            "--concurrency",
+            "2",
         ],
         "beat": [
-            str(venv_bin / "celery"), "-A", "config", "beat", "--loglevel", "INFO",
+            str(venv_bin / "celery"),
+            "-A",
+            "config",
+            "beat",
+            "--loglevel",
+            "INFO",
         ],
-    }  # fmt: skip
+    }
     children = {name: subprocess.Popen(cmd, cwd=BASE_DIR) for name, cmd in commands.items()}
     print(f"payback is up: http://127.0.0.1:{port}/v1/health (Ctrl-C stops it)", flush=True)
 

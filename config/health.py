@@ -52,8 +52,12 @@ class HealthApi(APIView):
     authentication_classes: list[Any] = []
     permission_classes = [AllowAny]
 
-    @extend_schema(operation_id="health", summary="Liveness and readiness",
-                   responses={200: _Health, 503: _Health}, auth=[])  # fmt: skip
+    @extend_schema(
+        operation_id="health",
+        summary="Liveness and readiness",
+        responses={200: _Health, 503: _Health},
+        auth=[],
+    )
     def get(self, request: Request) -> Response:
         checks = {"database": database_status(), "broker": broker_status()}
         healthy = all(check["ok"] for check in checks.values())

@@ -41,9 +41,18 @@ class UsageEventAdmin(admin.ModelAdmin):
     """Events are facts: nobody adds, edits or deletes them here."""
 
     list_display = (
-        "event_id", "customer", "timestamp", "provider", "model", "input_tokens",
-        "output_tokens", "cost_display", "cost_source", "feature", "outcome_ref",
-    )  # fmt: skip
+        "event_id",
+        "customer",
+        "timestamp",
+        "provider",
+        "model",
+        "input_tokens",
+        "output_tokens",
+        "cost_display",
+        "cost_source",
+        "feature",
+        "outcome_ref",
+    )
     list_filter = (UnpricedFilter, "cost_source", "provider", "model", "feature", "customer")
     search_fields = ("=event_id",)
     date_hierarchy = "timestamp"
@@ -69,9 +78,15 @@ class UsageEventAdmin(admin.ModelAdmin):
 @admin.register(ModelPriceOverride)
 class ModelPriceOverrideAdmin(admin.ModelAdmin):
     list_display = (
-        "provider", "model", "effective_from", "input_per_mtok", "output_per_mtok",
-        "cache_read_per_mtok", "cache_write_per_mtok", "note",
-    )  # fmt: skip
+        "provider",
+        "model",
+        "effective_from",
+        "input_per_mtok",
+        "output_per_mtok",
+        "cache_read_per_mtok",
+        "cache_write_per_mtok",
+        "note",
+    )
     list_filter = ("provider",)
     search_fields = ("provider", "model")
 

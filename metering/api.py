@@ -4,7 +4,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    PolymorphicProxySerializer,
+    extend_schema,
+)
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -34,10 +39,14 @@ def require_json(request: Request) -> None:
     content_type = request.content_type.split(";")[0].strip().lower()
     if content_type != "application/json":
         raise ApiError(
-            [ErrorDetail(code="unsupported_media_type",
-                         message="Send the body as `Content-Type: application/json`.")],
+            [
+                ErrorDetail(
+                    code="unsupported_media_type",
+                    message="Send the body as `Content-Type: application/json`.",
+                )
+            ],
             status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
-        )  # fmt: skip
+        )
 
 
 class EventIngestApi(APIView):
@@ -48,7 +57,13 @@ class EventIngestApi(APIView):
     @extend_schema(
         operation_id="events_ingest",
         summary="Record usage events (one per LLM call)",
-        request={"application/json": EventInputSerializer | EventBatchInputSerializer},
+        request={
+            "application/json": PolymorphicProxySerializer(
+                component_name="EventsIngestRequest",
+                serializers=[EventInputSerializer, EventBatchInputSerializer],
+                resource_type_field_name=None,
+            )
+        },
         responses={
             200: IngestResultSerializer,
             **_ERRORS,
@@ -88,8 +103,13 @@ class CustomerDetailApi(APIView):
     def put(self, request: Request, external_id: str) -> Response:
         require_json(request)
         if len(external_id) > 200:
-            raise ApiError([ErrorDetail(field="external_id", code="out_of_range",
-                                        message="At most 200 characters.")])  # fmt: skip
+            raise ApiError(
+                [
+                    ErrorDetail(
+                        field="external_id", code="out_of_range", message="At most 200 characters."
+                    )
+                ]
+            )
         serializer = CustomerInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         customer, created = services.customer_upsert(
@@ -106,9 +126,15 @@ class UsageQuerySerializer(serializers.Serializer):
     to = serializers.DateTimeField(required=False, help_text="Exclusive; default: next month.")
 
     def to_internal_value(self, data: Any) -> dict[str, Any]:
-        # `from` is a Python keyword: read it into `from_`.
+        # `from` is a Python keyword: read it into `from_`, and name it `from` in errors.
         data = {"from_": data.get("from"), "to": data.get("to")}
-        return super().to_internal_value({k: v for k, v in data.items() if v is not None})
+        try:
+            return super().to_internal_value({k: v for k, v in data.items() if v is not None})
+        except serializers.ValidationError as exc:
+            detail = exc.detail if isinstance(exc.detail, dict) else {}
+            raise serializers.ValidationError(
+                {("from" if key == "from_" else key): value for key, value in detail.items()}
+            ) from exc
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         now = timezone.now()

@@ -6,8 +6,10 @@ that says why (unknown, revoked, expired).
 """
 
 from dataclasses import dataclass
+from typing import Any
 
 from django.http import HttpRequest
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 from rest_framework_api_key.models import APIKey
@@ -31,12 +33,12 @@ class ApiKeyAuthentication(BaseAuthentication):
         key = self.key_parser.get(request)
         if not key:
             return None  # IsAuthenticated then answers 401 "not_authenticated"
-        try:
-            api_key = APIKey.objects.get_from_key(key)
-        except APIKey.DoesNotExist:
-            raise exceptions.AuthenticationFailed(
-                "Unknown API key.", code="invalid_api_key"
-            ) from None
+        # Looked up by prefix among all keys, revoked and expired included, so that the
+        # answer can say why a real key is refused.
+        prefix, _, _ = key.partition(".")
+        api_key = APIKey.objects.filter(prefix=prefix).first()
+        if api_key is None or not api_key.is_valid(key):
+            raise exceptions.AuthenticationFailed("Unknown API key.", code="invalid_api_key")
         if api_key.revoked:
             raise exceptions.AuthenticationFailed(
                 "This API key was revoked.", code="revoked_api_key"
@@ -49,3 +51,18 @@ class ApiKeyAuthentication(BaseAuthentication):
 
     def authenticate_header(self, request: HttpRequest) -> str:
         return self.keyword
+
+
+class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
+    """Describes the key header in the OpenAPI schema."""
+
+    target_class = ApiKeyAuthentication
+    name = "ApiKey"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": "`Api-Key <key>`, as printed by `manage.py create_api_key`.",
+        }

@@ -153,14 +153,29 @@ def _staging_rows(events: list[ValidEvent], customer_ids: dict[str, int]) -> lis
         )
         rows.append(
             (
-                ord_, item.id, event.fingerprint, customer_ids[item.customer], event.timestamp,
-                item.provider or "", item.model or "", item.input_tokens, item.output_tokens,
-                item.cache_read_tokens, item.cache_write_tokens, priced.cost, priced.source.value,
-                priced.version, item.outcome or "", item.user or "", item.feature or "",
-                item.tier or "", item.prompt_hash or "", item.cache_hit,
+                ord_,
+                item.id,
+                event.fingerprint,
+                customer_ids[item.customer],
+                event.timestamp,
+                item.provider or "",
+                item.model or "",
+                item.input_tokens,
+                item.output_tokens,
+                item.cache_read_tokens,
+                item.cache_write_tokens,
+                priced.cost,
+                priced.source.value,
+                priced.version,
+                item.outcome or "",
+                item.user or "",
+                item.feature or "",
+                item.tier or "",
+                item.prompt_hash or "",
+                item.cache_hit,
                 _RawJsonb(event.properties_json),
             )
-        )  # fmt: skip
+        )
     return rows
 
 
@@ -238,10 +253,14 @@ def events_price_unpriced(*, provider: str, model: str, batch_size: int = 5000) 
                 )
                 .order_by("pk")
                 .only(
-                    "pk", "timestamp", "input_tokens", "output_tokens",
-                    "cache_read_tokens", "cache_write_tokens",
+                    "pk",
+                    "timestamp",
+                    "input_tokens",
+                    "output_tokens",
+                    "cache_read_tokens",
+                    "cache_write_tokens",
                 )[:batch_size]
-            )  # fmt: skip
+            )
             updates: list[UsageEvent] = []
             for event in batch:
                 priced = price_book.price(

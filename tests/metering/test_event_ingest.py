@@ -43,8 +43,11 @@ def test_single_event_is_stored_with_its_fields(client_with_key):
     assert (event.input_tokens, event.output_tokens) == (1000, 200)
     assert (event.cache_read_tokens, event.cache_write_tokens) == (100, 50)
     assert (event.outcome_ref, event.end_user, event.feature, event.tier) == (
-        "ticket-9", "u-1", "reply", "premium",
-    )  # fmt: skip
+        "ticket-9",
+        "u-1",
+        "reply",
+        "premium",
+    )
     assert event.prompt_hash == "abc" and event.cache_hit is True
     assert event.properties == {"channel": "email"}
     assert event.cost_source == CostSource.CATALOG

@@ -21,11 +21,12 @@ def assert_refused(response, status, *, field=None, code=None, index=None):
     errors = response.json()["errors"]
     assert errors, "an error body must name at least one error"
     matching = [
-        e for e in errors
+        e
+        for e in errors
         if (field is None or e.get("field") == field)
         and (code is None or e["code"] == code)
         and (index is None or e.get("index") == index)
-    ]  # fmt: skip
+    ]
     assert matching, errors
     assert all(e["message"] for e in errors)
     assert UsageEvent.objects.count() == 0
@@ -108,14 +109,16 @@ def test_cache_tokens_cannot_exceed_input_tokens(client_with_key, customer):
     ],
 )
 def test_bad_cost(client_with_key, customer, cost, code):
-    assert_refused(post(client_with_key, event_payload(customer, cost=cost)), 400,
-                   field="cost", code=code)  # fmt: skip
+    assert_refused(
+        post(client_with_key, event_payload(customer, cost=cost)), 400, field="cost", code=code
+    )
 
 
 def test_timestamp_without_offset(client_with_key, customer):
     body = event_payload(customer, timestamp="2026-11-27T10:00:00")
-    assert_refused(post(client_with_key, body), 400, field="timestamp",
-                   code="timestamp_without_offset")  # fmt: skip
+    assert_refused(
+        post(client_with_key, body), 400, field="timestamp", code="timestamp_without_offset"
+    )
 
 
 def test_timestamp_that_is_not_a_date(client_with_key, customer):
@@ -191,8 +194,10 @@ def test_a_batch_with_bad_items_is_refused_whole_with_one_error_per_bad_index(
 
 
 def test_every_bad_index_of_one_kind_is_reported(client_with_key, customer):
-    events = [event_payload(customer, output_tokens=-1) if i % 2 else event_payload(customer)
-              for i in range(6)]  # fmt: skip
+    events = [
+        event_payload(customer, output_tokens=-1) if i % 2 else event_payload(customer)
+        for i in range(6)
+    ]
     response = post(client_with_key, {"events": events})
     assert_refused(response, 400)
     assert [e["index"] for e in response.json()["errors"]] == [1, 3, 5]

@@ -17,5 +17,7 @@ class Command(BaseCommand):
         expiry = timezone.now() + timedelta(days=expires_in_days) if expires_in_days else None
         api_key, key = APIKey.objects.create_key(name=name, expiry_date=expiry)
         self.stdout.write(key)
-        self.stderr.write(f"API key '{api_key.name}' (prefix {api_key.prefix}) created; "
-                          "store it now, it is not shown again.")  # fmt: skip
+        self.stderr.write(
+            f"API key '{api_key.name}' (prefix {api_key.prefix}) created; "
+            "store it now, it is not shown again."
+        )

@@ -1,0 +1,143 @@
+"""Health, the OpenAPI schema and the docs page, the admin."""
+
+import json
+
+import pytest
+from django.contrib.auth.models import User
+from rest_framework.test import APIClient
+
+from config.celery import app as celery_app
+from tests.metering.factories import customer_create, event_payload
+
+pytestmark = pytest.mark.django_db
+
+
+def test_health_is_ok_when_database_and_broker_answer():
+    response = APIClient().get("/v1/health")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "database": {"ok": True}, "broker": {"ok": True}}
+
+
+def test_health_is_503_when_the_broker_is_down():
+    """A real connection attempt to a port where no broker listens."""
+    saved = celery_app.conf.broker_url, celery_app.conf.broker_write_url
+    celery_app.conf.broker_url = celery_app.conf.broker_write_url = "redis://127.0.0.1:1/0"
+    try:
+        response = APIClient().get("/v1/health")
+    finally:
+        celery_app.conf.broker_url, celery_app.conf.broker_write_url = saved
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "unavailable"
+    assert body["database"]["ok"] is True and body["broker"]["ok"] is False
+
+
+def schema(client_with_key) -> dict:
+    response = client_with_key.get("/v1/schema", HTTP_ACCEPT="application/json")
+    assert response.status_code == 200
+    return json.loads(response.content)
+
+
+def test_schema_lists_every_event_field(client_with_key):
+    components = schema(client_with_key)["components"]["schemas"]
+    fields = set(components["EventInputRequest"]["properties"])
+    assert fields == {
+        "id",
+        "customer",
+        "timestamp",
+        "provider",
+        "model",
+        "input_tokens",
+        "output_tokens",
+        "cache_read_tokens",
+        "cache_write_tokens",
+        "cost",
+        "outcome",
+        "user",
+        "feature",
+        "tier",
+        "prompt_hash",
+        "cache_hit",
+        "properties",
+    }
+    assert set(components["EventInputRequest"]["required"]) == {"id", "customer"}
+    assert set(components["IngestResult"]["properties"]) == {"accepted", "duplicates", "conflicts"}
+    assert set(components["ErrorItem"]["properties"]) == {"index", "field", "code", "message"}
+
+
+def test_schema_field_list_matches_the_ingest_struct(client_with_key):
+    """The documented fields and the fields the hot path accepts are the same set."""
+    from metering.schemas import EventIn
+
+    components = schema(client_with_key)["components"]["schemas"]
+    assert set(components["EventInputRequest"]["properties"]) == set(EventIn.__struct_fields__)
+
+
+def test_schema_lists_every_endpoint(client_with_key):
+    paths = schema(client_with_key)["paths"]
+    assert {
+        "/v1/events",
+        "/v1/customers/{external_id}",
+        "/v1/customers/{external_id}/usage",
+        "/v1/health",
+    } <= set(paths)
+    assert set(paths["/v1/customers/{external_id}"]) == {"get", "put"}
+    customer = schema(client_with_key)["components"]["schemas"]["CustomerInputRequest"]
+    assert set(customer["properties"]) == {"name", "email", "currency", "metadata"}
+
+
+def test_docs_page_opens_for_a_logged_in_operator(client):
+    User.objects.create_user("ops", password="pw-ops-12345", is_staff=True)
+    client.login(username="ops", password="pw-ops-12345")
+    response = client.get("/v1/docs")
+    assert response.status_code == 200
+    assert b"swagger" in response.content.lower()
+    assert b"cdn" not in response.content.lower()  # assets served locally (sidecar)
+
+
+def test_unknown_path_is_a_json_404():
+    response = APIClient().get("/v1/nothing-here")
+    assert response.status_code == 404
+    assert response.json()["errors"][0]["code"] == "not_found"
+
+
+@pytest.fixture
+def staff_client(client):
+    User.objects.create_superuser("admin", "admin@example.test", "pw-admin-12345")
+    client.login(username="admin", password="pw-admin-12345")
+    return client
+
+
+def test_admin_lists_events_with_filters_and_marks_unpriced(staff_client, client_with_key):
+    customer = customer_create(external_id="acme")
+    events = [
+        event_payload(customer, id="priced-1"),
+        event_payload(customer, id="unpriced-1", provider="x", model="unknown-model"),
+    ]
+    client_with_key.post("/v1/events", {"events": events}, format="json")
+
+    listing = staff_client.get("/admin/metering/usageevent/")
+    unpriced = staff_client.get("/admin/metering/usageevent/?unpriced=yes")
+    found = staff_client.get("/admin/metering/usageevent/?q=priced-1")
+
+    assert listing.status_code == 200
+    assert b">priced-1</a>" in listing.content and b">unpriced-1</a>" in listing.content
+    assert b">unpriced-1</a>" in unpriced.content and b">priced-1</a>" not in unpriced.content
+    assert b">priced-1</a>" in found.content and b">unpriced-1</a>" not in found.content
+
+
+def test_admin_events_are_read_only(staff_client):
+    assert staff_client.get("/admin/metering/usageevent/add/").status_code == 403
+
+
+@pytest.mark.parametrize(
+    "page",
+    [
+        "/admin/metering/customer/",
+        "/admin/metering/modelpriceoverride/",
+        "/admin/metering/modelpriceoverride/add/",
+        "/admin/rest_framework_api_key/apikey/",
+    ],
+)
+def test_admin_pages_open(staff_client, page):
+    assert staff_client.get(page).status_code == 200
