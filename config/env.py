@@ -4,6 +4,8 @@ import os
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+# Local state of the embedded defaults (database files, broker queue, beat schedule).
+VAR_DIR = Path(os.environ.get("PAYBACK_VAR_DIR") or BASE_DIR / "var").resolve()
 
 
 def env_str(name: str, default: str) -> str:

@@ -1,6 +1,6 @@
 """Base settings: shared by the laptop, the tests and production (see production.py)."""
 
-from config.env import BASE_DIR, env_bool, env_list, env_str
+from config.env import env_bool, env_list, env_str
 from config.settings.api import *  # noqa: F403
 from config.settings.celery import *  # noqa: F403
 from config.settings.database import *  # noqa: F403
@@ -68,9 +68,9 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "var" / "static"
-# Serve admin and API-docs assets from the installed packages too, so that no
-# collectstatic step is needed on a laptop.
+# Only production collects static files (see production.py); elsewhere WhiteNoise serves
+# the admin's and the API docs' assets straight from the installed packages.
+STATIC_ROOT = env_str("STATIC_ROOT", "") or None
 WHITENOISE_USE_FINDERS = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

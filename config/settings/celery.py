@@ -1,9 +1,9 @@
-from config.env import BASE_DIR, env_bool, env_str
+from config.env import VAR_DIR, env_bool, env_str
 
 # Redis or RabbitMQ in production; `filesystem://` is kombu's server-less transport that
 # the embedded launcher uses on a laptop.
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
-_BROKER_FOLDER = env_str("CELERY_BROKER_FOLDER", str(BASE_DIR / "var" / "broker"))
+_BROKER_FOLDER = env_str("CELERY_BROKER_FOLDER", str(VAR_DIR / "broker"))
 CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = (
     {
         "data_folder_in": _BROKER_FOLDER,
@@ -24,7 +24,7 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BEAT_SCHEDULE_FILENAME = env_str(
-    "CELERY_BEAT_SCHEDULE_FILENAME", str(BASE_DIR / "var" / "celerybeat-schedule")
+    "CELERY_BEAT_SCHEDULE_FILENAME", str(VAR_DIR / "celerybeat-schedule")
 )
 CELERY_BEAT_SCHEDULE = {
     # A safety net behind the on-commit enqueue in price_override_save: whatever a lost
