@@ -3,12 +3,22 @@
 Keys are djangorestframework-api-key's: stored as a SHA-512 hash beside a visible
 prefix, revocable, with an optional expiry. A refused key answers 401 with a JSON error
 that says why (unknown, revoked, expired).
+
+A key verified against the database is remembered by this process for
+API_KEY_CACHE_SECONDS (default 10): ingest is called per LLM call, and the lookup would
+otherwise be a database round trip on every request. So a revocation takes effect within
+that many seconds; an expiry takes effect at once.
 """
 
+import hashlib
+import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.http import HttpRequest
+from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
@@ -22,17 +32,45 @@ class ApiClient:
 
     name: str
     key_prefix: str
+    expiry_date: datetime | None
     is_authenticated: bool = True
+
+
+_MAX_CACHED_KEYS = 1000
+# SHA-512 of the key -> (monotonic time of verification, the client behind it)
+_recently_verified: dict[str, tuple[float, ApiClient]] = {}
+
+
+def _cached_client(key_digest: str) -> ApiClient | None:
+    entry = _recently_verified.get(key_digest)
+    if entry is None:
+        return None
+    verified_at, client = entry
+    expired = client.expiry_date is not None and client.expiry_date <= timezone.now()
+    if expired or time.monotonic() - verified_at > settings.API_KEY_CACHE_SECONDS:
+        _recently_verified.pop(key_digest, None)
+        return None
+    return client
 
 
 class ApiKeyAuthentication(BaseAuthentication):
     keyword = "Api-Key"
     key_parser = KeyParser()
 
-    def authenticate(self, request: HttpRequest) -> tuple[ApiClient, APIKey] | None:
+    def authenticate(self, request: HttpRequest) -> tuple[ApiClient, str] | None:
         key = self.key_parser.get(request)
         if not key:
             return None  # IsAuthenticated then answers 401 "not_authenticated"
+        key_digest = hashlib.sha512(key.encode()).hexdigest()
+        client = _cached_client(key_digest)
+        if client is None:
+            client = self._verify(key)
+            if len(_recently_verified) >= _MAX_CACHED_KEYS:
+                _recently_verified.clear()
+            _recently_verified[key_digest] = (time.monotonic(), client)
+        return client, client.key_prefix
+
+    def _verify(self, key: str) -> ApiClient:
         # Looked up by prefix among all keys, revoked and expired included, so that the
         # answer can say why a real key is refused.
         prefix, _, _ = key.partition(".")
@@ -47,7 +85,9 @@ class ApiKeyAuthentication(BaseAuthentication):
             raise exceptions.AuthenticationFailed(
                 "This API key has expired.", code="expired_api_key"
             )
-        return ApiClient(name=api_key.name, key_prefix=api_key.prefix), api_key
+        return ApiClient(
+            name=api_key.name, key_prefix=api_key.prefix, expiry_date=api_key.expiry_date
+        )
 
     def authenticate_header(self, request: HttpRequest) -> str:
         return self.keyword

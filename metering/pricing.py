@@ -15,12 +15,14 @@ import decimal
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
 
 import genai_prices
+from django.db import connection
 from genai_prices import data_snapshot
 from genai_prices.types import ModelInfo, ModelPrice, Provider
 
-from metering.models import CostSource, ModelPriceOverride
+from metering.models import CostSource
 
 CATALOG_VERSION = f"genai-prices=={genai_prices.__version__}"
 EXPLICIT_VERSION = "explicit"
@@ -81,30 +83,52 @@ def cost_from_rates(tokens: Tokens, rates: Rates) -> Decimal:
     return quantize_cost(ctx.divide(total, TOKENS_PER_MTOK))
 
 
-def override_rates(override: ModelPriceOverride) -> Rates:
+# --- operator overrides ---------------------------------------------------------------------
+
+# The overrides of a set of models, as rows for PriceBook.from_rows. A superset of the
+# (provider, model) pairs is fine: PriceBook.price matches both exactly.
+OVERRIDES_SQL = """
+SELECT id, provider, model, effective_from, input_per_mtok, output_per_mtok,
+       cache_read_per_mtok, cache_write_per_mtok
+FROM metering_modelpriceoverride WHERE provider = ANY(%s) AND model = ANY(%s)
+"""
+
+
+def overrides_sql_params(models: set[tuple[str, str]]) -> list[list[str]]:
+    return [sorted({provider for provider, _ in models}), sorted({model for _, model in models})]
+
+
+def _override_rates(
+    input_rate: Decimal,
+    output_rate: Decimal,
+    cache_read: Decimal | None,
+    cache_write: Decimal | None,
+) -> Rates:
     return Rates(
-        input=override.input_per_mtok,
-        output=override.output_per_mtok,
-        cache_read=(
-            override.input_per_mtok
-            if override.cache_read_per_mtok is None
-            else override.cache_read_per_mtok
-        ),
-        cache_write=(
-            override.input_per_mtok
-            if override.cache_write_per_mtok is None
-            else override.cache_write_per_mtok
-        ),
+        input=input_rate,
+        output=output_rate,
+        cache_read=input_rate if cache_read is None else cache_read,
+        cache_write=input_rate if cache_write is None else cache_write,
     )
 
 
 # --- the genai-prices catalog -------------------------------------------------------------
 
-_catalog_models: dict[tuple[str, str], tuple[Provider, ModelInfo] | None] = {}
+
+@dataclass(frozen=True, slots=True)
+class _CatalogModel:
+    provider: Provider
+    model: ModelInfo
+    # Set when the model has one flat, time-invariant price: the common case, priced
+    # without asking genai-prices per call.
+    constant_rates: Rates | None
+
+
+_catalog_models: dict[tuple[str, str], _CatalogModel | None] = {}
 _catalog_rates: dict[int, tuple[ModelPrice, Rates | None]] = {}
 
 
-def _catalog_model(provider: str, model: str) -> tuple[Provider, ModelInfo] | None:
+def _catalog_model(provider: str, model: str) -> _CatalogModel | None:
     key = (provider, model)
     if key not in _catalog_models:
         try:
@@ -112,8 +136,15 @@ def _catalog_model(provider: str, model: str) -> tuple[Provider, ModelInfo] | No
                 model, None, provider or None, None
             )
         except LookupError:
-            found = None
-        _catalog_models[key] = found
+            _catalog_models[key] = None
+        else:
+            catalog_provider, model_info = found
+            constant = (
+                _simple_rates(model_info.prices)
+                if isinstance(model_info.prices, ModelPrice) and not model_info.price_variants
+                else None
+            )
+            _catalog_models[key] = _CatalogModel(catalog_provider, model_info, constant)
     return _catalog_models[key]
 
 
@@ -144,8 +175,9 @@ def catalog_cost(provider: str, model: str, timestamp: datetime, tokens: Tokens)
     found = _catalog_model(provider, model)
     if found is None:
         return None
-    catalog_provider, model_info = found
-    model_price = model_info.get_prices(timestamp)
+    if found.constant_rates is not None:
+        return cost_from_rates(tokens, found.constant_rates)
+    model_price = found.model.get_prices(timestamp)
     rates = _simple_rates(model_price)
     if rates is not None:
         return cost_from_rates(tokens, rates)
@@ -155,29 +187,30 @@ def catalog_cost(provider: str, model: str, timestamp: datetime, tokens: Tokens)
         cache_read_tokens=tokens.cache_read,
         cache_write_tokens=tokens.cache_write,
     )
-    calculation = model_info.calc_price(usage, catalog_provider, genai_request_timestamp=timestamp)
+    calculation = found.model.calc_price(usage, found.provider, genai_request_timestamp=timestamp)
     return quantize_cost(calculation.total_price)
 
 
 class PriceBook:
     """Prices a batch of calls: the overrides of the batch's models are read once."""
 
-    def __init__(self, overrides: list[ModelPriceOverride]) -> None:
+    def __init__(self, overrides: list[tuple[Any, ...]]) -> None:
+        """`overrides`: rows shaped as OVERRIDES_SQL selects them."""
         # Newest first per model, so the first with effective_from <= timestamp wins.
         self._overrides: dict[tuple[str, str], list[tuple[datetime, int, Rates]]] = {}
-        for override in sorted(overrides, key=lambda o: o.effective_from, reverse=True):
-            self._overrides.setdefault((override.provider, override.model), []).append(
-                (override.effective_from, override.pk, override_rates(override))
+        for row in sorted(overrides, key=lambda row: row[3], reverse=True):
+            override_id, provider, model, effective_from, *prices = row
+            self._overrides.setdefault((provider, model), []).append(
+                (effective_from, override_id, _override_rates(*prices))
             )
 
     @classmethod
     def for_models(cls, models: set[tuple[str, str]]) -> PriceBook:
         if not models:
             return cls([])
-        query = ModelPriceOverride.objects.none()
-        for provider, model in models:
-            query = query | ModelPriceOverride.objects.filter(provider=provider, model=model)
-        return cls(list(query))
+        with connection.cursor() as cursor:
+            cursor.execute(OVERRIDES_SQL, overrides_sql_params(models))
+            return cls(cursor.fetchall())
 
     def price(
         self,

@@ -33,6 +33,8 @@ SPECTACULAR_SETTINGS = {
 }
 
 API_KEY_CUSTOM_HEADER = None
+# How long a process trusts a key it verified (see metering/authentication.py).
+API_KEY_CACHE_SECONDS = env_int("API_KEY_CACHE_SECONDS", 10)
 
 # Largest request body accepted by the API, in bytes; larger bodies get 413. A batch of
 # 1,000 events with 8 KiB of properties each stays under this.

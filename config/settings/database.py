@@ -13,3 +13,11 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+# Django's ORM binds parameters client-side and never prepares; the ingest hot path uses
+# server-side binding and prepares its statements once per connection (see
+# metering/services/ingest.py). Set to an empty value behind a pooler that cannot keep
+# prepared statements (PgBouncer before 1.21 in transaction mode).
+_PREPARE_THRESHOLD = env_str("DATABASE_PREPARE_THRESHOLD", "5")
+DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = (
+    int(_PREPARE_THRESHOLD) if _PREPARE_THRESHOLD else None
+)

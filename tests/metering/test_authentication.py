@@ -55,6 +55,31 @@ def test_revoked_key_is_401(api_key):
     assert_unauthorized(call(client, "post", "/v1/events"), "revoked_api_key")
 
 
+def test_a_key_revoked_after_use_is_refused_once_the_cache_window_passes(api_key, settings):
+    customer_create(external_id="acme")
+    settings.API_KEY_CACHE_SECONDS = 0
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {api_key}")
+    assert client.get("/v1/customers/acme").status_code == 200
+
+    APIKey.objects.update(revoked=True)
+
+    assert_unauthorized(client.get("/v1/customers/acme"), "revoked_api_key")
+
+
+def test_a_verified_key_is_not_looked_up_again_within_the_cache_window(
+    api_key, settings, django_assert_num_queries
+):
+    customer_create(external_id="acme")
+    settings.API_KEY_CACHE_SECONDS = 60
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {api_key}")
+    client.get("/v1/customers/acme")
+
+    with django_assert_num_queries(1):  # the customer, not the key
+        assert client.get("/v1/customers/acme").status_code == 200
+
+
 def test_expired_key_is_401(expired_api_key):
     customer_create(external_id="acme")
     client = APIClient()

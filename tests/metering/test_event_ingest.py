@@ -13,6 +13,14 @@ from tests.metering.factories import customer_create, event_payload
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True, params=["values", "copy"])
+def ingest_path(request, settings):
+    """Every test here runs both ways in: one statement with the events as parameters
+    (small batches) and binary COPY into the staging table (large batches)."""
+    settings.METERING_COPY_THRESHOLD = 1000 if request.param == "values" else 0
+    return request.param
+
+
 def post_events(client, body, **extra):
     return client.post("/v1/events", body, format="json", **extra)
 

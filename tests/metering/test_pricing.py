@@ -87,8 +87,8 @@ def test_override_applies_only_from_its_effective_date(client_with_key):
 
 def test_newest_override_valid_at_the_timestamp_wins():
     old = override_create(effective_from=datetime(2026, 1, 1, tzinfo=UTC), input_per_mtok="1")
-    new = override_create(effective_from=datetime(2026, 6, 1, tzinfo=UTC), input_per_mtok="3")
-    book = PriceBook([old, new])
+    override_create(effective_from=datetime(2026, 6, 1, tzinfo=UTC), input_per_mtok="3")
+    book = PriceBook.for_models({(old.provider, old.model)})
     tokens = Tokens(input=1_000_000, output=0, cache_read=0, cache_write=0)
 
     def price_at(month: int) -> Decimal | None:
@@ -107,7 +107,7 @@ def test_cache_prices_default_to_the_input_price():
     override = override_create(
         effective_from=datetime(2026, 1, 1, tzinfo=UTC), input_per_mtok="2", output_per_mtok="4"
     )
-    priced = PriceBook([override]).price(
+    priced = PriceBook.for_models({(override.provider, override.model)}).price(
         provider=override.provider,
         model=override.model,
         timestamp=datetime(2026, 2, 1, tzinfo=UTC),

@@ -1,0 +1,417 @@
+"""Ingest benchmark: the HTTP API against raw COPY into the same table shape.
+
+Run with `make bench` (embedded PostgreSQL) or, against a server,
+`DATABASE_URL=postgres://postgres@127.0.0.1:5432/payback .venv/bin/python bench/ingest.py`.
+
+In one run, on one machine and one PostgreSQL server, in a scratch database of its own:
+  (a) baseline: psycopg binary COPY of events-shaped rows into a scratch table with the
+      events table's columns and indexes, transactions of 1,000 rows, from as many
+      parallel connections as the API has gunicorn workers;
+  (b) POST /v1/events through gunicorn (config/gunicorn.py, the production
+      configuration): batches of 1,000 and of 100 from concurrent clients, events/s and
+      the ratio to (a);
+  (c) the batches of 1,000 replayed: rate, and zero new rows;
+  (d) single-event POSTs from 4 concurrent keep-alive connections: requests/s, p50, p99;
+  (e) peak RSS of a gunicorn worker (VmHWM).
+Prints a table and writes bench/results/ingest.json. Options: --events N (batch runs),
+--singles N, --clients N.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import multiprocessing
+import os
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+RESULTS = ROOT / "bench" / "results"
+MODELS = [("openai", "gpt-4o"), ("openai", "gpt-4o-mini"), ("openai", "gpt-4.1-mini")]
+BENCH_DB = "payback_bench"
+
+
+# --- set-up ---------------------------------------------------------------------------------
+
+
+def database_urls() -> tuple[str, str]:
+    """(admin URL, bench database URL) derived from DATABASE_URL."""
+    base = os.environ.get("DATABASE_URL")
+    if not base:
+        sys.exit("DATABASE_URL is not set: run `make bench`, or set it to a PostgreSQL server.")
+    info = psycopg.conninfo.conninfo_to_dict(_libpq_url(base))
+    admin = psycopg.conninfo.make_conninfo(**{**info, "dbname": "postgres"})
+    bench = psycopg.conninfo.make_conninfo(**{**info, "dbname": BENCH_DB})
+    return admin, bench
+
+
+def _libpq_url(url: str) -> str:
+    return "postgresql://" + url.split("://", 1)[1] if url.startswith("postgres://") else url
+
+
+def django_url(conninfo: str) -> str:
+    info = psycopg.conninfo.conninfo_to_dict(conninfo)
+    host = info.get("host", "127.0.0.1")
+    if host.startswith("/"):
+        return f"postgresql://{info.get('user', 'postgres')}:@/{BENCH_DB}?host={host}"
+    port = info.get("port", "5432")
+    return f"postgresql://{info.get('user', 'postgres')}@{host}:{port}/{BENCH_DB}"
+
+
+def fresh_database(admin: str, bench_url: str) -> dict[str, str]:
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(BENCH_DB))
+        )
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(BENCH_DB)))
+    env = {
+        **os.environ,
+        "DATABASE_URL": django_url(bench_url),
+        "DJANGO_SETTINGS_MODULE": "config.django.base",
+    }
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+    )
+    return env
+
+
+def create_key_and_customers(env: dict[str, str], customers: int) -> str:
+    script = (
+        "import django; django.setup()\n"
+        "from rest_framework_api_key.models import APIKey\n"
+        "from metering.models import Customer\n"
+        f"Customer.objects.bulk_create([Customer(external_id=f'cust-{{i}}') for i in range({customers})])\n"
+        "print(APIKey.objects.create_key(name='bench')[1])\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return out.stdout.strip().splitlines()[-1]
+
+
+def make_events(count: int, customers: int, seed: int) -> list[dict[str, Any]]:
+    rng = random.Random(seed)
+    now = datetime.now(UTC)
+    run = uuid.uuid4().hex[:8]
+    events = []
+    for i in range(count):
+        provider, model = rng.choice(MODELS)
+        input_tokens = rng.randint(200, 20_000)
+        event: dict[str, Any] = {
+            "id": f"{run}-{seed}-{i}",
+            "customer": f"cust-{rng.randrange(customers)}",
+            "timestamp": (now - timedelta(seconds=rng.randint(0, 86_400))).isoformat(),
+            "provider": provider,
+            "model": model,
+            "input_tokens": input_tokens,
+            "output_tokens": rng.randint(10, 2_000),
+            "cache_read_tokens": rng.choice([0, 0, input_tokens // 2]),
+            "feature": rng.choice(["reply", "summary", "triage"]),
+            "outcome": f"ticket-{rng.randrange(count // 3 + 1)}",
+            "user": f"user-{rng.randrange(1000)}",
+        }
+        if i % 10 == 0:
+            event["cost"] = "0.0042"
+        events.append(event)
+    return events
+
+
+def batches(events: list[dict[str, Any]], size: int) -> list[bytes]:
+    return [
+        json.dumps({"events": events[i : i + size]}).encode() for i in range(0, len(events), size)
+    ]
+
+
+# --- (a) the COPY baseline -----------------------------------------------------------------
+
+BASELINE_TABLE = "bench_copy_baseline"
+BASELINE_COLUMNS = (
+    "event_id", "customer_id", "timestamp", "received_at", "provider", "model", "input_tokens",
+    "output_tokens", "cache_read_tokens", "cache_write_tokens", "cost", "cost_source",
+    "price_version", "outcome_ref", "end_user", "feature", "tier", "prompt_hash", "cache_hit",
+    "properties",
+)  # fmt: skip
+BASELINE_TYPES = (
+    "text", "int8", "timestamptz", "timestamptz", "text", "text", "int8", "int8", "int8", "int8",
+    "numeric", "text", "text", "text", "text", "text", "text", "text", "bool", "jsonb",
+)  # fmt: skip
+
+
+def baseline_rows(
+    events: list[dict[str, Any]], customer_ids: dict[str, int]
+) -> list[tuple[Any, ...]]:
+    now = datetime.now(UTC)
+    return [
+        (
+            e["id"],
+            customer_ids[e["customer"]],
+            datetime.fromisoformat(e["timestamp"]),
+            now,
+            e["provider"],
+            e["model"],
+            e["input_tokens"],
+            e["output_tokens"],
+            e["cache_read_tokens"],
+            0,
+            Decimal("0.001234"),
+            "catalog",
+            "genai-prices",
+            e["outcome"],
+            e["user"],
+            e["feature"],
+            "",
+            "",
+            None,
+            psycopg.types.json.Jsonb({}),
+        )  # fmt: skip
+        for e in events
+    ]
+
+
+def _copy_worker(args: tuple[str, list[list[tuple[Any, ...]]]]) -> int:
+    conninfo, chunks = args
+    written = 0
+    with psycopg.connect(conninfo) as conn:
+        for chunk in chunks:
+            with conn.transaction(), conn.cursor() as cur:
+                with cur.copy(
+                    sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
+                        sql.Identifier(BASELINE_TABLE),
+                        sql.SQL(", ").join(sql.Identifier(c) for c in BASELINE_COLUMNS),
+                    )
+                ) as copy:
+                    copy.set_types(BASELINE_TYPES)
+                    for row in chunk:
+                        copy.write_row(row)
+            written += len(chunk)
+    return written
+
+
+def run_baseline(conninfo: str, events: list[dict[str, Any]], connections: int) -> dict[str, Any]:
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(f"DROP TABLE IF EXISTS {BASELINE_TABLE}")
+        conn.execute(f"CREATE TABLE {BASELINE_TABLE} (LIKE metering_usageevent INCLUDING ALL)")
+        customer_ids = dict(
+            conn.execute("SELECT external_id, id FROM metering_customer").fetchall()
+        )
+    rows = baseline_rows(events, customer_ids)
+    chunks = [rows[i : i + 1000] for i in range(0, len(rows), 1000)]
+    work = [(conninfo, chunks[i::connections]) for i in range(connections)]
+    with multiprocessing.get_context("fork").Pool(connections) as pool:
+        started = time.perf_counter()
+        written = sum(pool.map(_copy_worker, work))
+        elapsed = time.perf_counter() - started
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(f"DROP TABLE {BASELINE_TABLE}")
+    return {"rows": written, "seconds": elapsed, "rows_per_s": written / elapsed}
+
+
+# --- (b)-(d) the HTTP API ------------------------------------------------------------------
+
+
+def _post_worker(args: tuple[int, str, list[bytes]]) -> tuple[int, list[float], list[int]]:
+    port, key, bodies = args
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    headers = {"Authorization": f"Api-Key {key}", "Content-Type": "application/json"}
+    latencies: list[float] = []
+    statuses: list[int] = []
+    accepted = 0
+    for body in bodies:
+        started = time.perf_counter()
+        conn.request("POST", "/v1/events", body=body, headers=headers)
+        response = conn.getresponse()
+        payload = response.read()
+        latencies.append(time.perf_counter() - started)
+        statuses.append(response.status)
+        if response.status == 200:
+            accepted += json.loads(payload)["accepted"]
+    conn.close()
+    return accepted, latencies, statuses
+
+
+def post_all(
+    port: int, key: str, bodies: list[bytes], clients: int, events_per_body: int
+) -> dict[str, Any]:
+    work = [(port, key, bodies[i::clients]) for i in range(clients)]
+    with multiprocessing.get_context("fork").Pool(clients) as pool:
+        started = time.perf_counter()
+        results = pool.map(_post_worker, work)
+        elapsed = time.perf_counter() - started
+    latencies = sorted(lat for _, lats, _ in results for lat in lats)
+    statuses = [s for _, _, sts in results for s in sts]
+    return {
+        "requests": len(bodies),
+        "events": len(bodies) * events_per_body,
+        "accepted": sum(accepted for accepted, _, _ in results),
+        "non_200": sum(1 for s in statuses if s != 200),
+        "seconds": elapsed,
+        "events_per_s": len(bodies) * events_per_body / elapsed,
+        "requests_per_s": len(bodies) / elapsed,
+        "p50_ms": 1000 * latencies[len(latencies) // 2],
+        "p99_ms": 1000 * latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
+        "mean_ms": 1000 * statistics.fmean(latencies),
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+    gunicorn = Path(sys.executable).parent / "gunicorn"
+    server = subprocess.Popen(
+        [str(gunicorn), "config.wsgi", "-c", "config/gunicorn.py", "--bind", f"127.0.0.1:{port}"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    for _ in range(200):
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/v1/health")
+            if conn.getresponse().status == 200:
+                return server
+        except OSError:
+            pass
+        time.sleep(0.1)
+    server.kill()
+    sys.exit("gunicorn did not start")
+
+
+def worker_peak_rss_mb(server: subprocess.Popen[bytes]) -> float:
+    """Largest VmHWM (peak resident set) among the gunicorn master's worker processes."""
+    children = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
+    peaks = []
+    for pid in children:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                peaks.append(int(line.split()[1]) / 1024)
+    return max(peaks)
+
+
+def count_events(conninfo: str) -> int:
+    with psycopg.connect(conninfo) as conn:
+        return conn.execute("SELECT count(*) FROM metering_usageevent").fetchone()[0]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--events", type=int, default=100_000, help="events per batch run")
+    parser.add_argument("--singles", type=int, default=8_000, help="single-event POSTs")
+    parser.add_argument("--clients", type=int, default=4, help="concurrent clients for batches")
+    parser.add_argument("--customers", type=int, default=100)
+    options = parser.parse_args()
+
+    from config.gunicorn import workers
+
+    admin, bench_conninfo = database_urls()
+    env = fresh_database(admin, bench_conninfo)
+    env["GUNICORN_WORKERS"] = str(workers)
+    key = create_key_and_customers(env, options.customers)
+    events_1000 = make_events(options.events, options.customers, seed=1)
+    events_100 = make_events(options.events // 2, options.customers, seed=2)
+    singles = [
+        json.dumps(e).encode() for e in make_events(options.singles, options.customers, seed=3)
+    ]
+    bodies_1000 = batches(events_1000, 1000)
+    bodies_100 = batches(events_100, 100)
+
+    print(f"baseline: binary COPY, {workers} connections ...", flush=True)
+    baseline = run_baseline(bench_conninfo, events_1000, workers)
+
+    port = free_port()
+    server = start_server(env, port)
+    try:
+        post_all(
+            port,
+            key,
+            batches(make_events(2000, options.customers, seed=9), 100),
+            options.clients,
+            100,
+        )
+        print("API: batches of 1,000 ...", flush=True)
+        api_1000 = post_all(port, key, bodies_1000, options.clients, 1000)
+        rows_before_replay = count_events(bench_conninfo)
+        print("API: replaying the batches of 1,000 ...", flush=True)
+        replay = post_all(port, key, bodies_1000, options.clients, 1000)
+        replay["new_rows"] = count_events(bench_conninfo) - rows_before_replay
+        print("API: batches of 100 ...", flush=True)
+        api_100 = post_all(port, key, bodies_100, options.clients, 100)
+        print("API: single events, 4 connections ...", flush=True)
+        single = post_all(port, key, singles, 4, 1)
+        rss = worker_peak_rss_mb(server)
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+    base = baseline["rows_per_s"]
+    results = {
+        "machine": {
+            "cores": os.cpu_count(),
+            "gunicorn_workers": workers,
+            "clients": options.clients,
+        },
+        "baseline_copy": baseline,
+        "api_batch_1000": {**api_1000, "ratio_to_baseline": api_1000["events_per_s"] / base},
+        "api_batch_100": {**api_100, "ratio_to_baseline": api_100["events_per_s"] / base},
+        "replay_batch_1000": {
+            **replay,
+            "ratio_to_first_insert": replay["events_per_s"] / api_1000["events_per_s"],
+        },
+        "single_event": single,
+        "worker_peak_rss_mb": rss,
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "ingest.json").write_text(json.dumps(results, indent=2))
+
+    rows = [
+        ("(a) COPY baseline, txn of 1,000", f"{base:,.0f} rows/s", "1.00x", "-", ""),
+        ("(b) API, batches of 1,000", f"{api_1000['events_per_s']:,.0f} ev/s",
+         f"{api_1000['events_per_s'] / base:.2f}x", "≥ 0.7x", f"p99 {api_1000['p99_ms']:.0f} ms"),
+        ("(b) API, batches of 100", f"{api_100['events_per_s']:,.0f} ev/s",
+         f"{api_100['events_per_s'] / base:.2f}x", "≥ 0.4x", f"p99 {api_100['p99_ms']:.0f} ms"),
+        ("(c) replay of the 1,000s", f"{replay['events_per_s']:,.0f} ev/s",
+         f"{replay['events_per_s'] / api_1000['events_per_s']:.2f}x of (b)", "≥ 1.0x",
+         f"new rows: {replay['new_rows']}"),
+        ("(d) single events, 4 conns", f"{single['requests_per_s']:,.0f} req/s", "-", "≥ 1,000/s, p99 ≤ 10 ms",
+         f"p50 {single['p50_ms']:.1f} ms, p99 {single['p99_ms']:.1f} ms"),
+        ("(e) gunicorn worker peak RSS", f"{rss:.0f} MB", "-", "≤ 150 MB", ""),
+    ]  # fmt: skip
+    print()
+    print(f"{'measure':34} {'rate':>16} {'ratio':>12} {'target':>22}  notes")
+    for name, rate, ratio, target, notes in rows:
+        print(f"{name:34} {rate:>16} {ratio:>12} {target:>22}  {notes}")
+    failures = sum(r["non_200"] for r in (api_1000, api_100, replay, single))
+    print(f"\nnon-200 answers: {failures}; accepted {api_1000['accepted']:,} of {api_1000['events']:,} "
+          f"(batches of 1,000), replay new rows {replay['new_rows']}")  # fmt: skip
+    print(f"written to {RESULTS / 'ingest.json'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,69 @@
+"""Writes of prices: operator overrides, and the repricing of unpriced events."""
+
+from django.db import transaction
+
+from metering.models import CostSource, ModelPriceOverride, UsageEvent
+from metering.pricing import PriceBook, Tokens
+
+
+def price_override_save(*, override: ModelPriceOverride) -> ModelPriceOverride:
+    """Save an operator price and, once committed, price the events it covers that are
+    still unpriced (the task takes the override's id)."""
+    from metering.tasks import price_unpriced_events
+
+    override.full_clean()
+    with transaction.atomic():
+        override.save()
+        price_unpriced_events.delay_on_commit(override.pk)
+    return override
+
+
+def events_price_unpriced(*, provider: str, model: str, batch_size: int = 5000) -> int:
+    """Give unpriced events of one model the price now known for their timestamp.
+
+    Safe to run twice at once: each batch locks its rows (skipping rows another run holds)
+    and re-checks they are still unpriced. Returns the number of events priced.
+    """
+    priced_total = 0
+    last_pk = 0
+    price_book = PriceBook.for_models({(provider, model)})
+    while True:
+        with transaction.atomic():
+            batch = list(
+                UsageEvent.objects.select_for_update(skip_locked=True)
+                .filter(
+                    provider=provider, model=model, cost_source=CostSource.UNPRICED, pk__gt=last_pk
+                )
+                .order_by("pk")
+                .only(
+                    "pk",
+                    "timestamp",
+                    "input_tokens",
+                    "output_tokens",
+                    "cache_read_tokens",
+                    "cache_write_tokens",
+                )[:batch_size]
+            )
+            updates: list[UsageEvent] = []
+            for event in batch:
+                priced = price_book.price(
+                    provider=provider,
+                    model=model,
+                    timestamp=event.timestamp,
+                    tokens=Tokens(
+                        event.input_tokens,
+                        event.output_tokens,
+                        event.cache_read_tokens,
+                        event.cache_write_tokens,
+                    ),
+                )
+                if priced.cost is not None:
+                    event.cost = priced.cost
+                    event.cost_source = priced.source
+                    event.price_version = priced.version
+                    updates.append(event)
+            UsageEvent.objects.bulk_update(updates, ["cost", "cost_source", "price_version"])
+        priced_total += len(updates)
+        if len(batch) < batch_size:
+            return priced_total
+        last_pk = batch[-1].pk
