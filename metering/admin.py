@@ -9,6 +9,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from metering.models import Customer, ModelPriceOverride, UsageEvent
+from metering.selectors import events_by_client_id
 from metering.services import price_override_save
 
 
@@ -55,11 +56,20 @@ class UsageEventAdmin(admin.ModelAdmin):
     )
     list_filter = (UnpricedFilter, "cost_source", "provider", "model", "feature", "customer")
     search_fields = ("=event_id",)
+    search_help_text = "Exact event id."
     date_hierarchy = "timestamp"
     list_select_related = ("customer",)
     # A count(*) over millions of events on every page is not worth it.
     show_full_result_count = False
     ordering = ("-timestamp",)
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[UsageEvent], search_term: str
+    ) -> tuple[QuerySet[UsageEvent], bool]:
+        if not search_term:
+            return queryset, False
+        found = events_by_client_id(event_id=search_term.strip())
+        return queryset.filter(pk__in=found.values("pk")), False
 
     @admin.display(description="cost (USD)", ordering="cost")
     def cost_display(self, event: UsageEvent) -> str:

@@ -12,7 +12,7 @@ cache_write. A missing cache price means those tokens cost the plain input price
 from __future__ import annotations
 
 import decimal
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -56,6 +56,16 @@ class Rates:
     output: Decimal
     cache_read: Decimal
     cache_write: Decimal
+    # The four rates in micro-USD per million tokens (= 1e-12 USD per token) when all are
+    # whole numbers of micro-USD, which every known price is: then a cost is an exact
+    # integer count of 1e-12 USD, computed with integers. None: the Decimal path.
+    scaled: tuple[int, int, int, int] | None = field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        scaled = [rate.scaleb(6) for rate in (self.input, self.output, self.cache_read,
+                                               self.cache_write)]  # fmt: skip
+        exact = all(value == value.to_integral_value() for value in scaled)
+        object.__setattr__(self, "scaled", tuple(int(value) for value in scaled) if exact else None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,8 +79,17 @@ UNPRICED = PricedCost(cost=None, source=CostSource.UNPRICED, version="")
 
 
 def cost_from_rates(tokens: Tokens, rates: Rates) -> Decimal:
-    ctx = PRICING_CONTEXT
     uncached_input = tokens.input - tokens.cache_read - tokens.cache_write
+    if rates.scaled is not None:
+        input_rate, output_rate, cache_read_rate, cache_write_rate = rates.scaled
+        picodollars = (
+            uncached_input * input_rate
+            + tokens.output * output_rate
+            + tokens.cache_read * cache_read_rate
+            + tokens.cache_write * cache_write_rate
+        )
+        return Decimal(picodollars).scaleb(-12)  # exact: no rounding happens here
+    ctx = PRICING_CONTEXT
     total = ctx.add(
         ctx.add(
             ctx.multiply(uncached_input, rates.input), ctx.multiply(tokens.output, rates.output)
@@ -139,9 +158,11 @@ def _catalog_model(provider: str, model: str) -> _CatalogModel | None:
             _catalog_models[key] = None
         else:
             catalog_provider, model_info = found
+            # Price variants (service tiers) apply only with a price context, which
+            # payback never passes: the standard price is the one used, as in calc_price.
             constant = (
                 _simple_rates(model_info.prices)
-                if isinstance(model_info.prices, ModelPrice) and not model_info.price_variants
+                if isinstance(model_info.prices, ModelPrice)
                 else None
             )
             _catalog_models[key] = _CatalogModel(catalog_provider, model_info, constant)

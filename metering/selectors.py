@@ -11,7 +11,18 @@ from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 from django.http import Http404
 
-from metering.models import CostSource, Customer, ModelPriceOverride, UsageEvent
+from metering.models import CostSource, Customer, EventKey, ModelPriceOverride, UsageEvent
+
+
+def events_by_client_id(*, event_id: str) -> QuerySet[UsageEvent]:
+    """The event with this client id, found through its key (customer and timestamp use
+    the events' index; the events table has no index on the client id)."""
+    key = EventKey.objects.filter(key=event_id).values("customer_id", "event_timestamp").first()
+    if key is None:
+        return UsageEvent.objects.none()
+    return UsageEvent.objects.filter(
+        customer_id=key["customer_id"], timestamp=key["event_timestamp"], event_id=event_id
+    )
 
 
 def customer_get(*, external_id: str) -> Customer:
