@@ -1,14 +1,16 @@
 """Gunicorn, the production server configuration (also used by `make run` and the bench).
 
-Sync workers, one per core plus one: the API's work is short, CPU-bound requests to a
-local PostgreSQL, so threads would only add GIL contention.
+Sync workers, one per core: the API's work is short, CPU-bound requests, and on a
+machine it shares with PostgreSQL more processes only contend for the same cores
+(measured with bench/ingest.py on 2 cores: 2 workers beat 3 and 4 on single-event
+latency; gthread workers did no better).
 """
 
 import multiprocessing
 import os
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
-workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count() + 1))
+workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count()))
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "sync")
 threads = int(os.environ.get("GUNICORN_THREADS", 1))
 keepalive = 5

@@ -106,11 +106,14 @@ def cost_from_rates(tokens: Tokens, rates: Rates) -> Decimal:
 
 # The overrides of a set of models, as rows for PriceBook.from_rows. A superset of the
 # (provider, model) pairs is fine: PriceBook.price matches both exactly.
-OVERRIDES_SQL = """
-SELECT id, provider, model, effective_from, input_per_mtok, output_per_mtok,
-       cache_read_per_mtok, cache_write_per_mtok
-FROM metering_modelpriceoverride WHERE provider = ANY(%s) AND model = ANY(%s)
-"""
+OVERRIDE_COLUMNS = (
+    "id, provider, model, effective_from, input_per_mtok, output_per_mtok, "
+    "cache_read_per_mtok, cache_write_per_mtok"
+)
+OVERRIDES_OF_MODELS = (
+    "FROM metering_modelpriceoverride WHERE provider = ANY(%s) AND model = ANY(%s)"
+)
+OVERRIDES_SQL = f"SELECT {OVERRIDE_COLUMNS} {OVERRIDES_OF_MODELS}"
 
 
 def overrides_sql_params(models: set[tuple[str, str]]) -> list[list[str]]:

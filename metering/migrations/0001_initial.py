@@ -6,86 +6,187 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Customer',
+            name="Customer",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('external_id', models.CharField(max_length=200, unique=True)),
-                ('name', models.CharField(blank=True, max_length=200)),
-                ('email', models.EmailField(blank=True, max_length=254)),
-                ('currency', models.CharField(default='USD', max_length=3)),
-                ('metadata', models.JSONField(blank=True, default=dict)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("external_id", models.CharField(max_length=200, unique=True)),
+                ("name", models.CharField(blank=True, max_length=200)),
+                ("email", models.EmailField(blank=True, max_length=254)),
+                ("currency", models.CharField(default="USD", max_length=3)),
+                ("metadata", models.JSONField(blank=True, default=dict)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'ordering': ['external_id'],
+                "ordering": ["external_id"],
             },
         ),
         migrations.CreateModel(
-            name='EventKey',
+            name="EventKey",
             fields=[
-                ('key', models.CharField(max_length=200, primary_key=True, serialize=False)),
-                ('fingerprint', models.BinaryField(max_length=32)),
-                ('event_timestamp', models.DateTimeField()),
-                ('created_at', models.DateTimeField()),
-                ('customer', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.PROTECT, to='metering.customer')),
+                ("key", models.CharField(max_length=200, primary_key=True, serialize=False)),
+                ("fingerprint", models.BinaryField(max_length=32)),
+                ("event_timestamp", models.DateTimeField()),
+                ("created_at", models.DateTimeField()),
+                (
+                    "customer",
+                    models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        to="metering.customer",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='ModelPriceOverride',
+            name="ModelPriceOverride",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('provider', models.CharField(max_length=100)),
-                ('model', models.CharField(max_length=200)),
-                ('effective_from', models.DateTimeField()),
-                ('input_per_mtok', models.DecimalField(decimal_places=6, max_digits=18)),
-                ('output_per_mtok', models.DecimalField(decimal_places=6, max_digits=18)),
-                ('cache_read_per_mtok', models.DecimalField(blank=True, decimal_places=6, max_digits=18, null=True)),
-                ('cache_write_per_mtok', models.DecimalField(blank=True, decimal_places=6, max_digits=18, null=True)),
-                ('note', models.TextField(blank=True, help_text='e.g. self-hosted, priced from GPU cost')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("provider", models.CharField(max_length=100)),
+                ("model", models.CharField(max_length=200)),
+                ("effective_from", models.DateTimeField()),
+                ("input_per_mtok", models.DecimalField(decimal_places=6, max_digits=18)),
+                ("output_per_mtok", models.DecimalField(decimal_places=6, max_digits=18)),
+                (
+                    "cache_read_per_mtok",
+                    models.DecimalField(blank=True, decimal_places=6, max_digits=18, null=True),
+                ),
+                (
+                    "cache_write_per_mtok",
+                    models.DecimalField(blank=True, decimal_places=6, max_digits=18, null=True),
+                ),
+                (
+                    "note",
+                    models.TextField(
+                        blank=True, help_text="e.g. self-hosted, priced from GPU cost"
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'ordering': ['provider', 'model', '-effective_from'],
-                'constraints': [models.UniqueConstraint(fields=('provider', 'model', 'effective_from'), name='override_unique_start'), models.CheckConstraint(condition=models.Q(('input_per_mtok__gte', 0), ('output_per_mtok__gte', 0), models.Q(('cache_read_per_mtok__isnull', True), ('cache_read_per_mtok__gte', 0), _connector='OR'), models.Q(('cache_write_per_mtok__isnull', True), ('cache_write_per_mtok__gte', 0), _connector='OR')), name='override_prices_non_negative')],
+                "ordering": ["provider", "model", "-effective_from"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("provider", "model", "effective_from"), name="override_unique_start"
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            ("input_per_mtok__gte", 0),
+                            ("output_per_mtok__gte", 0),
+                            models.Q(
+                                ("cache_read_per_mtok__isnull", True),
+                                ("cache_read_per_mtok__gte", 0),
+                                _connector="OR",
+                            ),
+                            models.Q(
+                                ("cache_write_per_mtok__isnull", True),
+                                ("cache_write_per_mtok__gte", 0),
+                                _connector="OR",
+                            ),
+                        ),
+                        name="override_prices_non_negative",
+                    ),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='UsageEvent',
+            name="UsageEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('event_id', models.CharField(max_length=200)),
-                ('timestamp', models.DateTimeField()),
-                ('received_at', models.DateTimeField()),
-                ('provider', models.CharField(blank=True, max_length=100)),
-                ('model', models.CharField(blank=True, max_length=200)),
-                ('input_tokens', models.BigIntegerField(default=0)),
-                ('output_tokens', models.BigIntegerField(default=0)),
-                ('cache_read_tokens', models.BigIntegerField(default=0)),
-                ('cache_write_tokens', models.BigIntegerField(default=0)),
-                ('cost', models.DecimalField(blank=True, decimal_places=12, max_digits=24, null=True)),
-                ('cost_source', models.CharField(choices=[('explicit', 'explicit cost sent with the event'), ('override', 'operator price override'), ('catalog', 'genai-prices catalog'), ('unpriced', 'unpriced (no price known yet)')], max_length=16)),
-                ('price_version', models.CharField(blank=True, max_length=100)),
-                ('outcome_ref', models.CharField(blank=True, max_length=200)),
-                ('end_user', models.CharField(blank=True, max_length=200)),
-                ('feature', models.CharField(blank=True, max_length=100)),
-                ('tier', models.CharField(blank=True, max_length=50)),
-                ('prompt_hash', models.CharField(blank=True, max_length=128)),
-                ('cache_hit', models.BooleanField(blank=True, null=True)),
-                ('properties', models.JSONField(blank=True, default=dict)),
-                ('customer', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.PROTECT, to='metering.customer')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("event_id", models.CharField(max_length=200)),
+                ("timestamp", models.DateTimeField()),
+                ("received_at", models.DateTimeField()),
+                ("provider", models.CharField(blank=True, max_length=100)),
+                ("model", models.CharField(blank=True, max_length=200)),
+                ("input_tokens", models.BigIntegerField(default=0)),
+                ("output_tokens", models.BigIntegerField(default=0)),
+                ("cache_read_tokens", models.BigIntegerField(default=0)),
+                ("cache_write_tokens", models.BigIntegerField(default=0)),
+                (
+                    "cost",
+                    models.DecimalField(blank=True, decimal_places=12, max_digits=24, null=True),
+                ),
+                (
+                    "cost_source",
+                    models.CharField(
+                        choices=[
+                            ("explicit", "explicit cost sent with the event"),
+                            ("override", "operator price override"),
+                            ("catalog", "genai-prices catalog"),
+                            ("unpriced", "unpriced (no price known yet)"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("price_version", models.CharField(blank=True, max_length=100)),
+                ("outcome_ref", models.CharField(blank=True, max_length=200)),
+                ("end_user", models.CharField(blank=True, max_length=200)),
+                ("feature", models.CharField(blank=True, max_length=100)),
+                ("tier", models.CharField(blank=True, max_length=50)),
+                ("prompt_hash", models.CharField(blank=True, max_length=128)),
+                ("cache_hit", models.BooleanField(blank=True, null=True)),
+                ("properties", models.JSONField(blank=True, default=dict)),
+                (
+                    "customer",
+                    models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        to="metering.customer",
+                    ),
+                ),
             ],
             options={
-                'indexes': [models.Index(fields=['customer', 'timestamp'], name='event_customer_time'), models.Index(condition=models.Q(('outcome_ref', ''), _negated=True), fields=['outcome_ref'], name='event_outcome'), models.Index(condition=models.Q(('cost_source', 'unpriced')), fields=['provider', 'model', 'timestamp'], name='event_unpriced'), django.contrib.postgres.indexes.BrinIndex(fields=['timestamp'], name='event_time_brin')],
-                'constraints': [models.CheckConstraint(condition=models.Q(models.Q(('cost__isnull', True), ('cost_source', 'unpriced')), models.Q(('cost__gte', 0), ('cost__isnull', False), models.Q(('cost_source', 'unpriced'), _negated=True)), _connector='OR'), name='event_cost_null_iff_unpriced')],
+                "indexes": [
+                    models.Index(fields=["customer", "timestamp"], name="event_customer_time"),
+                    models.Index(
+                        condition=models.Q(("outcome_ref", ""), _negated=True),
+                        fields=["outcome_ref"],
+                        name="event_outcome",
+                    ),
+                    models.Index(
+                        condition=models.Q(("cost_source", "unpriced")),
+                        fields=["provider", "model", "timestamp"],
+                        name="event_unpriced",
+                    ),
+                    django.contrib.postgres.indexes.BrinIndex(
+                        fields=["timestamp"], name="event_time_brin"
+                    ),
+                ],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            models.Q(("cost__isnull", True), ("cost_source", "unpriced")),
+                            models.Q(
+                                ("cost__gte", 0),
+                                ("cost__isnull", False),
+                                models.Q(("cost_source", "unpriced"), _negated=True),
+                            ),
+                            _connector="OR",
+                        ),
+                        name="event_cost_null_iff_unpriced",
+                    )
+                ],
             },
         ),
     ]
