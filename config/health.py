@@ -4,6 +4,7 @@ broker answer, 503 (with which one failed) when either does not."""
 from typing import Any
 
 from django.db import connection
+from django.db.backends.base.base import BaseDatabaseWrapper
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
@@ -16,9 +17,9 @@ from config.celery import app as celery_app
 _CHECK_TIMEOUT_SECONDS = 2
 
 
-def database_status() -> dict[str, Any]:
+def database_status(db: BaseDatabaseWrapper = connection) -> dict[str, Any]:
     try:
-        with connection.cursor() as cursor:
+        with db.cursor() as cursor:
             cursor.execute("SELECT 1")
         return {"ok": True}
     except Exception as exc:  # any failure means "not ready"; the message says which

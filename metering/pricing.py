@@ -47,6 +47,12 @@ class Tokens:
     cache_read: int
     cache_write: int
 
+    @classmethod
+    def of(cls, call: Any) -> Tokens:
+        """The token counts of anything shaped like an event (an EventIn, a UsageEvent)."""
+        return cls(call.input_tokens, call.output_tokens, call.cache_read_tokens,
+                   call.cache_write_tokens)  # fmt: skip
+
 
 @dataclass(frozen=True, slots=True)
 class Rates:

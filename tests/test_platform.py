@@ -4,9 +4,11 @@ import json
 
 import pytest
 from django.contrib.auth.models import User
+from django.db import connections
 from rest_framework.test import APIClient
 
 from config.celery import app as celery_app
+from config.health import database_status
 from tests.metering.factories import customer_create, event_payload
 
 pytestmark = pytest.mark.django_db
@@ -30,6 +32,23 @@ def test_health_is_503_when_the_broker_is_down():
     body = response.json()
     assert body["status"] == "unavailable"
     assert body["database"]["ok"] is True and body["broker"]["ok"] is False
+
+
+def test_database_status_reports_a_database_that_does_not_answer():
+    """A real connection attempt to a port where no PostgreSQL listens."""
+    connection = connections["default"]
+    settings_dict = {
+        **connection.settings_dict,
+        "HOST": "127.0.0.1",
+        "PORT": "1",
+        "OPTIONS": {"connect_timeout": 2},
+    }
+    unreachable = connection.__class__(settings_dict)
+    try:
+        assert database_status(unreachable) == {"ok": False, "error": "OperationalError"}
+    finally:
+        unreachable.close()
+    assert database_status() == {"ok": True}
 
 
 def schema(client_with_key) -> dict:

@@ -178,12 +178,7 @@ def _rows(
             provider=provider,
             model=model,
             timestamp=event.timestamp,
-            tokens=Tokens(
-                item.input_tokens,
-                item.output_tokens,
-                item.cache_read_tokens,
-                item.cache_write_tokens,
-            ),
+            tokens=Tokens.of(item),
             explicit_cost=event.cost,
         )
         rows.append(

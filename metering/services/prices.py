@@ -50,12 +50,7 @@ def events_price_unpriced(*, provider: str, model: str, batch_size: int = 5000) 
                     provider=provider,
                     model=model,
                     timestamp=event.timestamp,
-                    tokens=Tokens(
-                        event.input_tokens,
-                        event.output_tokens,
-                        event.cache_read_tokens,
-                        event.cache_write_tokens,
-                    ),
+                    tokens=Tokens.of(event),
                 )
                 if priced.cost is not None:
                     event.cost = priced.cost

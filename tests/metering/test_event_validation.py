@@ -42,6 +42,13 @@ def test_malformed_json(client_with_key, customer):
     assert_refused(response, 400, code="malformed_json")
 
 
+def test_non_json_number_literals_are_malformed_json(client_with_key, customer):
+    for literal in (b"NaN", b"Infinity", b"-Infinity"):
+        body = b'{"id": "x", "customer": "acme", "cost": ' + literal + b"}"
+        response = client_with_key.post("/v1/events", body, content_type="application/json")
+        assert_refused(response, 400, code="malformed_json")
+
+
 def test_wrong_content_type(client_with_key, customer):
     response = client_with_key.post(
         "/v1/events", "id=x&customer=acme", content_type="application/x-www-form-urlencoded"

@@ -17,6 +17,16 @@ pytestmark = pytest.mark.django_db
 NO_OVERRIDES = PriceBook([])
 
 
+# The example: gpt-4o, 1M input tokens of which 200k cache reads, 500k output.
+GPT_4O_CALL = {
+    "provider": "openai",
+    "model": "gpt-4o",
+    "input_tokens": 1_000_000,
+    "cache_read_tokens": 200_000,
+    "output_tokens": 500_000,
+}
+
+
 def ingest(client, **fields):
     body = event_payload(customer_create(), **fields)
     response = client.post("/v1/events", body, format="json")
@@ -25,14 +35,7 @@ def ingest(client, **fields):
 
 
 def test_gpt_4o_with_cache_reads_costs_exactly_7_25(client_with_key):
-    event = ingest(
-        client_with_key,
-        provider="openai",
-        model="gpt-4o",
-        input_tokens=1_000_000,
-        cache_read_tokens=200_000,
-        output_tokens=500_000,
-    )
+    event = ingest(client_with_key, **GPT_4O_CALL)
     # 800k uncached x $2.50 + 200k cached x $1.25 + 500k output x $10, per million.
     assert event.cost == Decimal("7.25")
     assert event.cost_source == CostSource.CATALOG
@@ -58,14 +61,7 @@ def test_override_beats_genai_prices(client_with_key):
         output_per_mtok="2.00",
         cache_read_per_mtok="0.50",
     )
-    event = ingest(
-        client_with_key,
-        provider="openai",
-        model="gpt-4o",
-        input_tokens=1_000_000,
-        cache_read_tokens=200_000,
-        output_tokens=500_000,
-    )
+    event = ingest(client_with_key, **GPT_4O_CALL)
     # 800k x $1 + 200k x $0.50 + 500k x $2, per million.
     assert event.cost == Decimal("1.9")
     assert event.cost_source == CostSource.OVERRIDE

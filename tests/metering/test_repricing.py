@@ -10,7 +10,7 @@ from django.utils import timezone
 from metering.models import CostSource, ModelPriceOverride, UsageEvent
 from metering.services import events_price_unpriced, price_override_save
 from metering.tasks import price_unpriced_events_sweep
-from tests.metering.factories import customer_create, event_payload
+from tests.metering.factories import customer_create, event_payload, override_create
 
 
 def wait_for(condition, timeout: float = 30.0) -> bool:
@@ -68,12 +68,8 @@ def test_events_before_the_override_stay_unpriced(client_with_key):
         client_with_key, customer, timestamp=(timezone.now() - timedelta(days=10)).isoformat()
     )
     new_id = post_unpriced(client_with_key, customer)
-    ModelPriceOverride.objects.create(
-        provider="self-hosted",
-        model="llama-3-8b-distilled",
-        effective_from=timezone.now() - timedelta(days=1),
-        input_per_mtok=Decimal("1"),
-        output_per_mtok=Decimal("1"),
+    override_create(
+        effective_from=timezone.now() - timedelta(days=1), input_per_mtok="1", output_per_mtok="1"
     )
 
     assert events_price_unpriced(provider="self-hosted", model="llama-3-8b-distilled") == 1
@@ -86,12 +82,8 @@ def test_events_before_the_override_stay_unpriced(client_with_key):
 def test_pricing_twice_changes_nothing_the_second_time(client_with_key):
     customer = customer_create()
     post_unpriced(client_with_key, customer)
-    ModelPriceOverride.objects.create(
-        provider="self-hosted",
-        model="llama-3-8b-distilled",
-        effective_from=datetime(2020, 1, 1, tzinfo=UTC),
-        input_per_mtok=Decimal("1"),
-        output_per_mtok=Decimal("1"),
+    override_create(
+        effective_from=datetime(2020, 1, 1, tzinfo=UTC), input_per_mtok="1", output_per_mtok="1"
     )
 
     assert events_price_unpriced(provider="self-hosted", model="llama-3-8b-distilled") == 1
@@ -103,12 +95,8 @@ def test_sweep_prices_what_a_lost_task_left_unpriced(client_with_key):
     customer = customer_create()
     event_id = post_unpriced(client_with_key, customer)
     # Created without the service: as if the enqueued task had been lost.
-    ModelPriceOverride.objects.create(
-        provider="self-hosted",
-        model="llama-3-8b-distilled",
-        effective_from=datetime(2020, 1, 1, tzinfo=UTC),
-        input_per_mtok=Decimal("1"),
-        output_per_mtok=Decimal("1"),
+    override_create(
+        effective_from=datetime(2020, 1, 1, tzinfo=UTC), input_per_mtok="1", output_per_mtok="1"
     )
 
     assert price_unpriced_events_sweep() == 1
@@ -122,12 +110,8 @@ def test_repricing_walks_past_a_full_batch_of_unpriceable_events(client_with_key
     for _ in range(3):
         post_unpriced(client_with_key, customer, timestamp=stamp)
     priceable = post_unpriced(client_with_key, customer)
-    ModelPriceOverride.objects.create(
-        provider="self-hosted",
-        model="llama-3-8b-distilled",
-        effective_from=timezone.now() - timedelta(days=1),
-        input_per_mtok=Decimal("1"),
-        output_per_mtok=Decimal("1"),
+    override_create(
+        effective_from=timezone.now() - timedelta(days=1), input_per_mtok="1", output_per_mtok="1"
     )
 
     priced = events_price_unpriced(
