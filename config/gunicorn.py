@@ -1,9 +1,8 @@
 """Gunicorn, the production server configuration (also used by `make run` and the bench).
 
-Sync workers, one per core: the API's work is short, CPU-bound requests, and on a
-machine it shares with PostgreSQL more processes only contend for the same cores
-(measured with bench/ingest.py on 2 cores: 2 workers beat 3 and 4 on single-event
-latency; gthread workers did no better).
+Sync workers, one per core: the API's work is short, CPU-bound requests. Measured with
+bench/ingest.py on 2 cores shared with PostgreSQL, 2 and 3 sync workers, and gthread
+workers, were within the run-to-run noise of each other; fewer processes use less memory.
 """
 
 import multiprocessing

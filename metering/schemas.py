@@ -61,7 +61,7 @@ class ValidEvent:
     properties_json: bytes
 
 
-_DECIMAL_RE = re.compile(r"^-?(\d{1,12})(?:\.(\d{1,12}))?$")
+_DECIMAL_RE = re.compile(r"-?\d{1,12}(?:\.\d{1,12})?")
 _MSGSPEC_PATH_RE = re.compile(r" - at `\$\.?([^`]*)`$")
 
 
@@ -71,7 +71,7 @@ def fingerprint_of(raw_item: Any) -> bytes:
 
 def parse_decimal_string(value: str, field: str) -> tuple[Decimal | None, ErrorDetail | None]:
     """A non-negative decimal string with at most 12 integer and 12 fractional digits."""
-    match = _DECIMAL_RE.match(value)
+    match = _DECIMAL_RE.fullmatch(value)
     if match is None:
         return None, ErrorDetail(
             field=field,

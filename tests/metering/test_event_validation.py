@@ -110,6 +110,9 @@ def test_cache_tokens_cannot_exceed_input_tokens(client_with_key, customer):
         ("Infinity", "invalid_decimal"),
         ("1e3", "invalid_decimal"),
         ("abc", "invalid_decimal"),
+        ("1.5\n", "invalid_decimal"),
+        (" 1.5", "invalid_decimal"),
+        ("1_000", "invalid_decimal"),
         ("", "invalid_decimal"),
         ("0.0000000000001", "invalid_decimal"),  # more than 12 decimals: not exact
         (1.5, "invalid_type"),  # a JSON number: money travels as strings
