@@ -12,6 +12,7 @@ v1 = [
     path("schema", SpectacularAPIView.as_view(), name="schema"),
     path("docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("", include("metering.urls")),
+    path("", include("outcomes.urls")),
 ]
 
 urlpatterns = [

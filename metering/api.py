@@ -33,6 +33,12 @@ _ERRORS = {
     400: OpenApiResponse(ErrorSerializer, description="Bad input: one error per bad field."),
     401: OpenApiResponse(ErrorSerializer, description="Missing, unknown, revoked or expired key."),
 }
+# The answers every batch-ingest endpoint shares (events, outcomes).
+INGEST_ERRORS = {
+    **_ERRORS,
+    413: OpenApiResponse(ErrorSerializer, description="Body too large."),
+    415: OpenApiResponse(ErrorSerializer, description="Not JSON."),
+}
 
 
 def require_json(request: Request) -> None:
@@ -64,12 +70,7 @@ class EventIngestApi(APIView):
                 resource_type_field_name=None,
             )
         },
-        responses={
-            200: IngestResultSerializer,
-            **_ERRORS,
-            413: OpenApiResponse(ErrorSerializer, description="Body too large."),
-            415: OpenApiResponse(ErrorSerializer, description="Not JSON."),
-        },
+        responses={200: IngestResultSerializer, **INGEST_ERRORS},
     )
     def post(self, request: Request) -> Response:
         require_json(request)

@@ -1,2 +1,61 @@
-# Filled by the outcomes / billing issues; the app exists now so that its place in the
-# dependency order (metering <- outcomes <- billing) is fixed from the start.
+from django.db import models
+from django.db.models import Q
+
+from metering.models import Customer
+
+
+class OutcomeStatus(models.TextChoices):
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    REVERSED = "reversed"
+
+
+class Outcome(models.Model):
+    """An AI action and what became of it: a resolution, a drafted e-mail, a negotiated
+    discount. Usage events name it by `external_id` (their `outcome`), before or after it
+    arrives, which is how each outcome knows what it cost."""
+
+    # The client's id: unique (the exactly-once guard of POST /v1/outcomes).
+    external_id = models.CharField(max_length=200, unique=True)
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="outcomes")
+    type = models.CharField(max_length=100)
+    # pending -> succeeded | failed; succeeded -> reversed (within the plan's window).
+    # No other move: see outcomes/services.py.
+    status = models.CharField(max_length=16, choices=OutcomeStatus.choices)
+    occurred_at = models.DateTimeField(help_text="When the action started (its first status).")
+    succeeded_at = models.DateTimeField(null=True, blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True)
+    reversed_at = models.DateTimeField(null=True, blank=True)
+    # Money the action saved or earned, for value-based prices; with its ISO 4217
+    # currency, both or neither.
+    value = models.DecimalField(max_digits=24, decimal_places=12, null=True, blank=True)
+    value_currency = models.CharField(max_length=3, blank=True)
+    properties = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["customer", "occurred_at"], name="outcome_customer_time"),
+            models.Index(fields=["customer", "type", "status"], name="outcome_customer_type"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(value__isnull=True, value_currency="")
+                | Q(value__isnull=False, value__gte=0) & ~Q(value_currency=""),
+                name="outcome_value_with_currency",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="succeeded") | Q(succeeded_at__isnull=False),
+                name="outcome_succeeded_has_time",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="reversed")
+                | Q(succeeded_at__isnull=False, reversed_at__isnull=False),
+                name="outcome_reversed_was_succeeded",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.external_id} ({self.status})"

@@ -1,0 +1,69 @@
+"""HTTP views of the outcomes app: parse, call one service or selector, render."""
+
+from typing import Any
+
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, extend_schema
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from metering.api import INGEST_ERRORS, require_json
+from metering.serializers import ErrorSerializer, IngestResultSerializer
+from outcomes import selectors
+from outcomes.schemas import parse_outcome_batch
+from outcomes.serializers import (
+    OutcomeBatchInputSerializer,
+    OutcomeDetailSerializer,
+    OutcomeInputSerializer,
+)
+from outcomes.services import outcomes_record
+
+
+class OutcomeRecordApi(APIView):
+    parser_classes: list[Any] = []  # the body is read raw and validated by msgspec
+
+    @extend_schema(
+        operation_id="outcomes_record",
+        summary="Record outcomes or move their status",
+        request={
+            "application/json": PolymorphicProxySerializer(
+                component_name="OutcomesRecordRequest",
+                serializers=[OutcomeInputSerializer, OutcomeBatchInputSerializer],
+                resource_type_field_name=None,
+            )
+        },
+        responses={
+            200: IngestResultSerializer,
+            **INGEST_ERRORS,
+            409: OpenApiResponse(ErrorSerializer, description="A status move that is not allowed."),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        require_json(request)
+        outcomes = parse_outcome_batch(request.body, now=timezone.now())
+        result = outcomes_record(outcomes=outcomes)
+        return Response(
+            {
+                "accepted": result.accepted,
+                "duplicates": result.duplicates,
+                "conflicts": result.conflicts,
+            }
+        )
+
+
+class OutcomeDetailApi(APIView):
+    @extend_schema(
+        operation_id="outcomes_retrieve",
+        summary="An outcome, with the calls attributed to it and their cost",
+        responses={200: OutcomeDetailSerializer, 404: ErrorSerializer},
+    )
+    def get(self, request: Request, external_id: str) -> Response:
+        outcome = selectors.outcome_get(external_id=external_id)
+        cost = selectors.outcome_cost(outcome=outcome)
+        data = OutcomeDetailSerializer(outcome).data | {
+            "calls": cost.calls,
+            "cost": None if cost.cost is None else f"{cost.cost:.12f}",
+            "unpriced_calls": cost.unpriced_calls,
+        }
+        return Response(data)

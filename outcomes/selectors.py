@@ -1,0 +1,112 @@
+"""Reads of the outcomes app: what each outcome cost, and outcomes per type and period.
+Every figure comes from SQL aggregates; costs are USD and unpriced calls are counted,
+never taken as $0."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from django.db import connection
+from django.db.models import Count, Q, Sum
+from django.http import Http404
+
+from metering.models import CostSource, Customer, UsageEvent
+from outcomes.models import Outcome
+
+
+def outcome_get(*, external_id: str) -> Outcome:
+    outcome = Outcome.objects.select_related("customer").filter(external_id=external_id).first()
+    if outcome is None:
+        raise Http404(f"No outcome `{external_id}`.")
+    return outcome
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeCost:
+    calls: int
+    cost: Decimal | None  # USD over priced calls; None when there are only unpriced calls
+    unpriced_calls: int
+
+
+def outcome_cost(*, outcome: Outcome) -> OutcomeCost:
+    """The calls attributed to this outcome (its customer's events naming it)."""
+    row = UsageEvent.objects.filter(
+        customer_id=outcome.customer_id, outcome_ref=outcome.external_id
+    ).aggregate(
+        calls=Count("pk"),
+        cost=Sum("cost"),
+        unpriced=Count("pk", filter=Q(cost_source=CostSource.UNPRICED)),
+    )
+    cost = row["cost"]
+    if cost is None and not row["unpriced"]:
+        cost = Decimal(0)
+    return OutcomeCost(calls=row["calls"], cost=cost, unpriced_calls=row["unpriced"])
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeTypeSummary:
+    type: str
+    succeeded: int
+    failed: int
+    pending: int
+    reversed: int
+    calls: int
+    # USD: all calls attributed to outcomes of this type, failed and pending included.
+    cost: Decimal
+    unpriced_calls: int
+
+    @property
+    def cost_per_success(self) -> Decimal | None:
+        """The real price of a success: what every attempt cost, per success."""
+        return self.cost / self.succeeded if self.succeeded else None
+
+
+_TYPE_SUMMARY_SQL = """
+WITH period_outcomes AS (
+    SELECT external_id, type, status FROM outcomes_outcome
+    WHERE customer_id = %(customer)s AND occurred_at >= %(start)s AND occurred_at < %(end)s
+), attributed AS (
+    SELECT outcome_ref, count(*) AS calls, sum(cost) AS cost,
+           count(*) FILTER (WHERE cost_source = 'unpriced') AS unpriced
+    FROM metering_usageevent
+    WHERE customer_id = %(customer)s AND outcome_ref <> ''
+      AND outcome_ref IN (SELECT external_id FROM period_outcomes)
+    GROUP BY outcome_ref
+)
+SELECT o.type,
+       count(*) FILTER (WHERE o.status = 'succeeded'),
+       count(*) FILTER (WHERE o.status = 'failed'),
+       count(*) FILTER (WHERE o.status = 'pending'),
+       count(*) FILTER (WHERE o.status = 'reversed'),
+       coalesce(sum(a.calls), 0), coalesce(sum(a.cost), 0), coalesce(sum(a.unpriced), 0)
+FROM period_outcomes o LEFT JOIN attributed a ON a.outcome_ref = o.external_id
+GROUP BY o.type ORDER BY o.type
+"""
+
+
+def outcome_type_summaries(
+    *, customer: Customer, start: datetime, end: datetime
+) -> list[OutcomeTypeSummary]:
+    """Per outcome type, the outcomes that occurred in [start, end) and the cost of every
+    call attributed to them, whenever the call was made."""
+    with connection.cursor() as cursor:
+        cursor.execute(_TYPE_SUMMARY_SQL, {"customer": customer.pk, "start": start, "end": end})
+        return [
+            OutcomeTypeSummary(type_, int(s), int(f), int(p), int(r), int(calls), cost, int(u))
+            for type_, s, f, p, r, calls, cost, u in cursor.fetchall()
+        ]
+
+
+def premium_active_seats(*, customer: Customer, start: datetime, end: datetime) -> int:
+    """Distinct end users with `tier: "premium"` calls in [start, end)."""
+    return (
+        UsageEvent.objects.filter(
+            customer=customer, timestamp__gte=start, timestamp__lt=end, tier="premium"
+        )
+        .exclude(end_user="")
+        .values("end_user")
+        .distinct()
+        .count()
+    )
