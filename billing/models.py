@@ -1,2 +1,147 @@
-# Filled by the outcomes / billing issues; the app exists now so that its place in the
-# dependency order (metering <- outcomes <- billing) is fixed from the start.
+"""Plans (versioned price books) and which plan each customer is on.
+
+Money here is Decimal in the plan's currency with 12 decimal places (prices per unit
+may be fractions of a cent); invoice amounts, computed in billing/rating.py, are integer
+minor units of that currency.
+"""
+
+from django.db import models
+from django.db.models import Q
+
+from metering.models import Customer
+
+PRICE = {"max_digits": 24, "decimal_places": 12}
+
+
+class Plan(models.Model):
+    code = models.SlugField(max_length=100, unique=True)
+    name = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["code"]
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class SeatMode(models.TextChoices):
+    FIXED = "fixed", "fixed seats (the subscription's premium_seats)"
+    ACTIVE = "active", "active seats (distinct premium users with calls in the period)"
+
+
+class PlanVersion(models.Model):
+    """One version of a plan's prices. A customer is billed on the newest version of its
+    plan; loading a changed price book adds a version instead of editing one."""
+
+    plan = models.ForeignKey(Plan, on_delete=models.CASCADE, related_name="versions")
+    version = models.PositiveIntegerField()
+    # ISO 4217; its minor units (JPY 0, USD 2, KWD 3) come from babel (billing/money.py).
+    currency = models.CharField(max_length=3)
+    base_fee = models.DecimalField(**PRICE, default=0)
+    minimum_spend = models.DecimalField(**PRICE, null=True, blank=True)
+    premium_seat_fee = models.DecimalField(**PRICE, null=True, blank=True)
+    seat_mode = models.CharField(max_length=8, choices=SeatMode.choices, default=SeatMode.FIXED)
+    reversal_window_days = models.PositiveIntegerField(default=7)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["plan", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["plan", "version"], name="plan_version_unique"),
+            models.CheckConstraint(
+                condition=Q(base_fee__gte=0)
+                & (Q(minimum_spend__isnull=True) | Q(minimum_spend__gte=0))
+                & (Q(premium_seat_fee__isnull=True) | Q(premium_seat_fee__gte=0)),
+                name="plan_version_fees_non_negative",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.plan.code} v{self.version}"
+
+
+class PriceModel(models.TextChoices):
+    UNIT = "unit", "a price per succeeded outcome"
+    PERCENTAGE = "percentage", "a percentage of the outcome's value, with floor and cap"
+
+
+class TierMode(models.TextChoices):
+    NONE = "none", "no tiers"
+    GRADUATED = "graduated", "graduated: each unit at the price of the tier it falls in"
+    VOLUME = "volume", "volume: every unit at the price of the tier the total reaches"
+
+
+class OutcomePrice(models.Model):
+    """How one outcome type is billed: per succeeded outcome, never for failures."""
+
+    plan_version = models.ForeignKey(
+        PlanVersion, on_delete=models.CASCADE, related_name="outcome_prices"
+    )
+    outcome_type = models.CharField(max_length=100)
+    model = models.CharField(max_length=12, choices=PriceModel.choices, default=PriceModel.UNIT)
+    # UNIT: the price of one outcome (of one block with package_size); ignored with tiers.
+    unit_price = models.DecimalField(**PRICE, null=True, blank=True)
+    # PERCENTAGE: percent of the value (5 = 5 %), each unit clamped to [floor, cap].
+    percentage = models.DecimalField(max_digits=9, decimal_places=6, null=True, blank=True)
+    floor = models.DecimalField(**PRICE, null=True, blank=True)
+    cap = models.DecimalField(**PRICE, null=True, blank=True)
+    included_quantity = models.PositiveIntegerField(default=0)
+    tier_mode = models.CharField(max_length=10, choices=TierMode.choices, default=TierMode.NONE)
+    package_size = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["plan_version", "outcome_type"], name="outcome_price_unique_type"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.plan_version}: {self.outcome_type}"
+
+
+class PriceTier(models.Model):
+    outcome_price = models.ForeignKey(OutcomePrice, on_delete=models.CASCADE, related_name="tiers")
+    # Units up to and including this count; NULL for the last tier ("and above").
+    up_to = models.PositiveIntegerField(null=True, blank=True)
+    unit_price = models.DecimalField(**PRICE)
+
+    class Meta:
+        ordering = [models.F("up_to").asc(nulls_last=True)]
+
+    def __str__(self) -> str:
+        return f"up to {self.up_to or '∞'}: {self.unit_price}"
+
+
+class TokenPassThrough(models.Model):
+    """Inference cost billed at cost × (1 + markup), for one feature or ('' ) all others."""
+
+    plan_version = models.ForeignKey(
+        PlanVersion, on_delete=models.CASCADE, related_name="pass_throughs"
+    )
+    feature = models.CharField(max_length=100, blank=True)
+    markup = models.DecimalField(max_digits=9, decimal_places=6, default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["plan_version", "feature"], name="pass_through_unique_feature"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.plan_version}: {self.feature or 'all features'} +{self.markup}"
+
+
+class Subscription(models.Model):
+    """The plan a customer is on, and its fixed premium seats."""
+
+    customer = models.OneToOneField(Customer, on_delete=models.CASCADE, related_name="subscription")
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="subscriptions")
+    premium_seats = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.customer} on {self.plan}"

@@ -1,0 +1,266 @@
+"""Rating: from a plan's terms and a period's quantities to invoice lines. Pure functions.
+
+Every input quantity comes from SQL aggregates (billing/selectors.py); nothing here
+touches the database or loops over events. Each line carries its quantity and exact
+unit price, and its amount in integer minor units rounded once, by
+money.to_minor_units (half up). An invoice's total is the sum of its lines.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from billing.money import from_minor_units, to_minor_units
+
+ZERO = Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class Tier:
+    up_to: int | None  # inclusive unit count; None: and above
+    unit_price: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeTerms:
+    outcome_type: str
+    model: str = "unit"  # "unit" | "percentage"
+    unit_price: Decimal | None = None
+    percentage: Decimal | None = None
+    floor: Decimal | None = None
+    cap: Decimal | None = None
+    included_quantity: int = 0
+    tier_mode: str = "none"  # "none" | "graduated" | "volume"
+    tiers: tuple[Tier, ...] = ()
+    package_size: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PlanTerms:
+    code: str
+    version: int
+    currency: str
+    base_fee: Decimal = ZERO
+    minimum_spend: Decimal | None = None
+    premium_seat_fee: Decimal | None = None
+    seat_mode: str = "fixed"
+    reversal_window_days: int = 7
+    outcomes: tuple[OutcomeTerms, ...] = ()
+    # feature -> markup (0.2 = +20 %); "" is every feature not named.
+    pass_through: dict[str, Decimal] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeQuantity:
+    """A period's succeeded outcomes of one type, reversed ones excluded."""
+
+    succeeded: int
+    # PERCENTAGE only: the sum over billable units (past the included ones) of
+    # clamp(value × percentage / 100, floor, cap), computed in SQL, in plan currency.
+    value_fees: Decimal = ZERO
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodQuantities:
+    outcomes: dict[str, OutcomeQuantity] = field(default_factory=dict)
+    seats: int = 0
+    # USD inference cost per feature ("" for calls without one), priced calls only.
+    cost_by_feature: dict[str, Decimal] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceLine:
+    kind: str  # base_fee | outcome | included | seats | pass_through | minimum
+    description: str
+    quantity: Decimal
+    unit_price: Decimal
+    amount: int  # minor units of the invoice currency
+
+
+@dataclass(frozen=True, slots=True)
+class Invoice:
+    currency: str
+    lines: tuple[InvoiceLine, ...]
+
+    @property
+    def total(self) -> int:
+        return sum(line.amount for line in self.lines)
+
+
+def _line(
+    kind: str, description: str, quantity: Decimal | int, unit_price: Decimal, currency: str
+) -> InvoiceLine:
+    quantity = Decimal(quantity)
+    return InvoiceLine(
+        kind, description, quantity, unit_price, to_minor_units(quantity * unit_price, currency)
+    )
+
+
+def _plural(count: int | Decimal, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def graduated(quantity: int, tiers: tuple[Tier, ...]) -> list[tuple[int, Tier]]:
+    """Each unit at the price of the tier it falls in: (units in tier, tier) pairs."""
+    parts = []
+    floor = 0
+    for tier in tiers:
+        ceiling = quantity if tier.up_to is None else min(quantity, tier.up_to)
+        if ceiling > floor:
+            parts.append((ceiling - floor, tier))
+        if tier.up_to is None or tier.up_to >= quantity:
+            break
+        floor = tier.up_to
+    return parts
+
+
+def volume_tier(quantity: int, tiers: tuple[Tier, ...]) -> Tier:
+    """The tier the total reaches: every unit is priced by it."""
+    for tier in tiers:
+        if tier.up_to is None or quantity <= tier.up_to:
+            return tier
+    return tiers[-1]
+
+
+def rate_outcomes(terms: OutcomeTerms, usage: OutcomeQuantity, currency: str) -> list[InvoiceLine]:
+    name = terms.outcome_type
+    included = min(usage.succeeded, terms.included_quantity)
+    billable = usage.succeeded - included
+    lines = []
+    if included:
+        lines.append(
+            _line(
+                "included",
+                f"{name}: {_plural(included, 'outcome')} included",
+                included,
+                ZERO,
+                currency,
+            )
+        )
+    if terms.model == "percentage":
+        if billable:
+            clamp = "".join(
+                [
+                    f", floor {terms.floor}" if terms.floor is not None else "",
+                    f", cap {terms.cap}" if terms.cap is not None else "",
+                ]
+            )
+            lines.append(
+                _line(
+                    "outcome",
+                    f"{name}: {terms.percentage} % of the value of {_plural(billable, 'outcome')}"
+                    f" (per outcome{clamp})",
+                    1,
+                    usage.value_fees,
+                    currency,
+                )
+            )
+        return lines
+    if billable == 0:
+        return lines
+    if terms.tier_mode == "graduated":
+        for units, tier in graduated(billable, terms.tiers):
+            upper = f"up to {tier.up_to}" if tier.up_to is not None else "and above"
+            lines.append(
+                _line(
+                    "outcome",
+                    f"{name}: {_plural(units, 'outcome')} ({upper})",
+                    units,
+                    tier.unit_price,
+                    currency,
+                )
+            )
+        return lines
+    if terms.tier_mode == "volume":
+        tier = volume_tier(billable, terms.tiers)
+        return [
+            *lines,
+            _line(
+                "outcome",
+                f"{name}: {_plural(billable, 'outcome')} (volume tier)",
+                billable,
+                tier.unit_price,
+                currency,
+            ),
+        ]
+    assert terms.unit_price is not None, "a unit price without tiers needs unit_price"
+    if terms.package_size:
+        blocks = math.ceil(billable / terms.package_size)
+        return [
+            *lines,
+            _line(
+                "outcome",
+                f"{name}: {_plural(billable, 'outcome')} in {_plural(blocks, 'block')} of "
+                f"{terms.package_size}",
+                blocks,
+                terms.unit_price,
+                currency,
+            ),
+        ]
+    return [
+        *lines,
+        _line(
+            "outcome",
+            f"{name}: {_plural(billable, 'outcome')}",
+            billable,
+            terms.unit_price,
+            currency,
+        ),
+    ]
+
+
+def rate_pass_through(
+    pass_through: dict[str, Decimal], cost_by_feature: dict[str, Decimal], currency: str
+) -> list[InvoiceLine]:
+    """Inference cost at cost × (1 + markup): the quantity is the cost itself."""
+    lines = []
+    for feature, cost in sorted(cost_by_feature.items()):
+        markup = pass_through.get(feature, pass_through.get(""))
+        if markup is None or not cost:
+            continue
+        label = feature or "calls without a feature"
+        lines.append(
+            _line(
+                "pass_through",
+                f"AI usage at cost + {markup * 100:g} % ({label})",
+                cost,
+                1 + markup,
+                currency,
+            )
+        )
+    return lines
+
+
+def rate_period(plan: PlanTerms, usage: PeriodQuantities) -> Invoice:
+    """The invoice lines of one period. Failures are never billed (they are not in
+    `usage.outcomes[...].succeeded`); a total under the minimum spend gets a top-up."""
+    currency = plan.currency
+    lines: list[InvoiceLine] = []
+    if plan.base_fee:
+        lines.append(_line("base_fee", f"{plan.code} base fee", 1, plan.base_fee, currency))
+    for terms in plan.outcomes:
+        quantity = usage.outcomes.get(terms.outcome_type, OutcomeQuantity(0))
+        lines.extend(rate_outcomes(terms, quantity, currency))
+    if plan.premium_seat_fee is not None and usage.seats:
+        kind = "active premium seat" if plan.seat_mode == "active" else "premium seat"
+        lines.append(
+            _line("seats", _plural(usage.seats, kind), usage.seats, plan.premium_seat_fee, currency)
+        )
+    lines.extend(rate_pass_through(plan.pass_through, usage.cost_by_feature, currency))
+    if plan.minimum_spend is not None:
+        minimum = to_minor_units(plan.minimum_spend, currency)
+        subtotal = sum(line.amount for line in lines)
+        if subtotal < minimum:
+            top_up = from_minor_units(minimum - subtotal, currency)
+            lines.append(
+                _line(
+                    "minimum",
+                    f"top-up to the minimum spend of {plan.minimum_spend} {currency}",
+                    1,
+                    top_up,
+                    currency,
+                )
+            )
+    return Invoice(currency, tuple(lines))
