@@ -13,6 +13,7 @@ v1 = [
     path("docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("", include("metering.urls")),
     path("", include("outcomes.urls")),
+    path("", include("billing.urls")),
 ]
 
 urlpatterns = [

@@ -2,10 +2,8 @@ from django.urls import path
 
 from metering import api
 
+# Customers and their usage are served by billing/urls.py: their answers include the
+# plan and the invoice preview, which metering may not read.
 urlpatterns = [
     path("events", api.EventIngestApi.as_view(), name="events"),
-    path("customers/<str:external_id>", api.CustomerDetailApi.as_view(), name="customer"),
-    path(
-        "customers/<str:external_id>/usage", api.CustomerUsageApi.as_view(), name="customer-usage"
-    ),
 ]

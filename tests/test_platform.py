@@ -99,10 +99,21 @@ def test_schema_lists_every_endpoint(client_with_key):
         "/v1/customers/{external_id}",
         "/v1/customers/{external_id}/usage",
         "/v1/health",
+        "/v1/outcomes",
+        "/v1/outcomes/{external_id}",
+        "/v1/outcomes/{external_id}/reverse",
+        "/v1/plans",
     } <= set(paths)
     assert set(paths["/v1/customers/{external_id}"]) == {"get", "put"}
-    customer = schema(client_with_key)["components"]["schemas"]["CustomerInputRequest"]
-    assert set(customer["properties"]) == {"name", "email", "currency", "metadata"}
+    customer = schema(client_with_key)["components"]["schemas"]["CustomerWithPlanInputRequest"]
+    assert set(customer["properties"]) == {
+        "name",
+        "email",
+        "currency",
+        "metadata",
+        "plan",
+        "premium_seats",
+    }
 
 
 def test_docs_page_opens_for_a_logged_in_operator(client):

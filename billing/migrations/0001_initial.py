@@ -5,106 +5,257 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('metering', '0001_initial'),
+        ("metering", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Plan',
+            name="Plan",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('code', models.SlugField(max_length=100, unique=True)),
-                ('name', models.CharField(max_length=200)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("code", models.SlugField(max_length=100, unique=True)),
+                ("name", models.CharField(max_length=200)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'ordering': ['code'],
+                "ordering": ["code"],
             },
         ),
         migrations.CreateModel(
-            name='PlanVersion',
+            name="PlanVersion",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('version', models.PositiveIntegerField()),
-                ('currency', models.CharField(max_length=3)),
-                ('base_fee', models.DecimalField(decimal_places=12, default=0, max_digits=24)),
-                ('minimum_spend', models.DecimalField(blank=True, decimal_places=12, max_digits=24, null=True)),
-                ('premium_seat_fee', models.DecimalField(blank=True, decimal_places=12, max_digits=24, null=True)),
-                ('seat_mode', models.CharField(choices=[('fixed', "fixed seats (the subscription's premium_seats)"), ('active', 'active seats (distinct premium users with calls in the period)')], default='fixed', max_length=8)),
-                ('reversal_window_days', models.PositiveIntegerField(default=7)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('plan', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='versions', to='billing.plan')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("version", models.PositiveIntegerField()),
+                ("currency", models.CharField(max_length=3)),
+                ("base_fee", models.DecimalField(decimal_places=12, default=0, max_digits=24)),
+                (
+                    "minimum_spend",
+                    models.DecimalField(blank=True, decimal_places=12, max_digits=24, null=True),
+                ),
+                (
+                    "premium_seat_fee",
+                    models.DecimalField(blank=True, decimal_places=12, max_digits=24, null=True),
+                ),
+                (
+                    "seat_mode",
+                    models.CharField(
+                        choices=[
+                            ("fixed", "fixed seats (the subscription's premium_seats)"),
+                            (
+                                "active",
+                                "active seats (distinct premium users with calls in the period)",
+                            ),
+                        ],
+                        default="fixed",
+                        max_length=8,
+                    ),
+                ),
+                ("reversal_window_days", models.PositiveIntegerField(default=7)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "plan",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="versions",
+                        to="billing.plan",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['plan', '-version'],
+                "ordering": ["plan", "-version"],
             },
         ),
         migrations.CreateModel(
-            name='OutcomePrice',
+            name="OutcomePrice",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('outcome_type', models.CharField(max_length=100)),
-                ('model', models.CharField(choices=[('unit', 'a price per succeeded outcome'), ('percentage', "a percentage of the outcome's value, with floor and cap")], default='unit', max_length=12)),
-                ('unit_price', models.DecimalField(blank=True, decimal_places=12, max_digits=24, null=True)),
-                ('percentage', models.DecimalField(blank=True, decimal_places=6, max_digits=9, null=True)),
-                ('floor', models.DecimalField(blank=True, decimal_places=12, max_digits=24, null=True)),
-                ('cap', models.DecimalField(blank=True, decimal_places=12, max_digits=24, null=True)),
-                ('included_quantity', models.PositiveIntegerField(default=0)),
-                ('tier_mode', models.CharField(choices=[('none', 'no tiers'), ('graduated', 'graduated: each unit at the price of the tier it falls in'), ('volume', 'volume: every unit at the price of the tier the total reaches')], default='none', max_length=10)),
-                ('package_size', models.PositiveIntegerField(blank=True, null=True)),
-                ('plan_version', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='outcome_prices', to='billing.planversion')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("outcome_type", models.CharField(max_length=100)),
+                (
+                    "model",
+                    models.CharField(
+                        choices=[
+                            ("unit", "a price per succeeded outcome"),
+                            (
+                                "percentage",
+                                "a percentage of the outcome's value, with floor and cap",
+                            ),
+                        ],
+                        default="unit",
+                        max_length=12,
+                    ),
+                ),
+                (
+                    "unit_price",
+                    models.DecimalField(blank=True, decimal_places=12, max_digits=24, null=True),
+                ),
+                (
+                    "percentage",
+                    models.DecimalField(blank=True, decimal_places=6, max_digits=9, null=True),
+                ),
+                (
+                    "floor",
+                    models.DecimalField(blank=True, decimal_places=12, max_digits=24, null=True),
+                ),
+                (
+                    "cap",
+                    models.DecimalField(blank=True, decimal_places=12, max_digits=24, null=True),
+                ),
+                ("included_quantity", models.PositiveIntegerField(default=0)),
+                (
+                    "tier_mode",
+                    models.CharField(
+                        choices=[
+                            ("none", "no tiers"),
+                            (
+                                "graduated",
+                                "graduated: each unit at the price of the tier it falls in",
+                            ),
+                            (
+                                "volume",
+                                "volume: every unit at the price of the tier the total reaches",
+                            ),
+                        ],
+                        default="none",
+                        max_length=10,
+                    ),
+                ),
+                ("package_size", models.PositiveIntegerField(blank=True, null=True)),
+                (
+                    "plan_version",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="outcome_prices",
+                        to="billing.planversion",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='PriceTier',
+            name="PriceTier",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('up_to', models.PositiveIntegerField(blank=True, null=True)),
-                ('unit_price', models.DecimalField(decimal_places=12, max_digits=24)),
-                ('outcome_price', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='tiers', to='billing.outcomeprice')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("up_to", models.PositiveIntegerField(blank=True, null=True)),
+                ("unit_price", models.DecimalField(decimal_places=12, max_digits=24)),
+                (
+                    "outcome_price",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="tiers",
+                        to="billing.outcomeprice",
+                    ),
+                ),
             ],
             options={
-                'ordering': [models.OrderBy(models.F('up_to'), nulls_last=True)],
+                "ordering": [models.OrderBy(models.F("up_to"), nulls_last=True)],
             },
         ),
         migrations.CreateModel(
-            name='Subscription',
+            name="Subscription",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('premium_seats', models.PositiveIntegerField(default=0)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('customer', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='subscription', to='metering.customer')),
-                ('plan', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='subscriptions', to='billing.plan')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("premium_seats", models.PositiveIntegerField(default=0)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "customer",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="subscription",
+                        to="metering.customer",
+                    ),
+                ),
+                (
+                    "plan",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="subscriptions",
+                        to="billing.plan",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='TokenPassThrough',
+            name="TokenPassThrough",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('feature', models.CharField(blank=True, max_length=100)),
-                ('markup', models.DecimalField(decimal_places=6, default=0, max_digits=9)),
-                ('plan_version', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='pass_throughs', to='billing.planversion')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("feature", models.CharField(blank=True, max_length=100)),
+                ("markup", models.DecimalField(decimal_places=6, default=0, max_digits=9)),
+                (
+                    "plan_version",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="pass_throughs",
+                        to="billing.planversion",
+                    ),
+                ),
             ],
         ),
         migrations.AddConstraint(
-            model_name='planversion',
-            constraint=models.UniqueConstraint(fields=('plan', 'version'), name='plan_version_unique'),
+            model_name="planversion",
+            constraint=models.UniqueConstraint(
+                fields=("plan", "version"), name="plan_version_unique"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='planversion',
-            constraint=models.CheckConstraint(condition=models.Q(('base_fee__gte', 0), models.Q(('minimum_spend__isnull', True), ('minimum_spend__gte', 0), _connector='OR'), models.Q(('premium_seat_fee__isnull', True), ('premium_seat_fee__gte', 0), _connector='OR')), name='plan_version_fees_non_negative'),
+            model_name="planversion",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("base_fee__gte", 0),
+                    models.Q(
+                        ("minimum_spend__isnull", True), ("minimum_spend__gte", 0), _connector="OR"
+                    ),
+                    models.Q(
+                        ("premium_seat_fee__isnull", True),
+                        ("premium_seat_fee__gte", 0),
+                        _connector="OR",
+                    ),
+                ),
+                name="plan_version_fees_non_negative",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='outcomeprice',
-            constraint=models.UniqueConstraint(fields=('plan_version', 'outcome_type'), name='outcome_price_unique_type'),
+            model_name="outcomeprice",
+            constraint=models.UniqueConstraint(
+                fields=("plan_version", "outcome_type"), name="outcome_price_unique_type"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='tokenpassthrough',
-            constraint=models.UniqueConstraint(fields=('plan_version', 'feature'), name='pass_through_unique_feature'),
+            model_name="tokenpassthrough",
+            constraint=models.UniqueConstraint(
+                fields=("plan_version", "feature"), name="pass_through_unique_feature"
+            ),
         ),
     ]

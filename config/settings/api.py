@@ -30,6 +30,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "OutcomeStatusEnum": "outcomes.models.OutcomeStatus",
+        "OutcomeInputStatusEnum": ["pending", "succeeded", "failed"],
+        "HealthStatusEnum": ["ok", "unavailable"],
+    },
 }
 
 API_KEY_CUSTOM_HEADER = None

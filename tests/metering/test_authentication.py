@@ -76,7 +76,7 @@ def test_a_verified_key_is_not_looked_up_again_within_the_cache_window(
     client.credentials(HTTP_AUTHORIZATION=f"Api-Key {api_key}")
     client.get("/v1/customers/acme")
 
-    with django_assert_num_queries(1):  # the customer, not the key
+    with django_assert_num_queries(2):  # the customer and its plan, not the key
         assert client.get("/v1/customers/acme").status_code == 200
 
 

@@ -1,0 +1,251 @@
+"""HTTP views of the billing app: customers with their plan, usage with the invoice
+preview and margin, plans, and reversing an outcome (within its plan's window)."""
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from billing import selectors, services
+from billing.models import Plan
+from billing.money import from_minor_units
+from billing.serializers import (
+    CustomerWithPlanInputSerializer,
+    CustomerWithPlanOutputSerializer,
+    PlanDocumentSerializer,
+    UsageWithPreviewSerializer,
+)
+from config.errors import ApiError, ErrorDetail
+from metering import selectors as metering_selectors
+from metering.api import API_ERRORS, require_json
+from metering.models import Customer
+from metering.serializers import CustomerOutputSerializer, ErrorSerializer, UsageTotalsSerializer
+from outcomes import selectors as outcome_selectors
+from outcomes.serializers import OutcomeOutputSerializer
+from outcomes.services import outcome_reverse
+
+
+def _customer_body(customer: Customer) -> dict[str, Any]:
+    subscription = selectors.subscription_of(customer=customer)
+    return CustomerOutputSerializer(customer).data | {
+        "plan": subscription.plan.code if subscription else None,
+        "premium_seats": subscription.premium_seats if subscription else 0,
+    }
+
+
+class CustomerDetailApi(APIView):
+    @extend_schema(
+        operation_id="customers_retrieve",
+        summary="The customer",
+        responses={
+            200: CustomerWithPlanOutputSerializer,
+            401: API_ERRORS[401],
+            404: ErrorSerializer,
+        },
+    )
+    def get(self, request: Request, external_id: str) -> Response:
+        customer = metering_selectors.customer_get(external_id=external_id)
+        return Response(_customer_body(customer))
+
+    @extend_schema(
+        operation_id="customers_upsert",
+        summary="Create or update a customer, its plan and premium seats",
+        request=CustomerWithPlanInputSerializer,
+        responses={
+            200: CustomerWithPlanOutputSerializer,
+            201: CustomerWithPlanOutputSerializer,
+            **API_ERRORS,
+        },
+    )
+    def put(self, request: Request, external_id: str) -> Response:
+        require_json(request)
+        if len(external_id) > 200:
+            raise ApiError(
+                [
+                    ErrorDetail(
+                        field="external_id", code="out_of_range", message="At most 200 characters."
+                    )
+                ]
+            )
+        serializer = CustomerWithPlanInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        fields = dict(serializer.validated_data)
+        customer, created = services.customer_save(
+            external_id=external_id,
+            plan_code=fields.pop("plan", None),
+            premium_seats=fields.pop("premium_seats", None),
+            **fields,
+        )
+        return Response(
+            _customer_body(customer),
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+
+class UsageQuerySerializer(serializers.Serializer):
+    from_ = serializers.DateTimeField(required=False, help_text="Inclusive; default: month start.")
+    to = serializers.DateTimeField(required=False, help_text="Exclusive; default: next month.")
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        # `from` is a Python keyword: read it into `from_`, and name it `from` in errors.
+        data = {"from_": data.get("from"), "to": data.get("to")}
+        try:
+            return super().to_internal_value({k: v for k, v in data.items() if v is not None})
+        except serializers.ValidationError as exc:
+            detail = exc.detail if isinstance(exc.detail, dict) else {}
+            raise serializers.ValidationError(
+                {("from" if key == "from_" else key): value for key, value in detail.items()}
+            ) from exc
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        now = timezone.now()
+        month_start = datetime(now.year, now.month, 1, tzinfo=UTC)
+        next_month = datetime(now.year + now.month // 12, now.month % 12 + 1, 1, tzinfo=UTC)
+        attrs.setdefault("from_", month_start)
+        attrs.setdefault("to", next_month)
+        if attrs["from_"] >= attrs["to"]:
+            raise serializers.ValidationError({"to": "`to` must be after `from`."})
+        return attrs
+
+
+def _decimal(value: Decimal | None) -> str | None:
+    return None if value is None else f"{value.normalize():f}"
+
+
+def _totals(totals: metering_selectors.UsageTotals) -> dict[str, Any]:
+    return UsageTotalsSerializer(totals).data
+
+
+def _preview_body(preview: selectors.InvoicePreview | None) -> dict[str, Any]:
+    if preview is None:
+        return {"invoice_preview": None, "margin": None}
+    invoice, margin = preview.invoice, preview.margin
+    return {
+        "invoice_preview": {
+            "plan": preview.terms.code,
+            "plan_version": preview.terms.version,
+            "currency": invoice.currency,
+            "lines": [
+                {
+                    "kind": line.kind,
+                    "description": line.description,
+                    "quantity": _decimal(line.quantity),
+                    "unit_price": _decimal(line.unit_price),
+                    "amount": line.amount,
+                }
+                for line in invoice.lines
+            ],
+            "total": invoice.total,
+            "total_decimal": f"{from_minor_units(invoice.total, invoice.currency):f}",
+        },
+        "margin": {
+            "currency": margin.currency,
+            "revenue": _decimal(margin.revenue),
+            "inference_cost": _decimal(margin.inference_cost),
+            "comparable": margin.comparable,
+            "margin": _decimal(margin.margin),
+            "margin_percent": _decimal(margin.margin_percent),
+            "unpriced_calls": margin.unpriced_calls,
+        },
+    }
+
+
+class CustomerUsageApi(APIView):
+    @extend_schema(
+        operation_id="customers_usage",
+        summary="Usage, cost, outcomes, the invoice preview and the margin over a window "
+        "(default: this calendar month)",
+        parameters=[
+            OpenApiParameter("from", datetime, description="Inclusive, ISO 8601."),
+            OpenApiParameter("to", datetime, description="Exclusive, ISO 8601."),
+        ],
+        responses={200: UsageWithPreviewSerializer, **API_ERRORS, 404: ErrorSerializer},
+    )
+    def get(self, request: Request, external_id: str) -> Response:
+        query = UsageQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        start, end = query.validated_data["from_"], query.validated_data["to"]
+        customer = metering_selectors.customer_get(external_id=external_id)
+        usage = metering_selectors.customer_usage(customer=customer, start=start, end=end)
+        outcomes = outcome_selectors.outcome_type_summaries(customer=customer, start=start, end=end)
+        preview = selectors.invoice_preview(
+            customer=customer,
+            start=start,
+            end=end,
+            inference_cost=usage.totals.cost or Decimal(0),
+            unpriced_calls=usage.totals.unpriced_calls,
+        )
+        return Response(
+            {
+                "customer": customer.external_id,
+                "start": start,
+                "end": end,
+                "currency": "USD",
+                "totals": _totals(usage.totals),
+                "by_model": [
+                    {"provider": provider, "model": model, **_totals(totals)}
+                    for provider, model, totals in usage.by_model
+                ],
+                "by_feature": [
+                    {"feature": feature or None, **_totals(totals)}
+                    for feature, totals in usage.by_feature
+                ],
+                "outcomes": [
+                    {
+                        "type": summary.type,
+                        "succeeded": summary.succeeded,
+                        "failed": summary.failed,
+                        "pending": summary.pending,
+                        "reversed": summary.reversed,
+                        "calls": summary.calls,
+                        "cost": _decimal(summary.cost),
+                        "cost_per_success": _decimal(summary.cost_per_success),
+                        "unpriced_calls": summary.unpriced_calls,
+                    }
+                    for summary in outcomes
+                ],
+                "premium_active_seats": outcome_selectors.premium_active_seats(
+                    customer=customer, start=start, end=end
+                ),
+                **_preview_body(preview),
+            }
+        )
+
+
+class PlanListApi(APIView):
+    @extend_schema(
+        operation_id="plans_list",
+        summary="Plans, each at its current version, with all its prices",
+        responses={200: PlanDocumentSerializer(many=True), 401: API_ERRORS[401]},
+    )
+    def get(self, request: Request) -> Response:
+        documents = []
+        for plan in Plan.objects.order_by("code"):
+            version = selectors.plan_version_current(plan_id=plan.pk)
+            if version is not None:
+                document = msgspec.to_builtins(services.plan_document(version))
+                documents.append({"version": version.version, **document})
+        return Response(documents)
+
+
+class OutcomeReverseApi(APIView):
+    @extend_schema(
+        operation_id="outcomes_reverse",
+        summary="Reverse a succeeded outcome within its plan's reversal window",
+        request=None,
+        responses={200: OutcomeOutputSerializer, 404: ErrorSerializer, 409: ErrorSerializer},
+    )
+    def post(self, request: Request, external_id: str) -> Response:
+        outcome = outcome_selectors.outcome_get(external_id=external_id)
+        window = selectors.reversal_window(customer=outcome.customer)
+        reversed_outcome = outcome_reverse(
+            external_id=external_id, window=window, now=timezone.now()
+        )
+        return Response(OutcomeOutputSerializer(reversed_outcome).data)

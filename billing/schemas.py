@@ -1,0 +1,69 @@
+"""The price-book document: what `manage.py load_plans` reads (YAML or JSON) and what
+GET /v1/plans answers. Prices are decimal numbers or strings, read exactly: YAML and JSON
+numbers become Decimal, never float."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+import msgspec
+import yaml
+
+Slug = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=100)]
+OutcomeType = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9_.-]+$", max_length=100)]
+Count = Annotated[int, msgspec.Meta(ge=0)]
+
+
+class TierDoc(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    unit_price: Decimal
+    up_to: Annotated[int, msgspec.Meta(ge=1)] | None = None
+
+
+class OutcomePriceDoc(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    type: OutcomeType
+    unit_price: Decimal | None = None
+    percentage: Decimal | None = None
+    floor: Decimal | None = None
+    cap: Decimal | None = None
+    included: Count = 0
+    tier_mode: Literal["graduated", "volume"] | None = None
+    tiers: list[TierDoc] | None = None
+    package_size: Annotated[int, msgspec.Meta(ge=1)] | None = None
+
+
+class PassThroughDoc(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    markup: Decimal
+    feature: str = ""
+
+
+class PlanDoc(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    code: Slug
+    name: str
+    currency: Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$")]
+    base_fee: Decimal = Decimal(0)
+    minimum_spend: Decimal | None = None
+    premium_seat_fee: Decimal | None = None
+    seat_mode: Literal["fixed", "active"] = "fixed"
+    reversal_window_days: Count = 7
+    outcomes: list[OutcomePriceDoc] = msgspec.field(default_factory=list)
+    token_pass_through: list[PassThroughDoc] = msgspec.field(default_factory=list)
+
+
+class PriceBookDoc(msgspec.Struct, forbid_unknown_fields=True):
+    plans: list[PlanDoc]
+
+
+class _ExactLoader(yaml.SafeLoader):
+    """YAML (and so JSON) with every float read as the Decimal it spells."""
+
+
+def _decimal(loader: yaml.SafeLoader, node: yaml.Node) -> Decimal:
+    return Decimal(loader.construct_scalar(node))  # type: ignore[arg-type]
+
+
+_ExactLoader.add_constructor("tag:yaml.org,2002:float", _decimal)
+
+
+def load_yaml_exact(text: str) -> Any:
+    return yaml.load(text, Loader=_ExactLoader)  # noqa: S506 -- a SafeLoader subclass

@@ -1,0 +1,209 @@
+"""Reads of the billing app: a plan's terms, a period's quantities (SQL aggregates over
+metering and outcomes), the invoice preview and the margin."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.db import connection
+from django.db.models import Sum
+
+from billing.models import PlanVersion, PriceModel, Subscription
+from billing.money import from_minor_units
+from billing.rating import (
+    Invoice,
+    OutcomeQuantity,
+    OutcomeTerms,
+    PeriodQuantities,
+    PlanTerms,
+    Tier,
+    rate_period,
+)
+from metering.models import Customer, UsageEvent
+from outcomes.selectors import premium_active_seats
+
+DEFAULT_REVERSAL_WINDOW = timedelta(days=7)
+INFERENCE_COST_CURRENCY = "USD"
+
+
+def subscription_of(*, customer: Customer) -> Subscription | None:
+    return Subscription.objects.select_related("plan").filter(customer=customer).first()
+
+
+def plan_version_current(*, plan_id: int) -> PlanVersion | None:
+    """The newest version of a plan: the one its customers are billed on."""
+    return (
+        PlanVersion.objects.filter(plan_id=plan_id)
+        .select_related("plan")
+        .prefetch_related("outcome_prices__tiers", "pass_throughs")
+        .order_by("-version")
+        .first()
+    )
+
+
+def plan_terms(*, version: PlanVersion) -> PlanTerms:
+    return PlanTerms(
+        code=version.plan.code,
+        version=version.version,
+        currency=version.currency,
+        base_fee=version.base_fee,
+        minimum_spend=version.minimum_spend,
+        premium_seat_fee=version.premium_seat_fee,
+        seat_mode=version.seat_mode,
+        reversal_window_days=version.reversal_window_days,
+        outcomes=tuple(
+            OutcomeTerms(
+                outcome_type=price.outcome_type,
+                model=price.model,
+                unit_price=price.unit_price,
+                percentage=price.percentage,
+                floor=price.floor,
+                cap=price.cap,
+                included_quantity=price.included_quantity,
+                tier_mode=price.tier_mode,
+                tiers=tuple(Tier(t.up_to, t.unit_price) for t in price.tiers.all()),
+                package_size=price.package_size,
+            )
+            for price in sorted(version.outcome_prices.all(), key=lambda p: p.outcome_type)
+        ),
+        pass_through={p.feature: p.markup for p in version.pass_throughs.all()},
+    )
+
+
+def customer_plan_terms(*, customer: Customer) -> tuple[Subscription | None, PlanTerms | None]:
+    subscription = subscription_of(customer=customer)
+    if subscription is None:
+        return None, None
+    version = plan_version_current(plan_id=subscription.plan_id)
+    return subscription, (plan_terms(version=version) if version else None)
+
+
+def reversal_window(*, customer: Customer) -> timedelta:
+    """How long after its success an outcome of this customer may be reversed."""
+    _, terms = customer_plan_terms(customer=customer)
+    return timedelta(days=terms.reversal_window_days) if terms else DEFAULT_REVERSAL_WINDOW
+
+
+_SUCCEEDED_SQL = """
+SELECT type, count(*) FROM outcomes_outcome
+WHERE customer_id = %(customer)s AND status = 'succeeded'
+  AND succeeded_at >= %(start)s AND succeeded_at < %(end)s
+GROUP BY type
+"""
+# Value fees of one percentage-priced type: each billable unit (past the included ones,
+# in order of success) at value × percentage / 100, clamped to [floor, cap]. GREATEST and
+# LEAST skip NULLs, so a missing floor or cap is no bound, and a unit without a value
+# (or with a value in another currency) pays the floor.
+_VALUE_FEES_SQL = """
+SELECT coalesce(sum(LEAST(GREATEST(fee, %(floor)s), %(cap)s)), 0) FROM (
+    SELECT CASE WHEN value_currency = %(currency)s THEN value * %(percentage)s / 100 END AS fee,
+           row_number() OVER (ORDER BY succeeded_at, id) AS position
+    FROM outcomes_outcome
+    WHERE customer_id = %(customer)s AND type = %(type)s AND status = 'succeeded'
+      AND succeeded_at >= %(start)s AND succeeded_at < %(end)s
+) AS units
+WHERE position > %(included)s
+"""
+
+
+def period_quantities(
+    *,
+    customer: Customer,
+    subscription: Subscription,
+    terms: PlanTerms,
+    start: datetime,
+    end: datetime,
+) -> PeriodQuantities:
+    """What rating needs of [start, end): succeeded outcomes per type (by time of
+    success; reversed ones are no longer succeeded), seats, and inference cost per feature."""
+    window = {"customer": customer.pk, "start": start, "end": end}
+    with connection.cursor() as cursor:
+        cursor.execute(_SUCCEEDED_SQL, window)
+        succeeded = dict(cursor.fetchall())
+        outcomes: dict[str, OutcomeQuantity] = {}
+        for outcome in terms.outcomes:
+            count = succeeded.get(outcome.outcome_type, 0)
+            fees = Decimal(0)
+            if outcome.model == PriceModel.PERCENTAGE and count > outcome.included_quantity:
+                cursor.execute(
+                    _VALUE_FEES_SQL,
+                    window
+                    | {
+                        "type": outcome.outcome_type,
+                        "currency": terms.currency,
+                        "percentage": outcome.percentage,
+                        "floor": outcome.floor,
+                        "cap": outcome.cap,
+                        "included": outcome.included_quantity,
+                    },
+                )
+                fees = cursor.fetchone()[0]
+            outcomes[outcome.outcome_type] = OutcomeQuantity(count, fees)
+    seats = (
+        premium_active_seats(customer=customer, start=start, end=end)
+        if terms.seat_mode == "active"
+        else subscription.premium_seats
+    )
+    cost_by_feature = {
+        row["feature"]: row["cost"]
+        for row in UsageEvent.objects.filter(
+            customer=customer, timestamp__gte=start, timestamp__lt=end
+        )
+        .values("feature")
+        .annotate(cost=Sum("cost"))
+        if row["cost"] is not None
+    }
+    return PeriodQuantities(outcomes=outcomes, seats=seats, cost_by_feature=cost_by_feature)
+
+
+@dataclass(frozen=True, slots=True)
+class Margin:
+    revenue: Decimal  # in the invoice currency
+    inference_cost: Decimal  # USD, every priced call of the period
+    currency: str
+    # Comparable only when the invoice is in USD, until FX rates exist: a margin across
+    # currencies would be a wrong number, so there is none.
+    comparable: bool
+    margin: Decimal | None
+    margin_percent: Decimal | None
+    unpriced_calls: int
+
+
+def margin_of(*, invoice: Invoice, inference_cost: Decimal, unpriced_calls: int) -> Margin:
+    revenue = from_minor_units(invoice.total, invoice.currency)
+    if invoice.currency != INFERENCE_COST_CURRENCY:
+        return Margin(revenue, inference_cost, invoice.currency, False, None, None, unpriced_calls)
+    margin = revenue - inference_cost
+    percent = (margin / revenue * 100).quantize(Decimal("0.01")) if revenue else None
+    return Margin(revenue, inference_cost, invoice.currency, True, margin, percent, unpriced_calls)
+
+
+@dataclass(frozen=True, slots=True)
+class InvoicePreview:
+    terms: PlanTerms
+    invoice: Invoice
+    margin: Margin
+
+
+def invoice_preview(
+    *,
+    customer: Customer,
+    start: datetime,
+    end: datetime,
+    inference_cost: Decimal,
+    unpriced_calls: int,
+) -> InvoicePreview | None:
+    """The invoice [start, end) would make on the customer's plan; None without a plan."""
+    subscription, terms = customer_plan_terms(customer=customer)
+    if subscription is None or terms is None:
+        return None
+    quantities = period_quantities(
+        customer=customer, subscription=subscription, terms=terms, start=start, end=end
+    )
+    invoice = rate_period(terms, quantities)
+    margin = margin_of(
+        invoice=invoice, inference_cost=inference_cost, unpriced_calls=unpriced_calls
+    )
+    return InvoicePreview(terms, invoice, margin)

@@ -1,0 +1,101 @@
+"""DRF serializers of the billing endpoints: customers with their plan, the usage with
+its invoice preview and margin, plans."""
+
+from typing import Any
+
+from rest_framework import serializers
+
+from billing.models import Plan
+from metering.serializers import (
+    CustomerInputSerializer,
+    CustomerOutputSerializer,
+    UsageOutputSerializer,
+)
+
+
+class CustomerWithPlanInputSerializer(CustomerInputSerializer):
+    plan = serializers.SlugField(required=False, help_text="The code of the customer's plan.")
+    premium_seats = serializers.IntegerField(
+        required=False, min_value=0, help_text="Fixed premium seats (plans with fixed seats)."
+    )
+
+    def validate_plan(self, value: str) -> str:
+        if not Plan.objects.filter(code=value).exists():
+            raise serializers.ValidationError(f"No plan `{value}`.", code="unknown_plan")
+        return value
+
+
+class CustomerWithPlanOutputSerializer(CustomerOutputSerializer):
+    plan = serializers.CharField(allow_null=True)
+    premium_seats = serializers.IntegerField()
+
+
+class InvoiceLineSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(
+        ["base_fee", "outcome", "included", "seats", "pass_through", "minimum"]
+    )
+    description = serializers.CharField()
+    quantity = serializers.CharField(help_text="Exact decimal.")
+    unit_price = serializers.CharField(help_text="Exact decimal, in the invoice currency.")
+    amount = serializers.IntegerField(help_text="Minor units of the invoice currency (cents).")
+
+
+class InvoicePreviewSerializer(serializers.Serializer):
+    plan = serializers.CharField()
+    plan_version = serializers.IntegerField()
+    currency = serializers.CharField()
+    lines = InvoiceLineSerializer(many=True)
+    total = serializers.IntegerField(help_text="Minor units: the sum of the lines' amounts.")
+    total_decimal = serializers.CharField(help_text="The total as a decimal string.")
+
+
+class MarginSerializer(serializers.Serializer):
+    currency = serializers.CharField(help_text="Of the revenue.")
+    revenue = serializers.CharField()
+    inference_cost = serializers.CharField(help_text="USD, every priced call in the window.")
+    comparable = serializers.BooleanField(
+        help_text="False when revenue is not in USD: no margin until FX rates exist."
+    )
+    margin = serializers.CharField(allow_null=True)
+    margin_percent = serializers.CharField(allow_null=True)
+    unpriced_calls = serializers.IntegerField(help_text="Calls whose cost is not known yet.")
+
+
+class OutcomeTypeSummarySerializer(serializers.Serializer):
+    type = serializers.CharField()
+    succeeded = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    pending = serializers.IntegerField()
+    reversed = serializers.IntegerField()
+    calls = serializers.IntegerField()
+    cost = serializers.CharField(help_text="USD: all attributed calls, failures included.")
+    cost_per_success = serializers.CharField(
+        allow_null=True, help_text="cost / succeeded: what a success really costs."
+    )
+    unpriced_calls = serializers.IntegerField()
+
+
+class UsageWithPreviewSerializer(UsageOutputSerializer):
+    outcomes = OutcomeTypeSummarySerializer(many=True)
+    premium_active_seats = serializers.IntegerField()
+    invoice_preview = InvoicePreviewSerializer(allow_null=True)
+    margin = MarginSerializer(allow_null=True)
+
+
+class PlanDocumentSerializer(serializers.Serializer):
+    """A plan's current version as a price-book document (see `manage.py load_plans`)."""
+
+    code = serializers.CharField()
+    name = serializers.CharField()
+    version = serializers.IntegerField()
+    currency = serializers.CharField()
+    base_fee = serializers.CharField()
+    minimum_spend = serializers.CharField(allow_null=True)
+    premium_seat_fee = serializers.CharField(allow_null=True)
+    seat_mode = serializers.ChoiceField(["fixed", "active"])
+    reversal_window_days = serializers.IntegerField()
+    outcomes = serializers.ListField(child=serializers.DictField())
+    token_pass_through = serializers.ListField(child=serializers.DictField())
+
+    def to_representation(self, instance: Any) -> Any:
+        return instance

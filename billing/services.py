@@ -1,0 +1,286 @@
+"""Writes of the billing app: price books (loaded from documents), subscriptions, and
+customers with their plan."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+from django.db import transaction
+
+from billing.models import (
+    OutcomePrice,
+    Plan,
+    PlanVersion,
+    PriceModel,
+    PriceTier,
+    Subscription,
+    TierMode,
+    TokenPassThrough,
+)
+from billing.money import is_currency
+from billing.schemas import OutcomePriceDoc, PassThroughDoc, PlanDoc, PriceBookDoc, TierDoc
+from billing.selectors import plan_version_current
+from config.errors import ApiError, ErrorDetail
+from metering.models import Customer
+from metering.services import customer_upsert
+
+
+class PriceBookError(Exception):
+    """A price book that cannot be loaded; `where` names the key (plans[0].outcomes[1])."""
+
+    def __init__(self, where: str, message: str) -> None:
+        super().__init__(f"{where}: {message}" if where else message)
+        self.where = where
+
+
+def _non_negative(where: str, **amounts: Decimal | None) -> None:
+    for name, amount in amounts.items():
+        if amount is not None and (not amount.is_finite() or amount < 0):
+            raise PriceBookError(f"{where}.{name}", "must be a number >= 0")
+
+
+def _check_outcome_price(where: str, price: OutcomePriceDoc) -> None:
+    _non_negative(where, unit_price=price.unit_price, floor=price.floor, cap=price.cap)
+    if price.percentage is not None:
+        if price.unit_price is not None or price.tiers or price.package_size:
+            raise PriceBookError(
+                where, "a percentage price has no unit_price, tiers or package_size"
+            )
+        if not (0 < price.percentage <= 100):
+            raise PriceBookError(f"{where}.percentage", "must be above 0 and at most 100")
+        if price.floor is not None and price.cap is not None and price.floor > price.cap:
+            raise PriceBookError(f"{where}.floor", "is above the cap")
+        return
+    if price.floor is not None or price.cap is not None:
+        raise PriceBookError(where, "floor and cap belong to a percentage price")
+    if price.tiers:
+        if price.tier_mode is None:
+            raise PriceBookError(f"{where}.tier_mode", "say `graduated` or `volume` with tiers")
+        if price.unit_price is not None or price.package_size:
+            raise PriceBookError(
+                where, "tiers carry their own prices: no unit_price or package_size"
+            )
+        bounds = [tier.up_to for tier in price.tiers]
+        if bounds[-1] is not None or None in bounds[:-1]:
+            raise PriceBookError(f"{where}.tiers", "only the last tier has no up_to")
+        if bounds[:-1] != sorted(set(bounds[:-1])):  # type: ignore[type-var]
+            raise PriceBookError(f"{where}.tiers", "up_to must increase from tier to tier")
+        for index, tier in enumerate(price.tiers):
+            _non_negative(f"{where}.tiers[{index}]", unit_price=tier.unit_price)
+        return
+    if price.tier_mode is not None:
+        raise PriceBookError(f"{where}.tiers", f"tier_mode {price.tier_mode} needs tiers")
+    if price.unit_price is None:
+        raise PriceBookError(where, "needs a unit_price, tiers, or a percentage")
+
+
+def _check_plan(where: str, plan: PlanDoc) -> None:
+    if not is_currency(plan.currency):
+        raise PriceBookError(f"{where}.currency", f"{plan.currency} is not an ISO 4217 currency")
+    _non_negative(
+        where,
+        base_fee=plan.base_fee,
+        minimum_spend=plan.minimum_spend,
+        premium_seat_fee=plan.premium_seat_fee,
+    )
+    seen: set[str] = set()
+    for index, price in enumerate(plan.outcomes):
+        if price.type in seen:
+            raise PriceBookError(f"{where}.outcomes[{index}].type", f"{price.type} appears twice")
+        seen.add(price.type)
+        _check_outcome_price(f"{where}.outcomes[{index}]", price)
+    if plan.token_pass_through and plan.currency != "USD":
+        # Inference cost is USD; billing it in another currency needs FX rates (later).
+        raise PriceBookError(f"{where}.token_pass_through", "needs a USD plan until FX rates exist")
+    features = [p.feature for p in plan.token_pass_through]
+    if len(features) != len(set(features)):
+        raise PriceBookError(f"{where}.token_pass_through", "a feature appears twice")
+    for index, pass_through in enumerate(plan.token_pass_through):
+        _non_negative(f"{where}.token_pass_through[{index}]", markup=pass_through.markup)
+
+
+def price_book_parse(document: Any) -> list[PlanDoc]:
+    """Check a price book (already read from YAML or JSON); raise PriceBookError naming
+    the first bad key."""
+    try:
+        book = msgspec.convert(document, PriceBookDoc, strict=False)
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+        where = text.rsplit(" - at `$", 1)[1].rstrip("`").lstrip(".") if " - at `$" in text else ""
+        raise PriceBookError(where, text.split(" - at ")[0]) from exc
+    codes = [plan.code for plan in book.plans]
+    for index, plan in enumerate(book.plans):
+        if codes.count(plan.code) > 1:
+            raise PriceBookError(f"plans[{index}].code", f"{plan.code} appears twice")
+        _check_plan(f"plans[{index}]", plan)
+    return book.plans
+
+
+def plan_document(version: PlanVersion) -> PlanDoc:
+    """A stored plan version as a document: what GET /v1/plans shows, and what a loaded
+    document is compared with to tell whether it changes anything."""
+    return PlanDoc(
+        code=version.plan.code,
+        name=version.plan.name,
+        currency=version.currency,
+        base_fee=version.base_fee,
+        minimum_spend=version.minimum_spend,
+        premium_seat_fee=version.premium_seat_fee,
+        seat_mode=version.seat_mode,  # type: ignore[arg-type]
+        reversal_window_days=version.reversal_window_days,
+        outcomes=[
+            OutcomePriceDoc(
+                type=price.outcome_type,
+                unit_price=price.unit_price,
+                percentage=price.percentage,
+                floor=price.floor,
+                cap=price.cap,
+                included=price.included_quantity,
+                tier_mode=None if price.tier_mode == TierMode.NONE else price.tier_mode,  # type: ignore[arg-type]
+                tiers=[TierDoc(unit_price=t.unit_price, up_to=t.up_to) for t in price.tiers.all()]
+                or None,
+                package_size=price.package_size,
+            )
+            for price in version.outcome_prices.all()
+        ],
+        token_pass_through=[
+            PassThroughDoc(markup=p.markup, feature=p.feature) for p in version.pass_throughs.all()
+        ],
+    )
+
+
+def plan_canonical(plan: PlanDoc) -> Any:
+    """A plan document as plain data with one spelling per meaning (sorted lists, decimals
+    normalised, empty values left out): two documents with equal canonical forms are the
+    same prices."""
+
+    def canonical(value: Any) -> Any:
+        if isinstance(value, Decimal):
+            return str(value.normalize())
+        if isinstance(value, msgspec.Struct):
+            fields = {name: canonical(getattr(value, name)) for name in value.__struct_fields__}
+            return {name: v for name, v in fields.items() if v not in (None, [], "0")}
+        if isinstance(value, list):
+            return [canonical(item) for item in value]
+        return value
+
+    data = canonical(plan)
+    data["outcomes"] = sorted(data.get("outcomes", []), key=lambda o: o["type"])
+    data["token_pass_through"] = sorted(
+        data.get("token_pass_through", []), key=lambda p: p.get("feature", "")
+    )
+    return data
+
+
+def _plan_version_create(plan: Plan, doc: PlanDoc, version: int) -> PlanVersion:
+    created = PlanVersion.objects.create(
+        plan=plan,
+        version=version,
+        currency=doc.currency,
+        base_fee=doc.base_fee,
+        minimum_spend=doc.minimum_spend,
+        premium_seat_fee=doc.premium_seat_fee,
+        seat_mode=doc.seat_mode,
+        reversal_window_days=doc.reversal_window_days,
+    )
+    for price in doc.outcomes:
+        outcome_price = OutcomePrice.objects.create(
+            plan_version=created,
+            outcome_type=price.type,
+            model=PriceModel.PERCENTAGE if price.percentage is not None else PriceModel.UNIT,
+            unit_price=price.unit_price,
+            percentage=price.percentage,
+            floor=price.floor,
+            cap=price.cap,
+            included_quantity=price.included,
+            tier_mode=price.tier_mode or TierMode.NONE,
+            package_size=price.package_size,
+        )
+        PriceTier.objects.bulk_create(
+            PriceTier(outcome_price=outcome_price, up_to=t.up_to, unit_price=t.unit_price)
+            for t in price.tiers or []
+        )
+    TokenPassThrough.objects.bulk_create(
+        TokenPassThrough(plan_version=created, feature=p.feature, markup=p.markup)
+        for p in doc.token_pass_through
+    )
+    return created
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedPlan:
+    code: str
+    version: int
+    changed: bool  # False: the document matched the current version; nothing was written
+
+
+def plans_load(*, document: Any) -> list[LoadedPlan]:
+    """Load a price book, all or nothing: a plan whose prices differ from its current
+    version gets a new version; an unchanged plan is left alone."""
+    plans = price_book_parse(document)
+    loaded = []
+    with transaction.atomic():
+        for doc in plans:
+            plan, _ = Plan.objects.select_for_update().get_or_create(
+                code=doc.code, defaults={"name": doc.name}
+            )
+            if plan.name != doc.name:
+                plan.name = doc.name
+                plan.save(update_fields=["name"])
+            current = plan_version_current(plan_id=plan.pk)
+            if current is not None and plan_canonical(plan_document(current)) == plan_canonical(
+                doc
+            ):
+                loaded.append(LoadedPlan(doc.code, current.version, changed=False))
+                continue
+            version = _plan_version_create(plan, doc, (current.version + 1) if current else 1)
+            loaded.append(LoadedPlan(doc.code, version.version, changed=True))
+    return loaded
+
+
+# --- customers and subscriptions ------------------------------------------------------------
+
+
+def customer_save(
+    *,
+    external_id: str,
+    plan_code: str | None = None,
+    premium_seats: int | None = None,
+    **customer_fields: Any,
+) -> tuple[Customer, bool]:
+    """Create or update a customer and, when given, its plan and fixed premium seats."""
+    with transaction.atomic():
+        customer, created = customer_upsert(external_id=external_id, **customer_fields)
+        if plan_code is not None or premium_seats is not None:
+            subscription_set(customer=customer, plan_code=plan_code, premium_seats=premium_seats)
+    return customer, created
+
+
+def subscription_set(
+    *, customer: Customer, plan_code: str | None, premium_seats: int | None
+) -> Subscription:
+    subscription = Subscription.objects.select_for_update().filter(customer=customer).first()
+    plan = Plan.objects.get(code=plan_code) if plan_code is not None else None
+    if subscription is None:
+        if plan is None:
+            raise ApiError(
+                [
+                    ErrorDetail(
+                        field="plan",
+                        code="plan_required",
+                        message="This customer has no plan yet: send `plan` too.",
+                    )
+                ]
+            )
+        return Subscription.objects.create(
+            customer=customer, plan=plan, premium_seats=premium_seats or 0
+        )
+    if plan is not None:
+        subscription.plan = plan
+    if premium_seats is not None:
+        subscription.premium_seats = premium_seats
+    subscription.save()
+    return subscription

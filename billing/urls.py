@@ -1,0 +1,16 @@
+from django.urls import path
+
+from billing import api
+
+urlpatterns = [
+    path("customers/<str:external_id>", api.CustomerDetailApi.as_view(), name="customer"),
+    path(
+        "customers/<str:external_id>/usage", api.CustomerUsageApi.as_view(), name="customer-usage"
+    ),
+    path("plans", api.PlanListApi.as_view(), name="plans"),
+    path(
+        "outcomes/<str:external_id>/reverse",
+        api.OutcomeReverseApi.as_view(),
+        name="outcome-reverse",
+    ),
+]
