@@ -111,10 +111,11 @@ def price_book_parse(document: Any) -> list[PlanDoc]:
         text = str(exc)
         where = text.rsplit(" - at `$", 1)[1].rstrip("`").lstrip(".") if " - at `$" in text else ""
         raise PriceBookError(where, text.split(" - at ")[0]) from exc
-    codes = [plan.code for plan in book.plans]
+    seen: set[str] = set()
     for index, plan in enumerate(book.plans):
-        if codes.count(plan.code) > 1:
+        if plan.code in seen:
             raise PriceBookError(f"plans[{index}].code", f"{plan.code} appears twice")
+        seen.add(plan.code)
         _check_plan(f"plans[{index}]", plan)
     return book.plans
 

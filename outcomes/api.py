@@ -16,6 +16,7 @@ from outcomes.serializers import (
     OutcomeBatchInputSerializer,
     OutcomeDetailSerializer,
     OutcomeInputSerializer,
+    OutcomeOutputSerializer,
 )
 from outcomes.services import outcomes_record
 
@@ -61,7 +62,7 @@ class OutcomeDetailApi(APIView):
     def get(self, request: Request, external_id: str) -> Response:
         outcome = selectors.outcome_get(external_id=external_id)
         cost = selectors.outcome_cost(outcome=outcome)
-        data = OutcomeDetailSerializer(outcome).data | {
+        data = OutcomeOutputSerializer(outcome).data | {
             "calls": cost.calls,
             "cost": None if cost.cost is None else f"{cost.cost:.12f}",
             "unpriced_calls": cost.unpriced_calls,
