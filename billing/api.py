@@ -175,13 +175,10 @@ class CustomerUsageApi(APIView):
         customer = metering_selectors.customer_get(external_id=external_id)
         usage = metering_selectors.customer_usage(customer=customer, start=start, end=end)
         outcomes = outcome_selectors.outcome_type_summaries(customer=customer, start=start, end=end)
-        preview = selectors.invoice_preview(
-            customer=customer,
-            start=start,
-            end=end,
-            inference_cost=usage.totals.cost or Decimal(0),
-            unpriced_calls=usage.totals.unpriced_calls,
+        active_seats = outcome_selectors.premium_active_seats(
+            customer=customer, start=start, end=end
         )
+        preview = selectors.invoice_preview(usage=usage, active_seats=active_seats)
         return Response(
             {
                 "customer": customer.external_id,
@@ -211,9 +208,7 @@ class CustomerUsageApi(APIView):
                     }
                     for summary in outcomes
                 ],
-                "premium_active_seats": outcome_selectors.premium_active_seats(
-                    customer=customer, start=start, end=end
-                ),
+                "premium_active_seats": active_seats,
                 **_preview_body(preview),
             }
         )

@@ -8,7 +8,6 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.db import connection
-from django.db.models import Sum
 
 from billing.models import PlanVersion, PriceModel, Subscription
 from billing.money import from_minor_units
@@ -21,8 +20,8 @@ from billing.rating import (
     Tier,
     rate_period,
 )
-from metering.models import Customer, UsageEvent
-from outcomes.selectors import premium_active_seats
+from metering.models import Customer
+from metering.selectors import CustomerUsage
 
 DEFAULT_REVERSAL_WINDOW = timedelta(days=7)
 INFERENCE_COST_CURRENCY = "USD"
@@ -115,9 +114,13 @@ def period_quantities(
     terms: PlanTerms,
     start: datetime,
     end: datetime,
+    cost_by_feature: dict[str, Decimal],
+    active_seats: int,
 ) -> PeriodQuantities:
     """What rating needs of [start, end): succeeded outcomes per type (by time of
-    success; reversed ones are no longer succeeded), seats, and inference cost per feature."""
+    success; reversed ones are no longer succeeded) and seats. The inference cost per
+    feature and the active seats come from the caller, who has them from the usage
+    aggregates already."""
     window = {"customer": customer.pk, "start": start, "end": end}
     with connection.cursor() as cursor:
         cursor.execute(_SUCCEEDED_SQL, window)
@@ -141,20 +144,7 @@ def period_quantities(
                 )
                 fees = cursor.fetchone()[0]
             outcomes[outcome.outcome_type] = OutcomeQuantity(count, fees)
-    seats = (
-        premium_active_seats(customer=customer, start=start, end=end)
-        if terms.seat_mode == "active"
-        else subscription.premium_seats
-    )
-    cost_by_feature = {
-        row["feature"]: row["cost"]
-        for row in UsageEvent.objects.filter(
-            customer=customer, timestamp__gte=start, timestamp__lt=end
-        )
-        .values("feature")
-        .annotate(cost=Sum("cost"))
-        if row["cost"] is not None
-    }
+    seats = active_seats if terms.seat_mode == "active" else subscription.premium_seats
     return PeriodQuantities(outcomes=outcomes, seats=seats, cost_by_feature=cost_by_feature)
 
 
@@ -187,23 +177,28 @@ class InvoicePreview:
     margin: Margin
 
 
-def invoice_preview(
-    *,
-    customer: Customer,
-    start: datetime,
-    end: datetime,
-    inference_cost: Decimal,
-    unpriced_calls: int,
-) -> InvoicePreview | None:
-    """The invoice [start, end) would make on the customer's plan; None without a plan."""
-    subscription, terms = customer_plan_terms(customer=customer)
+def invoice_preview(*, usage: CustomerUsage, active_seats: int) -> InvoicePreview | None:
+    """The invoice the usage's window would make on the customer's plan, and its margin;
+    None without a plan."""
+    subscription, terms = customer_plan_terms(customer=usage.customer)
     if subscription is None or terms is None:
         return None
+    cost_by_feature = {
+        feature: totals.cost for feature, totals in usage.by_feature if totals.cost is not None
+    }
     quantities = period_quantities(
-        customer=customer, subscription=subscription, terms=terms, start=start, end=end
+        customer=usage.customer,
+        subscription=subscription,
+        terms=terms,
+        start=usage.start,
+        end=usage.end,
+        cost_by_feature=cost_by_feature,
+        active_seats=active_seats,
     )
     invoice = rate_period(terms, quantities)
     margin = margin_of(
-        invoice=invoice, inference_cost=inference_cost, unpriced_calls=unpriced_calls
+        invoice=invoice,
+        inference_cost=usage.totals.cost or Decimal(0),
+        unpriced_calls=usage.totals.unpriced_calls,
     )
     return InvoicePreview(terms, invoice, margin)

@@ -58,15 +58,18 @@ _USAGE_AGGREGATES: dict[str, Any] = {
 }
 
 
-def _totals(row: dict[str, Any]) -> UsageTotals:
+def _totals(rows: list[dict[str, Any]]) -> UsageTotals:
+    """Add up aggregate rows (one per provider, model and feature) into one total."""
+    costs = [row["cost"] for row in rows if row["cost"] is not None]
+    unpriced = sum(row["unpriced_calls"] for row in rows)
     return UsageTotals(
-        calls=row["calls"],
-        input_tokens=int(row["input_tokens"]),
-        output_tokens=int(row["output_tokens"]),
-        cache_read_tokens=int(row["cache_read_tokens"]),
-        cache_write_tokens=int(row["cache_write_tokens"]),
-        cost=row["cost"] if row["cost"] is not None or row["unpriced_calls"] else _ZERO_COST,
-        unpriced_calls=row["unpriced_calls"],
+        calls=sum(row["calls"] for row in rows),
+        input_tokens=int(sum(row["input_tokens"] for row in rows)),
+        output_tokens=int(sum(row["output_tokens"] for row in rows)),
+        cache_read_tokens=int(sum(row["cache_read_tokens"] for row in rows)),
+        cache_write_tokens=int(sum(row["cache_write_tokens"] for row in rows)),
+        cost=sum(costs, _ZERO_COST) if costs or not unpriced else None,
+        unpriced_calls=unpriced,
     )
 
 
@@ -86,19 +89,25 @@ def customer_events(*, customer: Customer, start: datetime, end: datetime) -> Qu
 
 
 def customer_usage(*, customer: Customer, start: datetime, end: datetime) -> CustomerUsage:
+    """Totals, by model and by feature, from one aggregate query grouped by (provider,
+    model, feature): one scan of the window's events, whose few rows are then added up
+    (one scan, run in parallel by PostgreSQL, beats three, and beats GROUPING SETS, which
+    PostgreSQL cannot run in parallel)."""
     events = customer_events(customer=customer, start=start, end=end)
-    totals = _totals(events.aggregate(**_USAGE_AGGREGATES))
-    by_model = [
-        (row["provider"], row["model"], _totals(row))
-        for row in events.values("provider", "model")
-        .annotate(**_USAGE_AGGREGATES)
-        .order_by("provider", "model")
-    ]
-    by_feature = [
-        (row["feature"], _totals(row))
-        for row in events.values("feature").annotate(**_USAGE_AGGREGATES).order_by("feature")
-    ]
-    return CustomerUsage(customer, start, end, totals, by_model, by_feature)
+    rows = list(events.values("provider", "model", "feature").annotate(**_USAGE_AGGREGATES))
+    models: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    features: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        models.setdefault((row["provider"], row["model"]), []).append(row)
+        features.setdefault(row["feature"], []).append(row)
+    return CustomerUsage(
+        customer,
+        start,
+        end,
+        _totals(rows),
+        [(provider, model, _totals(group)) for (provider, model), group in sorted(models.items())],
+        [(feature, _totals(group)) for feature, group in sorted(features.items())],
+    )
 
 
 def unpriced_models_with_override() -> list[tuple[str, str]]:

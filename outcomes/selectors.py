@@ -63,26 +63,30 @@ class OutcomeTypeSummary:
         return self.cost / self.succeeded if self.succeeded else None
 
 
+# Statuses per type from the outcomes alone; calls per type from one join of the
+# customer's attributed events with those outcomes (a hash join, no per-outcome groups).
 _TYPE_SUMMARY_SQL = """
-WITH period_outcomes AS (
+WITH period_outcomes AS MATERIALIZED (
     SELECT external_id, type, status FROM outcomes_outcome
     WHERE customer_id = %(customer)s AND occurred_at >= %(start)s AND occurred_at < %(end)s
-), attributed AS (
-    SELECT outcome_ref, count(*) AS calls, sum(cost) AS cost,
-           count(*) FILTER (WHERE cost_source = 'unpriced') AS unpriced
-    FROM metering_usageevent
-    WHERE customer_id = %(customer)s AND outcome_ref <> ''
-      AND outcome_ref IN (SELECT external_id FROM period_outcomes)
-    GROUP BY outcome_ref
+), statuses AS (
+    SELECT type,
+           count(*) FILTER (WHERE status = 'succeeded') AS succeeded,
+           count(*) FILTER (WHERE status = 'failed') AS failed,
+           count(*) FILTER (WHERE status = 'pending') AS pending,
+           count(*) FILTER (WHERE status = 'reversed') AS reversed
+    FROM period_outcomes GROUP BY type
+), calls AS (
+    SELECT o.type, count(*) AS calls, sum(e.cost) AS cost,
+           count(*) FILTER (WHERE e.cost_source = 'unpriced') AS unpriced
+    FROM metering_usageevent e JOIN period_outcomes o ON o.external_id = e.outcome_ref
+    WHERE e.customer_id = %(customer)s AND e.outcome_ref <> ''
+    GROUP BY o.type
 )
-SELECT o.type,
-       count(*) FILTER (WHERE o.status = 'succeeded'),
-       count(*) FILTER (WHERE o.status = 'failed'),
-       count(*) FILTER (WHERE o.status = 'pending'),
-       count(*) FILTER (WHERE o.status = 'reversed'),
-       coalesce(sum(a.calls), 0), coalesce(sum(a.cost), 0), coalesce(sum(a.unpriced), 0)
-FROM period_outcomes o LEFT JOIN attributed a ON a.outcome_ref = o.external_id
-GROUP BY o.type ORDER BY o.type
+SELECT s.type, s.succeeded, s.failed, s.pending, s.reversed,
+       coalesce(c.calls, 0), coalesce(c.cost, 0), coalesce(c.unpriced, 0)
+FROM statuses s LEFT JOIN calls c ON c.type = s.type
+ORDER BY s.type
 """
 
 
