@@ -225,7 +225,7 @@ class PlanListApi(APIView):
         for plan in Plan.objects.order_by("code"):
             version = selectors.plan_version_current(plan_id=plan.pk)
             if version is not None:
-                document = msgspec.to_builtins(services.plan_document(version))
+                document = msgspec.to_builtins(selectors.plan_document(version))
                 documents.append({"version": version.version, **document})
         return Response(documents)
 

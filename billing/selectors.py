@@ -9,7 +9,7 @@ from decimal import Decimal
 
 from django.db import connection
 
-from billing.models import PlanVersion, PriceModel, Subscription
+from billing.models import PlanVersion, PriceModel, Subscription, TierMode
 from billing.money import from_minor_units
 from billing.rating import (
     Invoice,
@@ -20,6 +20,7 @@ from billing.rating import (
     Tier,
     rate_period,
 )
+from billing.schemas import OutcomePriceDoc, PassThroughDoc, PlanDoc, TierDoc
 from metering.models import Customer
 from metering.selectors import CustomerUsage
 
@@ -42,32 +43,68 @@ def plan_version_current(*, plan_id: int) -> PlanVersion | None:
     )
 
 
-def plan_terms(*, version: PlanVersion) -> PlanTerms:
-    return PlanTerms(
+def plan_document(version: PlanVersion) -> PlanDoc:
+    """A stored plan version as a document: what GET /v1/plans shows, and what a loaded
+    document is compared with to tell whether it changes anything."""
+    return PlanDoc(
         code=version.plan.code,
-        version=version.version,
+        name=version.plan.name,
         currency=version.currency,
         base_fee=version.base_fee,
         minimum_spend=version.minimum_spend,
         premium_seat_fee=version.premium_seat_fee,
-        seat_mode=version.seat_mode,
+        seat_mode=version.seat_mode,  # type: ignore[arg-type]
         reversal_window_days=version.reversal_window_days,
-        outcomes=tuple(
-            OutcomeTerms(
-                outcome_type=price.outcome_type,
-                model=price.model,
+        outcomes=[
+            OutcomePriceDoc(
+                type=price.outcome_type,
                 unit_price=price.unit_price,
                 percentage=price.percentage,
                 floor=price.floor,
                 cap=price.cap,
-                included_quantity=price.included_quantity,
-                tier_mode=price.tier_mode,
-                tiers=tuple(Tier(t.up_to, t.unit_price) for t in price.tiers.all()),
+                included=price.included_quantity,
+                tier_mode=None if price.tier_mode == TierMode.NONE else price.tier_mode,  # type: ignore[arg-type]
+                tiers=[TierDoc(unit_price=t.unit_price, up_to=t.up_to) for t in price.tiers.all()]
+                or None,
                 package_size=price.package_size,
             )
-            for price in sorted(version.outcome_prices.all(), key=lambda p: p.outcome_type)
+            for price in version.outcome_prices.all()
+        ],
+        token_pass_through=[
+            PassThroughDoc(markup=p.markup, feature=p.feature) for p in version.pass_throughs.all()
+        ],
+    )
+
+
+def plan_terms(*, version: PlanVersion) -> PlanTerms:
+    """What rating needs of a plan version, read through its document (one mapping from
+    the tables, in plan_document)."""
+    doc = plan_document(version)
+    return PlanTerms(
+        code=doc.code,
+        version=version.version,
+        currency=doc.currency,
+        base_fee=doc.base_fee,
+        minimum_spend=doc.minimum_spend,
+        premium_seat_fee=doc.premium_seat_fee,
+        seat_mode=doc.seat_mode,
+        reversal_window_days=doc.reversal_window_days,
+        outcomes=tuple(
+            OutcomeTerms(
+                outcome_type=price.type,
+                model=PriceModel.PERCENTAGE if price.percentage is not None else PriceModel.UNIT,
+                unit_price=price.unit_price,
+                percentage=price.percentage,
+                floor=price.floor,
+                cap=price.cap,
+                included_quantity=price.included,
+                tier_mode=price.tier_mode or TierMode.NONE,
+                tiers=tuple(Tier(t.up_to, t.unit_price) for t in price.tiers or ()),
+                package_size=price.package_size,
+            )
+            for price in sorted(doc.outcomes, key=lambda price: price.type)
         ),
-        pass_through={p.feature: p.markup for p in version.pass_throughs.all()},
+        pass_through={p.feature: p.markup for p in doc.token_pass_through},
     )
 
 

@@ -21,8 +21,8 @@ from billing.models import (
     TokenPassThrough,
 )
 from billing.money import is_currency
-from billing.schemas import OutcomePriceDoc, PassThroughDoc, PlanDoc, PriceBookDoc, TierDoc
-from billing.selectors import plan_version_current
+from billing.schemas import OutcomePriceDoc, PlanDoc, PriceBookDoc
+from billing.selectors import plan_document, plan_version_current
 from config.errors import ApiError, ErrorDetail
 from metering.models import Customer
 from metering.services import customer_upsert
@@ -118,39 +118,6 @@ def price_book_parse(document: Any) -> list[PlanDoc]:
         seen.add(plan.code)
         _check_plan(f"plans[{index}]", plan)
     return book.plans
-
-
-def plan_document(version: PlanVersion) -> PlanDoc:
-    """A stored plan version as a document: what GET /v1/plans shows, and what a loaded
-    document is compared with to tell whether it changes anything."""
-    return PlanDoc(
-        code=version.plan.code,
-        name=version.plan.name,
-        currency=version.currency,
-        base_fee=version.base_fee,
-        minimum_spend=version.minimum_spend,
-        premium_seat_fee=version.premium_seat_fee,
-        seat_mode=version.seat_mode,  # type: ignore[arg-type]
-        reversal_window_days=version.reversal_window_days,
-        outcomes=[
-            OutcomePriceDoc(
-                type=price.outcome_type,
-                unit_price=price.unit_price,
-                percentage=price.percentage,
-                floor=price.floor,
-                cap=price.cap,
-                included=price.included_quantity,
-                tier_mode=None if price.tier_mode == TierMode.NONE else price.tier_mode,  # type: ignore[arg-type]
-                tiers=[TierDoc(unit_price=t.unit_price, up_to=t.up_to) for t in price.tiers.all()]
-                or None,
-                package_size=price.package_size,
-            )
-            for price in version.outcome_prices.all()
-        ],
-        token_pass_through=[
-            PassThroughDoc(markup=p.markup, feature=p.feature) for p in version.pass_throughs.all()
-        ],
-    )
 
 
 def plan_canonical(plan: PlanDoc) -> Any:

@@ -9,6 +9,7 @@ every bad item, not only the first.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -19,6 +20,23 @@ from django.conf import settings
 from config.errors import ApiError, ErrorDetail
 
 Item = TypeVar("Item", bound=msgspec.Struct)
+
+
+@dataclass(slots=True)
+class BatchResult:
+    """The answer of every ingest endpoint."""
+
+    accepted: int = 0  # stored or moved by this request
+    duplicates: int = 0  # already so: nothing changed
+    conflicts: list[str] = field(default_factory=list)  # ids stored with another payload
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "accepted": self.accepted,
+            "duplicates": self.duplicates,
+            "conflicts": self.conflicts,
+        }
+
 
 _DECIMAL_RE = re.compile(r"-?\d{1,12}(?:\.\d{1,12})?")
 _MSGSPEC_PATH_RE = re.compile(r" - at `\$\.?([^`]*)`$")

@@ -8,6 +8,7 @@ from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from config.admin import FactsAdmin
 from metering.models import Customer, ModelPriceOverride, UsageEvent
 from metering.selectors import events_by_client_id
 from metering.services import price_override_save
@@ -38,7 +39,7 @@ class UnpricedFilter(admin.SimpleListFilter):
 
 
 @admin.register(UsageEvent)
-class UsageEventAdmin(admin.ModelAdmin):
+class UsageEventAdmin(FactsAdmin):
     """Events are facts: nobody adds, edits or deletes them here."""
 
     list_display = (
@@ -59,8 +60,6 @@ class UsageEventAdmin(admin.ModelAdmin):
     search_help_text = "Exact event id."
     date_hierarchy = "timestamp"
     list_select_related = ("customer",)
-    # A count(*) over millions of events on every page is not worth it.
-    show_full_result_count = False
     ordering = ("-timestamp",)
 
     def get_search_results(
@@ -74,15 +73,6 @@ class UsageEventAdmin(admin.ModelAdmin):
     @admin.display(description="cost (USD)", ordering="cost")
     def cost_display(self, event: UsageEvent) -> str:
         return "unpriced" if event.cost is None else f"{event.cost.normalize():f}"
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(ModelPriceOverride)

@@ -70,10 +70,4 @@ class EventIngestApi(APIView):
         require_json(request)
         events = parse_event_batch(request.body, now=timezone.now())
         result = services.events_ingest(events=events)
-        return Response(
-            {
-                "accepted": result.accepted,
-                "duplicates": result.duplicates,
-                "conflicts": result.conflicts,
-            }
-        )
+        return Response(result.as_dict())

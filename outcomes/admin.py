@@ -1,24 +1,21 @@
 """Operators' view of outcomes: status filters, and each outcome's attributed calls and
 cost. Outcomes are facts recorded through the API: read-only here."""
 
-from typing import Any
-
 from django.contrib import admin
-from django.http import HttpRequest
 
+from config.admin import FactsAdmin
 from outcomes.models import Outcome
 from outcomes.selectors import outcome_cost
 
 
 @admin.register(Outcome)
-class OutcomeAdmin(admin.ModelAdmin):
+class OutcomeAdmin(FactsAdmin):
     list_display = ("external_id", "customer", "type", "status", "occurred_at", "value",
                     "value_currency")  # fmt: skip
     list_filter = ("status", "type", "customer")
     search_fields = ("=external_id",)
     date_hierarchy = "occurred_at"
     list_select_related = ("customer",)
-    show_full_result_count = False
     readonly_fields = ("attributed_calls", "attributed_cost")
 
     @admin.display(description="attributed calls")
@@ -30,12 +27,3 @@ class OutcomeAdmin(admin.ModelAdmin):
     def attributed_cost(self, outcome: Outcome) -> str:
         cost = outcome_cost(outcome=outcome).cost
         return "unpriced" if cost is None else f"{cost.normalize():f}"
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

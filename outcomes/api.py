@@ -44,13 +44,7 @@ class OutcomeRecordApi(APIView):
         require_json(request)
         outcomes = parse_outcome_batch(request.body, now=timezone.now())
         result = outcomes_record(outcomes=outcomes)
-        return Response(
-            {
-                "accepted": result.accepted,
-                "duplicates": result.duplicates,
-                "conflicts": result.conflicts,
-            }
-        )
+        return Response(result.as_dict())
 
 
 class OutcomeDetailApi(APIView):

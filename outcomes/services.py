@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.http import Http404
 
-from config.batch import raise_if_errors
+from config.batch import BatchResult, raise_if_errors
 from config.errors import ApiError, ErrorDetail
 from metering.models import Customer
 from outcomes.locks import outcomes_lock
@@ -25,13 +24,6 @@ _STATUS_TIME_FIELD = {
     OutcomeStatus.REVERSED: "reversed_at",
 }
 _UPDATED_FIELDS = ["status", "succeeded_at", "failed_at", "value", "value_currency", "updated_at"]
-
-
-@dataclass(slots=True)
-class RecordResult:
-    accepted: int = 0
-    duplicates: int = 0
-    conflicts: list[str] = field(default_factory=list)
 
 
 def _conflicts_with(current: Outcome, sent: ValidOutcome) -> bool:
@@ -69,7 +61,7 @@ def _new_outcome(sent: ValidOutcome, customer: Customer) -> Outcome:
     return outcome
 
 
-def outcomes_record(*, outcomes: list[ValidOutcome]) -> RecordResult:
+def outcomes_record(*, outcomes: list[ValidOutcome]) -> BatchResult:
     """Create outcomes and move their status, all or nothing.
 
     A known id with the same status is a duplicate (a value sent for the first time is
@@ -77,7 +69,7 @@ def outcomes_record(*, outcomes: list[ValidOutcome]) -> RecordResult:
     changed); with an allowed move, the move. A refused move refuses the whole request
     with 409, naming the outcome's current status.
     """
-    result = RecordResult()
+    result = BatchResult()
     with transaction.atomic():
         state = outcomes_lock(external_ids=[o.item.id for o in outcomes])
         customer_ids = {o.item.customer for o in outcomes if o.item.customer is not None}

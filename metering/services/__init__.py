@@ -1,11 +1,10 @@
 """Writes of the metering app, one module per entity; import them from here."""
 
 from metering.services.customers import customer_upsert
-from metering.services.ingest import IngestResult, events_ingest
+from metering.services.ingest import events_ingest
 from metering.services.prices import events_price_unpriced, price_override_save
 
 __all__ = [
-    "IngestResult",
     "customer_upsert",
     "events_ingest",
     "events_price_unpriced",

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import functools
 import logging
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -28,6 +27,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from psycopg.types.json import Jsonb
 
+from config.batch import BatchResult
 from config.errors import ApiError, ErrorDetail
 from metering.pricing import (
     OVERRIDE_COLUMNS,
@@ -39,13 +39,6 @@ from metering.pricing import (
 from metering.schemas import ValidEvent
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(slots=True)
-class IngestResult:
-    accepted: int = 0
-    duplicates: int = 0
-    conflicts: list[str] = field(default_factory=list)
 
 
 # Staged columns: the events table's, plus the row's place in the batch and the payload's
@@ -232,7 +225,7 @@ def _merge_from_staging(rows: list[tuple[Any, ...]], now: datetime) -> set[int]:
 
 
 def _classify_unclaimed(
-    rows: list[tuple[Any, ...]], accepted: set[int], result: IngestResult
+    rows: list[tuple[Any, ...]], accepted: set[int], result: BatchResult
 ) -> None:
     unclaimed = [row for row in rows if row[0] not in accepted]
     with connection.cursor() as cursor:
@@ -246,7 +239,7 @@ def _classify_unclaimed(
             result.conflicts.append(event_id)
 
 
-def events_ingest(*, events: list[ValidEvent], now: datetime | None = None) -> IngestResult:
+def events_ingest(*, events: list[ValidEvent], now: datetime | None = None) -> BatchResult:
     """Store each event exactly once; report duplicates (same id, same payload) and
     conflicts (same id, other payload; the original is kept). All or nothing, and
     committed before this returns, so the caller answers only for stored events."""
@@ -260,7 +253,7 @@ def events_ingest(*, events: list[ValidEvent], now: datetime | None = None) -> I
             accepted = _merge_from_staging(rows, now)
     # After the commit: the stored keys, ours and those of any concurrent request, are
     # committed and visible.
-    result = IngestResult(accepted=len(accepted))
+    result = BatchResult(accepted=len(accepted))
     if result.accepted < len(rows):
         _classify_unclaimed(rows, accepted, result)
     if result.conflicts:
