@@ -9,6 +9,8 @@ from rest_framework.test import APIClient
 
 from config.celery import app as celery_app
 from config.health import database_status
+from outcomes.models import Outcome
+from tests.billing.factories import plan_load
 from tests.metering.factories import customer_create, event_payload
 
 pytestmark = pytest.mark.django_db
@@ -167,7 +169,33 @@ def test_admin_events_are_read_only(staff_client):
         "/admin/metering/modelpriceoverride/",
         "/admin/metering/modelpriceoverride/add/",
         "/admin/rest_framework_api_key/apikey/",
+        "/admin/outcomes/outcome/",
+        "/admin/billing/plan/",
+        "/admin/billing/planversion/",
+        "/admin/billing/outcomeprice/",
+        "/admin/billing/subscription/",
     ],
 )
 def test_admin_pages_open(staff_client, page):
     assert staff_client.get(page).status_code == 200
+
+
+def test_admin_outcome_page_shows_its_attributed_calls_and_cost(staff_client, client_with_key):
+    customer_create(external_id="acme")
+    client_with_key.post(
+        "/v1/outcomes", {"id": "o-1", "customer": "acme", "type": "resolution"}, format="json"
+    )
+    client_with_key.post(
+        "/v1/events", event_payload("acme", outcome="o-1", cost="0.5"), format="json"
+    )
+    outcome = Outcome.objects.get()
+    page = staff_client.get(f"/admin/outcomes/outcome/{outcome.pk}/change/")
+
+    assert page.status_code == 200
+    assert b"1 (0 unpriced)" in page.content and b"0.5" in page.content
+
+
+def test_admin_plan_version_page_shows_its_prices(staff_client):
+    version = plan_load("support-ai", outcomes=[{"type": "resolution", "unit_price": "0.99"}])
+    page = staff_client.get(f"/admin/billing/planversion/{version.pk}/change/")
+    assert page.status_code == 200 and b"resolution" in page.content

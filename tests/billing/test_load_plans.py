@@ -1,6 +1,7 @@
 """`manage.py load_plans`: price books from YAML or JSON, versioned, all or nothing."""
 
 import json
+from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -133,3 +134,12 @@ def test_plans_endpoint_lists_each_plan_at_its_current_version(tmp_path, client_
         {"type": "resolution", "unit_price": "0.990000000000", "included": 100}
     ]
     assert plans["finance"]["outcomes"][0]["percentage"] == "5.000000"
+
+
+def test_the_example_price_book_in_the_readme_loads(capsys):
+    call_command("load_plans", str(Path(__file__).parents[2] / "billing/examples/plans.yaml"))
+    assert set(Plan.objects.values_list("code", flat=True)) == {
+        "support-ai",
+        "premium-seats",
+        "finance-agent",
+    }
