@@ -3,6 +3,7 @@ plan each customer is on."""
 
 from django.contrib import admin
 
+from billing.forms import OutcomePriceForm, PriceTierFormSet
 from billing.models import (
     OutcomePrice,
     Plan,
@@ -37,6 +38,7 @@ class PlanAdmin(admin.ModelAdmin):
 
 class OutcomePriceInline(admin.StackedInline):
     model = OutcomePrice
+    form = OutcomePriceForm
     extra = 0
     show_change_link = True
 
@@ -55,11 +57,13 @@ class PlanVersionAdmin(admin.ModelAdmin):
 
 class PriceTierInline(admin.TabularInline):
     model = PriceTier
+    formset = PriceTierFormSet
     extra = 0
 
 
 @admin.register(OutcomePrice)
 class OutcomePriceAdmin(admin.ModelAdmin):
+    form = OutcomePriceForm
     list_display = (
         "plan_version",
         "outcome_type",

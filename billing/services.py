@@ -21,7 +21,7 @@ from billing.models import (
     TokenPassThrough,
 )
 from billing.money import is_currency
-from billing.schemas import OutcomePriceDoc, PlanDoc, PriceBookDoc
+from billing.schemas import OutcomePriceDoc, PlanDoc, PriceBookDoc, TierDoc
 from billing.selectors import plan_document, plan_version_current
 from config.errors import ApiError, ErrorDetail
 from metering.models import Customer
@@ -42,7 +42,19 @@ def _non_negative(where: str, **amounts: Decimal | None) -> None:
             raise PriceBookError(f"{where}.{name}", "must be a number >= 0")
 
 
-def _check_outcome_price(where: str, price: OutcomePriceDoc) -> None:
+def tiers_check(where: str, tiers: list[TierDoc]) -> None:
+    bounds = [tier.up_to for tier in tiers]
+    if not bounds or bounds[-1] is not None or None in bounds[:-1]:
+        raise PriceBookError(where, "only the last tier has no up_to")
+    if bounds[:-1] != sorted(set(bounds[:-1])):  # type: ignore[type-var]
+        raise PriceBookError(where, "up_to must increase from tier to tier")
+    for index, tier in enumerate(tiers):
+        _non_negative(f"{where}[{index}]", unit_price=tier.unit_price)
+
+
+def outcome_price_check(where: str, price: OutcomePriceDoc, *, tiers_apart: bool = False) -> None:
+    """Raise PriceBookError for a price that rating could not bill. `tiers_apart`: the
+    tiers are edited elsewhere (the admin), so only the price's own fields are checked."""
     _non_negative(where, unit_price=price.unit_price, floor=price.floor, cap=price.cap)
     if price.percentage is not None:
         if price.unit_price is not None or price.tiers or price.package_size:
@@ -56,6 +68,12 @@ def _check_outcome_price(where: str, price: OutcomePriceDoc) -> None:
         return
     if price.floor is not None or price.cap is not None:
         raise PriceBookError(where, "floor and cap belong to a percentage price")
+    if tiers_apart and price.tier_mode is not None:
+        if price.unit_price is not None or price.package_size:
+            raise PriceBookError(
+                where, "tiers carry their own prices: no unit_price or package_size"
+            )
+        return
     if price.tiers:
         if price.tier_mode is None:
             raise PriceBookError(f"{where}.tier_mode", "say `graduated` or `volume` with tiers")
@@ -63,13 +81,7 @@ def _check_outcome_price(where: str, price: OutcomePriceDoc) -> None:
             raise PriceBookError(
                 where, "tiers carry their own prices: no unit_price or package_size"
             )
-        bounds = [tier.up_to for tier in price.tiers]
-        if bounds[-1] is not None or None in bounds[:-1]:
-            raise PriceBookError(f"{where}.tiers", "only the last tier has no up_to")
-        if bounds[:-1] != sorted(set(bounds[:-1])):  # type: ignore[type-var]
-            raise PriceBookError(f"{where}.tiers", "up_to must increase from tier to tier")
-        for index, tier in enumerate(price.tiers):
-            _non_negative(f"{where}.tiers[{index}]", unit_price=tier.unit_price)
+        tiers_check(f"{where}.tiers", price.tiers)
         return
     if price.tier_mode is not None:
         raise PriceBookError(f"{where}.tiers", f"tier_mode {price.tier_mode} needs tiers")
@@ -91,7 +103,7 @@ def _check_plan(where: str, plan: PlanDoc) -> None:
         if price.type in seen:
             raise PriceBookError(f"{where}.outcomes[{index}].type", f"{price.type} appears twice")
         seen.add(price.type)
-        _check_outcome_price(f"{where}.outcomes[{index}]", price)
+        outcome_price_check(f"{where}.outcomes[{index}]", price)
     if plan.token_pass_through and plan.currency != "USD":
         # Inference cost is USD; billing it in another currency needs FX rates (later).
         raise PriceBookError(f"{where}.token_pass_through", "needs a USD plan until FX rates exist")
