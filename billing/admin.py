@@ -1,17 +1,29 @@
 """Operators edit plans here (or load them with `manage.py load_plans`), and see which
 plan each customer is on."""
 
-from django.contrib import admin
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
 
 from billing.forms import OutcomePriceForm, PriceTierFormSet
 from billing.models import (
+    Invoice,
+    InvoiceLine,
+    InvoiceStatus,
     OutcomePrice,
     Plan,
     PlanVersion,
     PriceTier,
+    Reconciliation,
     Subscription,
     TokenPassThrough,
 )
+from billing.money import from_minor_units
+from billing.services.invoicing import invoice_move
+from config.admin import FactsAdmin
+from config.errors import ApiError
 
 
 class PlanVersionInline(admin.TabularInline):
@@ -85,3 +97,98 @@ class SubscriptionAdmin(admin.ModelAdmin):
     search_fields = ("customer__external_id",)
     list_select_related = ("customer", "plan")
     autocomplete_fields = ("customer",)
+
+
+class InvoiceLineInline(admin.TabularInline):
+    model = InvoiceLine
+    extra = 0
+    fields = ("position", "kind", "description", "quantity", "unit_price", "amount")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Invoice)
+class InvoiceAdmin(FactsAdmin):
+    """Invoices are made by closing periods, never by hand, and are never edited; the
+    actions move their status (void, uncollectible) through the state machine."""
+
+    list_display = (
+        "customer",
+        "period_start",
+        "period_end",
+        "currency",
+        "total_display",
+        "status",
+        "closed_at",
+    )
+    list_filter = ("status", "currency")
+    search_fields = ("customer__external_id",)
+    date_hierarchy = "period_start"
+    list_select_related = ("customer",)
+    inlines = [InvoiceLineInline]
+    actions = ["void", "mark_uncollectible"]
+
+    @admin.display(description="total")
+    def total_display(self, invoice: Invoice) -> str:
+        return f"{from_minor_units(invoice.total, invoice.currency):f} {invoice.currency}"
+
+    def _move(self, request: HttpRequest, queryset: QuerySet[Invoice], status: str) -> None:
+        for invoice in queryset:
+            try:
+                invoice_move(invoice_id=invoice.pk, status=status)
+            except ApiError as refused:
+                self.message_user(request, refused.errors[0].message, messages.ERROR)
+            else:
+                self.message_user(request, f"Invoice {invoice.pk} is {status}.")
+
+    @admin.action(description="Void the selected invoices")
+    def void(self, request: HttpRequest, queryset: QuerySet[Invoice]) -> None:
+        self._move(request, queryset, InvoiceStatus.VOID)
+
+    @admin.action(description="Mark the selected invoices uncollectible")
+    def mark_uncollectible(self, request: HttpRequest, queryset: QuerySet[Invoice]) -> None:
+        self._move(request, queryset, InvoiceStatus.UNCOLLECTIBLE)
+
+
+class NegativeMarginFilter(admin.SimpleListFilter):
+    title = "margin"
+    parameter_name = "margin"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [
+            ("negative", "negative"),
+            ("positive", "zero or positive"),
+            ("not_comparable", "not comparable (not USD)"),
+        ]
+
+    def queryset(
+        self, request: HttpRequest, queryset: QuerySet[Reconciliation]
+    ) -> QuerySet[Reconciliation]:
+        if self.value() == "negative":
+            return queryset.filter(margin__lt=0)
+        if self.value() == "positive":
+            return queryset.filter(margin__gte=0)
+        if self.value() == "not_comparable":
+            return queryset.filter(margin__isnull=True)
+        return queryset
+
+
+@admin.register(Reconciliation)
+class ReconciliationAdmin(FactsAdmin):
+    list_display = (
+        "invoice",
+        "revenue",
+        "inference_cost",
+        "margin",
+        "margin_percent",
+        "calls",
+        "unpriced_calls",
+    )
+    list_filter = (NegativeMarginFilter,)
+    search_fields = ("invoice__customer__external_id",)
+    list_select_related = ("invoice__customer",)

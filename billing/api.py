@@ -19,6 +19,7 @@ from billing.money import from_minor_units
 from billing.serializers import (
     CustomerWithPlanInputSerializer,
     CustomerWithPlanOutputSerializer,
+    InvoiceSerializer,
     PlanDocumentSerializer,
     UsageWithPreviewSerializer,
 )
@@ -244,3 +245,15 @@ class OutcomeReverseApi(APIView):
             external_id=external_id, window=window, now=timezone.now()
         )
         return Response(OutcomeOutputSerializer(reversed_outcome).data)
+
+
+class CustomerInvoicesApi(APIView):
+    @extend_schema(
+        operation_id="customers_invoices",
+        summary="The customer's invoices, newest first, with their lines and status",
+        responses={200: InvoiceSerializer(many=True), 401: API_ERRORS[401], 404: ErrorSerializer},
+    )
+    def get(self, request: Request, external_id: str) -> Response:
+        customer = metering_selectors.customer_get(external_id=external_id)
+        invoices = selectors.customer_invoices(customer=customer)
+        return Response(InvoiceSerializer(invoices, many=True).data)

@@ -7,6 +7,7 @@ minor units of that currency.
 
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone as django_timezone
 
 from metering.models import Customer
 
@@ -135,13 +136,108 @@ class TokenPassThrough(models.Model):
 
 
 class Subscription(models.Model):
-    """The plan a customer is on, and its fixed premium seats."""
+    """The plan a customer is on, its fixed premium seats, and how its periods run:
+    from `started_at`, then from anchor day to anchor day in `timezone` (billing/periods.py)."""
 
     customer = models.OneToOneField(Customer, on_delete=models.CASCADE, related_name="subscription")
     plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="subscriptions")
     premium_seats = models.PositiveIntegerField(default=0)
+    started_at = models.DateTimeField(default=django_timezone.now)
+    # 1-31; a later day than a month has means that month's last day.
+    billing_anchor_day = models.PositiveSmallIntegerField(default=1)
+    timezone = models.CharField(max_length=64, default="UTC", help_text="IANA, e.g. Europe/Berlin")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(billing_anchor_day__gte=1, billing_anchor_day__lte=31),
+                name="subscription_anchor_day_in_month",
+            ),
+        ]
+
     def __str__(self) -> str:
         return f"{self.customer} on {self.plan}"
+
+
+class InvoiceStatus(models.TextChoices):
+    DRAFT = "draft"
+    FINALIZED = "finalized"
+    PAID = "paid"
+    VOID = "void"
+    UNCOLLECTIBLE = "uncollectible"
+
+
+class Invoice(models.Model):
+    """One customer period, billed once: the unique (customer, period_start) is the
+    exactly-once guard of closing a period. Its lines are fixed when it is created;
+    once finalized it is never edited (corrections: void, or credits on a later invoice)."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="invoices")
+    period_start = models.DateTimeField()
+    period_end = models.DateTimeField()
+    plan_version = models.ForeignKey(PlanVersion, on_delete=models.PROTECT, related_name="+")
+    currency = models.CharField(max_length=3)
+    # Minor units of `currency`: the sum of the lines' amounts.
+    total = models.BigIntegerField()
+    # draft -> finalized -> paid | void | uncollectible (see billing/services/invoicing.py).
+    status = models.CharField(
+        max_length=16, choices=InvoiceStatus.choices, default=InvoiceStatus.DRAFT
+    )
+    # The close's "invoiced through" mark: facts recorded up to here are on this invoice.
+    closed_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-period_start"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer", "period_start"], name="invoice_once_per_period"
+            ),
+            models.CheckConstraint(
+                condition=Q(period_end__gt=models.F("period_start")), name="invoice_period_order"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.customer} {self.period_start:%Y-%m-%d}"
+
+
+class InvoiceLine(models.Model):
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="lines")
+    position = models.PositiveIntegerField()
+    kind = models.CharField(max_length=16)
+    description = models.CharField(max_length=300)
+    quantity = models.DecimalField(max_digits=30, decimal_places=12)
+    unit_price = models.DecimalField(max_digits=30, decimal_places=12)
+    # Minor units of the invoice's currency, rounded once (billing/money.py).
+    amount = models.BigIntegerField()
+
+    class Meta:
+        ordering = ["invoice", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["invoice", "position"], name="invoice_line_position"),
+        ]
+
+    def __str__(self) -> str:
+        return self.description
+
+
+class Reconciliation(models.Model):
+    """A closed period's margin: what it billed against what its AI cost."""
+
+    invoice = models.OneToOneField(Invoice, on_delete=models.CASCADE, related_name="reconciliation")
+    revenue = models.DecimalField(max_digits=30, decimal_places=12)  # invoice currency
+    # USD: every priced call of the period, failed outcomes and unbilled features included.
+    inference_cost = models.DecimalField(max_digits=30, decimal_places=12)
+    calls = models.BigIntegerField()
+    unpriced_calls = models.BigIntegerField()
+    # Only when revenue is in USD (until FX rates exist); NULL otherwise.
+    margin = models.DecimalField(max_digits=30, decimal_places=12, null=True, blank=True)
+    margin_percent = models.DecimalField(max_digits=9, decimal_places=2, null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.invoice}: margin {self.margin}"

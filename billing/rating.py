@@ -80,7 +80,7 @@ class InvoiceLine:
 
 
 @dataclass(frozen=True, slots=True)
-class Invoice:
+class RatedInvoice:
     currency: str
     lines: tuple[InvoiceLine, ...]
 
@@ -233,7 +233,7 @@ def rate_pass_through(
     return lines
 
 
-def rate_period(plan: PlanTerms, usage: PeriodQuantities) -> Invoice:
+def rate_period(plan: PlanTerms, usage: PeriodQuantities) -> RatedInvoice:
     """The invoice lines of one period. Failures are never billed (they are not in
     `usage.outcomes[...].succeeded`); a total under the minimum spend gets a top-up."""
     currency = plan.currency
@@ -263,4 +263,4 @@ def rate_period(plan: PlanTerms, usage: PeriodQuantities) -> Invoice:
                     currency,
                 )
             )
-    return Invoice(currency, tuple(lines))
+    return RatedInvoice(currency, tuple(lines))

@@ -3,20 +3,23 @@ metering and outcomes), the invoice preview and the margin."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import connection
 
-from billing.models import PlanVersion, PriceModel, Subscription, TierMode
+from billing.models import Invoice, PlanVersion, PriceModel, Subscription, TierMode
 from billing.money import from_minor_units
+from billing.periods import period_after, subscription_period
 from billing.rating import (
-    Invoice,
     OutcomeQuantity,
     OutcomeTerms,
     PeriodQuantities,
     PlanTerms,
+    RatedInvoice,
     Tier,
     rate_period,
 )
@@ -198,7 +201,7 @@ class Margin:
     unpriced_calls: int
 
 
-def margin_of(*, invoice: Invoice, inference_cost: Decimal, unpriced_calls: int) -> Margin:
+def margin_of(*, invoice: RatedInvoice, inference_cost: Decimal, unpriced_calls: int) -> Margin:
     revenue = from_minor_units(invoice.total, invoice.currency)
     if invoice.currency != INFERENCE_COST_CURRENCY:
         return Margin(revenue, inference_cost, invoice.currency, False, None, None, unpriced_calls)
@@ -210,7 +213,7 @@ def margin_of(*, invoice: Invoice, inference_cost: Decimal, unpriced_calls: int)
 @dataclass(frozen=True, slots=True)
 class InvoicePreview:
     terms: PlanTerms
-    invoice: Invoice
+    invoice: RatedInvoice
     margin: Margin
 
 
@@ -239,3 +242,53 @@ def invoice_preview(*, usage: CustomerUsage, active_seats: int) -> InvoicePrevie
         unpriced_calls=usage.totals.unpriced_calls,
     )
     return InvoicePreview(terms, invoice, margin)
+
+
+@dataclass(frozen=True, slots=True)
+class DuePeriod:
+    customer_id: int
+    start: datetime
+    end: datetime
+
+
+def subscription_periods_due(*, subscription: Subscription, as_of: datetime) -> list[DuePeriod]:
+    """The subscription's periods not invoiced yet whose grace window has passed by
+    `as_of`, oldest first."""
+    grace = timedelta(minutes=settings.BILLING_CLOSE_GRACE_MINUTES)
+    rules = {"anchor_day": subscription.billing_anchor_day, "timezone": subscription.timezone}
+    last_end = (
+        Invoice.objects.filter(customer_id=subscription.customer_id)
+        .order_by("-period_end")
+        .values_list("period_end", flat=True)
+        .first()
+    )
+    if last_end is None:
+        start, end = subscription_period(
+            subscription.started_at, started_at=subscription.started_at, **rules
+        )
+    else:
+        start, end = period_after(last_end, **rules)
+    due = []
+    while end + grace <= as_of:
+        due.append(DuePeriod(subscription.customer_id, start, end))
+        start, end = period_after(end, **rules)
+    return due
+
+
+def periods_due(*, as_of: datetime, customer_external_id: str | None = None) -> Iterator[DuePeriod]:
+    """Every customer's due periods, streamed subscription by subscription."""
+    subscriptions = Subscription.objects.order_by("pk")
+    if customer_external_id is not None:
+        subscriptions = subscriptions.filter(customer__external_id=customer_external_id)
+    for subscription in subscriptions.iterator(chunk_size=500):
+        yield from subscription_periods_due(subscription=subscription, as_of=as_of)
+
+
+def customer_invoices(*, customer: Customer, limit: int = 100) -> list[Invoice]:
+    """The customer's newest invoices, with their lines and plan."""
+    return list(
+        Invoice.objects.filter(customer=customer)
+        .select_related("plan_version__plan")
+        .prefetch_related("lines")
+        .order_by("-period_start")[:limit]
+    )

@@ -99,3 +99,15 @@ class PlanDocumentSerializer(serializers.Serializer):
 
     def to_representation(self, instance: Any) -> Any:
         return instance
+
+
+class InvoiceSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    period_start = serializers.DateTimeField(help_text="Inclusive.")
+    period_end = serializers.DateTimeField(help_text="Exclusive.")
+    status = serializers.ChoiceField(["draft", "finalized", "paid", "void", "uncollectible"])
+    currency = serializers.CharField()
+    total = serializers.IntegerField(help_text="Minor units: the sum of the lines' amounts.")
+    plan = serializers.CharField(source="plan_version.plan.code")
+    plan_version = serializers.IntegerField(source="plan_version.version")
+    lines = InvoiceLineSerializer(many=True)

@@ -7,6 +7,11 @@ urlpatterns = [
     path(
         "customers/<str:external_id>/usage", api.CustomerUsageApi.as_view(), name="customer-usage"
     ),
+    path(
+        "customers/<str:external_id>/invoices",
+        api.CustomerInvoicesApi.as_view(),
+        name="customer-invoices",
+    ),
     path("plans", api.PlanListApi.as_view(), name="plans"),
     path(
         "outcomes/<str:external_id>/reverse",

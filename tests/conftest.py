@@ -7,6 +7,8 @@ from datetime import timedelta
 
 import pytest
 from celery.contrib.testing.worker import start_worker
+from django.contrib.auth.models import User
+from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 from rest_framework_api_key.models import APIKey
@@ -41,3 +43,10 @@ def celery_worker(transactional_db: None) -> Iterator[None]:
     using it need committed data, hence transactional_db."""
     with start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=30):
         yield
+
+
+@pytest.fixture
+def staff_client(client: Client, db: None) -> Client:
+    User.objects.create_superuser("admin", "admin@example.test", "pw-admin-12345")
+    client.login(username="admin", password="pw-admin-12345")
+    return client

@@ -133,13 +133,6 @@ def test_unknown_path_is_a_json_404():
     assert response.json()["errors"][0]["code"] == "not_found"
 
 
-@pytest.fixture
-def staff_client(client):
-    User.objects.create_superuser("admin", "admin@example.test", "pw-admin-12345")
-    client.login(username="admin", password="pw-admin-12345")
-    return client
-
-
 def test_admin_lists_events_with_filters_and_marks_unpriced(staff_client, client_with_key):
     customer = customer_create(external_id="acme")
     events = [

@@ -2,6 +2,7 @@
 
 from config.env import env_bool, env_list, env_str
 from config.settings.api import *  # noqa: F403
+from config.settings.billing import *  # noqa: F403
 from config.settings.celery import *  # noqa: F403
 from config.settings.database import *  # noqa: F403
 from config.settings.metering import *  # noqa: F403

@@ -27,6 +27,12 @@ CELERY_BEAT_SCHEDULE_FILENAME = env_str(
     "CELERY_BEAT_SCHEDULE_FILENAME", str(VAR_DIR / "celerybeat-schedule")
 )
 CELERY_BEAT_SCHEDULE = {
+    # Each due customer period becomes one close_period task; the invoice's unique
+    # (customer, period_start) makes a second run of either harmless.
+    "close-due-periods": {
+        "task": "billing.tasks.close_due_periods",
+        "schedule": 300.0,
+    },
     # A safety net behind the on-commit enqueue in price_override_save: whatever a lost
     # message left unpriced is priced here.
     "price-unpriced-events": {

@@ -1,0 +1,51 @@
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+
+from billing.selectors import periods_due
+from billing.services.invoicing import period_close
+
+
+class Command(BaseCommand):
+    help = (
+        "Close the billing periods that are due (ended more than the grace window ago) into "
+        "invoices, now rather than at the next beat. Closing twice creates nothing new."
+    )
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--as-of", help="ISO date or datetime to close up to (default: now)")
+        parser.add_argument("--customer", help="only this customer's external id")
+        parser.add_argument("--dry-run", action="store_true", help="list, close nothing")
+
+    def handle(
+        self, *args: Any, as_of: str | None, customer: str | None, dry_run: bool, **options: Any
+    ) -> None:
+        moment = timezone.now()
+        if as_of:
+            try:
+                moment = datetime.fromisoformat(as_of)
+            except ValueError as exc:
+                raise CommandError(f"--as-of {as_of!r} is not an ISO date") from exc
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=UTC)
+        due = list(periods_due(as_of=moment, customer_external_id=customer))
+        for done, period in enumerate(due, start=1):
+            if dry_run:
+                self.stdout.write(
+                    f"due: customer {period.customer_id} "
+                    f"[{period.start.isoformat()}, {period.end.isoformat()})"
+                )
+                continue
+            invoice = period_close(customer_id=period.customer_id, period_start=period.start)
+            if sys.stderr.isatty() or done == len(due) or done % 100 == 0:
+                self.stderr.write(f"\rclosed {done}/{len(due)} periods", ending="")
+            self.stdout.write(
+                f"invoice {invoice.pk}: {invoice.customer} "
+                f"{invoice.period_start:%Y-%m-%d} total {invoice.total} {invoice.currency}"
+            )
+        if due and not dry_run:
+            self.stderr.write("")
+        self.stdout.write(f"{len(due)} period(s) {'due' if dry_run else 'closed'}")

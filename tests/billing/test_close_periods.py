@@ -1,0 +1,246 @@
+"""Closing periods into invoices: once, at the right time, with a margin row."""
+
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+
+from billing.models import Invoice, InvoiceStatus, Reconciliation, Subscription
+from billing.selectors import periods_due
+from billing.services.invoicing import invoice_move, period_close
+from billing.tasks import close_due_periods, close_period
+from config.errors import ApiError
+from outcomes.models import Outcome
+from tests.billing.factories import plan_load
+from tests.metering.factories import customer_create
+
+NOW = datetime(2026, 11, 27, 12, tzinfo=UTC)
+OCTOBER = datetime(2026, 10, 1, tzinfo=UTC)
+
+
+def subscribe(external_id="acme", started_at=OCTOBER, **plan_fields):
+    version = plan_load(
+        "support-ai", outcomes=[{"type": "resolution", "unit_price": "0.99"}], **plan_fields
+    )
+    customer = customer_create(external_id=external_id)
+    return Subscription.objects.create(customer=customer, plan=version.plan, started_at=started_at)
+
+
+def succeed(customer, external_id, at):
+    return Outcome.objects.create(
+        external_id=external_id,
+        customer=customer,
+        type="resolution",
+        status="succeeded",
+        occurred_at=at,
+        succeeded_at=at,
+    )
+
+
+@pytest.mark.django_db
+def test_due_periods_wait_for_the_grace_window(settings):
+    settings.BILLING_CLOSE_GRACE_MINUTES = 60
+    subscription = subscribe()
+    november = datetime(2026, 11, 1, tzinfo=UTC)
+
+    assert [d.start for d in periods_due(as_of=november + timedelta(minutes=59))] == []
+    assert [d.start for d in periods_due(as_of=november + timedelta(minutes=60))] == [OCTOBER]
+    # Two periods behind: both are due, oldest first.
+    assert [d.start for d in periods_due(as_of=datetime(2026, 12, 1, 1, tzinfo=UTC))] == [
+        OCTOBER,
+        november,
+    ]
+    assert next(periods_due(as_of=NOW)).customer_id == subscription.customer_id
+
+
+@pytest.mark.django_db
+def test_closing_a_period_bills_its_successes_and_records_the_margin():
+    subscription = subscribe()
+    customer = subscription.customer
+    for i in range(3):
+        succeed(customer, f"o-{i}", OCTOBER + timedelta(days=i))
+    succeed(customer, "next-month", datetime(2026, 11, 2, tzinfo=UTC))
+
+    invoice = period_close(customer_id=customer.pk, period_start=OCTOBER)
+
+    assert (invoice.period_end, invoice.total, invoice.currency) == (
+        datetime(2026, 11, 1, tzinfo=UTC),
+        297,
+        "USD",
+    )
+    assert invoice.status == InvoiceStatus.DRAFT
+    assert [(line.kind, line.quantity, line.amount) for line in invoice.lines.all()] == [
+        ("outcome", Decimal(3), 297)
+    ]
+    reconciliation = Reconciliation.objects.get(invoice=invoice)
+    assert (reconciliation.revenue, reconciliation.margin) == (Decimal("2.97"), Decimal("2.97"))
+
+
+@pytest.mark.django_db
+def test_a_zero_total_period_still_gets_an_invoice():
+    subscription = subscribe()
+    invoice = period_close(customer_id=subscription.customer_id, period_start=OCTOBER)
+    assert invoice.total == 0 and invoice.lines.count() == 0
+
+
+@pytest.mark.django_db
+def test_closing_again_creates_nothing():
+    subscription = subscribe()
+    first = period_close(customer_id=subscription.customer_id, period_start=OCTOBER)
+    again = period_close(customer_id=subscription.customer_id, period_start=OCTOBER)
+    assert again.pk == first.pk
+    assert Invoice.objects.count() == 1 and Reconciliation.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_a_start_that_is_not_a_period_start_is_refused():
+    subscription = subscribe()
+    with pytest.raises(ValueError, match="does not start a period"):
+        period_close(customer_id=subscription.customer_id, period_start=OCTOBER + timedelta(days=3))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_closes_of_one_period_at_once_make_one_invoice():
+    subscription = subscribe()
+    succeed(subscription.customer, "o-1", OCTOBER + timedelta(days=1))
+    barrier = threading.Barrier(2)
+    results: list[int] = []
+
+    def close() -> None:
+        try:
+            barrier.wait()
+            results.append(
+                period_close(customer_id=subscription.customer_id, period_start=OCTOBER).pk
+            )
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=close) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert len(results) == 2 and results[0] == results[1]
+    assert Invoice.objects.count() == 1
+    assert Invoice.objects.get().lines.count() == 1
+
+
+def wait_for(condition, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.mark.django_db(transaction=True)
+def test_beat_and_a_real_worker_close_each_due_period_once(celery_worker):
+    subscription = subscribe(started_at=datetime(2026, 9, 15, tzinfo=UTC))
+    succeed(subscription.customer, "o-1", datetime(2026, 10, 5, tzinfo=UTC))
+
+    # As of now (late November): [15 Sep, 1 Oct) and [1 Oct, 1 Nov) are due.
+    assert close_due_periods() == 2
+    assert wait_for(lambda: Invoice.objects.count() == 2), "the worker did not close them"
+    october = Invoice.objects.get(period_start=OCTOBER)
+    assert october.total == 99
+
+    # The next beat finds nothing due, and a redelivered task changes nothing.
+    assert close_due_periods() == 0
+    close_period.delay(subscription.customer_id, OCTOBER.isoformat())
+    time.sleep(1)
+    assert Invoice.objects.count() == 2
+
+
+@pytest.mark.django_db
+def test_close_periods_command_dry_run_lists_and_closes_nothing(capsys):
+    subscribe()
+    call_command("close_periods", "--as-of", "2026-11-01T02:00:00+00:00", "--dry-run")
+    assert "1 period(s) due" in capsys.readouterr().out
+    assert not Invoice.objects.exists()
+
+
+@pytest.mark.django_db
+def test_close_periods_command_closes_one_customer_as_of_a_date(capsys):
+    subscribe("acme")
+    other = customer_create(external_id="other")
+    Subscription.objects.create(
+        customer=other, plan=Subscription.objects.get().plan, started_at=OCTOBER
+    )
+
+    call_command("close_periods", "--as-of", "2026-12-01T02:00:00+00:00", "--customer", "acme")
+
+    assert Invoice.objects.filter(customer__external_id="acme").count() == 2
+    assert not Invoice.objects.filter(customer=other).exists()
+    call_command("close_periods", "--as-of", "2026-12-01T02:00:00+00:00", "--customer", "acme")
+    assert Invoice.objects.count() == 2
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("path", "allowed"),
+    [
+        (["finalized"], True),
+        (["void"], True),
+        (["finalized", "paid"], True),
+        (["finalized", "void"], True),
+        (["finalized", "uncollectible"], True),
+        (["paid"], False),
+        (["uncollectible"], False),
+        (["finalized", "paid", "void"], False),
+        (["void", "finalized"], False),
+        (["finalized", "draft"], False),
+    ],
+)
+def test_invoice_states_only_move_forward(path, allowed):
+    subscription = subscribe()
+    invoice = period_close(customer_id=subscription.customer_id, period_start=OCTOBER)
+    *steps, last = path
+    for step in steps:
+        invoice_move(invoice_id=invoice.pk, status=step)
+    if allowed:
+        assert invoice_move(invoice_id=invoice.pk, status=last).status == last
+        assert invoice_move(invoice_id=invoice.pk, status=last).status == last  # again: no-op
+    else:
+        with pytest.raises(ApiError):
+            invoice_move(invoice_id=invoice.pk, status=last)
+
+
+@pytest.mark.django_db
+def test_the_customer_reads_its_invoices_with_lines(client_with_key):
+    subscription = subscribe()
+    succeed(subscription.customer, "o-1", OCTOBER + timedelta(days=1))
+    period_close(customer_id=subscription.customer_id, period_start=OCTOBER)
+
+    [invoice] = client_with_key.get("/v1/customers/acme/invoices").json()
+
+    assert (invoice["status"], invoice["total"], invoice["plan"]) == ("draft", 99, "support-ai")
+    assert invoice["lines"][0]["description"] == "resolution: 1 outcome"
+
+
+@pytest.mark.django_db
+def test_admin_voids_an_invoice_and_refuses_an_impossible_move(staff_client):
+    subscription = subscribe()
+    invoice = period_close(customer_id=subscription.customer_id, period_start=OCTOBER)
+    url = "/admin/billing/invoice/"
+
+    staff_client.post(url, {"action": "mark_uncollectible", "_selected_action": [invoice.pk]})
+    invoice.refresh_from_db()
+    assert invoice.status == "draft"  # uncollectible needs a finalized invoice
+
+    staff_client.post(url, {"action": "void", "_selected_action": [invoice.pk]})
+    invoice.refresh_from_db()
+    assert invoice.status == "void"
+    assert staff_client.get(f"{url}{invoice.pk}/change/").status_code == 200
+
+
+@pytest.mark.django_db
+def test_admin_lists_negative_margins(staff_client):
+    subscribe()
+    response = staff_client.get("/admin/billing/reconciliation/?margin=negative")
+    assert response.status_code == 200
