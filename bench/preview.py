@@ -90,13 +90,15 @@ def fill(events: int, outcomes: int) -> None:
         cursor.execute(
             """
             INSERT INTO outcomes_outcome (external_id, customer_id, type, status, occurred_at,
-                succeeded_at, failed_at, value, value_currency, properties, created_at, updated_at)
+                succeeded_at, succeeded_recorded_at, failed_at, value, value_currency, properties,
+                created_at, updated_at)
             SELECT 'o-' || i, %(customer)s,
                    (ARRAY['resolution', 'email_drafted', 'invoice_negotiated'])[1 + i %% 3],
                    CASE WHEN i %% 10 = 0 THEN 'failed' ELSE 'succeeded' END,
                    date_trunc('month', now()) + (i %% 600) * interval '1 hour',
                    CASE WHEN i %% 10 = 0 THEN NULL
                         ELSE date_trunc('month', now()) + (i %% 600) * interval '1 hour' END,
+                   CASE WHEN i %% 10 = 0 THEN NULL ELSE now() END,
                    CASE WHEN i %% 10 = 0 THEN date_trunc('month', now()) END,
                    CASE WHEN i %% 3 = 2 THEN (i %% 2000)::numeric END,
                    CASE WHEN i %% 3 = 2 THEN 'USD' ELSE '' END,

@@ -25,6 +25,10 @@ class Outcome(models.Model):
     status = models.CharField(max_length=16, choices=OutcomeStatus.choices)
     occurred_at = models.DateTimeField(help_text="When the action started (its first status).")
     succeeded_at = models.DateTimeField(null=True, blank=True)
+    # Server time the success was stored. Billing compares it with the close time of an
+    # invoice ("invoiced through"): a success stored after its period was invoiced is
+    # billed as late usage on the next invoice, never dropped, never billed twice.
+    succeeded_recorded_at = models.DateTimeField(null=True, blank=True)
     failed_at = models.DateTimeField(null=True, blank=True)
     reversed_at = models.DateTimeField(null=True, blank=True)
     # Money the action saved or earned, for value-based prices; with its ISO 4217
@@ -47,7 +51,8 @@ class Outcome(models.Model):
                 name="outcome_value_with_currency",
             ),
             models.CheckConstraint(
-                condition=~Q(status="succeeded") | Q(succeeded_at__isnull=False),
+                condition=~Q(status="succeeded")
+                | Q(succeeded_at__isnull=False, succeeded_recorded_at__isnull=False),
                 name="outcome_succeeded_has_time",
             ),
             models.CheckConstraint(

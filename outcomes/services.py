@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.http import Http404
+from django.utils import timezone
 
 from config.batch import BatchResult, raise_if_errors
 from config.errors import ApiError, ErrorDetail
@@ -23,7 +24,10 @@ _STATUS_TIME_FIELD = {
     OutcomeStatus.FAILED: "failed_at",
     OutcomeStatus.REVERSED: "reversed_at",
 }
-_UPDATED_FIELDS = ["status", "succeeded_at", "failed_at", "value", "value_currency", "updated_at"]
+_UPDATED_FIELDS = [
+    "status", "succeeded_at", "succeeded_recorded_at", "failed_at", "value", "value_currency",
+    "updated_at",
+]
 
 
 def _conflicts_with(current: Outcome, sent: ValidOutcome) -> bool:
@@ -45,6 +49,8 @@ def _set_status(outcome: Outcome, status: str, at: datetime) -> None:
     outcome.status = status
     if status in _STATUS_TIME_FIELD:
         setattr(outcome, _STATUS_TIME_FIELD[status], at)
+    if status == OutcomeStatus.SUCCEEDED:
+        outcome.succeeded_recorded_at = timezone.now()
 
 
 def _new_outcome(sent: ValidOutcome, customer: Customer) -> Outcome:

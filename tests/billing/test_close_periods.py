@@ -30,7 +30,7 @@ def subscribe(external_id="acme", started_at=OCTOBER, **plan_fields):
     return Subscription.objects.create(customer=customer, plan=version.plan, started_at=started_at)
 
 
-def succeed(customer, external_id, at):
+def succeed(customer, external_id, at, recorded_at=None):
     return Outcome.objects.create(
         external_id=external_id,
         customer=customer,
@@ -38,6 +38,7 @@ def succeed(customer, external_id, at):
         status="succeeded",
         occurred_at=at,
         succeeded_at=at,
+        succeeded_recorded_at=recorded_at or at,
     )
 
 
