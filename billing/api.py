@@ -179,7 +179,9 @@ class CustomerUsageApi(APIView):
         active_seats = outcome_selectors.premium_active_seats(
             customer=customer, start=start, end=end
         )
-        preview = selectors.invoice_preview(usage=usage, active_seats=active_seats)
+        preview = selectors.invoice_preview(
+            usage=usage, active_seats=active_seats, as_of=timezone.now()
+        )
         return Response(
             {
                 "customer": customer.external_id,

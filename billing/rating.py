@@ -264,3 +264,64 @@ def rate_period(plan: PlanTerms, usage: PeriodQuantities) -> RatedInvoice:
                 )
             )
     return RatedInvoice(currency, tuple(lines))
+
+
+# --- late usage and credits ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SourceAdjustment:
+    """What changed, after its invoice was made, about one earlier period: successes
+    stored late, successes reversed, calls that arrived late. Priced on that period's
+    plan version, at the price the next unit of that period would have had."""
+
+    label: str  # the source period, e.g. "2026-10-01 – 2026-11-01"
+    terms: PlanTerms
+    # per outcome type: units billed for the source period so far (its place in the tiers)
+    billed: dict[str, int] = field(default_factory=dict)
+    late: dict[str, OutcomeQuantity] = field(default_factory=dict)
+    reversed: dict[str, OutcomeQuantity] = field(default_factory=dict)
+    late_cost_by_feature: dict[str, Decimal] = field(default_factory=dict)
+
+
+def marginal_unit_price(terms: OutcomeTerms, billed_units: int) -> Decimal:
+    """The price of one more (or one less) unit after `billed_units` billable units."""
+    if terms.tier_mode == "graduated":
+        return volume_tier(billed_units + 1, terms.tiers).unit_price
+    if terms.tier_mode == "volume":
+        return volume_tier(max(billed_units, 1), terms.tiers).unit_price
+    assert terms.unit_price is not None
+    if terms.package_size:
+        return terms.unit_price / terms.package_size
+    return terms.unit_price
+
+
+def rate_adjustments(source: SourceAdjustment, currency: str) -> list[InvoiceLine]:
+    """Late usage lines (positive) and credit lines (negative) for one earlier period."""
+    lines = []
+    by_type = {terms.outcome_type: terms for terms in source.terms.outcomes}
+    for kind, changes, sign in (("late_usage", source.late, 1), ("credit", source.reversed, -1)):
+        for outcome_type, quantity in sorted(changes.items()):
+            terms = by_type.get(outcome_type)
+            if terms is None or not quantity.succeeded:
+                continue
+            what = "late usage from" if sign > 0 else "credit for outcomes reversed from"
+            description = (
+                f"{what} {source.label}: {outcome_type}: {_plural(quantity.succeeded, 'outcome')}"
+            )
+            if terms.model == "percentage":
+                lines.append(_line(kind, description, sign, quantity.value_fees, currency))
+            else:
+                price = marginal_unit_price(terms, source.billed.get(outcome_type, 0))
+                lines.append(_line(kind, description, sign * quantity.succeeded, price, currency))
+    for line in rate_pass_through(source.terms.pass_through, source.late_cost_by_feature, currency):
+        lines.append(
+            InvoiceLine(
+                "late_usage",
+                f"late usage from {source.label}: {line.description}",
+                line.quantity,
+                line.unit_price,
+                line.amount,
+            )
+        )
+    return lines

@@ -20,6 +20,7 @@ from billing.rating import (
     PeriodQuantities,
     PlanTerms,
     RatedInvoice,
+    SourceAdjustment,
     Tier,
     rate_period,
 )
@@ -125,26 +126,29 @@ def reversal_window(*, customer: Customer) -> timedelta:
     return timedelta(days=terms.reversal_window_days) if terms else DEFAULT_REVERSAL_WINDOW
 
 
-_SUCCEEDED_SQL = """
-SELECT type, count(*) FROM outcomes_outcome
-WHERE customer_id = %(customer)s AND status = 'succeeded'
-  AND succeeded_at >= %(start)s AND succeeded_at < %(end)s
-GROUP BY type
+# Outcomes succeeded in [start, end) as of the moment `as_of`: stored by then, and not
+# reversed by then (a later reversal is a credit on a later invoice).
+_SUCCEEDED_AS_OF = """
+    customer_id = %(customer)s AND succeeded_at >= %(start)s AND succeeded_at < %(end)s
+    AND succeeded_recorded_at <= %(as_of)s
+    AND (status = 'succeeded' OR (status = 'reversed' AND reversed_at > %(as_of)s))
 """
+_SUCCEEDED_SQL = (
+    f"SELECT type, count(*) FROM outcomes_outcome WHERE {_SUCCEEDED_AS_OF} GROUP BY type"  # noqa: S608
+)
 # Value fees of one percentage-priced type: each billable unit (past the included ones,
 # in order of success) at value × percentage / 100, clamped to [floor, cap]. GREATEST and
 # LEAST skip NULLs, so a missing floor or cap is no bound, and a unit without a value
 # (or with a value in another currency) pays the floor.
-_VALUE_FEES_SQL = """
+_VALUE_FEES_SQL = f"""
 SELECT coalesce(sum(LEAST(GREATEST(fee, %(floor)s), %(cap)s)), 0) FROM (
     SELECT CASE WHEN value_currency = %(currency)s THEN value * %(percentage)s / 100 END AS fee,
            row_number() OVER (ORDER BY succeeded_at, id) AS position
     FROM outcomes_outcome
-    WHERE customer_id = %(customer)s AND type = %(type)s AND status = 'succeeded'
-      AND succeeded_at >= %(start)s AND succeeded_at < %(end)s
+    WHERE type = %(type)s AND {_SUCCEEDED_AS_OF}
 ) AS units
 WHERE position > %(included)s
-"""
+"""  # noqa: S608 -- built from constants
 
 
 def period_quantities(
@@ -156,12 +160,13 @@ def period_quantities(
     end: datetime,
     cost_by_feature: dict[str, Decimal],
     active_seats: int,
+    as_of: datetime,
 ) -> PeriodQuantities:
     """What rating needs of [start, end): succeeded outcomes per type (by time of
     success; reversed ones are no longer succeeded) and seats. The inference cost per
     feature and the active seats come from the caller, who has them from the usage
     aggregates already."""
-    window = {"customer": customer.pk, "start": start, "end": end}
+    window = {"customer": customer.pk, "start": start, "end": end, "as_of": as_of}
     with connection.cursor() as cursor:
         cursor.execute(_SUCCEEDED_SQL, window)
         succeeded = dict(cursor.fetchall())
@@ -217,9 +222,12 @@ class InvoicePreview:
     margin: Margin
 
 
-def invoice_preview(*, usage: CustomerUsage, active_seats: int) -> InvoicePreview | None:
-    """The invoice the usage's window would make on the customer's plan, and its margin;
-    None without a plan."""
+def invoice_preview(
+    *, usage: CustomerUsage, active_seats: int, as_of: datetime
+) -> InvoicePreview | None:
+    """The invoice the usage's window would make on the customer's plan, as known at
+    `as_of`, and its margin; None without a plan. `usage` and `active_seats` are to be
+    read as of the same moment."""
     subscription, terms = customer_plan_terms(customer=usage.customer)
     if subscription is None or terms is None:
         return None
@@ -234,6 +242,7 @@ def invoice_preview(*, usage: CustomerUsage, active_seats: int) -> InvoicePrevie
         end=usage.end,
         cost_by_feature=cost_by_feature,
         active_seats=active_seats,
+        as_of=as_of,
     )
     invoice = rate_period(terms, quantities)
     margin = margin_of(
@@ -291,4 +300,115 @@ def customer_invoices(*, customer: Customer, limit: int = 100) -> list[Invoice]:
         .select_related("plan_version__plan")
         .prefetch_related("lines")
         .order_by("-period_start")[:limit]
+    )
+
+
+# Outcomes of earlier, invoiced periods that changed since the last close: successes
+# stored late (to bill), reversals of billed successes (to credit), and how many units
+# each period has billed so far (their place in the tiers). A success belongs to the
+# invoice whose period holds its succeeded_at.
+_OUTCOME_CHANGES_SQL = """
+SELECT i.id, o.type,
+       count(*) FILTER (WHERE o.status = 'succeeded' AND o.succeeded_recorded_at > %(since)s
+                        AND o.succeeded_recorded_at <= %(until)s) AS late,
+       count(*) FILTER (WHERE o.status = 'reversed' AND o.reversed_at > %(since)s
+                        AND o.reversed_at <= %(until)s
+                        AND o.succeeded_recorded_at <= %(since)s) AS reversed,
+       count(*) FILTER (WHERE o.succeeded_recorded_at <= %(since)s
+                        AND (o.status = 'succeeded' OR o.reversed_at > %(since)s)) AS billed
+FROM outcomes_outcome o
+JOIN billing_invoice i ON i.customer_id = o.customer_id
+     AND o.succeeded_at >= i.period_start AND o.succeeded_at < i.period_end
+WHERE o.customer_id = %(customer)s AND o.succeeded_at < %(start)s
+GROUP BY i.id, o.type
+"""
+# The same units' percentage fees, for one source invoice and type.
+_CHANGED_VALUE_FEES_SQL = """
+SELECT coalesce(sum(LEAST(GREATEST(fee, %(floor)s), %(cap)s)) FILTER (WHERE late), 0),
+       coalesce(sum(LEAST(GREATEST(fee, %(floor)s), %(cap)s)) FILTER (WHERE reversed), 0)
+FROM (
+    SELECT CASE WHEN o.value_currency = %(currency)s THEN o.value * %(percentage)s / 100 END
+               AS fee,
+           o.status = 'succeeded' AND o.succeeded_recorded_at > %(since)s
+               AND o.succeeded_recorded_at <= %(until)s AS late,
+           o.status = 'reversed' AND o.reversed_at > %(since)s AND o.reversed_at <= %(until)s
+               AND o.succeeded_recorded_at <= %(since)s AS reversed
+    FROM outcomes_outcome o JOIN billing_invoice i ON i.id = %(invoice)s
+    WHERE o.customer_id = %(customer)s AND o.type = %(type)s
+      AND o.succeeded_at >= i.period_start AND o.succeeded_at < i.period_end
+) AS units
+"""
+# Calls that arrived after the last close for an earlier, invoiced period.
+_LATE_CALLS_SQL = """
+SELECT i.id, e.feature, sum(e.cost)
+FROM metering_usageevent e
+JOIN billing_invoice i ON i.customer_id = e.customer_id
+     AND e."timestamp" >= i.period_start AND e."timestamp" < i.period_end
+WHERE e.customer_id = %(customer)s AND e.received_at > %(since)s AND e.received_at <= %(until)s
+  AND e."timestamp" < %(start)s AND e.cost IS NOT NULL
+GROUP BY i.id, e.feature
+"""
+
+
+def late_adjustments(
+    *, customer: Customer, period_start: datetime, since: datetime, until: datetime
+) -> list[tuple[Invoice, SourceAdjustment]]:
+    """What changed about earlier invoiced periods between the last close (`since`) and
+    this one (`until`), per source invoice."""
+    window = {"customer": customer.pk, "start": period_start, "since": since, "until": until}
+    with connection.cursor() as cursor:
+        cursor.execute(_OUTCOME_CHANGES_SQL, window)
+        outcome_rows = [row for row in cursor.fetchall() if row[2] or row[3]]
+        cursor.execute(_LATE_CALLS_SQL, window)
+        call_rows = cursor.fetchall()
+    invoice_ids = {row[0] for row in outcome_rows} | {row[0] for row in call_rows}
+    if not invoice_ids:
+        return []
+    invoices = Invoice.objects.filter(pk__in=invoice_ids).select_related("plan_version__plan")
+    adjustments = []
+    for invoice in sorted(invoices, key=lambda i: i.period_start):
+        terms = plan_terms(version=plan_version_of(invoice))
+        by_type = {t.outcome_type: t for t in terms.outcomes}
+        billed: dict[str, int] = {}
+        late: dict[str, OutcomeQuantity] = {}
+        reversed_: dict[str, OutcomeQuantity] = {}
+        for invoice_id, outcome_type, late_count, reversed_count, billed_count in outcome_rows:
+            if invoice_id != invoice.pk or outcome_type not in by_type:
+                continue
+            outcome = by_type[outcome_type]
+            billed[outcome_type] = max(0, billed_count - outcome.included_quantity)
+            late_fees = reversed_fees = Decimal(0)
+            if outcome.model == PriceModel.PERCENTAGE:
+                with connection.cursor() as cursor:
+                    cursor.execute(
+                        _CHANGED_VALUE_FEES_SQL,
+                        window
+                        | {
+                            "invoice": invoice.pk,
+                            "type": outcome_type,
+                            "currency": terms.currency,
+                            "percentage": outcome.percentage,
+                            "floor": outcome.floor,
+                            "cap": outcome.cap,
+                        },
+                    )
+                    late_fees, reversed_fees = cursor.fetchone()
+            late[outcome_type] = OutcomeQuantity(late_count, late_fees)
+            reversed_[outcome_type] = OutcomeQuantity(reversed_count, reversed_fees)
+        late_cost = {
+            feature: cost for invoice_id, feature, cost in call_rows if invoice_id == invoice.pk
+        }
+        label = f"{invoice.period_start:%Y-%m-%d} – {invoice.period_end:%Y-%m-%d}"
+        adjustments.append(
+            (invoice, SourceAdjustment(label, terms, billed, late, reversed_, late_cost))
+        )
+    return adjustments
+
+
+def plan_version_of(invoice: Invoice) -> PlanVersion:
+    """The plan version an invoice was rated on, with its prices loaded."""
+    return (
+        PlanVersion.objects.select_related("plan")
+        .prefetch_related("outcome_prices__tiers", "pass_throughs")
+        .get(pk=invoice.plan_version_id)
     )

@@ -83,17 +83,23 @@ class CustomerUsage:
     by_feature: list[tuple[str, UsageTotals]]
 
 
-def customer_events(*, customer: Customer, start: datetime, end: datetime) -> QuerySet[UsageEvent]:
-    """The customer's events in the half-open window [start, end)."""
-    return UsageEvent.objects.filter(customer=customer, timestamp__gte=start, timestamp__lt=end)
+def customer_events(
+    *, customer: Customer, start: datetime, end: datetime, received_until: datetime | None = None
+) -> QuerySet[UsageEvent]:
+    """The customer's events in the half-open window [start, end); with `received_until`,
+    only those stored by then (what an invoice closed at that moment knew)."""
+    events = UsageEvent.objects.filter(customer=customer, timestamp__gte=start, timestamp__lt=end)
+    return events if received_until is None else events.filter(received_at__lte=received_until)
 
 
-def customer_usage(*, customer: Customer, start: datetime, end: datetime) -> CustomerUsage:
+def customer_usage(
+    *, customer: Customer, start: datetime, end: datetime, received_until: datetime | None = None
+) -> CustomerUsage:
     """Totals, by model and by feature, from one aggregate query grouped by (provider,
     model, feature): one scan of the window's events, whose few rows are then added up
     (one scan, run in parallel by PostgreSQL, beats three, and beats GROUPING SETS, which
     PostgreSQL cannot run in parallel)."""
-    events = customer_events(customer=customer, start=start, end=end)
+    events = customer_events(customer=customer, start=start, end=end, received_until=received_until)
     rows = list(events.values("provider", "model", "feature").annotate(**_USAGE_AGGREGATES))
     models: dict[tuple[str, str], list[dict[str, Any]]] = {}
     features: dict[str, list[dict[str, Any]]] = {}

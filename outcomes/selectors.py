@@ -13,6 +13,7 @@ from django.db.models import Count, Q, Sum
 from django.http import Http404
 
 from metering.models import CostSource, Customer, UsageEvent
+from metering.selectors import customer_events
 from outcomes.models import Outcome
 
 
@@ -103,14 +104,10 @@ def outcome_type_summaries(
         ]
 
 
-def premium_active_seats(*, customer: Customer, start: datetime, end: datetime) -> int:
-    """Distinct end users with `tier: "premium"` calls in [start, end)."""
-    return (
-        UsageEvent.objects.filter(
-            customer=customer, timestamp__gte=start, timestamp__lt=end, tier="premium"
-        )
-        .exclude(end_user="")
-        .values("end_user")
-        .distinct()
-        .count()
-    )
+def premium_active_seats(
+    *, customer: Customer, start: datetime, end: datetime, received_until: datetime | None = None
+) -> int:
+    """Distinct end users with `tier: "premium"` calls in [start, end) (stored by
+    `received_until`, when given)."""
+    events = customer_events(customer=customer, start=start, end=end, received_until=received_until)
+    return events.filter(tier="premium").exclude(end_user="").values("end_user").distinct().count()

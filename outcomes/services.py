@@ -25,7 +25,12 @@ _STATUS_TIME_FIELD = {
     OutcomeStatus.REVERSED: "reversed_at",
 }
 _UPDATED_FIELDS = [
-    "status", "succeeded_at", "succeeded_recorded_at", "failed_at", "value", "value_currency",
+    "status",
+    "succeeded_at",
+    "succeeded_recorded_at",
+    "failed_at",
+    "value",
+    "value_currency",
     "updated_at",
 ]
 

@@ -11,54 +11,105 @@ from django.utils import timezone
 
 from billing.models import Invoice, InvoiceLine, InvoiceStatus, Reconciliation, Subscription
 from billing.periods import subscription_period
-from billing.selectors import invoice_preview, plan_version_current
+from billing.rating import InvoiceLine as RatedLine
+from billing.rating import rate_adjustments
+from billing.selectors import invoice_preview, late_adjustments, plan_version_current
 from config.errors import ApiError, ErrorDetail
+from metering.models import Customer
 from metering.selectors import customer_usage
 from outcomes.selectors import premium_active_seats
 
 logger = logging.getLogger(__name__)
 
 
+class PeriodNotReady(Exception):
+    """The period before this one is not invoiced yet: periods close in order."""
+
+
+def _adjustment_lines(
+    customer: Customer, start: datetime, closed_at: datetime, currency: str
+) -> list[RatedLine]:
+    """Late usage and credits for earlier periods, changed since the last close."""
+    last_close = (
+        Invoice.objects.filter(customer=customer, period_start__lt=start)
+        .order_by("-closed_at")
+        .values_list("closed_at", flat=True)
+        .first()
+    )
+    if last_close is None:
+        return []
+    lines: list[RatedLine] = []
+    for source, adjustment in late_adjustments(
+        customer=customer, period_start=start, since=last_close, until=closed_at
+    ):
+        if adjustment.terms.currency != currency:
+            logger.error(
+                "late usage for invoice %s is in %s, this invoice in %s: not billed",
+                source.pk,
+                adjustment.terms.currency,
+                currency,
+            )
+            continue
+        lines.extend(rate_adjustments(adjustment, currency))
+    return lines
+
+
 def period_close(*, customer_id: int, period_start: datetime) -> Invoice:
     """The invoice of the customer's period starting at `period_start`, created if it
-    does not exist yet. Safe to run twice, at once or again: the unique (customer,
-    period_start) lets one transaction create it and the others return it."""
-    existing = Invoice.objects.filter(customer_id=customer_id, period_start=period_start).first()
-    if existing is not None:
-        return existing
-    subscription = Subscription.objects.select_related("customer", "plan").get(
-        customer_id=customer_id
-    )
-    start, end = subscription_period(
-        period_start,
-        started_at=subscription.started_at,
-        anchor_day=subscription.billing_anchor_day,
-        timezone=subscription.timezone,
-    )
-    if start != period_start:
-        raise ValueError(f"{period_start.isoformat()} does not start a period of {subscription}")
-    closed_at = timezone.now()
-    customer = subscription.customer
-    usage = customer_usage(customer=customer, start=start, end=end)
-    seats = premium_active_seats(customer=customer, start=start, end=end)
-    preview = invoice_preview(usage=usage, active_seats=seats)
-    version = plan_version_current(plan_id=subscription.plan_id)
-    assert preview is not None and version is not None, "a subscription has a plan version"
-    rated, margin = preview.invoice, preview.margin
+    does not exist yet. Safe to run twice, at once or again: the subscription row lock
+    serialises closes of one customer, and the unique (customer, period_start) is the
+    guard underneath.
+
+    Everything is read as of one moment, `closed_at`: the facts stored by then are on this
+    invoice; those stored later for this or an earlier period are late usage (or credits)
+    on the next one.
+    """
     with transaction.atomic():
-        invoice, created = Invoice.objects.get_or_create(
+        subscription = (
+            Subscription.objects.select_for_update()
+            .select_related("customer", "plan")
+            .get(customer_id=customer_id)
+        )
+        existing = Invoice.objects.filter(
+            customer_id=customer_id, period_start=period_start
+        ).first()
+        if existing is not None:
+            return existing
+        start, end = subscription_period(
+            period_start,
+            started_at=subscription.started_at,
+            anchor_day=subscription.billing_anchor_day,
+            timezone=subscription.timezone,
+        )
+        if start != period_start:
+            raise ValueError(
+                f"{period_start.isoformat()} does not start a period of {subscription}"
+            )
+        if (
+            start > subscription.started_at
+            and not Invoice.objects.filter(customer_id=customer_id, period_end=start).exists()
+        ):
+            raise PeriodNotReady(f"the period before {start.isoformat()} is not invoiced yet")
+        closed_at = timezone.now()
+        customer = subscription.customer
+        usage = customer_usage(customer=customer, start=start, end=end, received_until=closed_at)
+        seats = premium_active_seats(
+            customer=customer, start=start, end=end, received_until=closed_at
+        )
+        preview = invoice_preview(usage=usage, active_seats=seats, as_of=closed_at)
+        version = plan_version_current(plan_id=subscription.plan_id)
+        assert preview is not None and version is not None, "a subscription has a plan version"
+        rated, margin = preview.invoice, preview.margin
+        lines = [*rated.lines, *_adjustment_lines(customer, start, closed_at, rated.currency)]
+        invoice = Invoice.objects.create(
             customer=customer,
             period_start=start,
-            defaults={
-                "period_end": end,
-                "plan_version": version,
-                "currency": rated.currency,
-                "total": rated.total,
-                "closed_at": closed_at,
-            },
+            period_end=end,
+            plan_version=version,
+            currency=rated.currency,
+            total=sum(line.amount for line in lines),
+            closed_at=closed_at,
         )
-        if not created:
-            return invoice
         InvoiceLine.objects.bulk_create(
             InvoiceLine(
                 invoice=invoice,
@@ -69,7 +120,7 @@ def period_close(*, customer_id: int, period_start: datetime) -> Invoice:
                 unit_price=line.unit_price,
                 amount=line.amount,
             )
-            for position, line in enumerate(rated.lines, start=1)
+            for position, line in enumerate(lines, start=1)
         )
         Reconciliation.objects.create(
             invoice=invoice,

@@ -5,36 +5,103 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('metering', '0001_initial'),
+        ("metering", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Outcome',
+            name="Outcome",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('external_id', models.CharField(max_length=200, unique=True)),
-                ('type', models.CharField(max_length=100)),
-                ('status', models.CharField(choices=[('pending', 'Pending'), ('succeeded', 'Succeeded'), ('failed', 'Failed'), ('reversed', 'Reversed')], max_length=16)),
-                ('occurred_at', models.DateTimeField(help_text='When the action started (its first status).')),
-                ('succeeded_at', models.DateTimeField(blank=True, null=True)),
-                ('succeeded_recorded_at', models.DateTimeField(blank=True, null=True)),
-                ('failed_at', models.DateTimeField(blank=True, null=True)),
-                ('reversed_at', models.DateTimeField(blank=True, null=True)),
-                ('value', models.DecimalField(blank=True, decimal_places=12, max_digits=24, null=True)),
-                ('value_currency', models.CharField(blank=True, max_length=3)),
-                ('properties', models.JSONField(blank=True, default=dict)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('customer', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='outcomes', to='metering.customer')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("external_id", models.CharField(max_length=200, unique=True)),
+                ("type", models.CharField(max_length=100)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("succeeded", "Succeeded"),
+                            ("failed", "Failed"),
+                            ("reversed", "Reversed"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "occurred_at",
+                    models.DateTimeField(help_text="When the action started (its first status)."),
+                ),
+                ("succeeded_at", models.DateTimeField(blank=True, null=True)),
+                ("succeeded_recorded_at", models.DateTimeField(blank=True, null=True)),
+                ("failed_at", models.DateTimeField(blank=True, null=True)),
+                ("reversed_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "value",
+                    models.DecimalField(blank=True, decimal_places=12, max_digits=24, null=True),
+                ),
+                ("value_currency", models.CharField(blank=True, max_length=3)),
+                ("properties", models.JSONField(blank=True, default=dict)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "customer",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="outcomes",
+                        to="metering.customer",
+                    ),
+                ),
             ],
             options={
-                'indexes': [models.Index(fields=['customer', 'occurred_at'], name='outcome_customer_time'), models.Index(fields=['customer', 'type', 'status'], name='outcome_customer_type')],
-                'constraints': [models.CheckConstraint(condition=models.Q(models.Q(('value__isnull', True), ('value_currency', '')), models.Q(('value__gte', 0), ('value__isnull', False), models.Q(('value_currency', ''), _negated=True)), _connector='OR'), name='outcome_value_with_currency'), models.CheckConstraint(condition=models.Q(models.Q(('status', 'succeeded'), _negated=True), models.Q(('succeeded_at__isnull', False), ('succeeded_recorded_at__isnull', False)), _connector='OR'), name='outcome_succeeded_has_time'), models.CheckConstraint(condition=models.Q(models.Q(('status', 'reversed'), _negated=True), models.Q(('reversed_at__isnull', False), ('succeeded_at__isnull', False)), _connector='OR'), name='outcome_reversed_was_succeeded')],
+                "indexes": [
+                    models.Index(fields=["customer", "occurred_at"], name="outcome_customer_time"),
+                    models.Index(
+                        fields=["customer", "type", "status"], name="outcome_customer_type"
+                    ),
+                ],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            models.Q(("value__isnull", True), ("value_currency", "")),
+                            models.Q(
+                                ("value__gte", 0),
+                                ("value__isnull", False),
+                                models.Q(("value_currency", ""), _negated=True),
+                            ),
+                            _connector="OR",
+                        ),
+                        name="outcome_value_with_currency",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            models.Q(("status", "succeeded"), _negated=True),
+                            models.Q(
+                                ("succeeded_at__isnull", False),
+                                ("succeeded_recorded_at__isnull", False),
+                            ),
+                            _connector="OR",
+                        ),
+                        name="outcome_succeeded_has_time",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            models.Q(("status", "reversed"), _negated=True),
+                            models.Q(
+                                ("reversed_at__isnull", False), ("succeeded_at__isnull", False)
+                            ),
+                            _connector="OR",
+                        ),
+                        name="outcome_reversed_was_succeeded",
+                    ),
+                ],
             },
         ),
     ]

@@ -1,0 +1,128 @@
+"""Facts that arrive after their period was invoiced land on the next invoice: late
+usage billed, reversals credited; nothing dropped, nothing billed twice."""
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+
+from billing.models import Subscription
+from billing.services.invoicing import PeriodNotReady, period_close
+from outcomes.models import Outcome
+from tests.billing.factories import plan_load
+from tests.metering.factories import customer_create
+
+pytestmark = pytest.mark.django_db
+
+OCTOBER = datetime(2026, 10, 1, tzinfo=UTC)
+NOVEMBER = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+def customer():
+    version = plan_load(
+        "support-ai",
+        outcomes=[{"type": "resolution", "unit_price": "0.99"}],
+        token_pass_through=[{"feature": "", "markup": "0.5"}],
+    )
+    customer = customer_create(external_id="acme")
+    Subscription.objects.create(customer=customer, plan=version.plan, started_at=OCTOBER)
+    return customer
+
+
+def succeeded(customer, external_id, at, recorded_at=None):
+    return Outcome.objects.create(
+        external_id=external_id,
+        customer=customer,
+        type="resolution",
+        status="succeeded",
+        occurred_at=at,
+        succeeded_at=at,
+        succeeded_recorded_at=recorded_at or at,
+    )
+
+
+def lines(invoice):
+    return [(line.kind, line.quantity, line.amount) for line in invoice.lines.all()]
+
+
+def test_a_success_stored_after_its_period_was_invoiced_is_billed_next_time(customer):
+    succeeded(customer, "on-time", OCTOBER + timedelta(days=3))
+    october = period_close(customer_id=customer.pk, period_start=OCTOBER)
+    assert october.total == 99
+
+    succeeded(customer, "late", OCTOBER + timedelta(days=30), recorded_at=timezone.now())
+    november = period_close(customer_id=customer.pk, period_start=NOVEMBER)
+
+    assert lines(november) == [("late_usage", Decimal(1), 99)]
+    assert "late usage from 2026-10-01" in november.lines.get().description
+    october.refresh_from_db()
+    assert october.total == 99  # the closed invoice is not touched
+
+
+def test_a_reversal_after_the_invoice_is_a_credit_next_time(customer):
+    outcome = succeeded(customer, "o-1", OCTOBER + timedelta(days=3))
+    period_close(customer_id=customer.pk, period_start=OCTOBER)
+
+    Outcome.objects.filter(pk=outcome.pk).update(status="reversed", reversed_at=timezone.now())
+    november = period_close(customer_id=customer.pk, period_start=NOVEMBER)
+
+    assert lines(november) == [("credit", Decimal(-1), -99)]
+
+
+def test_a_reversal_before_the_close_is_neither_billed_nor_credited(customer):
+    outcome = succeeded(customer, "o-1", OCTOBER + timedelta(days=3))
+    Outcome.objects.filter(pk=outcome.pk).update(status="reversed", reversed_at=timezone.now())
+
+    october = period_close(customer_id=customer.pk, period_start=OCTOBER)
+    november = period_close(customer_id=customer.pk, period_start=NOVEMBER)
+
+    assert october.total == 0 and november.total == 0
+
+
+def test_a_late_success_reversed_before_the_next_close_is_never_billed(customer):
+    period_close(customer_id=customer.pk, period_start=OCTOBER)
+    late = succeeded(customer, "late", OCTOBER + timedelta(days=2), recorded_at=timezone.now())
+    Outcome.objects.filter(pk=late.pk).update(status="reversed", reversed_at=timezone.now())
+
+    november = period_close(customer_id=customer.pk, period_start=NOVEMBER)
+
+    assert november.total == 0
+
+
+def test_a_late_call_is_billed_as_late_usage_at_its_markup(customer, client_with_key, settings):
+    settings.METERING_LATE_EVENT_WINDOW_DAYS = 3650  # the dates here are fixed, the clock is not
+    period_close(customer_id=customer.pk, period_start=OCTOBER)
+    # A call of October, received now: after October's invoice.
+    response = client_with_key.post(
+        "/v1/events",
+        {
+            "id": "late-call",
+            "customer": "acme",
+            "cost": "2.00",
+            "timestamp": (OCTOBER + timedelta(days=29)).isoformat(),
+        },
+        format="json",
+    )
+    assert response.json()["accepted"] == 1
+
+    november = period_close(customer_id=customer.pk, period_start=NOVEMBER)
+
+    assert lines(november) == [("late_usage", Decimal("2"), 300)]  # $2 at cost + 50 %
+
+
+def test_nothing_is_billed_twice_over_three_closes(customer):
+    succeeded(customer, "o-1", OCTOBER + timedelta(days=1))
+    period_close(customer_id=customer.pk, period_start=OCTOBER)
+    succeeded(customer, "late", OCTOBER + timedelta(days=2), recorded_at=timezone.now())
+    november = period_close(customer_id=customer.pk, period_start=NOVEMBER)
+    december = period_close(customer_id=customer.pk, period_start=datetime(2026, 12, 1, tzinfo=UTC))
+
+    assert november.total == 99
+    assert december.total == 0
+
+
+def test_periods_close_in_order(customer):
+    with pytest.raises(PeriodNotReady):
+        period_close(customer_id=customer.pk, period_start=NOVEMBER)
