@@ -35,9 +35,21 @@ from outcomes.services import outcome_reverse
 
 def _customer_body(customer: Customer) -> dict[str, Any]:
     subscription = selectors.subscription_of(customer=customer)
+    if subscription is None:
+        return CustomerOutputSerializer(customer).data | {
+            "plan": None,
+            "premium_seats": 0,
+            "next_plan": None,
+        }
+    now = timezone.now()
+    plan_id = selectors.plan_in_effect(subscription=subscription, moment=now)
+    pending = selectors.plan_change_pending(subscription=subscription, now=now)
     return CustomerOutputSerializer(customer).data | {
-        "plan": subscription.plan.code if subscription else None,
-        "premium_seats": subscription.premium_seats if subscription else 0,
+        "plan": Plan.objects.get(pk=plan_id).code,
+        "premium_seats": selectors.seats_at(subscription=subscription, moment=now),
+        "next_plan": (
+            {"plan": pending.plan.code, "from": pending.effective_from} if pending else None
+        ),
     }
 
 

@@ -136,8 +136,9 @@ class TokenPassThrough(models.Model):
 
 
 class Subscription(models.Model):
-    """The plan a customer is on, its fixed premium seats, and how its periods run:
-    from `started_at`, then from anchor day to anchor day in `timezone` (billing/periods.py)."""
+    """The plan a customer started on and its fixed premium seats then (later changes:
+    PlanChange, SeatChange), and how its periods run: from `started_at`, then from anchor
+    day to anchor day in `timezone` (billing/periods.py)."""
 
     customer = models.OneToOneField(Customer, on_delete=models.CASCADE, related_name="subscription")
     plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="subscriptions")
@@ -241,3 +242,44 @@ class Reconciliation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.invoice}: margin {self.margin}"
+
+
+class PlanChange(models.Model):
+    """A change of plan. It takes effect at the start of the period after the one it was
+    made in: a period is billed on one plan."""
+
+    subscription = models.ForeignKey(
+        Subscription, on_delete=models.CASCADE, related_name="plan_changes"
+    )
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="+")
+    effective_from = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["subscription", "effective_from"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["subscription", "effective_from"], name="plan_change_once_per_start"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subscription}: {self.plan} from {self.effective_from:%Y-%m-%d}"
+
+
+class SeatChange(models.Model):
+    """A change of fixed premium seats, effective at once; a period's seats are prorated
+    by day over the changes made in it."""
+
+    subscription = models.ForeignKey(
+        Subscription, on_delete=models.CASCADE, related_name="seat_changes"
+    )
+    seats = models.PositiveIntegerField()
+    effective_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["subscription", "effective_at"]
+
+    def __str__(self) -> str:
+        return f"{self.subscription}: {self.seats} seats from {self.effective_at:%Y-%m-%d}"

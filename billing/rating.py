@@ -68,6 +68,9 @@ class PeriodQuantities:
     seats: int = 0
     # USD inference cost per feature ("" for calls without one), priced calls only.
     cost_by_feature: dict[str, Decimal] = field(default_factory=dict)
+    # Fixed seats changed within the period: seats × days, and the period's days.
+    seat_days: int | None = None
+    period_days: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,7 +246,20 @@ def rate_period(plan: PlanTerms, usage: PeriodQuantities) -> RatedInvoice:
     for terms in plan.outcomes:
         quantity = usage.outcomes.get(terms.outcome_type, OutcomeQuantity(0))
         lines.extend(rate_outcomes(terms, quantity, currency))
-    if plan.premium_seat_fee is not None and usage.seats:
+    if plan.premium_seat_fee is not None and usage.seat_days is not None:
+        # The fee per seat-day, to 12 decimals: off by at most 5e-13 per seat-day.
+        per_day = (plan.premium_seat_fee / usage.period_days).quantize(Decimal("1e-12"))
+        lines.append(
+            _line(
+                "seats",
+                f"premium seats prorated by day: {usage.seat_days} "
+                f"seat-days of {usage.period_days}",
+                usage.seat_days,
+                per_day,
+                currency,
+            )
+        )
+    elif plan.premium_seat_fee is not None and usage.seats:
         kind = "active premium seat" if plan.seat_mode == "active" else "premium seat"
         lines.append(
             _line("seats", _plural(usage.seats, kind), usage.seats, plan.premium_seat_fee, currency)

@@ -7,11 +7,21 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import connection
+from django.utils import timezone as django_timezone
 
-from billing.models import Invoice, PlanVersion, PriceModel, Subscription, TierMode
+from billing.models import (
+    Invoice,
+    PlanChange,
+    PlanVersion,
+    PriceModel,
+    SeatChange,
+    Subscription,
+    TierMode,
+)
 from billing.money import from_minor_units
 from billing.periods import period_after, subscription_period
 from billing.rating import (
@@ -112,11 +122,80 @@ def plan_terms(*, version: PlanVersion) -> PlanTerms:
     )
 
 
-def customer_plan_terms(*, customer: Customer) -> tuple[Subscription | None, PlanTerms | None]:
+def plan_in_effect(*, subscription: Subscription, moment: datetime) -> int:
+    """The id of the plan the subscription is billed on at `moment`."""
+    change = (
+        PlanChange.objects.filter(subscription=subscription, effective_from__lte=moment)
+        .order_by("-effective_from")
+        .values_list("plan_id", flat=True)
+        .first()
+    )
+    return change if change is not None else subscription.plan_id
+
+
+def plan_change_pending(*, subscription: Subscription, now: datetime) -> PlanChange | None:
+    return (
+        PlanChange.objects.filter(subscription=subscription, effective_from__gt=now)
+        .select_related("plan")
+        .order_by("effective_from")
+        .first()
+    )
+
+
+def seats_at(*, subscription: Subscription, moment: datetime) -> int:
+    """Fixed premium seats in effect at `moment`."""
+    change = (
+        SeatChange.objects.filter(subscription=subscription, effective_at__lte=moment)
+        .order_by("-effective_at", "-pk")
+        .values_list("seats", flat=True)
+        .first()
+    )
+    return change if change is not None else subscription.premium_seats
+
+
+@dataclass(frozen=True, slots=True)
+class FixedSeats:
+    seats: int  # in effect at the end of the period
+    # Set when the seats changed during the period: seats × days, a change counting from
+    # the day it was made (in the customer's timezone), and the period's days.
+    seat_days: int | None
+    period_days: int
+
+
+def fixed_seats(*, subscription: Subscription, start: datetime, end: datetime) -> FixedSeats:
+    """A period's fixed seats, prorated by day when they changed within it."""
+    zone = ZoneInfo(subscription.timezone)
+    first_day, last_day = start.astimezone(zone).date(), end.astimezone(zone).date()
+    period_days = (last_day - first_day).days
+    changes = list(
+        SeatChange.objects.filter(
+            subscription=subscription, effective_at__gt=start, effective_at__lt=end
+        )
+        .order_by("effective_at", "pk")
+        .values_list("effective_at", "seats")
+    )
+    seats = seats_at(subscription=subscription, moment=start)
+    if not changes:
+        return FixedSeats(seats, None, period_days)
+    seat_days, day = 0, first_day
+    for effective_at, new_seats in changes:
+        change_day = min(effective_at.astimezone(zone).date(), last_day)
+        seat_days += seats * (change_day - day).days
+        day, seats = max(day, change_day), new_seats
+    seat_days += seats * (last_day - day).days
+    return FixedSeats(seats, seat_days, period_days)
+
+
+def customer_plan_terms(
+    *, customer: Customer, moment: datetime | None = None
+) -> tuple[Subscription | None, PlanTerms | None]:
+    """The customer's subscription and the terms of the plan in effect at `moment`
+    (default now)."""
     subscription = subscription_of(customer=customer)
     if subscription is None:
         return None, None
-    version = plan_version_current(plan_id=subscription.plan_id)
+    plan_id = plan_in_effect(subscription=subscription, moment=moment or django_timezone.now())
+    version = plan_version_current(plan_id=plan_id)
     return subscription, (plan_terms(version=version) if version else None)
 
 
@@ -189,8 +268,18 @@ def period_quantities(
                 )
                 fees = cursor.fetchone()[0]
             outcomes[outcome.outcome_type] = OutcomeQuantity(count, fees)
-    seats = active_seats if terms.seat_mode == "active" else subscription.premium_seats
-    return PeriodQuantities(outcomes=outcomes, seats=seats, cost_by_feature=cost_by_feature)
+    if terms.seat_mode == "active":
+        return PeriodQuantities(
+            outcomes=outcomes, seats=active_seats, cost_by_feature=cost_by_feature
+        )
+    fixed = fixed_seats(subscription=subscription, start=start, end=end)
+    return PeriodQuantities(
+        outcomes=outcomes,
+        seats=fixed.seats,
+        cost_by_feature=cost_by_feature,
+        seat_days=fixed.seat_days,
+        period_days=fixed.period_days,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,7 +317,7 @@ def invoice_preview(
     """The invoice the usage's window would make on the customer's plan, as known at
     `as_of`, and its margin; None without a plan. `usage` and `active_seats` are to be
     read as of the same moment."""
-    subscription, terms = customer_plan_terms(customer=usage.customer)
+    subscription, terms = customer_plan_terms(customer=usage.customer, moment=usage.start)
     if subscription is None or terms is None:
         return None
     cost_by_feature = {

@@ -25,9 +25,22 @@ class CustomerWithPlanInputSerializer(CustomerInputSerializer):
         return value
 
 
+class NextPlanSerializer(serializers.Serializer):
+    plan = serializers.CharField()
+    from_ = serializers.DateTimeField(help_text="The start of the next period.")
+
+    def get_fields(self) -> dict[str, Any]:
+        fields = super().get_fields()
+        fields["from"] = fields.pop("from_")
+        return fields
+
+
 class CustomerWithPlanOutputSerializer(CustomerOutputSerializer):
-    plan = serializers.CharField(allow_null=True)
-    premium_seats = serializers.IntegerField()
+    plan = serializers.CharField(allow_null=True, help_text="The plan in effect now.")
+    premium_seats = serializers.IntegerField(help_text="Fixed premium seats now.")
+    next_plan = NextPlanSerializer(
+        allow_null=True, help_text="A plan change, effective from the next period."
+    )
 
 
 class InvoiceLineSerializer(serializers.Serializer):

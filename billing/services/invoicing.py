@@ -13,7 +13,12 @@ from billing.models import Invoice, InvoiceLine, InvoiceStatus, Reconciliation, 
 from billing.periods import subscription_period
 from billing.rating import InvoiceLine as RatedLine
 from billing.rating import rate_adjustments
-from billing.selectors import invoice_preview, late_adjustments, plan_version_current
+from billing.selectors import (
+    invoice_preview,
+    late_adjustments,
+    plan_in_effect,
+    plan_version_current,
+)
 from config.errors import ApiError, ErrorDetail
 from metering.models import Customer
 from metering.selectors import customer_usage
@@ -97,7 +102,9 @@ def period_close(*, customer_id: int, period_start: datetime) -> Invoice:
             customer=customer, start=start, end=end, received_until=closed_at
         )
         preview = invoice_preview(usage=usage, active_seats=seats, as_of=closed_at)
-        version = plan_version_current(plan_id=subscription.plan_id)
+        version = plan_version_current(
+            plan_id=plan_in_effect(subscription=subscription, moment=start)
+        )
         assert preview is not None and version is not None, "a subscription has a plan version"
         rated, margin = preview.invoice, preview.margin
         lines = [*rated.lines, *_adjustment_lines(customer, start, closed_at, rated.currency)]

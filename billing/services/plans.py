@@ -9,20 +9,24 @@ from typing import Any
 
 import msgspec
 from django.db import transaction
+from django.utils import timezone
 
 from billing.models import (
     OutcomePrice,
     Plan,
+    PlanChange,
     PlanVersion,
     PriceModel,
     PriceTier,
+    SeatChange,
     Subscription,
     TierMode,
     TokenPassThrough,
 )
 from billing.money import is_currency
+from billing.periods import subscription_period
 from billing.schemas import OutcomePriceDoc, PlanDoc, PriceBookDoc, TierDoc
-from billing.selectors import plan_document, plan_version_current
+from billing.selectors import plan_document, plan_in_effect, plan_version_current, seats_at
 from config.errors import ApiError, ErrorDetail
 from metering.models import Customer
 from metering.services import customer_upsert
@@ -258,9 +262,23 @@ def subscription_set(
         return Subscription.objects.create(
             customer=customer, plan=plan, premium_seats=premium_seats or 0
         )
+    now = timezone.now()
     if plan is not None:
-        subscription.plan = plan
-    if premium_seats is not None:
-        subscription.premium_seats = premium_seats
-    subscription.save()
+        _, current_end = subscription_period(
+            now,
+            started_at=subscription.started_at,
+            anchor_day=subscription.billing_anchor_day,
+            timezone=subscription.timezone,
+        )
+        if plan.pk != plan_in_effect(subscription=subscription, moment=now):
+            # From the next period: a period is billed on one plan.
+            PlanChange.objects.update_or_create(
+                subscription=subscription, effective_from=current_end, defaults={"plan": plan}
+            )
+        else:  # back to the current plan: a pending change is called off
+            PlanChange.objects.filter(subscription=subscription, effective_from__gt=now).delete()
+    if premium_seats is not None and premium_seats != seats_at(
+        subscription=subscription, moment=now
+    ):
+        SeatChange.objects.create(subscription=subscription, seats=premium_seats, effective_at=now)
     return subscription
