@@ -44,6 +44,17 @@ class PlanVersion(models.Model):
     premium_seat_fee = models.DecimalField(**PRICE, null=True, blank=True)
     seat_mode = models.CharField(max_length=8, choices=SeatMode.choices, default=SeatMode.FIXED)
     reversal_window_days = models.PositiveIntegerField(default=7)
+    # How Stripe collects: charge the customer's default payment method, or e-mail the
+    # invoice with `days_until_due`.
+    collection_method = models.CharField(
+        max_length=24,
+        choices=[
+            ("charge_automatically", "charge automatically"),
+            ("send_invoice", "send invoice"),
+        ],
+        default="send_invoice",
+    )
+    days_until_due = models.PositiveIntegerField(default=30)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -188,6 +199,23 @@ class Invoice(models.Model):
     )
     # The close's "invoiced through" mark: facts recorded up to here are on this invoice.
     closed_at = models.DateTimeField()
+    # The mirror in Stripe (billing/services/stripe_push.py). push_step is the marker set
+    # before each Stripe call; a retry repeats that call with the same idempotency key.
+    stripe_invoice_id = models.CharField(max_length=100, blank=True)
+    push_state = models.CharField(
+        max_length=16,
+        choices=[
+            ("pending", "pending"),
+            ("pushing", "pushing"),
+            ("pushed", "pushed"),
+            ("failed", "failed"),
+            ("not_sent", "not sent ($0)"),
+        ],
+        default="pending",
+    )
+    push_step = models.CharField(max_length=40, blank=True)
+    push_attempts = models.PositiveIntegerField(default=0)
+    push_error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -215,6 +243,7 @@ class InvoiceLine(models.Model):
     unit_price = models.DecimalField(max_digits=30, decimal_places=12)
     # Minor units of the invoice's currency, rounded once (billing/money.py).
     amount = models.BigIntegerField()
+    stripe_item_id = models.CharField(max_length=100, blank=True)
 
     class Meta:
         ordering = ["invoice", "position"]
@@ -283,3 +312,14 @@ class SeatChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.subscription}: {self.seats} seats from {self.effective_at:%Y-%m-%d}"
+
+
+class StripeCustomer(models.Model):
+    """The Stripe customer of a payback customer (its metadata carries the external id)."""
+
+    customer = models.OneToOneField(Customer, on_delete=models.PROTECT, related_name="+")
+    stripe_id = models.CharField(max_length=100, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.stripe_id

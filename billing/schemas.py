@@ -46,6 +46,8 @@ class PlanDoc(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     premium_seat_fee: Decimal | None = None
     seat_mode: Literal["fixed", "active"] = "fixed"
     reversal_window_days: Count = 7
+    collection_method: Literal["charge_automatically", "send_invoice"] = "send_invoice"
+    days_until_due: Annotated[int, msgspec.Meta(ge=0)] = 30
     outcomes: list[OutcomePriceDoc] = msgspec.field(default_factory=list)
     token_pass_through: list[PassThroughDoc] = msgspec.field(default_factory=list)
 

@@ -69,6 +69,8 @@ def plan_document(version: PlanVersion) -> PlanDoc:
         premium_seat_fee=version.premium_seat_fee,
         seat_mode=version.seat_mode,  # type: ignore[arg-type]
         reversal_window_days=version.reversal_window_days,
+        collection_method=version.collection_method,  # type: ignore[arg-type]
+        days_until_due=version.days_until_due,
         outcomes=[
             OutcomePriceDoc(
                 type=price.outcome_type,

@@ -1,17 +1,22 @@
 """Celery tasks of the billing app: thin, take ids, safe to run twice."""
 
+import random
 from datetime import datetime
 
-from celery import shared_task
+from celery import Task, shared_task
+from django.conf import settings
 from django.utils import timezone
 
+from billing.integrations.stripe import StripeRefused, StripeRetryable
 from billing.selectors import periods_due
-from billing.services.invoicing import period_close
+from billing.services.invoicing import PeriodNotReady, period_close
+from billing.services.stripe_push import invoice_push, invoice_push_failed
 
 
-@shared_task(acks_late=True)
+@shared_task(acks_late=True, autoretry_for=(PeriodNotReady,), retry_backoff=10, max_retries=12)
 def close_period(customer_id: int, period_start: str) -> int:
-    """Close one customer period; a second delivery finds the invoice and returns it."""
+    """Close one customer period; a second delivery finds the invoice and returns it.
+    Periods of one customer close in order: a later one retries until the earlier is."""
     invoice = period_close(
         customer_id=customer_id, period_start=datetime.fromisoformat(period_start)
     )
@@ -26,3 +31,24 @@ def close_due_periods() -> int:
         close_period.delay(due.customer_id, due.start.isoformat())
         count += 1
     return count
+
+
+@shared_task(bind=True, acks_late=True, max_retries=None)
+def push_invoice(self: Task, invoice_id: int) -> str:
+    """Mirror an invoice to Stripe. 5xx, 429 and timeouts retry with exponential backoff
+    and jitter (at least Stripe's Retry-After); other 4xx, or the last try, mark the
+    invoice failed and log an alert."""
+    try:
+        return invoice_push(invoice_id=invoice_id).push_state
+    except StripeRefused as refused:
+        invoice_push_failed(invoice_id=invoice_id, error=str(refused))
+        return "failed"
+    except StripeRetryable as failure:
+        if self.request.retries >= settings.STRIPE_PUSH_MAX_RETRIES:
+            invoice_push_failed(
+                invoice_id=invoice_id, error=f"{failure} (after {self.request.retries} retries)"
+            )
+            return "failed"
+        backoff = settings.STRIPE_PUSH_BACKOFF_SECONDS * 2**self.request.retries
+        countdown = max(backoff, failure.retry_after or 0) * (1 + random.random() / 2)  # noqa: S311
+        raise self.retry(countdown=countdown, exc=failure) from failure

@@ -2,10 +2,18 @@
 `make test` starts), the configured Celery broker (Redis in CI, kombu's filesystem
 transport on a laptop) and a real Celery worker thread consuming from it."""
 
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
+import requests
 from celery.contrib.testing.worker import start_worker
 from django.contrib.auth.models import User
 from django.test import Client
@@ -50,3 +58,66 @@ def staff_client(client: Client, db: None) -> Client:
     User.objects.create_superuser("admin", "admin@example.test", "pw-admin-12345")
     client.login(username="admin", password="pw-admin-12345")
     return client
+
+
+@dataclass
+class FakeStripe:
+    """The localstripe server of a test session (tests/fake_stripe.py), with its shim's
+    controls: faults on demand and a count of the API writes that reached it."""
+
+    url: str
+
+    def fail_next(
+        self,
+        *,
+        status: int | None = None,
+        count: int = 1,
+        retry_after: float | None = None,
+        delay: float | None = None,
+    ) -> None:
+        body = {"status": status, "count": count, "retry_after": retry_after, "delay": delay}
+        requests.post(f"{self.url}/_config/faults", json=body, timeout=5).raise_for_status()
+
+    def writes(self) -> dict[str, int]:
+        return requests.get(f"{self.url}/_config/requests", timeout=5).json()
+
+
+@pytest.fixture(scope="session")
+def stripe_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeStripe]:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = tmp_path_factory.mktemp("stripe") / "localstripe.log"
+    with log.open("w") as output:
+        server = subprocess.Popen(
+            [sys.executable, str(Path(__file__).parent / "fake_stripe.py"), "--port", str(port)],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                requests.get(f"{url}/_config/requests", timeout=1)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        else:
+            raise RuntimeError(f"localstripe did not start: {log.read_text()}")
+        yield FakeStripe(url)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+@pytest.fixture
+def stripe(stripe_server: FakeStripe, settings: Any) -> Iterator[FakeStripe]:
+    """Point payback's Stripe integration (the real `stripe` client) at localstripe."""
+    from billing.integrations import stripe as stripe_api
+
+    settings.STRIPE_API_KEY = "sk_test_payback"
+    settings.STRIPE_API_BASE = stripe_server.url
+    settings.STRIPE_TIMEOUT_SECONDS = 2
+    stripe_api._client.cache_clear()
+    yield stripe_server
+    stripe_api._client.cache_clear()

@@ -9,6 +9,7 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
+from billing.integrations import stripe as stripe_api
 from billing.models import Invoice, InvoiceLine, InvoiceStatus, Reconciliation, Subscription
 from billing.periods import subscription_period
 from billing.rating import InvoiceLine as RatedLine
@@ -138,6 +139,10 @@ def period_close(*, customer_id: int, period_start: datetime) -> Invoice:
             margin=margin.margin,
             margin_percent=margin.margin_percent,
         )
+        if stripe_api.configured():
+            from billing.tasks import push_invoice
+
+            push_invoice.delay_on_commit(invoice.pk)
     if margin.margin is not None and margin.margin < 0:
         logger.warning(
             "negative margin: customer %s period %s margin %s USD",

@@ -169,6 +169,8 @@ def _plan_version_create(plan: Plan, doc: PlanDoc, version: int) -> PlanVersion:
         premium_seat_fee=doc.premium_seat_fee,
         seat_mode=doc.seat_mode,
         reversal_window_days=doc.reversal_window_days,
+        collection_method=doc.collection_method,
+        days_until_due=doc.days_until_due,
     )
     for price in doc.outcomes:
         outcome_price = OutcomePrice.objects.create(

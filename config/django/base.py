@@ -6,6 +6,7 @@ from config.settings.billing import *  # noqa: F403
 from config.settings.celery import *  # noqa: F403
 from config.settings.database import *  # noqa: F403
 from config.settings.metering import *  # noqa: F403
+from config.settings.stripe import *  # noqa: F403
 
 SECRET_KEY = env_str("SECRET_KEY", "insecure-local-development-key-change-me")
 DEBUG = env_bool("DEBUG", False)

@@ -1,0 +1,172 @@
+"""Stripe: the only module that imports `stripe`.
+
+Every write carries an idempotency key derived from the local row it mirrors
+(`payback:invoice_line:42`), so a retry after a crash between Stripe's answer and our
+commit gets the object Stripe already made instead of a second one. The client does not
+retry by itself: failures become StripeRetryable (5xx, 429, timeouts, connection
+errors; with Stripe's Retry-After) or StripeRefused (any other 4xx), and the caller's
+task decides (billing/tasks.py).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import stripe
+from django.conf import settings
+
+T = TypeVar("T")
+
+
+class StripeRetryable(Exception):
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class StripeRefused(Exception):
+    """Stripe refused the request (a 4xx other than 429): retrying would not help."""
+
+
+class InvalidSignature(Exception):
+    """A webhook whose Stripe-Signature does not verify with any configured secret."""
+
+
+def configured() -> bool:
+    return bool(settings.STRIPE_API_KEY)
+
+
+@functools.cache
+def _client() -> stripe.StripeClient:
+    base = {"api": settings.STRIPE_API_BASE} if settings.STRIPE_API_BASE else None
+    return stripe.StripeClient(
+        settings.STRIPE_API_KEY,
+        base_addresses=base,  # type: ignore[arg-type]
+        max_network_retries=0,
+        http_client=stripe.RequestsClient(timeout=settings.STRIPE_TIMEOUT_SECONDS),
+    )
+
+
+def _retry_after(error: stripe.StripeError) -> float | None:
+    value = (error.headers or {}).get("Retry-After")
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _call(request: Callable[[], T]) -> T:
+    try:
+        return request()
+    except stripe.APIConnectionError as error:  # timeouts and refused connections
+        raise StripeRetryable(f"Stripe unreachable: {error.user_message or error}") from error
+    except stripe.StripeError as error:
+        should_retry = (error.headers or {}).get("Stripe-Should-Retry")
+        status = error.http_status or 0
+        if status == 429 or status >= 500 or should_retry == "true":
+            raise StripeRetryable(f"Stripe answered {status}", _retry_after(error)) from error
+        raise StripeRefused(f"Stripe refused ({status}): {error.user_message or error}") from error
+
+
+def _key(*parts: Any) -> dict[str, str]:
+    return {"idempotency_key": ":".join(["payback", *map(str, parts)])}
+
+
+def customer_create(*, customer_pk: int, external_id: str, name: str, email: str) -> str:
+    params: dict[str, Any] = {"name": name or external_id, "metadata": {"external_id": external_id}}
+    if email:
+        params["email"] = email
+    created = _call(
+        lambda: _client().v1.customers.create(
+            params=params,
+            options=_key("customer", customer_pk),  # type: ignore[arg-type]
+        )
+    )
+    return created.id
+
+
+def invoice_create(
+    *,
+    invoice_pk: int,
+    stripe_customer: str,
+    collection_method: str,
+    days_until_due: int,
+    description: str,
+) -> str:
+    params: dict[str, Any] = {
+        "customer": stripe_customer,
+        "collection_method": collection_method,
+        "auto_advance": False,  # payback finalizes it itself, after adding the lines
+        "pending_invoice_items_behavior": "exclude",
+        "description": description,
+        "metadata": {"payback_invoice": str(invoice_pk)},
+    }
+    if collection_method == "send_invoice":
+        params["days_until_due"] = days_until_due
+    created = _call(
+        lambda: _client().v1.invoices.create(
+            params=params,
+            options=_key("invoice", invoice_pk, "create"),  # type: ignore[arg-type]
+        )
+    )
+    return created.id
+
+
+def invoice_item_create(
+    *,
+    line_pk: int,
+    stripe_customer: str,
+    stripe_invoice: str,
+    amount: int,
+    currency: str,
+    description: str,
+) -> str:
+    params = {
+        "customer": stripe_customer,
+        "invoice": stripe_invoice,
+        "amount": amount,
+        "currency": currency.lower(),
+        "description": description,
+        "metadata": {"payback_invoice_line": str(line_pk)},
+    }
+    created = _call(
+        lambda: _client().v1.invoice_items.create(
+            params=params,
+            options=_key("invoice_line", line_pk),  # type: ignore[arg-type]
+        )
+    )
+    return created.id
+
+
+def invoice_finalize(*, invoice_pk: int, stripe_invoice: str) -> str:
+    finalized = _call(
+        lambda: _client().v1.invoices.finalize_invoice(
+            stripe_invoice,
+            options=_key("invoice", invoice_pk, "finalize"),  # type: ignore[arg-type]
+        )
+    )
+    return finalized.status or ""
+
+
+def invoice_state(*, stripe_invoice: str) -> tuple[str, int]:
+    """Stripe's status and total of an invoice (for the drift check)."""
+    found = _call(lambda: _client().v1.invoices.retrieve(stripe_invoice))
+    return found.status or "", found.total
+
+
+def webhook_event(*, payload: bytes, signature: str | None) -> dict[str, Any]:
+    """The verified event of a webhook delivery; raises InvalidSignature. Any of the
+    configured secrets may have signed it (two during a rotation)."""
+    for secret in settings.STRIPE_WEBHOOK_SECRETS:
+        try:
+            stripe.WebhookSignature.verify_header(
+                payload.decode(), signature or "", secret, settings.STRIPE_WEBHOOK_TOLERANCE
+            )
+        except stripe.SignatureVerificationError:
+            continue
+        return stripe.Webhook.construct_event(
+            payload.decode(), signature or "", secret, settings.STRIPE_WEBHOOK_TOLERANCE
+        ).to_dict()
+    raise InvalidSignature("no configured secret verifies this Stripe-Signature")

@@ -1,0 +1,94 @@
+"""Mirroring an invoice to Stripe: customer, invoice, one invoice item per line, then
+finalize. Each step sets a marker (push_step) before its Stripe call and stores what
+Stripe made after it; every call's idempotency key is derived from the local row, so a
+push that crashed between Stripe's answer and our commit, run again, repeats that call
+and gets the same object back: nothing is made twice.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+
+from billing.integrations import stripe as stripe_api
+from billing.models import Invoice, InvoiceStatus, StripeCustomer
+from metering.models import Customer
+
+logger = logging.getLogger(__name__)
+
+
+def _mark(invoice: Invoice, step: str) -> None:
+    Invoice.objects.filter(pk=invoice.pk).update(push_state="pushing", push_step=step)
+
+
+def _stripe_customer(customer: Customer) -> str:
+    known = StripeCustomer.objects.filter(customer=customer).values_list("stripe_id", flat=True)
+    if known:
+        return known[0]
+    stripe_id = stripe_api.customer_create(
+        customer_pk=customer.pk,
+        external_id=customer.external_id,
+        name=customer.name,
+        email=customer.email,
+    )
+    # Two pushes at once get the same Stripe customer (same idempotency key): one row.
+    StripeCustomer.objects.get_or_create(customer=customer, defaults={"stripe_id": stripe_id})
+    return stripe_id
+
+
+def invoice_push(*, invoice_id: int) -> Invoice:
+    """Push a draft invoice to Stripe and finalize it there and here. Safe to run again
+    at any point; raises StripeRetryable or StripeRefused for the task to handle."""
+    invoice = Invoice.objects.select_related("customer", "plan_version").get(pk=invoice_id)
+    if invoice.push_state in ("pushed", "not_sent") or invoice.status == InvoiceStatus.VOID:
+        return invoice
+    if invoice.total == 0 and not settings.BILLING_SEND_ZERO_INVOICES:
+        Invoice.objects.filter(pk=invoice.pk, status=InvoiceStatus.DRAFT).update(
+            push_state="not_sent", status=InvoiceStatus.FINALIZED
+        )
+        invoice.refresh_from_db()
+        return invoice
+    Invoice.objects.filter(pk=invoice.pk).update(push_attempts=F("push_attempts") + 1)
+    _mark(invoice, "customer")
+    stripe_customer = _stripe_customer(invoice.customer)
+    if not invoice.stripe_invoice_id:
+        _mark(invoice, "invoice")
+        invoice.stripe_invoice_id = stripe_api.invoice_create(
+            invoice_pk=invoice.pk,
+            stripe_customer=stripe_customer,
+            collection_method=invoice.plan_version.collection_method,
+            days_until_due=invoice.plan_version.days_until_due,
+            description=f"{invoice.period_start:%Y-%m-%d} – {invoice.period_end:%Y-%m-%d}",
+        )
+        Invoice.objects.filter(pk=invoice.pk).update(stripe_invoice_id=invoice.stripe_invoice_id)
+    for line in invoice.lines.filter(stripe_item_id="").order_by("position"):
+        _mark(invoice, f"line {line.position}")
+        line.stripe_item_id = stripe_api.invoice_item_create(
+            line_pk=line.pk,
+            stripe_customer=stripe_customer,
+            stripe_invoice=invoice.stripe_invoice_id,
+            amount=line.amount,
+            currency=invoice.currency,
+            description=line.description,
+        )
+        line.save(update_fields=["stripe_item_id"])
+    _mark(invoice, "finalize")
+    stripe_api.invoice_finalize(invoice_pk=invoice.pk, stripe_invoice=invoice.stripe_invoice_id)
+    with transaction.atomic():
+        invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
+        invoice.push_state, invoice.push_step, invoice.push_error = "pushed", "", ""
+        if invoice.status == InvoiceStatus.DRAFT:
+            invoice.status = InvoiceStatus.FINALIZED
+        invoice.save(
+            update_fields=["push_state", "push_step", "push_error", "status", "updated_at"]
+        )
+    return invoice
+
+
+def invoice_push_failed(*, invoice_id: int, error: str) -> None:
+    """Give up on pushing: the admin lists the invoice as failed (with a retry action)."""
+    Invoice.objects.filter(pk=invoice_id).update(push_state="failed", push_error=error[:2000])
+    logger.error("ALERT: invoice %s could not be pushed to Stripe: %s", invoice_id, error)

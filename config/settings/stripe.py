@@ -1,0 +1,15 @@
+from config.env import env_bool, env_int, env_list, env_str
+
+# Empty: invoices stay local (push_state "pending") until a key is set.
+STRIPE_API_KEY = env_str("STRIPE_API_KEY", "")
+# Another API address, e.g. a local fake Stripe (the tests run localstripe).
+STRIPE_API_BASE = env_str("STRIPE_API_BASE", "")
+STRIPE_TIMEOUT_SECONDS = env_int("STRIPE_TIMEOUT_SECONDS", 20)
+# Comma-separated: two during a rotation, the new one first.
+STRIPE_WEBHOOK_SECRETS = env_list("STRIPE_WEBHOOK_SECRETS", [])
+STRIPE_WEBHOOK_TOLERANCE = env_int("STRIPE_WEBHOOK_TOLERANCE", 300)
+# Retries of a push after 5xx, 429 and timeouts, with exponential backoff and jitter.
+STRIPE_PUSH_MAX_RETRIES = env_int("STRIPE_PUSH_MAX_RETRIES", 6)
+STRIPE_PUSH_BACKOFF_SECONDS = env_int("STRIPE_PUSH_BACKOFF_SECONDS", 5)
+# Whether a $0 invoice goes to Stripe; it is kept locally either way (paper trail).
+BILLING_SEND_ZERO_INVOICES = env_bool("BILLING_SEND_ZERO_INVOICES", False)

@@ -1,0 +1,167 @@
+"""Invoices mirrored to Stripe: the real `stripe` client talking HTTP to localstripe."""
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import stripe as stripe_sdk
+
+from billing.integrations import stripe as stripe_api
+from billing.integrations.stripe import StripeRefused, StripeRetryable
+from billing.models import Invoice, StripeCustomer, Subscription
+from billing.services.invoicing import period_close
+from billing.services.stripe_push import invoice_push
+from billing.tasks import push_invoice
+from outcomes.models import Outcome
+from tests.billing.factories import plan_load
+from tests.metering.factories import customer_create
+
+pytestmark = pytest.mark.django_db
+
+OCTOBER = datetime(2026, 10, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+def invoice(stripe, settings):
+    settings.STRIPE_API_KEY = ""  # closes below do not push by themselves
+    version = plan_load(
+        "support-ai", base_fee="10", outcomes=[{"type": "resolution", "unit_price": "0.99"}]
+    )
+    customer = customer_create(external_id="acme", name="Acme", email="billing@acme.test")
+    Subscription.objects.create(customer=customer, plan=version.plan, started_at=OCTOBER)
+    for i in range(3):
+        at = OCTOBER + timedelta(days=i)
+        Outcome.objects.create(
+            external_id=f"o-{i}",
+            customer=customer,
+            type="resolution",
+            status="succeeded",
+            occurred_at=at,
+            succeeded_at=at,
+            succeeded_recorded_at=at,
+        )
+    invoice = period_close(customer_id=customer.pk, period_start=OCTOBER)
+    settings.STRIPE_API_KEY = "sk_test_payback"
+    return invoice
+
+
+def stripe_invoice(invoice):
+    client = stripe_sdk.StripeClient(
+        "sk_test_payback", base_addresses={"api": stripe_api.settings.STRIPE_API_BASE}
+    )
+    return client.v1.invoices.retrieve(invoice.stripe_invoice_id)
+
+
+def test_an_invoice_reaches_stripe_with_its_lines_and_is_finalized(invoice):
+    pushed = invoice_push(invoice_id=invoice.pk)
+
+    assert (pushed.push_state, pushed.status) == ("pushed", "finalized")
+    remote = stripe_invoice(pushed)
+    assert remote.status == "open"
+    assert remote.total == invoice.total == 1000 + 297
+    assert sorted(line.amount for line in remote.lines.data) == [297, 1000]
+    assert remote.metadata["payback_invoice"] == str(invoice.pk)
+    customer = StripeCustomer.objects.get(customer=invoice.customer)
+    assert remote.customer == customer.stripe_id
+    assert all(line.stripe_item_id for line in pushed.lines.all())
+
+
+def test_pushing_again_makes_nothing_new_in_stripe(invoice, stripe):
+    invoice_push(invoice_id=invoice.pk)
+    writes = stripe.writes()
+
+    invoice_push(invoice_id=invoice.pk)
+    push_invoice.apply(args=[invoice.pk])
+
+    assert stripe.writes() == writes
+
+
+def test_a_crash_after_stripe_answered_is_retried_without_a_second_object(invoice, stripe):
+    # As if a first attempt made the Stripe invoice and died before storing its id.
+    customer_id = stripe_api.customer_create(
+        customer_pk=invoice.customer.pk, external_id="acme", name="Acme", email=""
+    )
+    lost = stripe_api.invoice_create(
+        invoice_pk=invoice.pk,
+        stripe_customer=customer_id,
+        collection_method="send_invoice",
+        days_until_due=30,
+        description="",
+    )
+    before = stripe.writes()
+
+    pushed = invoice_push(invoice_id=invoice.pk)
+
+    assert pushed.stripe_invoice_id == lost  # the same key gave back the same invoice
+    assert StripeCustomer.objects.get().stripe_id == customer_id
+    after = stripe.writes()
+    assert after.get("invoices", 0) == before.get("invoices", 0) + 1  # only the finalize
+    assert after.get("customers") == before.get("customers")
+
+
+def test_a_stripe_500_is_retryable_and_the_retry_completes_the_push(invoice, stripe):
+    stripe.fail_next(status=500)
+    with pytest.raises(StripeRetryable):
+        invoice_push(invoice_id=invoice.pk)
+    assert Invoice.objects.get(pk=invoice.pk).push_state == "pushing"
+
+    assert invoice_push(invoice_id=invoice.pk).push_state == "pushed"
+    assert stripe_invoice(Invoice.objects.get(pk=invoice.pk)).total == 1297
+
+
+def test_a_429_carries_stripes_retry_after(invoice, stripe):
+    stripe.fail_next(status=429, retry_after=7)
+    with pytest.raises(StripeRetryable) as failure:
+        invoice_push(invoice_id=invoice.pk)
+    assert failure.value.retry_after == 7
+
+
+def test_a_timeout_is_retryable(invoice, stripe):
+    stripe.fail_next(delay=3)  # the client gives up after 2 s
+    with pytest.raises(StripeRetryable):
+        invoice_push(invoice_id=invoice.pk)
+
+
+def test_a_4xx_is_not_retried_and_marks_the_invoice_failed(invoice, stripe, caplog):
+    stripe.fail_next(status=400)
+    with caplog.at_level(logging.ERROR):
+        assert push_invoice.apply(args=[invoice.pk]).get() == "failed"
+    failed = Invoice.objects.get(pk=invoice.pk)
+    assert failed.push_state == "failed" and "400" in failed.push_error
+    assert "ALERT" in caplog.text
+
+
+def test_the_task_retries_then_gives_up_and_alerts(invoice, stripe, settings, caplog):
+    settings.STRIPE_PUSH_MAX_RETRIES = 2
+    settings.STRIPE_PUSH_BACKOFF_SECONDS = 0
+    stripe.fail_next(status=503, count=10)
+    with caplog.at_level(logging.ERROR):
+        assert push_invoice.apply(args=[invoice.pk]).get() == "failed"
+    assert Invoice.objects.get(pk=invoice.pk).push_state == "failed"
+    assert "after 2 retries" in caplog.text
+    stripe.fail_next(count=0)
+
+
+def test_the_task_retries_through_a_passing_fault(invoice, stripe, settings):
+    settings.STRIPE_PUSH_BACKOFF_SECONDS = 0
+    stripe.fail_next(status=500, count=2)
+    assert push_invoice.apply(args=[invoice.pk]).get() == "pushed"
+
+
+def test_a_zero_invoice_is_not_sent_by_default(stripe, settings):
+    version = plan_load("free", outcomes=[{"type": "resolution", "unit_price": "1"}])
+    customer = customer_create(external_id="free-co")
+    Subscription.objects.create(customer=customer, plan=version.plan, started_at=OCTOBER)
+    settings.STRIPE_API_KEY = ""
+    invoice = period_close(customer_id=customer.pk, period_start=OCTOBER)
+    settings.STRIPE_API_KEY = "sk_test_payback"
+    before = stripe.writes()
+
+    pushed = invoice_push(invoice_id=invoice.pk)
+
+    assert (pushed.push_state, pushed.status, pushed.total) == ("not_sent", "finalized", 0)
+    assert stripe.writes() == before
+
+
+def test_refused_is_not_retryable():
+    assert not issubclass(StripeRefused, StripeRetryable)
