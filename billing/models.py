@@ -323,3 +323,37 @@ class StripeCustomer(models.Model):
 
     def __str__(self) -> str:
         return self.stripe_id
+
+
+class StripeWebhookDelivery(models.Model):
+    """A webhook request as received, stored before anything else: untrusted until its
+    signature verifies. Kept for the record either way."""
+
+    body = models.BinaryField()
+    signature = models.CharField(max_length=1000, blank=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+    verified = models.BooleanField(null=True)  # None: not checked yet
+    event = models.ForeignKey(
+        "StripeEvent", on_delete=models.SET_NULL, null=True, blank=True, related_name="deliveries"
+    )
+
+    def __str__(self) -> str:
+        return f"delivery {self.pk} ({'verified' if self.verified else 'unverified'})"
+
+
+class StripeEvent(models.Model):
+    """A verified Stripe event, processed once: the unique Stripe event id is the guard
+    against duplicate and concurrent deliveries."""
+
+    stripe_id = models.CharField(max_length=100, unique=True)
+    type = models.CharField(max_length=100)
+    payload = models.JSONField()
+    received_at = models.DateTimeField(auto_now_add=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.stripe_id}"

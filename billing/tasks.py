@@ -11,6 +11,7 @@ from billing.integrations.stripe import StripeRefused, StripeRetryable
 from billing.selectors import periods_due
 from billing.services.invoicing import PeriodNotReady, period_close
 from billing.services.stripe_push import invoice_push, invoice_push_failed
+from billing.services.webhooks import stripe_event_process
 
 
 @shared_task(acks_late=True, autoretry_for=(PeriodNotReady,), retry_backoff=10, max_retries=12)
@@ -52,3 +53,9 @@ def push_invoice(self: Task, invoice_id: int) -> str:
         backoff = settings.STRIPE_PUSH_BACKOFF_SECONDS * 2**self.request.retries
         countdown = max(backoff, failure.retry_after or 0) * (1 + random.random() / 2)  # noqa: S311
         raise self.retry(countdown=countdown, exc=failure) from failure
+
+
+@shared_task(acks_late=True)
+def process_stripe_event(event_id: int) -> str:
+    """Apply a verified Stripe event once; a redelivery finds it processed."""
+    return stripe_event_process(event_id=event_id).outcome

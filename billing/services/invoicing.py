@@ -153,13 +153,19 @@ def period_close(*, customer_id: int, period_start: datetime) -> Invoice:
     return invoice
 
 
-# draft -> finalized -> paid | void | uncollectible; nothing else.
+# draft -> finalized -> paid | void | uncollectible; an uncollectible invoice may still
+# be paid or voided (as in Stripe). Nothing moves backwards.
 _MOVES: dict[str, frozenset[str]] = {
     InvoiceStatus.DRAFT: frozenset({InvoiceStatus.FINALIZED, InvoiceStatus.VOID}),
     InvoiceStatus.FINALIZED: frozenset(
         {InvoiceStatus.PAID, InvoiceStatus.VOID, InvoiceStatus.UNCOLLECTIBLE}
     ),
+    InvoiceStatus.UNCOLLECTIBLE: frozenset({InvoiceStatus.PAID, InvoiceStatus.VOID}),
 }
+
+
+def invoice_can_move(current: str, target: str) -> bool:
+    return target in _MOVES.get(current, frozenset())
 
 
 def invoice_move(*, invoice_id: int, status: str) -> Invoice:
@@ -169,7 +175,7 @@ def invoice_move(*, invoice_id: int, status: str) -> Invoice:
         invoice = Invoice.objects.select_for_update().get(pk=invoice_id)
         if invoice.status == status:
             return invoice
-        if status not in _MOVES.get(invoice.status, frozenset()):
+        if not invoice_can_move(invoice.status, status):
             raise ApiError(
                 [
                     ErrorDetail(

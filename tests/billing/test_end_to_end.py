@@ -1,0 +1,76 @@
+"""The whole way, on the real parts: events and outcomes in through the API, a real
+Celery worker closing the period and pushing it to Stripe (localstripe, through the real
+`stripe` client), a signed webhook bringing the payment back."""
+
+import time
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from billing.models import Invoice, Subscription
+from billing.selectors import periods_due
+from billing.tasks import close_due_periods
+from tests.billing.factories import plan_load
+from tests.billing.test_stripe_webhooks import deliver, event
+
+
+def wait_for(condition, timeout: float = 60.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+@pytest.mark.django_db(transaction=True)
+def test_outcomes_to_a_paid_stripe_invoice(celery_worker, stripe, client_with_key, settings):
+    settings.STRIPE_WEBHOOK_SECRETS = ["whsec_current"]
+    settings.METERING_LATE_EVENT_WINDOW_DAYS = 3650  # the facts below are weeks old
+    plan_load("support-ai", base_fee="10", outcomes=[{"type": "resolution", "unit_price": "0.99"}])
+    client_with_key.put("/v1/customers/acme", {"plan": "support-ai"}, format="json")
+    # The last full period before this one, and the partial one before it.
+    now = timezone.now()
+    started = (now.replace(day=1) - timedelta(days=40)).replace(day=15, hour=0, minute=0)
+    Subscription.objects.update(started_at=started)
+    due = list(periods_due(as_of=now))
+    full_period = due[1]
+    stamp = (full_period.start + timedelta(days=1)).isoformat()
+    outcomes = client_with_key.post(
+        "/v1/outcomes",
+        {
+            "outcomes": [
+                {
+                    "id": f"o-{i}",
+                    "customer": "acme",
+                    "type": "resolution",
+                    "status": "succeeded",
+                    "timestamp": stamp,
+                }
+                for i in range(3)
+            ]
+        },
+        format="json",
+    )
+    assert outcomes.json()["accepted"] == 3
+    calls = client_with_key.post(
+        "/v1/events",
+        {"id": "call-1", "customer": "acme", "outcome": "o-1", "cost": "0.05", "timestamp": stamp},
+        format="json",
+    )
+    assert calls.json()["accepted"] == 1
+
+    assert close_due_periods() == len(due)
+    assert wait_for(
+        lambda: Invoice.objects.filter(push_state__in=["pushed", "not_sent"]).count() == len(due)
+    ), list(Invoice.objects.values_list("push_state", "push_error"))
+
+    invoice = Invoice.objects.get(period_start=full_period.start)
+    assert (invoice.status, invoice.total, invoice.push_state) == ("finalized", 1297, "pushed")
+    assert [line.amount for line in invoice.lines.all()] == [1000, 297]
+
+    assert (
+        deliver(event("evt_paid_1", "invoice.paid", invoice.stripe_invoice_id)).status_code == 200
+    )
+    assert wait_for(lambda: Invoice.objects.get(pk=invoice.pk).status == "paid")

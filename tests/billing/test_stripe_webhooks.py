@@ -1,0 +1,191 @@
+"""POST /v1/webhooks/stripe: stored raw, verified (two secrets while rotating), processed
+once per Stripe event id, statuses never moving backwards."""
+
+import hashlib
+import hmac
+import json
+import threading
+import time
+from datetime import UTC, datetime
+
+import pytest
+from django.db import connection
+from rest_framework.test import APIClient
+
+from billing.models import Invoice, StripeEvent, StripeWebhookDelivery, Subscription
+from billing.services.invoicing import invoice_move, period_close
+from billing.services.webhooks import stripe_event_process
+from tests.billing.factories import plan_load
+from tests.metering.factories import customer_create
+
+SECRET = "whsec_current"
+OLD_SECRET = "whsec_previous"
+OCTOBER = datetime(2026, 10, 1, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def secrets(settings):
+    settings.STRIPE_WEBHOOK_SECRETS = [SECRET, OLD_SECRET]
+
+
+@pytest.fixture
+def invoice(db):
+    version = plan_load("p", base_fee="10")
+    customer = customer_create(external_id="acme")
+    Subscription.objects.create(customer=customer, plan=version.plan, started_at=OCTOBER)
+    invoice = period_close(customer_id=customer.pk, period_start=OCTOBER)
+    Invoice.objects.filter(pk=invoice.pk).update(stripe_invoice_id="in_test_1")
+    invoice_move(invoice_id=invoice.pk, status="finalized")
+    return Invoice.objects.get(pk=invoice.pk)
+
+
+def event(event_id, event_type, stripe_invoice="in_test_1"):
+    return {
+        "id": event_id,
+        "object": "event",
+        "type": event_type,
+        "created": int(time.time()),
+        "data": {"object": {"id": stripe_invoice, "object": "invoice"}},
+    }
+
+
+def signed(payload, secret=SECRET, timestamp=None):
+    body = json.dumps(payload).encode()
+    timestamp = int(time.time()) if timestamp is None else timestamp
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return body, f"t={timestamp},v1={digest.hexdigest()}"
+
+
+def deliver(payload, **signing):
+    body, signature = signed(payload, **signing)
+    return APIClient().post(
+        "/v1/webhooks/stripe",
+        body,
+        content_type="application/json",
+        HTTP_STRIPE_SIGNATURE=signature,
+    )
+
+
+def process_all():
+    for stored in StripeEvent.objects.filter(processed_at__isnull=True).order_by("pk"):
+        stripe_event_process(event_id=stored.pk)
+
+
+@pytest.mark.django_db
+def test_a_signed_payment_marks_the_invoice_paid(invoice):
+    response = deliver(event("evt_1", "invoice.paid"))
+
+    assert response.status_code == 200
+    assert response.json() == {"received": True, "duplicate": False}
+    process_all()
+    assert Invoice.objects.get(pk=invoice.pk).status == "paid"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "signing",
+    [
+        {"secret": "whsec_forged"},
+        {"timestamp": int(time.time()) - 301},  # outside the 300 s tolerance
+    ],
+)
+def test_a_forged_or_stale_signature_is_refused_and_changes_nothing(invoice, signing):
+    response = deliver(event("evt_1", "invoice.paid"), **signing)
+
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["code"] == "invalid_signature"
+    assert not StripeEvent.objects.exists()
+    assert Invoice.objects.get(pk=invoice.pk).status == "finalized"
+    assert StripeWebhookDelivery.objects.get().verified is False  # kept, as received
+
+
+@pytest.mark.django_db
+def test_a_missing_signature_is_refused(invoice):
+    body = json.dumps(event("evt_1", "invoice.paid")).encode()
+    response = APIClient().post("/v1/webhooks/stripe", body, content_type="application/json")
+    assert response.status_code == 400
+    assert not StripeEvent.objects.exists()
+
+
+@pytest.mark.django_db
+def test_the_previous_secret_still_verifies_during_a_rotation(invoice):
+    assert deliver(event("evt_1", "invoice.paid"), secret=OLD_SECRET).status_code == 200
+
+
+@pytest.mark.django_db
+def test_the_same_event_twice_is_processed_once(invoice):
+    deliver(event("evt_1", "invoice.paid"))
+    second = deliver(event("evt_1", "invoice.paid"))
+
+    assert second.json() == {"received": True, "duplicate": True}
+    assert StripeEvent.objects.count() == 1
+    assert StripeWebhookDelivery.objects.filter(verified=True).count() == 2
+    process_all()
+    stored = StripeEvent.objects.get()
+    processed_at = stored.processed_at
+    stripe_event_process(event_id=stored.pk)  # a redelivered task
+    assert StripeEvent.objects.get().processed_at == processed_at
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_same_event_delivered_concurrently_is_stored_once(invoice):
+    barrier = threading.Barrier(8)
+    answers = []
+
+    def post():
+        try:
+            barrier.wait()
+            answers.append(deliver(event("evt_race", "invoice.paid")).status_code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=post) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert answers == [200] * 8
+    assert StripeEvent.objects.filter(stripe_id="evt_race").count() == 1
+
+
+@pytest.mark.django_db
+def test_a_stale_payment_failed_after_paid_leaves_it_paid(invoice):
+    deliver(event("evt_paid", "invoice.paid"))
+    deliver(event("evt_failed", "invoice.payment_failed"))
+    deliver(event("evt_void", "invoice.voided"))
+    process_all()
+
+    assert Invoice.objects.get(pk=invoice.pk).status == "paid"
+    outcomes = dict(StripeEvent.objects.values_list("stripe_id", "outcome"))
+    assert outcomes["evt_void"].startswith("stale")
+
+
+@pytest.mark.django_db
+def test_out_of_order_finalized_after_paid_does_not_reopen(invoice):
+    deliver(event("evt_paid", "invoice.paid"))
+    deliver(event("evt_final", "invoice.finalized"))
+    process_all()
+    assert Invoice.objects.get(pk=invoice.pk).status == "paid"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("event_type", "status"),
+    [
+        ("invoice.voided", "void"),
+        ("invoice.marked_uncollectible", "uncollectible"),
+        ("invoice.payment_failed", "finalized"),
+    ],
+)
+def test_invoice_events_move_the_local_status(invoice, event_type, status):
+    deliver(event("evt_1", event_type))
+    process_all()
+    assert Invoice.objects.get(pk=invoice.pk).status == status
+
+
+@pytest.mark.django_db
+def test_an_event_for_an_unknown_invoice_is_recorded_and_ignored(invoice):
+    deliver(event("evt_1", "invoice.paid", stripe_invoice="in_elsewhere"))
+    process_all()
+    assert StripeEvent.objects.get().outcome.startswith("ignored")
