@@ -6,8 +6,10 @@ from typing import Any
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils.html import format_html
 
 from billing.forms import OutcomePriceForm, PriceTierFormSet
+from billing.integrations.stripe import StripeRefused, StripeRetryable
 from billing.models import (
     Invoice,
     InvoiceLine,
@@ -21,7 +23,8 @@ from billing.models import (
     TokenPassThrough,
 )
 from billing.money import from_minor_units
-from billing.services.invoicing import invoice_move
+from billing.services.invoicing import invoice_cancel
+from billing.tasks import push_invoice
 from config.admin import FactsAdmin
 from config.errors import ApiError
 
@@ -112,6 +115,17 @@ class InvoiceLineInline(admin.TabularInline):
         return False
 
 
+class DriftFilter(admin.SimpleListFilter):
+    title = "drift from Stripe"
+    parameter_name = "drift"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [("yes", "differs from Stripe")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Invoice]) -> QuerySet[Invoice]:
+        return queryset.exclude(drift="") if self.value() == "yes" else queryset
+
+
 @admin.register(Invoice)
 class InvoiceAdmin(FactsAdmin):
     """Invoices are made by closing periods, never by hand, and are never edited; the
@@ -124,14 +138,32 @@ class InvoiceAdmin(FactsAdmin):
         "currency",
         "total_display",
         "status",
-        "closed_at",
+        "push_state",
+        "stripe_link",
+        "drift",
     )
-    list_filter = ("status", "currency")
+    list_filter = ("status", "push_state", DriftFilter, "currency")
     search_fields = ("customer__external_id",)
     date_hierarchy = "period_start"
     list_select_related = ("customer",)
     inlines = [InvoiceLineInline]
-    actions = ["void", "mark_uncollectible"]
+    actions = ["retry_push", "void", "mark_uncollectible"]
+
+    @admin.display(description="Stripe")
+    def stripe_link(self, invoice: Invoice) -> str:
+        if not invoice.stripe_invoice_id:
+            return "-"
+        return format_html(
+            '<a href="https://dashboard.stripe.com/invoices/{}">{}</a>',
+            invoice.stripe_invoice_id,
+            invoice.stripe_invoice_id,
+        )
+
+    @admin.action(description="Push the selected invoices to Stripe again")
+    def retry_push(self, request: HttpRequest, queryset: QuerySet[Invoice]) -> None:
+        for invoice in queryset.exclude(push_state__in=["pushed", "not_sent"]):
+            push_invoice.delay_on_commit(invoice.pk)
+            self.message_user(request, f"Invoice {invoice.pk}: push queued.")
 
     @admin.display(description="total")
     def total_display(self, invoice: Invoice) -> str:
@@ -140,9 +172,11 @@ class InvoiceAdmin(FactsAdmin):
     def _move(self, request: HttpRequest, queryset: QuerySet[Invoice], status: str) -> None:
         for invoice in queryset:
             try:
-                invoice_move(invoice_id=invoice.pk, status=status)
+                invoice_cancel(invoice_id=invoice.pk, status=status)
             except ApiError as refused:
                 self.message_user(request, refused.errors[0].message, messages.ERROR)
+            except (StripeRefused, StripeRetryable) as failure:
+                self.message_user(request, f"Invoice {invoice.pk}: {failure}", messages.ERROR)
             else:
                 self.message_user(request, f"Invoice {invoice.pk} is {status}.")
 

@@ -216,6 +216,10 @@ class Invoice(models.Model):
     push_step = models.CharField(max_length=40, blank=True)
     push_attempts = models.PositiveIntegerField(default=0)
     push_error = models.TextField(blank=True)
+    # The periodic drift check (billing/services/stripe_push.py): what Stripe says, and
+    # how it differs from here ("" when it agrees).
+    drift = models.CharField(max_length=300, blank=True)
+    drift_checked_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

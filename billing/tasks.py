@@ -1,16 +1,17 @@
 """Celery tasks of the billing app: thin, take ids, safe to run twice."""
 
 import random
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from celery import Task, shared_task
 from django.conf import settings
 from django.utils import timezone
 
+from billing.integrations import stripe as stripe_api
 from billing.integrations.stripe import StripeRefused, StripeRetryable
 from billing.selectors import periods_due
 from billing.services.invoicing import PeriodNotReady, period_close
-from billing.services.stripe_push import invoice_push, invoice_push_failed
+from billing.services.stripe_push import invoice_push, invoice_push_failed, stripe_drift_check
 from billing.services.webhooks import stripe_event_process
 
 
@@ -59,3 +60,11 @@ def push_invoice(self: Task, invoice_id: int) -> str:
 def process_stripe_event(event_id: int) -> str:
     """Apply a verified Stripe event once; a redelivery finds it processed."""
     return stripe_event_process(event_id=event_id).outcome
+
+
+@shared_task
+def check_stripe_drift() -> int:
+    """Beat: compare the last 90 days' pushed invoices with Stripe."""
+    if not stripe_api.configured():
+        return 0
+    return stripe_drift_check(since=timezone.now() - timedelta(days=90))

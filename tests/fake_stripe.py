@@ -3,9 +3,11 @@ gaps of localstripe 1.15.10 that payback's Stripe calls reach. Started by the
 `stripe_server` fixture as `python tests/fake_stripe.py --port N`.
 
 The shim adds, and nothing more:
-- `POST /v1/invoices/{id}/finalize` (missing in localstripe), sending `invoice.finalized`;
+- `POST /v1/invoices/{id}/finalize` and `.../mark_uncollectible` (missing in
+  localstripe), sending `invoice.finalized` and `invoice.marked_uncollectible`;
 - `Idempotency-Key`: a POST repeated with the same key answers what the first answered,
   without doing it again, as Stripe does;
+- voiding an invoice that has no payment intent (localstripe assumes one);
 - invoice items created for a given invoice appear on its lines (localstripe only
   gathers pending items when the invoice is made);
 - invoices for customers without a subscription (from their pending invoice items),
@@ -106,6 +108,33 @@ def _invoice_finalize(id: str, **data: Any) -> Invoice:
     return invoice
 
 
+def _invoice_mark_uncollectible(id: str, **data: Any) -> Invoice:
+    invoice = Invoice._api_retrieve(id)
+    if invoice.status != "open":
+        raise resources.UserError(400, "Only open invoices can be marked uncollectible")
+    invoice._uncollectible = True
+    schedule_webhook(Event("invoice.marked_uncollectible", invoice))
+    return invoice
+
+
+_original_cancel = resources.PaymentIntent._api_cancel
+
+
+def _payment_intent_cancel(id: str | None, **data: Any) -> Any:
+    # localstripe voids an invoice by cancelling its payment intent, which an invoice
+    # sent for payment by e-mail does not have.
+    return None if id is None else _original_cancel(id, **data)
+
+
+_original_status = Invoice.status
+
+
+def _status(invoice: Invoice) -> str:
+    if getattr(invoice, "_uncollectible", False) and _original_status.fget(invoice) == "open":
+        return "uncollectible"
+    return _original_status.fget(invoice)
+
+
 async def set_faults(request: web.Request) -> web.Response:
     _faults.clear()
     _faults.update({"count": 1, **(await request.json())})
@@ -127,6 +156,13 @@ def main() -> None:
     app.router.add_route(
         "POST", "/v1/invoices/{id}/finalize", server.api_extra(_invoice_finalize, None)
     )
+    app.router.add_route(
+        "POST",
+        "/v1/invoices/{id}/mark_uncollectible",
+        server.api_extra(_invoice_mark_uncollectible, None),
+    )
+    Invoice.status = property(_status)  # type: ignore[method-assign,assignment]
+    resources.PaymentIntent._api_cancel = staticmethod(_payment_intent_cancel)  # type: ignore[method-assign]
     app.router.add_post("/_config/faults", set_faults)
     app.router.add_get("/_config/requests", get_requests)
     web.run_app(app, host="127.0.0.1", port=args.port, print=None, access_log=None)

@@ -150,6 +150,26 @@ def invoice_finalize(*, invoice_pk: int, stripe_invoice: str) -> str:
     return finalized.status or ""
 
 
+def invoice_void(*, invoice_pk: int, stripe_invoice: str) -> str:
+    voided = _call(
+        lambda: _client().v1.invoices.void_invoice(
+            stripe_invoice,
+            options=_key("invoice", invoice_pk, "void"),  # type: ignore[arg-type]
+        )
+    )
+    return voided.status or ""
+
+
+def invoice_mark_uncollectible(*, invoice_pk: int, stripe_invoice: str) -> str:
+    marked = _call(
+        lambda: _client().v1.invoices.mark_uncollectible(
+            stripe_invoice,
+            options=_key("invoice", invoice_pk, "uncollectible"),  # type: ignore[arg-type]
+        )
+    )
+    return marked.status or ""
+
+
 def invoice_state(*, stripe_invoice: str) -> tuple[str, int]:
     """Stripe's status and total of an invoice (for the drift check)."""
     found = _call(lambda: _client().v1.invoices.retrieve(stripe_invoice))

@@ -168,6 +168,22 @@ def invoice_can_move(current: str, target: str) -> bool:
     return target in _MOVES.get(current, frozenset())
 
 
+def invoice_cancel(*, invoice_id: int, status: str) -> Invoice:
+    """An operator's void or mark-uncollectible: in Stripe first when the invoice is
+    there (so the two never disagree for long), then here."""
+    invoice = Invoice.objects.get(pk=invoice_id)
+    if invoice.status != status and not invoice_can_move(invoice.status, status):
+        return invoice_move(invoice_id=invoice_id, status=status)  # refused with a 409
+    if invoice.stripe_invoice_id and invoice.status != status:
+        if status == InvoiceStatus.VOID:
+            stripe_api.invoice_void(invoice_pk=invoice.pk, stripe_invoice=invoice.stripe_invoice_id)
+        elif status == InvoiceStatus.UNCOLLECTIBLE:
+            stripe_api.invoice_mark_uncollectible(
+                invoice_pk=invoice.pk, stripe_invoice=invoice.stripe_invoice_id
+            )
+    return invoice_move(invoice_id=invoice_id, status=status)
+
+
 def invoice_move(*, invoice_id: int, status: str) -> Invoice:
     """Move an invoice to `status`; the same status again changes nothing; a move the
     state machine does not allow is refused (409)."""

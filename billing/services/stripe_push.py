@@ -8,10 +8,12 @@ and gets the same object back: nothing is made twice.
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F
+from django.utils import timezone
 
 from billing.integrations import stripe as stripe_api
 from billing.models import Invoice, InvoiceStatus, StripeCustomer
@@ -92,3 +94,35 @@ def invoice_push_failed(*, invoice_id: int, error: str) -> None:
     """Give up on pushing: the admin lists the invoice as failed (with a retry action)."""
     Invoice.objects.filter(pk=invoice_id).update(push_state="failed", push_error=error[:2000])
     logger.error("ALERT: invoice %s could not be pushed to Stripe: %s", invoice_id, error)
+
+
+# Stripe's invoice statuses in payback's words.
+_LOCAL_STATUS = {
+    "draft": "draft",
+    "open": "finalized",
+    "paid": "paid",
+    "void": "void",
+    "uncollectible": "uncollectible",
+}
+
+
+def stripe_drift_check(*, since: datetime) -> int:
+    """Compare pushed invoices closed since `since` with Stripe (status and total); store
+    the difference on each (the admin lists them). Returns how many differ."""
+    drifted = 0
+    pushed = Invoice.objects.filter(push_state="pushed", closed_at__gte=since).exclude(
+        stripe_invoice_id=""
+    )
+    for invoice in pushed.iterator(chunk_size=200):
+        remote_status, remote_total = stripe_api.invoice_state(
+            stripe_invoice=invoice.stripe_invoice_id
+        )
+        differences = []
+        if _LOCAL_STATUS.get(remote_status, remote_status) != invoice.status:
+            differences.append(f"status: Stripe {remote_status}, here {invoice.status}")
+        if remote_total != max(invoice.total, 0):
+            differences.append(f"total: Stripe {remote_total}, here {invoice.total}")
+        drift = "; ".join(differences)
+        drifted += bool(drift)
+        Invoice.objects.filter(pk=invoice.pk).update(drift=drift, drift_checked_at=timezone.now())
+    return drifted

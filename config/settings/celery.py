@@ -33,6 +33,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "billing.tasks.close_due_periods",
         "schedule": 300.0,
     },
+    "check-stripe-drift": {
+        "task": "billing.tasks.check_stripe_drift",
+        "schedule": 3600.0,
+    },
     # A safety net behind the on-commit enqueue in price_override_save: whatever a lost
     # message left unpriced is priced here.
     "price-unpriced-events": {

@@ -10,7 +10,7 @@ from billing.integrations import stripe as stripe_api
 from billing.integrations.stripe import StripeRefused, StripeRetryable
 from billing.models import Invoice, StripeCustomer, Subscription
 from billing.services.invoicing import period_close
-from billing.services.stripe_push import invoice_push
+from billing.services.stripe_push import invoice_push, stripe_drift_check
 from billing.tasks import push_invoice
 from outcomes.models import Outcome
 from tests.billing.factories import plan_load
@@ -165,3 +165,51 @@ def test_a_zero_invoice_is_not_sent_by_default(stripe, settings):
 
 def test_refused_is_not_retryable():
     assert not issubclass(StripeRefused, StripeRetryable)
+
+
+def test_voiding_a_pushed_invoice_voids_it_in_stripe_first(invoice, staff_client):
+    pushed = invoice_push(invoice_id=invoice.pk)
+
+    staff_client.post(
+        "/admin/billing/invoice/", {"action": "void", "_selected_action": [pushed.pk]}
+    )
+
+    assert Invoice.objects.get(pk=pushed.pk).status == "void"
+    assert stripe_invoice(pushed).status == "void"
+
+
+def test_marking_uncollectible_reaches_stripe(invoice, staff_client):
+    pushed = invoice_push(invoice_id=invoice.pk)
+
+    staff_client.post(
+        "/admin/billing/invoice/", {"action": "mark_uncollectible", "_selected_action": [pushed.pk]}
+    )
+
+    assert Invoice.objects.get(pk=pushed.pk).status == "uncollectible"
+    assert stripe_invoice(pushed).status == "uncollectible"
+
+
+def test_the_drift_check_lists_an_invoice_that_differs_from_stripe(invoice):
+    pushed = invoice_push(invoice_id=invoice.pk)
+    assert stripe_drift_check(since=OCTOBER) == 0
+    # Someone voids it in the Stripe dashboard, and the webhook never arrives.
+    stripe_api.invoice_void(invoice_pk=pushed.pk, stripe_invoice=pushed.stripe_invoice_id)
+
+    assert stripe_drift_check(since=OCTOBER) == 1
+    drifted = Invoice.objects.get(pk=pushed.pk)
+    assert drifted.drift == "status: Stripe void, here finalized"
+    assert drifted.drift_checked_at is not None
+
+
+def test_the_admin_queues_a_failed_push_again(invoice, staff_client, stripe):
+    stripe.fail_next(status=400)
+    push_invoice.apply(args=[invoice.pk])
+    assert Invoice.objects.get(pk=invoice.pk).push_state == "failed"
+
+    response = staff_client.post(
+        "/admin/billing/invoice/", {"action": "retry_push", "_selected_action": [invoice.pk]}
+    )
+
+    assert response.status_code == 302
+    push_invoice.apply(args=[invoice.pk])  # what the queued task does
+    assert Invoice.objects.get(pk=invoice.pk).push_state == "pushed"
