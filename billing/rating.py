@@ -1,6 +1,6 @@
 """Rating: from a plan's terms and a period's quantities to invoice lines. Pure functions.
 
-Every input quantity comes from SQL aggregates (billing/selectors.py); nothing here
+Every input quantity comes from SQL aggregates (billing/selectors/); nothing here
 touches the database or loops over events. Each line carries its quantity and exact
 unit price, and its amount in integer minor units rounded once, by
 money.to_minor_units (half up). An invoice's total is the sum of its lines.

@@ -1,0 +1,165 @@
+"""The invoice a period would make (SQL aggregates over metering and outcomes, rated
+by billing/rating.py) and its margin."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from django.db import connection
+
+from billing.models import (
+    PriceModel,
+    Subscription,
+)
+from billing.money import from_minor_units
+from billing.rating import (
+    OutcomeQuantity,
+    PeriodQuantities,
+    PlanTerms,
+    RatedInvoice,
+    rate_period,
+)
+from billing.selectors.plans import customer_plan_terms, fixed_seats
+from metering.models import Customer
+from metering.selectors import CustomerUsage
+
+INFERENCE_COST_CURRENCY = "USD"
+
+
+# Outcomes succeeded in [start, end) as of the moment `as_of`: stored by then, and not
+# reversed by then (a later reversal is a credit on a later invoice).
+_SUCCEEDED_AS_OF = """
+    customer_id = %(customer)s AND succeeded_at >= %(start)s AND succeeded_at < %(end)s
+    AND succeeded_recorded_at <= %(as_of)s
+    AND (status = 'succeeded' OR (status = 'reversed' AND reversed_at > %(as_of)s))
+"""
+_SUCCEEDED_SQL = (
+    f"SELECT type, count(*) FROM outcomes_outcome WHERE {_SUCCEEDED_AS_OF} GROUP BY type"  # noqa: S608
+)
+# Value fees of one percentage-priced type: each billable unit (past the included ones,
+# in order of success) at value × percentage / 100, clamped to [floor, cap]. GREATEST and
+# LEAST skip NULLs, so a missing floor or cap is no bound, and a unit without a value
+# (or with a value in another currency) pays the floor.
+_VALUE_FEES_SQL = f"""
+SELECT coalesce(sum(LEAST(GREATEST(fee, %(floor)s), %(cap)s)), 0) FROM (
+    SELECT CASE WHEN value_currency = %(currency)s THEN value * %(percentage)s / 100 END AS fee,
+           row_number() OVER (ORDER BY succeeded_at, id) AS position
+    FROM outcomes_outcome
+    WHERE type = %(type)s AND {_SUCCEEDED_AS_OF}
+) AS units
+WHERE position > %(included)s
+"""  # noqa: S608 -- built from constants
+
+
+def period_quantities(
+    *,
+    customer: Customer,
+    subscription: Subscription,
+    terms: PlanTerms,
+    start: datetime,
+    end: datetime,
+    cost_by_feature: dict[str, Decimal],
+    active_seats: int,
+    as_of: datetime,
+) -> PeriodQuantities:
+    """What rating needs of [start, end): succeeded outcomes per type (by time of
+    success; reversed ones are no longer succeeded) and seats. The inference cost per
+    feature and the active seats come from the caller, who has them from the usage
+    aggregates already."""
+    window = {"customer": customer.pk, "start": start, "end": end, "as_of": as_of}
+    with connection.cursor() as cursor:
+        cursor.execute(_SUCCEEDED_SQL, window)
+        succeeded = dict(cursor.fetchall())
+        outcomes: dict[str, OutcomeQuantity] = {}
+        for outcome in terms.outcomes:
+            count = succeeded.get(outcome.outcome_type, 0)
+            fees = Decimal(0)
+            if outcome.model == PriceModel.PERCENTAGE and count > outcome.included_quantity:
+                cursor.execute(
+                    _VALUE_FEES_SQL,
+                    window
+                    | {
+                        "type": outcome.outcome_type,
+                        "currency": terms.currency,
+                        "percentage": outcome.percentage,
+                        "floor": outcome.floor,
+                        "cap": outcome.cap,
+                        "included": outcome.included_quantity,
+                    },
+                )
+                fees = cursor.fetchone()[0]
+            outcomes[outcome.outcome_type] = OutcomeQuantity(count, fees)
+    if terms.seat_mode == "active":
+        return PeriodQuantities(
+            outcomes=outcomes, seats=active_seats, cost_by_feature=cost_by_feature
+        )
+    fixed = fixed_seats(subscription=subscription, start=start, end=end)
+    return PeriodQuantities(
+        outcomes=outcomes,
+        seats=fixed.seats,
+        cost_by_feature=cost_by_feature,
+        seat_days=fixed.seat_days,
+        period_days=fixed.period_days,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Margin:
+    revenue: Decimal  # in the invoice currency
+    inference_cost: Decimal  # USD, every priced call of the period
+    currency: str
+    # Comparable only when the invoice is in USD, until FX rates exist: a margin across
+    # currencies would be a wrong number, so there is none.
+    comparable: bool
+    margin: Decimal | None
+    margin_percent: Decimal | None
+    unpriced_calls: int
+
+
+def margin_of(*, invoice: RatedInvoice, inference_cost: Decimal, unpriced_calls: int) -> Margin:
+    revenue = from_minor_units(invoice.total, invoice.currency)
+    if invoice.currency != INFERENCE_COST_CURRENCY:
+        return Margin(revenue, inference_cost, invoice.currency, False, None, None, unpriced_calls)
+    margin = revenue - inference_cost
+    percent = (margin / revenue * 100).quantize(Decimal("0.01")) if revenue else None
+    return Margin(revenue, inference_cost, invoice.currency, True, margin, percent, unpriced_calls)
+
+
+@dataclass(frozen=True, slots=True)
+class InvoicePreview:
+    terms: PlanTerms
+    invoice: RatedInvoice
+    margin: Margin
+
+
+def invoice_preview(
+    *, usage: CustomerUsage, active_seats: int, as_of: datetime
+) -> InvoicePreview | None:
+    """The invoice the usage's window would make on the customer's plan, as known at
+    `as_of`, and its margin; None without a plan. `usage` and `active_seats` are to be
+    read as of the same moment."""
+    subscription, terms = customer_plan_terms(customer=usage.customer, moment=usage.start)
+    if subscription is None or terms is None:
+        return None
+    cost_by_feature = {
+        feature: totals.cost for feature, totals in usage.by_feature if totals.cost is not None
+    }
+    quantities = period_quantities(
+        customer=usage.customer,
+        subscription=subscription,
+        terms=terms,
+        start=usage.start,
+        end=usage.end,
+        cost_by_feature=cost_by_feature,
+        active_seats=active_seats,
+        as_of=as_of,
+    )
+    invoice = rate_period(terms, quantities)
+    margin = margin_of(
+        invoice=invoice,
+        inference_cost=usage.totals.cost or Decimal(0),
+        unpriced_calls=usage.totals.unpriced_calls,
+    )
+    return InvoicePreview(terms, invoice, margin)
