@@ -168,6 +168,20 @@ def invoice_can_move(current: str, target: str) -> bool:
     return target in _MOVES.get(current, frozenset())
 
 
+def invoice_can_reach(current: str, target: str) -> bool:
+    """Whether `target` lies ahead of `current` (in one move or more): a webhook may
+    report a later state before the one between (paid before finalized)."""
+    ahead, seen = [current], {current}
+    while ahead:
+        for following in _MOVES.get(ahead.pop(), frozenset()):
+            if following == target:
+                return True
+            if following not in seen:
+                seen.add(following)
+                ahead.append(following)
+    return False
+
+
 def invoice_cancel(*, invoice_id: int, status: str) -> Invoice:
     """An operator's void or mark-uncollectible: in Stripe first when the invoice is
     there (so the two never disagree for long), then here."""

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from billing.integrations import stripe as stripe_api
 from billing.models import Invoice, InvoiceStatus, StripeEvent, StripeWebhookDelivery
-from billing.services.invoicing import invoice_can_move
+from billing.services.invoicing import invoice_can_reach
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def _apply(payload: dict[str, Any], event_type: str) -> str:
         return f"recorded: invoice {invoice.pk} stays {invoice.status}"
     if invoice.status == target:
         return f"invoice {invoice.pk} already {target}"
-    if not invoice_can_move(invoice.status, target):
+    if not invoice_can_reach(invoice.status, target):
         return f"stale: invoice {invoice.pk} is {invoice.status}, not moved to {target}"
     invoice.status = target
     invoice.save(update_fields=["status", "updated_at"])

@@ -189,3 +189,11 @@ def test_an_event_for_an_unknown_invoice_is_recorded_and_ignored(invoice):
     deliver(event("evt_1", "invoice.paid", stripe_invoice="in_elsewhere"))
     process_all()
     assert StripeEvent.objects.get().outcome.startswith("ignored")
+
+
+@pytest.mark.django_db
+def test_paid_before_the_local_finalize_is_committed_still_lands(invoice):
+    Invoice.objects.filter(pk=invoice.pk).update(status="draft")  # the push is mid-way
+    deliver(event("evt_1", "invoice.paid"))
+    process_all()
+    assert Invoice.objects.get(pk=invoice.pk).status == "paid"
