@@ -1,0 +1,206 @@
+"""Closing a month for many customers: time against one GROUP BY over the same month.
+
+Run with `.venv/bin/python -m config.embedded exec .venv/bin/python bench/close.py`
+(embedded PostgreSQL) or with DATABASE_URL set. In a scratch database of its own
+(payback_bench_close) it loads events and outcomes for customers in one month (set-based
+SQL), then times:
+  - the baseline: one GROUP BY customer over the month's events;
+  - closing every customer's month into invoices (period_close, as the Celery tasks do;
+    Stripe not configured, so nothing is pushed);
+  - closing again: nothing is created;
+and reports peak RSS of this process. Writes bench/results/close.json. Targets (issue 4):
+close ≤ 15× the baseline, second close ≤ 0.5× the first, RSS bounded.
+Options: --customers (10,000), --events (1,000,000), --outcomes (100,000).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+RESULTS = ROOT / "bench" / "results"
+BENCH_DB = "payback_bench_close"
+MONTH = datetime(2026, 10, 1, tzinfo=UTC)
+NEXT_MONTH = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+def bench_database_url() -> str:
+    base = os.environ.get("DATABASE_URL")
+    if not base:
+        sys.exit("DATABASE_URL is not set: run through `python -m config.embedded exec`.")
+    info = psycopg.conninfo.conninfo_to_dict("postgresql://" + base.split("://", 1)[1])
+    admin = psycopg.conninfo.make_conninfo(**{**info, "dbname": "postgres"})
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(BENCH_DB))
+        )
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(BENCH_DB)))
+    host = info.get("host", "127.0.0.1")
+    user = info.get("user", "postgres")
+    if host.startswith("/"):
+        return f"postgresql://{user}:@/{BENCH_DB}?host={host}"
+    return f"postgresql://{user}@{host}:{info.get('port', 5432)}/{BENCH_DB}"
+
+
+def load(customers: int, events: int, outcomes: int) -> None:
+    from django.db import connection
+
+    from billing.services import plans_load
+
+    plans_load(
+        document={
+            "plans": [
+                {
+                    "code": "bench",
+                    "name": "Bench",
+                    "currency": "USD",
+                    "base_fee": "10",
+                    "premium_seat_fee": "5",
+                    "seat_mode": "active",
+                    "outcomes": [{"type": "resolution", "unit_price": "0.99", "included": 5}],
+                    "token_pass_through": [{"feature": "", "markup": "0.2"}],
+                }
+            ]
+        }
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            INSERT INTO metering_customer (external_id, name, email, currency, metadata,
+                                           created_at, updated_at)
+            SELECT 'c-' || i, '', '', 'USD', '{}', now(), now()
+            FROM generate_series(1, %(customers)s) AS i;
+            INSERT INTO billing_subscription (customer_id, plan_id, premium_seats, started_at,
+                billing_anchor_day, timezone, created_at, updated_at)
+            SELECT c.id, p.id, 0, %(month)s, 1, 'UTC', now(), now()
+            FROM metering_customer c, billing_plan p;
+            INSERT INTO outcomes_outcome (external_id, customer_id, type, status, occurred_at,
+                succeeded_at, succeeded_recorded_at, failed_at, value, value_currency,
+                properties, created_at, updated_at)
+            SELECT 'o-' || i, c.id, 'resolution',
+                   CASE WHEN i %% 5 = 0 THEN 'failed' ELSE 'succeeded' END,
+                   %(month)s + (i %% 700) * interval '1 hour',
+                   CASE WHEN i %% 5 = 0 THEN NULL
+                        ELSE %(month)s + (i %% 700) * interval '1 hour' END,
+                   CASE WHEN i %% 5 = 0 THEN NULL
+                        ELSE %(month)s + (i %% 700) * interval '1 hour' END,
+                   CASE WHEN i %% 5 = 0 THEN %(month)s END, NULL, '', '{}', now(), now()
+            FROM generate_series(1, %(outcomes)s) AS i
+            JOIN metering_customer c ON c.external_id = 'c-' || (1 + i %% %(customers)s);
+            INSERT INTO metering_usageevent (event_id, customer_id, "timestamp", received_at,
+                provider, model, input_tokens, output_tokens, cache_read_tokens,
+                cache_write_tokens, cost, cost_source, price_version, outcome_ref, end_user,
+                feature, tier, prompt_hash, cache_hit, properties)
+            SELECT 'e-' || i, c.id, %(month)s + (i %% 700) * interval '1 hour',
+                   %(month)s + (i %% 700) * interval '1 hour', 'openai', 'gpt-4o-mini',
+                   1000, 100, 0, 0, 0.000210, 'catalog', '', 'o-' || (1 + i %% %(outcomes)s),
+                   'u-' || (i %% 7), '', CASE WHEN i %% 3 = 0 THEN 'premium' ELSE '' END,
+                   '', NULL, '{}'
+            FROM generate_series(1, %(events)s) AS i
+            JOIN metering_customer c ON c.external_id = 'c-' || (1 + i %% %(customers)s);
+            ANALYZE;
+            """,
+            {"customers": customers, "events": events, "outcomes": outcomes, "month": MONTH},
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--customers", type=int, default=10_000)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--outcomes", type=int, default=100_000)
+    options = parser.parse_args()
+
+    os.environ["DATABASE_URL"] = bench_database_url()
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.django.base")
+    os.environ["STRIPE_API_KEY"] = ""
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connection
+
+    from billing.models import Invoice
+    from billing.selectors import periods_due
+    from billing.services.invoicing import period_close
+
+    call_command("migrate", verbosity=0)
+    started = time.perf_counter()
+    load(options.customers, options.events, options.outcomes)
+    print(
+        f"loaded {options.events:,} events, {options.outcomes:,} outcomes for "
+        f"{options.customers:,} customers in {time.perf_counter() - started:.1f} s",
+        flush=True,
+    )
+
+    with connection.cursor() as cursor:
+        started = time.perf_counter()
+        cursor.execute(
+            "SELECT customer_id, count(*), sum(cost) FROM metering_usageevent "
+            'WHERE "timestamp" >= %s AND "timestamp" < %s GROUP BY customer_id',
+            [MONTH, NEXT_MONTH],
+        )
+        cursor.fetchall()
+        baseline = time.perf_counter() - started
+
+    as_of = NEXT_MONTH + timedelta(hours=2)
+
+    def close_all() -> tuple[float, int]:
+        begun = time.perf_counter()
+        closed = 0
+        for due in periods_due(as_of=as_of):
+            period_close(customer_id=due.customer_id, period_start=due.start)
+            closed += 1
+        return time.perf_counter() - begun, closed
+
+    first, closed = close_all()
+    invoices = Invoice.objects.count()
+    second, closed_again = close_all()
+    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    results = {
+        "customers": options.customers,
+        "events": options.events,
+        "outcomes": options.outcomes,
+        "baseline_group_by_s": baseline,
+        "first_close_s": first,
+        "periods_closed": closed,
+        "invoices": invoices,
+        "second_close_s": second,
+        "periods_due_second_time": closed_again,
+        "invoices_after_second": Invoice.objects.count(),
+        "close_to_baseline": first / baseline,
+        "second_to_first": second / first,
+        "peak_rss_mb": peak_rss_mb,
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "close.json").write_text(json.dumps(results, indent=2))
+    print(f"\n{'measure':40} {'value':>14}   target")
+    print(f"{'baseline: GROUP BY customer, one month':40} {baseline:12.2f} s")
+    print(
+        f"{'close every customer month':40} {first:12.2f} s   ≤ 15× baseline: "
+        f"{first / baseline:.1f}×  ({closed:,} periods, {first / closed * 1000:.1f} ms each)"
+    )
+    print(
+        f"{'close again':40} {second:12.2f} s   ≤ 0.5× first: {second / first:.2f}×  "
+        f"(due: {closed_again}, invoices {results['invoices_after_second']:,})"
+    )
+    print(f"{'peak RSS of this process':40} {peak_rss_mb:12.0f} MB")
+    print(f"written to {RESULTS / 'close.json'}")
+
+
+if __name__ == "__main__":
+    main()
