@@ -10,6 +10,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import connection
+from django.db.models import Max, OuterRef, Subquery
 
 from billing.models import (
     Invoice,
@@ -33,17 +34,14 @@ class DuePeriod:
     end: datetime
 
 
-def subscription_periods_due(*, subscription: Subscription, as_of: datetime) -> list[DuePeriod]:
+def subscription_periods_due(
+    *, subscription: Subscription, as_of: datetime, last_end: datetime | None = None
+) -> list[DuePeriod]:
     """The subscription's periods not invoiced yet whose grace window has passed by
-    `as_of`, oldest first."""
+    `as_of`, oldest first. `last_end`: the end of its last invoiced period, if any (from
+    subscriptions_with_last_end)."""
     grace = timedelta(minutes=settings.BILLING_CLOSE_GRACE_MINUTES)
     rules = {"anchor_day": subscription.billing_anchor_day, "timezone": subscription.timezone}
-    last_end = (
-        Invoice.objects.filter(customer_id=subscription.customer_id)
-        .order_by("-period_end")
-        .values_list("period_end", flat=True)
-        .first()
-    )
     if last_end is None:
         start, end = subscription_period(
             subscription.started_at, started_at=subscription.started_at, **rules
@@ -58,12 +56,18 @@ def subscription_periods_due(*, subscription: Subscription, as_of: datetime) -> 
 
 
 def periods_due(*, as_of: datetime, customer_external_id: str | None = None) -> Iterator[DuePeriod]:
-    """Every customer's due periods, streamed subscription by subscription."""
-    subscriptions = Subscription.objects.order_by("pk")
+    """Every customer's due periods, streamed subscription by subscription (each with the
+    end of its last invoice, in the same query)."""
+    last_end = Invoice.objects.filter(customer_id=OuterRef("customer_id")).order_by("-period_end")
+    subscriptions = Subscription.objects.annotate(
+        last_end=Subquery(last_end.values("period_end")[:1])
+    ).order_by("pk")
     if customer_external_id is not None:
         subscriptions = subscriptions.filter(customer__external_id=customer_external_id)
-    for subscription in subscriptions.iterator(chunk_size=500):
-        yield from subscription_periods_due(subscription=subscription, as_of=as_of)
+    for subscription in subscriptions.iterator(chunk_size=2000):
+        yield from subscription_periods_due(
+            subscription=subscription, as_of=as_of, last_end=subscription.last_end
+        )
 
 
 def customer_invoices(*, customer: Customer, limit: int = 100) -> list[Invoice]:
@@ -185,3 +189,105 @@ def plan_version_of(invoice: Invoice) -> PlanVersion:
         .prefetch_related("outcome_prices__tiers", "pass_throughs")
         .get(pk=invoice.plan_version_id)
     )
+
+
+# --- closing many customers at once ----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CloseUsage:
+    calls: int
+    cost: Decimal  # USD, priced calls
+    unpriced_calls: int
+    cost_by_feature: dict[str, Decimal]
+
+
+_CLOSE_USAGE_SQL = """
+SELECT customer_id, feature, count(*), sum(cost),
+       count(*) FILTER (WHERE cost_source = 'unpriced')
+FROM metering_usageevent
+WHERE customer_id = ANY(%(customers)s) AND "timestamp" >= %(start)s AND "timestamp" < %(end)s
+  AND received_at <= %(as_of)s
+GROUP BY customer_id, feature
+"""
+_ACTIVE_SEATS_SQL = """
+SELECT customer_id, count(DISTINCT end_user) FROM metering_usageevent
+WHERE customer_id = ANY(%(customers)s) AND "timestamp" >= %(start)s AND "timestamp" < %(end)s
+  AND received_at <= %(as_of)s AND tier = 'premium' AND end_user <> ''
+GROUP BY customer_id
+"""
+
+
+def close_usage(
+    *, customer_ids: list[int], start: datetime, end: datetime, as_of: datetime
+) -> dict[int, CloseUsage]:
+    """Per customer: calls, cost and unpriced calls of [start, end) stored by `as_of`, and
+    the cost per feature (for token pass-through): one aggregate query."""
+    rows: dict[int, list[tuple[str, int, Decimal | None, int]]] = {c: [] for c in customer_ids}
+    window = {"customers": customer_ids, "start": start, "end": end, "as_of": as_of}
+    with connection.cursor() as cursor:
+        cursor.execute(_CLOSE_USAGE_SQL, window)
+        for customer_id, feature, calls, cost, unpriced in cursor.fetchall():
+            rows[customer_id].append((feature, calls, cost, unpriced))
+    return {
+        customer_id: CloseUsage(
+            calls=sum(calls for _, calls, _, _ in features),
+            cost=sum((cost for _, _, cost, _ in features if cost is not None), Decimal(0)),
+            unpriced_calls=sum(unpriced for _, _, _, unpriced in features),
+            cost_by_feature={f: cost for f, _, cost, _ in features if cost is not None},
+        )
+        for customer_id, features in rows.items()
+    }
+
+
+def active_seats_many(
+    *, customer_ids: list[int], start: datetime, end: datetime, as_of: datetime
+) -> dict[int, int]:
+    window = {"customers": customer_ids, "start": start, "end": end, "as_of": as_of}
+    with connection.cursor() as cursor:
+        cursor.execute(_ACTIVE_SEATS_SQL, window)
+        seats = dict(cursor.fetchall())
+    return {customer_id: seats.get(customer_id, 0) for customer_id in customer_ids}
+
+
+def last_closes(*, customer_ids: list[int], before: datetime) -> dict[int, datetime]:
+    """Each customer's latest close of a period before `before` (customers without one
+    are left out)."""
+    return dict(
+        Invoice.objects.filter(customer_id__in=customer_ids, period_start__lt=before)
+        .values("customer_id")
+        .annotate(last=Max("closed_at"))
+        .values_list("customer_id", "last")
+    )
+
+
+_CHANGED_SINCE_SQL = """
+WITH since AS (SELECT * FROM unnest(%(customers)s::bigint[], %(since)s::timestamptz[])
+               AS s(customer_id, since))
+SELECT DISTINCT o.customer_id FROM outcomes_outcome o JOIN since s USING (customer_id)
+WHERE o.succeeded_at < %(start)s
+  AND ((o.succeeded_recorded_at > s.since AND o.succeeded_recorded_at <= %(until)s)
+       OR (o.reversed_at > s.since AND o.reversed_at <= %(until)s))
+UNION
+SELECT DISTINCT e.customer_id FROM metering_usageevent e JOIN since s USING (customer_id)
+WHERE e."timestamp" < %(start)s AND e.received_at > s.since AND e.received_at <= %(until)s
+"""
+
+
+def customers_with_late_changes(
+    *, since: dict[int, datetime], start: datetime, until: datetime
+) -> set[int]:
+    """The customers with facts about an invoiced period stored after their last close:
+    only they need the (per customer) late-usage and credit reads."""
+    if not since:
+        return set()
+    customers = list(since)
+    params = {
+        "customers": customers,
+        "since": [since[c] for c in customers],
+        "start": start,
+        "until": until,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(_CHANGED_SINCE_SQL, params)
+        return {customer_id for (customer_id,) in cursor.fetchall()}

@@ -149,28 +149,59 @@ class FixedSeats:
     period_days: int
 
 
-def fixed_seats(*, subscription: Subscription, start: datetime, end: datetime) -> FixedSeats:
-    """A period's fixed seats, prorated by day when they changed within it."""
+def fixed_seats_many(
+    *, subscriptions: list[Subscription], start: datetime, end: datetime
+) -> dict[int, FixedSeats]:
+    """Each subscription's fixed seats over [start, end), prorated by day when they changed
+    within it: one query for all the subscriptions' seat changes."""
+    changes: dict[int, list[tuple[datetime, int]]] = {s.pk: [] for s in subscriptions}
+    for subscription_id, effective_at, seats in (
+        SeatChange.objects.filter(subscription__in=subscriptions, effective_at__lt=end)
+        .order_by("effective_at", "pk")
+        .values_list("subscription_id", "effective_at", "seats")
+    ):
+        changes[subscription_id].append((effective_at, seats))
+    return {
+        subscription.pk: _prorate(subscription, changes[subscription.pk], start, end)
+        for subscription in subscriptions
+    }
+
+
+def _prorate(
+    subscription: Subscription,
+    changes: list[tuple[datetime, int]],
+    start: datetime,
+    end: datetime,
+) -> FixedSeats:
     zone = ZoneInfo(subscription.timezone)
     first_day, last_day = start.astimezone(zone).date(), end.astimezone(zone).date()
     period_days = (last_day - first_day).days
-    changes = list(
-        SeatChange.objects.filter(
-            subscription=subscription, effective_at__gt=start, effective_at__lt=end
-        )
-        .order_by("effective_at", "pk")
-        .values_list("effective_at", "seats")
-    )
-    seats = seats_at(subscription=subscription, moment=start)
-    if not changes:
+    seats = subscription.premium_seats
+    for effective_at, new_seats in changes:
+        if effective_at <= start:
+            seats = new_seats
+    within = [(at, new_seats) for at, new_seats in changes if at > start]
+    if not within:
         return FixedSeats(seats, None, period_days)
     seat_days, day = 0, first_day
-    for effective_at, new_seats in changes:
+    for effective_at, new_seats in within:
         change_day = min(effective_at.astimezone(zone).date(), last_day)
         seat_days += seats * (change_day - day).days
         day, seats = max(day, change_day), new_seats
     seat_days += seats * (last_day - day).days
     return FixedSeats(seats, seat_days, period_days)
+
+
+def plans_in_effect(*, subscriptions: list[Subscription], moment: datetime) -> dict[int, int]:
+    """Subscription id -> the id of the plan it is billed on at `moment`: one query."""
+    plans = {subscription.pk: subscription.plan_id for subscription in subscriptions}
+    for subscription_id, plan_id in (
+        PlanChange.objects.filter(subscription__in=subscriptions, effective_from__lte=moment)
+        .order_by("effective_from")
+        .values_list("subscription_id", "plan_id")
+    ):
+        plans[subscription_id] = plan_id  # the latest change wins
+    return plans
 
 
 def customer_plan_terms(

@@ -16,12 +16,13 @@ from billing.models import (
 from billing.money import from_minor_units
 from billing.rating import (
     OutcomeQuantity,
+    OutcomeTerms,
     PeriodQuantities,
     PlanTerms,
     RatedInvoice,
     rate_period,
 )
-from billing.selectors.plans import customer_plan_terms, fixed_seats
+from billing.selectors.plans import FixedSeats, customer_plan_terms, fixed_seats_many
 from metering.models import Customer
 from metering.selectors import CustomerUsage
 
@@ -31,26 +32,93 @@ INFERENCE_COST_CURRENCY = "USD"
 # Outcomes succeeded in [start, end) as of the moment `as_of`: stored by then, and not
 # reversed by then (a later reversal is a credit on a later invoice).
 _SUCCEEDED_AS_OF = """
-    customer_id = %(customer)s AND succeeded_at >= %(start)s AND succeeded_at < %(end)s
+    customer_id = ANY(%(customers)s) AND succeeded_at >= %(start)s AND succeeded_at < %(end)s
     AND succeeded_recorded_at <= %(as_of)s
     AND (status = 'succeeded' OR (status = 'reversed' AND reversed_at > %(as_of)s))
 """
 _SUCCEEDED_SQL = (
-    f"SELECT type, count(*) FROM outcomes_outcome WHERE {_SUCCEEDED_AS_OF} GROUP BY type"  # noqa: S608
+    "SELECT customer_id, type, count(*) FROM outcomes_outcome "  # noqa: S608 -- constants
+    f"WHERE {_SUCCEEDED_AS_OF} GROUP BY customer_id, type"
 )
 # Value fees of one percentage-priced type: each billable unit (past the included ones,
-# in order of success) at value × percentage / 100, clamped to [floor, cap]. GREATEST and
-# LEAST skip NULLs, so a missing floor or cap is no bound, and a unit without a value
-# (or with a value in another currency) pays the floor.
+# in order of success, per customer) at value × percentage / 100, clamped to [floor,
+# cap]. GREATEST and LEAST skip NULLs, so a missing floor or cap is no bound, and a unit
+# without a value (or with a value in another currency) pays the floor.
 _VALUE_FEES_SQL = f"""
-SELECT coalesce(sum(LEAST(GREATEST(fee, %(floor)s), %(cap)s)), 0) FROM (
-    SELECT CASE WHEN value_currency = %(currency)s THEN value * %(percentage)s / 100 END AS fee,
-           row_number() OVER (ORDER BY succeeded_at, id) AS position
+SELECT customer_id, coalesce(sum(LEAST(GREATEST(fee, %(floor)s), %(cap)s)), 0) FROM (
+    SELECT customer_id,
+           CASE WHEN value_currency = %(currency)s THEN value * %(percentage)s / 100 END AS fee,
+           row_number() OVER (PARTITION BY customer_id ORDER BY succeeded_at, id) AS position
     FROM outcomes_outcome
     WHERE type = %(type)s AND {_SUCCEEDED_AS_OF}
 ) AS units
 WHERE position > %(included)s
+GROUP BY customer_id
 """  # noqa: S608 -- built from constants
+
+
+def outcome_quantities(
+    *, terms_by_customer: dict[int, PlanTerms], start: datetime, end: datetime, as_of: datetime
+) -> dict[int, dict[str, OutcomeQuantity]]:
+    """Succeeded outcomes per customer and type in [start, end) as of `as_of`, and the
+    value fees of percentage-priced types: one query for the counts, one per percentage
+    price shared by customers, whatever their number."""
+    window = {"customers": list(terms_by_customer), "start": start, "end": end, "as_of": as_of}
+    quantities: dict[int, dict[str, OutcomeQuantity]] = {c: {} for c in terms_by_customer}
+    with connection.cursor() as cursor:
+        cursor.execute(_SUCCEEDED_SQL, window)
+        for customer_id, outcome_type, count in cursor.fetchall():
+            quantities[customer_id][outcome_type] = OutcomeQuantity(count)
+        # Customers sharing one percentage price get one query.
+        shared: dict[tuple[str, OutcomeTerms], list[int]] = {}
+        for customer_id, terms in terms_by_customer.items():
+            for outcome in terms.outcomes:
+                count = quantities[customer_id].get(outcome.outcome_type, OutcomeQuantity(0))
+                if (
+                    outcome.model == PriceModel.PERCENTAGE
+                    and count.succeeded > outcome.included_quantity
+                ):
+                    shared.setdefault((terms.currency, outcome), []).append(customer_id)
+        for (currency, outcome), customers in shared.items():
+            cursor.execute(
+                _VALUE_FEES_SQL,
+                window
+                | {
+                    "customers": customers,
+                    "type": outcome.outcome_type,
+                    "currency": currency,
+                    "percentage": outcome.percentage,
+                    "floor": outcome.floor,
+                    "cap": outcome.cap,
+                    "included": outcome.included_quantity,
+                },
+            )
+            for customer_id, fees in cursor.fetchall():
+                count = quantities[customer_id][outcome.outcome_type].succeeded
+                quantities[customer_id][outcome.outcome_type] = OutcomeQuantity(count, fees)
+    return quantities
+
+
+def rating_quantities(
+    *,
+    terms: PlanTerms,
+    outcomes: dict[str, OutcomeQuantity],
+    cost_by_feature: dict[str, Decimal],
+    active_seats: int,
+    fixed: FixedSeats,
+) -> PeriodQuantities:
+    """What rating needs of one customer's period, from the aggregates read for it."""
+    if terms.seat_mode == "active":
+        return PeriodQuantities(
+            outcomes=outcomes, seats=active_seats, cost_by_feature=cost_by_feature
+        )
+    return PeriodQuantities(
+        outcomes=outcomes,
+        seats=fixed.seats,
+        cost_by_feature=cost_by_feature,
+        seat_days=fixed.seat_days,
+        period_days=fixed.period_days,
+    )
 
 
 def period_quantities(
@@ -64,44 +132,20 @@ def period_quantities(
     active_seats: int,
     as_of: datetime,
 ) -> PeriodQuantities:
-    """What rating needs of [start, end): succeeded outcomes per type (by time of
-    success; reversed ones are no longer succeeded) and seats. The inference cost per
-    feature and the active seats come from the caller, who has them from the usage
+    """What rating needs of one customer's [start, end): succeeded outcomes per type (by
+    time of success; reversed ones are no longer succeeded) and seats. The inference cost
+    per feature and the active seats come from the caller, who has them from the usage
     aggregates already."""
-    window = {"customer": customer.pk, "start": start, "end": end, "as_of": as_of}
-    with connection.cursor() as cursor:
-        cursor.execute(_SUCCEEDED_SQL, window)
-        succeeded = dict(cursor.fetchall())
-        outcomes: dict[str, OutcomeQuantity] = {}
-        for outcome in terms.outcomes:
-            count = succeeded.get(outcome.outcome_type, 0)
-            fees = Decimal(0)
-            if outcome.model == PriceModel.PERCENTAGE and count > outcome.included_quantity:
-                cursor.execute(
-                    _VALUE_FEES_SQL,
-                    window
-                    | {
-                        "type": outcome.outcome_type,
-                        "currency": terms.currency,
-                        "percentage": outcome.percentage,
-                        "floor": outcome.floor,
-                        "cap": outcome.cap,
-                        "included": outcome.included_quantity,
-                    },
-                )
-                fees = cursor.fetchone()[0]
-            outcomes[outcome.outcome_type] = OutcomeQuantity(count, fees)
-    if terms.seat_mode == "active":
-        return PeriodQuantities(
-            outcomes=outcomes, seats=active_seats, cost_by_feature=cost_by_feature
-        )
-    fixed = fixed_seats(subscription=subscription, start=start, end=end)
-    return PeriodQuantities(
+    outcomes = outcome_quantities(
+        terms_by_customer={customer.pk: terms}, start=start, end=end, as_of=as_of
+    )[customer.pk]
+    fixed = fixed_seats_many(subscriptions=[subscription], start=start, end=end)[subscription.pk]
+    return rating_quantities(
+        terms=terms,
         outcomes=outcomes,
-        seats=fixed.seats,
         cost_by_feature=cost_by_feature,
-        seat_days=fixed.seat_days,
-        period_days=fixed.period_days,
+        active_seats=active_seats,
+        fixed=fixed,
     )
 
 

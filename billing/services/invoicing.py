@@ -4,26 +4,37 @@ invoice through its states."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
+from psycopg import sql
 
 from billing.integrations import stripe as stripe_api
-from billing.models import Invoice, InvoiceLine, InvoiceStatus, Reconciliation, Subscription
+from billing.models import Invoice, InvoiceStatus, Subscription
 from billing.periods import subscription_period
 from billing.rating import InvoiceLine as RatedLine
-from billing.rating import rate_adjustments
+from billing.rating import rate_adjustments, rate_period
 from billing.selectors import (
-    invoice_preview,
+    active_seats_many,
+    close_usage,
+    customers_with_late_changes,
+    fixed_seats_many,
+    last_closes,
     late_adjustments,
-    plan_in_effect,
+    margin_of,
+    outcome_quantities,
+    periods_due,
+    plan_terms,
     plan_version_current,
+    plans_in_effect,
+    rating_quantities,
 )
 from config.errors import ApiError, ErrorDetail
 from metering.models import Customer
-from metering.selectors import customer_usage
-from outcomes.selectors import premium_active_seats
 
 logger = logging.getLogger(__name__)
 
@@ -33,20 +44,12 @@ class PeriodNotReady(Exception):
 
 
 def _adjustment_lines(
-    customer: Customer, start: datetime, closed_at: datetime, currency: str
+    customer: Customer, start: datetime, since: datetime, until: datetime, currency: str
 ) -> list[RatedLine]:
     """Late usage and credits for earlier periods, changed since the last close."""
-    last_close = (
-        Invoice.objects.filter(customer=customer, period_start__lt=start)
-        .order_by("-closed_at")
-        .values_list("closed_at", flat=True)
-        .first()
-    )
-    if last_close is None:
-        return []
     lines: list[RatedLine] = []
     for source, adjustment in late_adjustments(
-        customer=customer, period_start=start, since=last_close, until=closed_at
+        customer=customer, period_start=start, since=since, until=until
     ):
         if adjustment.terms.currency != currency:
             logger.error(
@@ -60,97 +63,250 @@ def _adjustment_lines(
     return lines
 
 
-def period_close(*, customer_id: int, period_start: datetime) -> Invoice:
-    """The invoice of the customer's period starting at `period_start`, created if it
-    does not exist yet. Safe to run twice, at once or again: the subscription row lock
-    serialises closes of one customer, and the unique (customer, period_start) is the
-    guard underneath.
+@dataclass(slots=True)
+class ClosedPeriods:
+    invoices: list[Invoice] = field(default_factory=list)  # new or already there
+    created: int = 0
+    not_ready: list[int] = field(default_factory=list)  # customers whose previous period is open
 
-    Everything is read as of one moment, `closed_at`: the facts stored by then are on this
-    invoice; those stored later for this or an earlier period are late usage (or credits)
-    on the next one.
+
+def periods_close(
+    *, customer_ids: list[int], period_start: datetime, period_end: datetime
+) -> ClosedPeriods:
+    """Close the period [period_start, period_end) of each of these customers into its
+    invoice, in one transaction and a handful of aggregate queries, whatever their number.
+
+    Safe to run twice, at once or again: the subscriptions' row locks serialise closes of
+    one customer, an invoice already there is returned as it is, and the unique (customer,
+    period_start) is the guard underneath. Everything is read as of one moment,
+    `closed_at`: facts stored later for this or an earlier period are late usage (or
+    credits) on the next invoice. A customer whose previous period is not invoiced yet is
+    left out (`not_ready`): periods close in order.
     """
+    result = ClosedPeriods()
     with transaction.atomic():
-        subscription = (
+        subscriptions = list(
             Subscription.objects.select_for_update()
-            .select_related("customer", "plan")
-            .get(customer_id=customer_id)
+            .select_related("customer")
+            .filter(customer_id__in=customer_ids)
+            .order_by("pk")
         )
-        existing = Invoice.objects.filter(
-            customer_id=customer_id, period_start=period_start
-        ).first()
-        if existing is not None:
-            return existing
-        start, end = subscription_period(
-            period_start,
-            started_at=subscription.started_at,
-            anchor_day=subscription.billing_anchor_day,
-            timezone=subscription.timezone,
-        )
-        if start != period_start:
-            raise ValueError(
-                f"{period_start.isoformat()} does not start a period of {subscription}"
+        for subscription in subscriptions:
+            start, end = subscription_period(
+                period_start,
+                started_at=subscription.started_at,
+                anchor_day=subscription.billing_anchor_day,
+                timezone=subscription.timezone,
             )
-        if (
-            start > subscription.started_at
-            and not Invoice.objects.filter(customer_id=customer_id, period_end=start).exists()
-        ):
-            raise PeriodNotReady(f"the period before {start.isoformat()} is not invoiced yet")
-        closed_at = timezone.now()
-        customer = subscription.customer
-        usage = customer_usage(customer=customer, start=start, end=end, received_until=closed_at)
-        seats = premium_active_seats(
-            customer=customer, start=start, end=end, received_until=closed_at
-        )
-        preview = invoice_preview(usage=usage, active_seats=seats, as_of=closed_at)
-        version = plan_version_current(
-            plan_id=plan_in_effect(subscription=subscription, moment=start)
-        )
-        assert preview is not None and version is not None, "a subscription has a plan version"
-        rated, margin = preview.invoice, preview.margin
-        lines = [*rated.lines, *_adjustment_lines(customer, start, closed_at, rated.currency)]
-        invoice = Invoice.objects.create(
-            customer=customer,
-            period_start=start,
-            period_end=end,
-            plan_version=version,
-            currency=rated.currency,
-            total=sum(line.amount for line in lines),
-            closed_at=closed_at,
-        )
-        InvoiceLine.objects.bulk_create(
-            InvoiceLine(
-                invoice=invoice,
-                position=position,
-                kind=line.kind,
-                description=line.description,
-                quantity=line.quantity,
-                unit_price=line.unit_price,
-                amount=line.amount,
+            if (start, end) != (period_start, period_end):
+                raise ValueError(
+                    f"[{period_start}, {period_end}) is not a period of {subscription}"
+                )
+        existing = {
+            invoice.customer_id: invoice
+            for invoice in Invoice.objects.filter(
+                customer_id__in=customer_ids, period_start=period_start
             )
-            for position, line in enumerate(lines, start=1)
+        }
+        result.invoices.extend(existing.values())
+        previous_closed = set(
+            Invoice.objects.filter(
+                customer_id__in=customer_ids, period_end=period_start
+            ).values_list("customer_id", flat=True)
         )
-        Reconciliation.objects.create(
-            invoice=invoice,
-            revenue=margin.revenue,
-            inference_cost=margin.inference_cost,
-            calls=usage.totals.calls,
-            unpriced_calls=margin.unpriced_calls,
-            margin=margin.margin,
-            margin_percent=margin.margin_percent,
-        )
-        if stripe_api.configured():
-            from billing.tasks import push_invoice
+        todo = []
+        for subscription in subscriptions:
+            if subscription.customer_id in existing:
+                continue
+            if (
+                period_start > subscription.started_at
+                and subscription.customer_id not in previous_closed
+            ):
+                result.not_ready.append(subscription.customer_id)
+            else:
+                todo.append(subscription)
+        if todo:
+            new = _close(todo, period_start, period_end)
+            result.invoices.extend(new)
+            result.created = len(new)
+    return result
 
-            push_invoice.delay_on_commit(invoice.pk)
-    if margin.margin is not None and margin.margin < 0:
-        logger.warning(
-            "negative margin: customer %s period %s margin %s USD",
-            customer.external_id,
-            start.date(),
-            margin.margin,
+
+def due_periods_close(
+    *,
+    as_of: datetime,
+    customer_external_id: str | None = None,
+    chunk_size: int = 500,
+    progress: Callable[[int, int], None] | None = None,
+) -> int:
+    """Close every period due by `as_of`, oldest first, in chunks of customers that share
+    a period; returns how many invoices were made. What the beat does one task per
+    customer period, for operators and for closing many customers fast."""
+    due = list(periods_due(as_of=as_of, customer_external_id=customer_external_id))
+    groups: dict[tuple[datetime, datetime], list[int]] = {}
+    for period in due:
+        groups.setdefault((period.start, period.end), []).append(period.customer_id)
+    created = done = 0
+    for (start, end), customers in sorted(groups.items()):
+        for at in range(0, len(customers), chunk_size):
+            chunk = customers[at : at + chunk_size]
+            created += periods_close(customer_ids=chunk, period_start=start, period_end=end).created
+            done += len(chunk)
+            if progress is not None:
+                progress(done, len(due))
+    return created
+
+
+def _close(subscriptions: list[Subscription], start: datetime, end: datetime) -> list[Invoice]:
+    closed_at = timezone.now()
+    ids = [subscription.customer_id for subscription in subscriptions]
+    plan_ids = plans_in_effect(subscriptions=subscriptions, moment=start)
+    versions = {
+        plan_id: plan_version_current(plan_id=plan_id) for plan_id in set(plan_ids.values())
+    }
+    terms = {
+        plan_id: plan_terms(version=version) for plan_id, version in versions.items() if version
+    }
+    terms_by_customer = {s.customer_id: terms[plan_ids[s.pk]] for s in subscriptions}
+    usage = close_usage(customer_ids=ids, start=start, end=end, as_of=closed_at)
+    active = active_seats_many(customer_ids=ids, start=start, end=end, as_of=closed_at)
+    outcomes = outcome_quantities(
+        terms_by_customer=terms_by_customer, start=start, end=end, as_of=closed_at
+    )
+    seats = fixed_seats_many(subscriptions=subscriptions, start=start, end=end)
+    since = last_closes(customer_ids=ids, before=start)
+    changed = customers_with_late_changes(since=since, start=start, until=closed_at)
+    invoices, lines, margins = [], [], []
+    for subscription in subscriptions:
+        customer_id = subscription.customer_id
+        plan_terms_ = terms_by_customer[customer_id]
+        used = usage[customer_id]
+        quantities = rating_quantities(
+            terms=plan_terms_,
+            outcomes=outcomes[customer_id],
+            cost_by_feature=used.cost_by_feature,
+            active_seats=active[customer_id],
+            fixed=seats[subscription.pk],
         )
-    return invoice
+        rated = rate_period(plan_terms_, quantities)
+        margin = margin_of(
+            invoice=rated, inference_cost=used.cost, unpriced_calls=used.unpriced_calls
+        )
+        invoice_lines = list(rated.lines)
+        if customer_id in changed:
+            invoice_lines += _adjustment_lines(
+                subscription.customer, start, since[customer_id], closed_at, rated.currency
+            )
+        invoices.append(
+            Invoice(
+                customer_id=customer_id,
+                period_start=start,
+                period_end=end,
+                plan_version=versions[plan_ids[subscription.pk]],
+                currency=rated.currency,
+                total=sum(line.amount for line in invoice_lines),
+                closed_at=closed_at,
+            )
+        )
+        lines.append(invoice_lines)
+        margins.append((margin, used.calls))
+        if margin.margin is not None and margin.margin < 0:
+            logger.warning(
+                "negative margin: customer %s period %s margin %s USD",
+                subscription.customer.external_id,
+                start.date(),
+                margin.margin,
+            )
+    Invoice.objects.bulk_create(invoices)
+    # Lines and margin rows by COPY: at thousands of invoices per close, building
+    # model instances for bulk_create cost more than the database's own work.
+    _copy(
+        "billing_invoiceline",
+        (
+            "invoice_id",
+            "position",
+            "kind",
+            "description",
+            "quantity",
+            "unit_price",
+            "amount",
+            "stripe_item_id",
+        ),
+        [
+            (
+                invoice.pk,
+                position,
+                line.kind,
+                line.description,
+                line.quantity,
+                line.unit_price,
+                line.amount,
+                "",
+            )
+            for invoice, invoice_lines in zip(invoices, lines, strict=True)
+            for position, line in enumerate(invoice_lines, start=1)
+        ],
+    )
+    now = timezone.now()
+    _copy(
+        "billing_reconciliation",
+        (
+            "invoice_id",
+            "revenue",
+            "inference_cost",
+            "calls",
+            "unpriced_calls",
+            "margin",
+            "margin_percent",
+            "created_at",
+        ),
+        [
+            (
+                invoice.pk,
+                margin.revenue,
+                margin.inference_cost,
+                calls,
+                margin.unpriced_calls,
+                margin.margin,
+                margin.margin_percent,
+                now,
+            )
+            for invoice, (margin, calls) in zip(invoices, margins, strict=True)
+        ],
+    )
+    if stripe_api.configured():
+        from billing.tasks import push_invoice
+
+        for invoice in invoices:
+            push_invoice.delay_on_commit(invoice.pk)
+    return invoices
+
+
+def _copy(table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+        sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns))
+    )
+    with connection.cursor() as cursor, cursor.cursor.copy(statement) as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+def period_close(*, customer_id: int, period_start: datetime) -> Invoice:
+    """The invoice of one customer's period starting at `period_start` (see
+    periods_close); raises PeriodNotReady while the period before is not invoiced."""
+    subscription = Subscription.objects.get(customer_id=customer_id)
+    start, end = subscription_period(
+        period_start,
+        started_at=subscription.started_at,
+        anchor_day=subscription.billing_anchor_day,
+        timezone=subscription.timezone,
+    )
+    if start != period_start:
+        raise ValueError(f"{period_start.isoformat()} does not start a period of {subscription}")
+    closed = periods_close(customer_ids=[customer_id], period_start=start, period_end=end)
+    if closed.not_ready:
+        raise PeriodNotReady(f"the period before {start.isoformat()} is not invoiced yet")
+    return closed.invoices[0]
 
 
 # draft -> finalized -> paid | void | uncollectible; an uncollectible invoice may still

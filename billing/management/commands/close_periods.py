@@ -6,13 +6,14 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from billing.selectors import periods_due
-from billing.services.invoicing import period_close
+from billing.services.invoicing import due_periods_close
 
 
 class Command(BaseCommand):
     help = (
         "Close the billing periods that are due (ended more than the grace window ago) into "
-        "invoices, now rather than at the next beat. Closing twice creates nothing new."
+        "invoices, now rather than at the next beat, many customers per transaction. "
+        "Closing twice creates nothing new."
     )
 
     def add_arguments(self, parser: Any) -> None:
@@ -31,21 +32,21 @@ class Command(BaseCommand):
                 raise CommandError(f"--as-of {as_of!r} is not an ISO date") from exc
             if moment.tzinfo is None:
                 moment = moment.replace(tzinfo=UTC)
-        due = list(periods_due(as_of=moment, customer_external_id=customer))
-        for done, period in enumerate(due, start=1):
-            if dry_run:
+        if dry_run:
+            due = list(periods_due(as_of=moment, customer_external_id=customer))
+            for period in due:
                 self.stdout.write(
                     f"due: customer {period.customer_id} "
                     f"[{period.start.isoformat()}, {period.end.isoformat()})"
                 )
-                continue
-            invoice = period_close(customer_id=period.customer_id, period_start=period.start)
-            if sys.stderr.isatty() or done == len(due) or done % 100 == 0:
-                self.stderr.write(f"\rclosed {done}/{len(due)} periods", ending="")
-            self.stdout.write(
-                f"invoice {invoice.pk}: {invoice.customer} "
-                f"{invoice.period_start:%Y-%m-%d} total {invoice.total} {invoice.currency}"
-            )
-        if due and not dry_run:
-            self.stderr.write("")
-        self.stdout.write(f"{len(due)} period(s) {'due' if dry_run else 'closed'}")
+            self.stdout.write(f"{len(due)} period(s) due")
+            return
+
+        def progress(done: int, total: int) -> None:
+            if sys.stderr.isatty() or done == total:
+                bar = "#" * (30 * done // max(total, 1))
+                self.stderr.write(f"\r[{bar:<30}] {done}/{total} periods", ending="")
+
+        created = due_periods_close(as_of=moment, customer_external_id=customer, progress=progress)
+        self.stderr.write("")
+        self.stdout.write(f"{created} invoice(s) made")
