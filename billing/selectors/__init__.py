@@ -4,7 +4,6 @@ margin (preview.py), invoices and due periods (invoices.py)."""
 from billing.selectors.invoices import (
     CloseUsage,
     DuePeriod,
-    active_seats_many,
     close_usage,
     customer_invoices,
     customers_with_late_changes,
@@ -45,7 +44,6 @@ __all__ = [
     "FixedSeats",
     "InvoicePreview",
     "Margin",
-    "active_seats_many",
     "close_usage",
     "customer_invoices",
     "customer_plan_terms",

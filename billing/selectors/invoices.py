@@ -200,54 +200,63 @@ class CloseUsage:
     cost: Decimal  # USD, priced calls
     unpriced_calls: int
     cost_by_feature: dict[str, Decimal]
+    active_seats: int  # distinct premium users with calls
 
 
+# One scan for everything a close needs of the calls: one aggregate by customer, feature
+# and premium user (NULL for the rest), then, from its small result, the cost per
+# customer and feature, and the distinct premium users per customer (a count(DISTINCT
+# ...) over the events would need a second pass). Rows with a NULL feature carry the
+# seats.
 _CLOSE_USAGE_SQL = """
-SELECT customer_id, feature, count(*), sum(cost),
-       count(*) FILTER (WHERE cost_source = 'unpriced')
-FROM metering_usageevent
-WHERE customer_id = ANY(%(customers)s) AND "timestamp" >= %(start)s AND "timestamp" < %(end)s
-  AND received_at <= %(as_of)s
+WITH grouped AS MATERIALIZED (
+    SELECT customer_id, feature,
+           CASE WHEN tier = 'premium' AND end_user <> '' THEN end_user END AS premium_user,
+           count(*) AS calls, sum(cost) AS cost,
+           count(*) FILTER (WHERE cost_source = 'unpriced') AS unpriced
+    FROM metering_usageevent
+    WHERE customer_id = ANY(%(customers)s) AND "timestamp" >= %(start)s
+      AND "timestamp" < %(end)s AND received_at <= %(as_of)s
+    GROUP BY 1, 2, 3
+)
+SELECT customer_id, feature, sum(calls), sum(cost), sum(unpriced), 0 FROM grouped
 GROUP BY customer_id, feature
-"""
-_ACTIVE_SEATS_SQL = """
-SELECT customer_id, count(DISTINCT end_user) FROM metering_usageevent
-WHERE customer_id = ANY(%(customers)s) AND "timestamp" >= %(start)s AND "timestamp" < %(end)s
-  AND received_at <= %(as_of)s AND tier = 'premium' AND end_user <> ''
-GROUP BY customer_id
+UNION ALL
+SELECT customer_id, NULL, 0, NULL, 0, count(DISTINCT premium_user) FROM grouped
+WHERE premium_user IS NOT NULL GROUP BY customer_id
 """
 
 
 def close_usage(
     *, customer_ids: list[int], start: datetime, end: datetime, as_of: datetime
 ) -> dict[int, CloseUsage]:
-    """Per customer: calls, cost and unpriced calls of [start, end) stored by `as_of`, and
-    the cost per feature (for token pass-through): one aggregate query."""
-    rows: dict[int, list[tuple[str, int, Decimal | None, int]]] = {c: [] for c in customer_ids}
+    """Per customer: calls, cost and unpriced calls of [start, end) stored by `as_of`, the
+    cost per feature (for token pass-through) and the active premium seats: one query."""
+    calls: dict[int, int] = dict.fromkeys(customer_ids, 0)
+    unpriced: dict[int, int] = dict.fromkeys(customer_ids, 0)
+    seats: dict[int, int] = dict.fromkeys(customer_ids, 0)
+    features: dict[int, dict[str, Decimal]] = {c: {} for c in customer_ids}
     window = {"customers": customer_ids, "start": start, "end": end, "as_of": as_of}
     with connection.cursor() as cursor:
         cursor.execute(_CLOSE_USAGE_SQL, window)
-        for customer_id, feature, calls, cost, unpriced in cursor.fetchall():
-            rows[customer_id].append((feature, calls, cost, unpriced))
+        for customer_id, feature, count, cost, unpriced_count, users in cursor.fetchall():
+            if feature is None:
+                seats[customer_id] = users
+                continue
+            calls[customer_id] += count
+            unpriced[customer_id] += unpriced_count
+            if cost is not None:
+                features[customer_id][feature] = cost
     return {
         customer_id: CloseUsage(
-            calls=sum(calls for _, calls, _, _ in features),
-            cost=sum((cost for _, _, cost, _ in features if cost is not None), Decimal(0)),
-            unpriced_calls=sum(unpriced for _, _, _, unpriced in features),
-            cost_by_feature={f: cost for f, _, cost, _ in features if cost is not None},
+            calls=calls[customer_id],
+            cost=sum(features[customer_id].values(), Decimal(0)),
+            unpriced_calls=unpriced[customer_id],
+            cost_by_feature=features[customer_id],
+            active_seats=seats[customer_id],
         )
-        for customer_id, features in rows.items()
+        for customer_id in customer_ids
     }
-
-
-def active_seats_many(
-    *, customer_ids: list[int], start: datetime, end: datetime, as_of: datetime
-) -> dict[int, int]:
-    window = {"customers": customer_ids, "start": start, "end": end, "as_of": as_of}
-    with connection.cursor() as cursor:
-        cursor.execute(_ACTIVE_SEATS_SQL, window)
-        seats = dict(cursor.fetchall())
-    return {customer_id: seats.get(customer_id, 0) for customer_id in customer_ids}
 
 
 def last_closes(*, customer_ids: list[int], before: datetime) -> dict[int, datetime]:

@@ -9,6 +9,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = (
         "data_folder_in": _BROKER_FOLDER,
         "data_folder_out": _BROKER_FOLDER,
         "processed_folder": _BROKER_FOLDER + "-processed",
+        # kombu's default is ./control, in whatever folder the process runs.
+        "control_folder": _BROKER_FOLDER + "-control",
         "store_processed": False,
     }
     if CELERY_BROKER_URL.startswith("filesystem")
