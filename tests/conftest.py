@@ -118,6 +118,9 @@ def stripe(stripe_server: FakeStripe, settings: Any) -> Iterator[FakeStripe]:
     settings.STRIPE_API_KEY = "sk_test_payback"
     settings.STRIPE_API_BASE = stripe_server.url
     settings.STRIPE_TIMEOUT_SECONDS = 2
+    settings.STRIPE_REQUESTS_PER_SECOND = 0
     stripe_api._client.cache_clear()
+    stripe_api._limiter.cache_clear()
     yield stripe_server
     stripe_api._client.cache_clear()
+    stripe_api._limiter.cache_clear()

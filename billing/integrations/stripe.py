@@ -11,6 +11,8 @@ task decides (billing/tasks.py).
 from __future__ import annotations
 
 import functools
+import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -57,7 +59,37 @@ def _retry_after(error: stripe.StripeError) -> float | None:
         return None
 
 
+class RequestLimiter:
+    """A token bucket: at most `rate` requests a second on average, `rate` at once at
+    most. Per process: Stripe's limit is per account, so a deployment divides it among
+    its worker processes (STRIPE_REQUESTS_PER_SECOND is each process's share)."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.tokens = rate
+        self.updated = time.monotonic()
+        self.lock = threading.Lock()
+
+    def acquire(self) -> None:
+        if self.rate <= 0:
+            return
+        with self.lock:
+            now = time.monotonic()
+            self.tokens = min(self.rate, self.tokens + (now - self.updated) * self.rate)
+            self.updated = now
+            wait = (1 - self.tokens) / self.rate if self.tokens < 1 else 0.0
+            self.tokens -= 1
+        if wait > 0:
+            time.sleep(wait)
+
+
+@functools.cache
+def _limiter() -> RequestLimiter:
+    return RequestLimiter(settings.STRIPE_REQUESTS_PER_SECOND)
+
+
 def _call(request: Callable[[], T]) -> T:
+    _limiter().acquire()
     try:
         return request()
     except stripe.APIConnectionError as error:  # timeouts and refused connections

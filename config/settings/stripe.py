@@ -5,6 +5,9 @@ STRIPE_API_KEY = env_str("STRIPE_API_KEY", "")
 # Another API address, e.g. a local fake Stripe (the tests run localstripe).
 STRIPE_API_BASE = env_str("STRIPE_API_BASE", "")
 STRIPE_TIMEOUT_SECONDS = env_int("STRIPE_TIMEOUT_SECONDS", 20)
+# Requests a second each process may send (Stripe's live limit is 100 per account: give
+# each of N worker processes 100 / N). 0: no limit.
+STRIPE_REQUESTS_PER_SECOND = env_int("STRIPE_REQUESTS_PER_SECOND", 25)
 # Comma-separated: two during a rotation, the new one first.
 STRIPE_WEBHOOK_SECRETS = env_list("STRIPE_WEBHOOK_SECRETS", [])
 STRIPE_WEBHOOK_TOLERANCE = env_int("STRIPE_WEBHOOK_TOLERANCE", 300)

@@ -248,3 +248,24 @@ def test_admin_lists_negative_margins(staff_client):
     subscribe()
     response = staff_client.get("/admin/billing/reconciliation/?margin=negative")
     assert response.status_code == 200
+
+
+@pytest.mark.django_db
+def test_a_berlin_customer_is_billed_by_local_month_across_dst():
+    version = plan_load("p", outcomes=[{"type": "resolution", "unit_price": "1"}])
+    customer = customer_create(external_id="berlin")
+    march = datetime(2026, 2, 28, 23, tzinfo=UTC)  # 1 March 00:00 CET
+    Subscription.objects.create(
+        customer=customer, plan=version.plan, started_at=march, timezone="Europe/Berlin"
+    )
+    # 31 March 23:30 CEST is still March in Berlin (21:30 UTC); 1 April 00:30 CEST is not.
+    succeed(customer, "last-of-march", datetime(2026, 3, 31, 21, 30, tzinfo=UTC))
+    succeed(customer, "first-of-april", datetime(2026, 3, 31, 22, 30, tzinfo=UTC))
+
+    invoice = period_close(customer_id=customer.pk, period_start=march)
+
+    assert (invoice.period_start, invoice.period_end) == (
+        march,
+        datetime(2026, 3, 31, 22, tzinfo=UTC),
+    )
+    assert invoice.total == 100

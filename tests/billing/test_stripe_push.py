@@ -1,6 +1,7 @@
 """Invoices mirrored to Stripe: the real `stripe` client talking HTTP to localstripe."""
 
 import logging
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -213,3 +214,19 @@ def test_the_admin_queues_a_failed_push_again(invoice, staff_client, stripe):
     assert response.status_code == 302
     push_invoice.apply(args=[invoice.pk])  # what the queued task does
     assert Invoice.objects.get(pk=invoice.pk).push_state == "pushed"
+
+
+def test_the_request_limiter_holds_the_rate():
+    limiter = stripe_api.RequestLimiter(rate=100)
+    started = time.monotonic()
+    for _ in range(150):  # a burst of 100, then 50 more at 100 a second
+        limiter.acquire()
+    assert time.monotonic() - started >= 0.45
+
+
+def test_a_zero_rate_does_not_limit():
+    limiter = stripe_api.RequestLimiter(rate=0)
+    started = time.monotonic()
+    for _ in range(1000):
+        limiter.acquire()
+    assert time.monotonic() - started < 0.5
