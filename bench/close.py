@@ -6,8 +6,8 @@ Run with `.venv/bin/python -m config.embedded exec .venv/bin/python bench/close.
 SQL), then times:
   - the baseline: one GROUP BY customer over the month's events (median of three);
   - closing every customer's month into invoices (due_periods_close, as
-    `manage.py close_periods` does: many customers per transaction; Stripe not
-    configured, so nothing is pushed);
+    `manage.py close_periods --processes N` does: many customers per transaction, one
+    process per core; Stripe not configured, so nothing is pushed);
   - closing again: nothing is created;
 and reports peak RSS of this process. Writes bench/results/close.json. Targets (issue 4):
 close ≤ 15× the baseline, second close ≤ 0.5× the first, RSS bounded.
@@ -163,13 +163,15 @@ def main() -> None:
 
     def close_all() -> tuple[float, int]:
         begun = time.perf_counter()
-        closed = due_periods_close(as_of=as_of)
+        closed = due_periods_close(as_of=as_of, processes=os.cpu_count() or 1)
         return time.perf_counter() - begun, closed
 
     first, closed = close_all()
     invoices = Invoice.objects.count()
     second, closed_again = close_all()
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # The closing processes (forked, one per core): the largest of them.
+    worker_rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
     results = {
         "customers": options.customers,
@@ -185,6 +187,7 @@ def main() -> None:
         "close_to_baseline": first / baseline,
         "second_to_first": second / first,
         "peak_rss_mb": peak_rss_mb,
+        "closing_process_peak_rss_mb": worker_rss_mb,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "close.json").write_text(json.dumps(results, indent=2))
@@ -200,6 +203,7 @@ def main() -> None:
         f"(made: {closed_again}, invoices {results['invoices_after_second']:,})"
     )
     print(f"{'peak RSS of this process':40} {peak_rss_mb:12.0f} MB")
+    print(f"{'peak RSS of a closing process':40} {worker_rss_mb:12.0f} MB")
     print(f"written to {RESULTS / 'close.json'}")
 
 

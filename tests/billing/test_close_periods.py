@@ -269,3 +269,17 @@ def test_a_berlin_customer_is_billed_by_local_month_across_dst():
         datetime(2026, 3, 31, 22, tzinfo=UTC),
     )
     assert invoice.total == 100
+
+
+@pytest.mark.django_db(transaction=True)
+def test_closing_in_two_processes_makes_each_invoice_once(capsys):
+    version = plan_load("p", base_fee="1")
+    for i in range(6):
+        customer = customer_create(external_id=f"c-{i}")
+        Subscription.objects.create(customer=customer, plan=version.plan, started_at=OCTOBER)
+
+    call_command("close_periods", "--as-of", "2026-11-01T02:00:00+00:00", "--processes", "2")
+    call_command("close_periods", "--as-of", "2026-11-01T02:00:00+00:00", "--processes", "2")
+
+    assert Invoice.objects.count() == 6
+    assert capsys.readouterr().out.splitlines()[-1] == "0 invoice(s) made"

@@ -20,9 +20,18 @@ class Command(BaseCommand):
         parser.add_argument("--as-of", help="ISO date or datetime to close up to (default: now)")
         parser.add_argument("--customer", help="only this customer's external id")
         parser.add_argument("--dry-run", action="store_true", help="list, close nothing")
+        parser.add_argument(
+            "--processes", type=int, default=1, help="close chunks in this many processes"
+        )
 
     def handle(
-        self, *args: Any, as_of: str | None, customer: str | None, dry_run: bool, **options: Any
+        self,
+        *args: Any,
+        as_of: str | None,
+        customer: str | None,
+        dry_run: bool,
+        processes: int,
+        **options: Any,
     ) -> None:
         moment = timezone.now()
         if as_of:
@@ -47,6 +56,8 @@ class Command(BaseCommand):
                 bar = "#" * (30 * done // max(total, 1))
                 self.stderr.write(f"\r[{bar:<30}] {done}/{total} periods", ending="")
 
-        created = due_periods_close(as_of=moment, customer_external_id=customer, progress=progress)
+        created = due_periods_close(
+            as_of=moment, customer_external_id=customer, processes=processes, progress=progress
+        )
         self.stderr.write("")
         self.stdout.write(f"{created} invoice(s) made")
