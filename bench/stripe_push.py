@@ -22,32 +22,15 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import psycopg
 import requests
-from psycopg import sql
+from scratch import scratch_database  # bench/scratch.py (the script folder is on sys.path)
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
 RESULTS = ROOT / "bench" / "results"
 BENCH_DB = "payback_bench_push"
 STRIPE_LIMIT = 100
-
-
-def bench_database_url() -> str:
-    base = os.environ.get("DATABASE_URL")
-    if not base:
-        sys.exit("DATABASE_URL is not set: run through `python -m config.embedded exec`.")
-    info = psycopg.conninfo.conninfo_to_dict("postgresql://" + base.split("://", 1)[1])
-    admin = psycopg.conninfo.make_conninfo(**{**info, "dbname": "postgres"})
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(BENCH_DB))
-        )
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(BENCH_DB)))
-    host, user = info.get("host", "127.0.0.1"), info.get("user", "postgres")
-    if host.startswith("/"):
-        return f"postgresql://{user}:@/{BENCH_DB}?host={host}"
-    return f"postgresql://{user}@{host}:{info.get('port', 5432)}/{BENCH_DB}"
 
 
 def start_stand_in() -> tuple[subprocess.Popen[bytes], str]:
@@ -77,7 +60,7 @@ def main() -> None:
     parser.add_argument("--invoices", type=int, default=100)
     options = parser.parse_args()
 
-    os.environ["DATABASE_URL"] = bench_database_url()
+    os.environ["DATABASE_URL"] = scratch_database(BENCH_DB)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.django.base")
     server, url = start_stand_in()
     os.environ.update(STRIPE_API_KEY="", STRIPE_API_BASE=url)

@@ -192,9 +192,7 @@ class CustomerUsageApi(APIView):
         customer = metering_selectors.customer_get(external_id=external_id)
         usage = metering_selectors.customer_usage(customer=customer, start=start, end=end)
         outcomes = outcome_selectors.outcome_type_summaries(customer=customer, start=start, end=end)
-        active_seats = outcome_selectors.premium_active_seats(
-            customer=customer, start=start, end=end
-        )
+        active_seats = usage.premium_users
         preview = selectors.invoice_preview(
             usage=usage, active_seats=active_seats, as_of=timezone.now()
         )

@@ -7,8 +7,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Count, Q, QuerySet, Sum
-from django.db.models.functions import Coalesce
+from django.db import connection
+from django.db.models import QuerySet
 from django.http import Http404
 
 from metering.models import CostSource, Customer, EventKey, ModelPriceOverride, UsageEvent
@@ -47,23 +47,13 @@ class UsageTotals:
 
 _ZERO_COST = Decimal("0")
 
-_USAGE_AGGREGATES: dict[str, Any] = {
-    "calls": Count("pk"),
-    "input_tokens": Coalesce(Sum("input_tokens"), 0),
-    "output_tokens": Coalesce(Sum("output_tokens"), 0),
-    "cache_read_tokens": Coalesce(Sum("cache_read_tokens"), 0),
-    "cache_write_tokens": Coalesce(Sum("cache_write_tokens"), 0),
-    "cost": Sum("cost"),
-    "unpriced_calls": Count("pk", filter=Q(cost_source=CostSource.UNPRICED)),
-}
-
 
 def _totals(rows: list[dict[str, Any]]) -> UsageTotals:
     """Add up aggregate rows (one per provider, model and feature) into one total."""
     costs = [row["cost"] for row in rows if row["cost"] is not None]
-    unpriced = sum(row["unpriced_calls"] for row in rows)
+    unpriced = int(sum(row["unpriced_calls"] for row in rows))
     return UsageTotals(
-        calls=sum(row["calls"] for row in rows),
+        calls=int(sum(row["calls"] for row in rows)),
         input_tokens=int(sum(row["input_tokens"] for row in rows)),
         output_tokens=int(sum(row["output_tokens"] for row in rows)),
         cache_read_tokens=int(sum(row["cache_read_tokens"] for row in rows)),
@@ -81,6 +71,8 @@ class CustomerUsage:
     totals: UsageTotals
     by_model: list[tuple[str, str, UsageTotals]]
     by_feature: list[tuple[str, UsageTotals]]
+    # Distinct end users with `tier: "premium"` calls: the active premium seats.
+    premium_users: int
 
 
 def customer_events(
@@ -92,15 +84,46 @@ def customer_events(
     return events if received_until is None else events.filter(received_at__lte=received_until)
 
 
+# The window's calls in one scan: grouped by provider, model, feature and premium user
+# (NULL for the rest), then, from that small result, the totals per (provider, model,
+# feature) and the distinct premium users (the row whose provider is NULL).
+_USAGE_SQL = """
+WITH grouped AS MATERIALIZED (
+    SELECT provider, model, feature,
+           CASE WHEN tier = 'premium' AND end_user <> '' THEN end_user END AS premium_user,
+           count(*) AS calls, sum(input_tokens) AS input_tokens,
+           sum(output_tokens) AS output_tokens, sum(cache_read_tokens) AS cache_read_tokens,
+           sum(cache_write_tokens) AS cache_write_tokens, sum(cost) AS cost,
+           count(*) FILTER (WHERE cost_source = 'unpriced') AS unpriced_calls
+    FROM metering_usageevent
+    WHERE customer_id = %(customer)s AND "timestamp" >= %(start)s AND "timestamp" < %(end)s
+      AND (%(received_until)s::timestamptz IS NULL OR received_at <= %(received_until)s)
+    GROUP BY 1, 2, 3, 4
+)
+SELECT provider, model, feature, sum(calls) AS calls, sum(input_tokens) AS input_tokens,
+       sum(output_tokens) AS output_tokens, sum(cache_read_tokens) AS cache_read_tokens,
+       sum(cache_write_tokens) AS cache_write_tokens, sum(cost) AS cost,
+       sum(unpriced_calls) AS unpriced_calls, 0 AS premium_users
+FROM grouped GROUP BY provider, model, feature
+UNION ALL
+SELECT NULL, NULL, NULL, 0, 0, 0, 0, 0, NULL, 0, count(DISTINCT premium_user)
+FROM grouped WHERE premium_user IS NOT NULL
+"""
+
+
 def customer_usage(
     *, customer: Customer, start: datetime, end: datetime, received_until: datetime | None = None
 ) -> CustomerUsage:
-    """Totals, by model and by feature, from one aggregate query grouped by (provider,
-    model, feature): one scan of the window's events, whose few rows are then added up
-    (one scan, run in parallel by PostgreSQL, beats three, and beats GROUPING SETS, which
-    PostgreSQL cannot run in parallel)."""
-    events = customer_events(customer=customer, start=start, end=end, received_until=received_until)
-    rows = list(events.values("provider", "model", "feature").annotate(**_USAGE_AGGREGATES))
+    """Totals, by model and by feature, and the distinct premium users, from one scan of
+    the window's events (_USAGE_SQL), whose few rows are then added up. One scan beats
+    one per breakdown, and beats GROUPING SETS, which PostgreSQL cannot run in parallel."""
+    window = {"customer": customer.pk, "start": start, "end": end, "received_until": received_until}
+    with connection.cursor() as cursor:
+        cursor.execute(_USAGE_SQL, window)
+        names = [column.name for column in cursor.description]
+        fetched = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    premium_users = int(sum(row["premium_users"] for row in fetched if row["provider"] is None))
+    rows = [row for row in fetched if row["provider"] is not None]
     models: dict[tuple[str, str], list[dict[str, Any]]] = {}
     features: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
@@ -113,6 +136,7 @@ def customer_usage(
         _totals(rows),
         [(provider, model, _totals(group)) for (provider, model), group in sorted(models.items())],
         [(feature, _totals(group)) for feature, group in sorted(features.items())],
+        premium_users,
     )
 
 

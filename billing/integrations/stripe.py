@@ -23,7 +23,7 @@ T = TypeVar("T")
 
 
 class StripeRetryable(Exception):
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
+    def __init__(self, message: str, retry_after: int | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
 
@@ -51,10 +51,11 @@ def _client() -> stripe.StripeClient:
     )
 
 
-def _retry_after(error: stripe.StripeError) -> float | None:
+def _retry_after(error: stripe.StripeError) -> int | None:
+    """Stripe's Retry-After: whole seconds."""
     value = (error.headers or {}).get("Retry-After")
     try:
-        return float(value) if value is not None else None
+        return int(value) if value is not None else None
     except ValueError:
         return None
 
