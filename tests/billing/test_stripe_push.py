@@ -1,11 +1,13 @@
 """Invoices mirrored to Stripe: the real `stripe` client talking HTTP to localstripe."""
 
 import logging
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import stripe as stripe_sdk
+from django.db import connection
 
 from billing.integrations import stripe as stripe_api
 from billing.integrations.stripe import StripeRefused, StripeRetryable
@@ -230,3 +232,37 @@ def test_a_zero_rate_does_not_limit():
     for _ in range(1000):
         limiter.acquire()
     assert time.monotonic() - started < 0.5
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_closes_at_once_make_one_invoice_and_one_stripe_invoice(stripe, settings):
+    settings.STRIPE_API_KEY = ""  # push by hand below, as the two queued tasks would
+    version = plan_load("p", base_fee="10")
+    customer = customer_create(external_id="twice")
+    Subscription.objects.create(customer=customer, plan=version.plan, started_at=OCTOBER)
+    barrier = threading.Barrier(2)
+    closed = []
+
+    def close():
+        try:
+            barrier.wait()
+            closed.append(period_close(customer_id=customer.pk, period_start=OCTOBER).pk)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=close) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    settings.STRIPE_API_KEY = "sk_test_payback"
+    before = stripe.writes()
+    for invoice_id in closed:  # both deliveries of a push, one per close that ran
+        push_invoice.apply(args=[invoice_id])
+
+    assert len(set(closed)) == 1 and Invoice.objects.count() == 1
+    after = stripe.writes()
+    # one customer, one invoice (created, then finalized), one item: nothing twice
+    assert after.get("invoices", 0) - before.get("invoices", 0) == 2
+    assert after.get("customers", 0) - before.get("customers", 0) == 1
+    assert after.get("invoiceitems", 0) - before.get("invoiceitems", 0) == 1
