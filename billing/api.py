@@ -19,6 +19,7 @@ from billing import selectors, services
 from billing.integrations.stripe import InvalidSignature
 from billing.models import Plan
 from billing.money import from_minor_units
+from billing.selectors.savings import Substitution, WhatIf, caching_levers, what_if
 from billing.serializers import (
     CustomerWithPlanInputSerializer,
     CustomerWithPlanOutputSerializer,
@@ -309,3 +310,134 @@ class StripeWebhookApi(APIView):
                 ]
             ) from refused
         return Response({"received": True, "duplicate": not created})
+
+
+def _substitutions(values: list[str], parameter: str) -> list[Substitution]:
+    """`provider:model=provider:model`, repeatable."""
+    parsed = []
+    for value in values:
+        try:
+            source, target = value.split("=", 1)
+            provider, model = source.split(":", 1)
+            to_provider, to_model = target.split(":", 1)
+        except ValueError:
+            raise ApiError(
+                [
+                    ErrorDetail(
+                        field=parameter,
+                        code="invalid",
+                        message=f"`{value}`: write provider:model=provider:model.",
+                    )
+                ]
+            ) from None
+        if not all((provider, model, to_provider, to_model)):
+            raise ApiError(
+                [
+                    ErrorDetail(
+                        field=parameter, code="invalid", message=f"`{value}`: a part is empty."
+                    )
+                ]
+            )
+        parsed.append(Substitution(provider, model, to_provider, to_model))
+    return parsed
+
+
+def _what_if_body(result: WhatIf) -> dict[str, Any]:
+    substitution = result.substitution
+    return {
+        "from": f"{substitution.provider}:{substitution.model}",
+        "to": f"{substitution.to_provider}:{substitution.to_model}",
+        "calls": result.calls,
+        "cost_before": _decimal(result.cost_before),
+        "cost_after": _decimal(result.cost_after),
+        "saving": _decimal(result.saving),
+    }
+
+
+class SavingsQuerySerializer(UsageQuerySerializer):
+    customer = serializers.CharField(required=False, help_text="One customer's external id.")
+    max_input_tokens = serializers.IntegerField(required=False, min_value=0)
+    feature = serializers.CharField(required=False)
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        values = super().to_internal_value(data)
+        rest = serializers.Serializer.to_internal_value(
+            self, {k: data[k] for k in ("customer", "max_input_tokens", "feature") if k in data}
+        )
+        return {**values, **rest}
+
+
+class SavingsApi(APIView):
+    @extend_schema(
+        operation_id="analytics_savings",
+        summary="What caching, routing and distillation save or would save over a window",
+        parameters=[
+            OpenApiParameter("from", datetime, description="Inclusive, ISO 8601."),
+            OpenApiParameter("to", datetime, description="Exclusive, ISO 8601."),
+            OpenApiParameter("customer", str, description="Only this customer."),
+            OpenApiParameter(
+                "substitute",
+                str,
+                many=True,
+                description="Routing what-if, repeatable: `openai:gpt-4o=openai:gpt-4o-mini`.",
+            ),
+            OpenApiParameter(
+                "distill",
+                str,
+                many=True,
+                description="Distillation what-if against a self-hosted model's price, "
+                "repeatable: `openai:gpt-4o=self-hosted:llama-3-8b`.",
+            ),
+            OpenApiParameter(
+                "max_input_tokens", int, description="What-ifs: only calls up to this."
+            ),
+            OpenApiParameter("feature", str, description="What-ifs: only calls of this feature."),
+        ],
+        responses={200: OpenApiTypes.OBJECT, **API_ERRORS},
+    )
+    def get(self, request: Request) -> Response:
+        query = SavingsQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        window = query.validated_data
+        start, end = window["from_"], window["to"]
+        customer_id = None
+        if "customer" in window:
+            customer_id = metering_selectors.customer_get(external_id=window["customer"]).pk
+        options = {
+            "start": start,
+            "end": end,
+            "customer_id": customer_id,
+            "max_input_tokens": window.get("max_input_tokens"),
+            "feature": window.get("feature"),
+        }
+        routing = _substitutions(request.query_params.getlist("substitute"), "substitute")
+        distilling = _substitutions(request.query_params.getlist("distill"), "distill")
+        caching = caching_levers(start=start, end=end, customer_id=customer_id)
+        return Response(
+            {
+                "from": start,
+                "to": end,
+                "customer": window.get("customer"),
+                "currency": "USD",
+                "caching": {
+                    "calls_with_prompt_hash": caching.calls_with_prompt_hash,
+                    "repeated_calls": caching.repeated_calls,
+                    "repeated_share": _decimal(
+                        (Decimal(caching.repeated_calls) / caching.calls_with_prompt_hash).quantize(
+                            Decimal("0.0001")
+                        )
+                    )
+                    if caching.calls_with_prompt_hash
+                    else None,
+                    "repeated_cost": _decimal(caching.repeated_cost),
+                    "cache_hits": caching.cache_hits,
+                    "cache_hit_saving": _decimal(caching.cache_hit_saving),
+                    "cache_read_tokens": caching.cache_read_tokens,
+                    "cache_read_saving": _decimal(caching.cache_read_saving),
+                },
+                "routing": [_what_if_body(what_if(substitution=s, **options)) for s in routing],
+                "distillation": [
+                    _what_if_body(what_if(substitution=s, **options)) for s in distilling
+                ],
+            }
+        )
