@@ -11,6 +11,7 @@ from django.utils.html import format_html
 from billing.forms import OutcomePriceForm, PriceTierFormSet
 from billing.integrations.stripe import StripeRefused, StripeRetryable
 from billing.models import (
+    FxRate,
     Invoice,
     InvoiceLine,
     InvoiceStatus,
@@ -226,3 +227,9 @@ class ReconciliationAdmin(FactsAdmin):
     list_filter = (NegativeMarginFilter,)
     search_fields = ("invoice__customer__external_id",)
     list_select_related = ("invoice__customer",)
+
+
+@admin.register(FxRate)
+class FxRateAdmin(admin.ModelAdmin):
+    list_display = ("currency", "effective_from", "usd_per_unit")
+    list_filter = ("currency",)

@@ -361,3 +361,24 @@ class StripeEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} {self.stripe_id}"
+
+
+class FxRate(models.Model):
+    """What one unit of a currency is worth in USD from `effective_from` on (until the
+    next rate of that currency). Inference cost is USD; revenue is in each plan's
+    currency; these rates bring both to the reporting currency (billing/fx.py)."""
+
+    currency = models.CharField(max_length=3)
+    effective_from = models.DateTimeField()
+    usd_per_unit = models.DecimalField(max_digits=24, decimal_places=12)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["currency", "-effective_from"]
+        constraints = [
+            models.UniqueConstraint(fields=["currency", "effective_from"], name="fx_rate_once"),
+            models.CheckConstraint(condition=Q(usd_per_unit__gt=0), name="fx_rate_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"1 {self.currency} = {self.usd_per_unit} USD from {self.effective_from:%Y-%m-%d}"
