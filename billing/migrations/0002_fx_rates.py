@@ -4,24 +4,35 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('billing', '0001_initial'),
+        ("billing", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='FxRate',
+            name="FxRate",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('currency', models.CharField(max_length=3)),
-                ('effective_from', models.DateTimeField()),
-                ('usd_per_unit', models.DecimalField(decimal_places=12, max_digits=24)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("currency", models.CharField(max_length=3)),
+                ("effective_from", models.DateTimeField()),
+                ("usd_per_unit", models.DecimalField(decimal_places=12, max_digits=24)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'ordering': ['currency', '-effective_from'],
-                'constraints': [models.UniqueConstraint(fields=('currency', 'effective_from'), name='fx_rate_once'), models.CheckConstraint(condition=models.Q(('usd_per_unit__gt', 0)), name='fx_rate_positive')],
+                "ordering": ["currency", "-effective_from"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("currency", "effective_from"), name="fx_rate_once"
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("usd_per_unit__gt", 0)), name="fx_rate_positive"
+                    ),
+                ],
             },
         ),
     ]
