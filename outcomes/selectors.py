@@ -13,7 +13,6 @@ from django.db.models import Count, Q, Sum
 from django.http import Http404
 
 from metering.models import CostSource, Customer, UsageEvent
-from metering.selectors import customer_events
 from outcomes.models import Outcome
 
 
@@ -102,12 +101,3 @@ def outcome_type_summaries(
             OutcomeTypeSummary(type_, int(s), int(f), int(p), int(r), int(calls), cost, int(u))
             for type_, s, f, p, r, calls, cost, u in cursor.fetchall()
         ]
-
-
-def premium_active_seats(
-    *, customer: Customer, start: datetime, end: datetime, received_until: datetime | None = None
-) -> int:
-    """Distinct end users with `tier: "premium"` calls in [start, end) (stored by
-    `received_until`, when given)."""
-    events = customer_events(customer=customer, start=start, end=end, received_until=received_until)
-    return events.filter(tier="premium").exclude(end_user="").values("end_user").distinct().count()

@@ -105,13 +105,15 @@ def rating_quantities(
     outcomes: dict[str, OutcomeQuantity],
     cost_by_feature: dict[str, Decimal],
     active_seats: int,
-    fixed: FixedSeats,
+    fixed: FixedSeats | None,
 ) -> PeriodQuantities:
-    """What rating needs of one customer's period, from the aggregates read for it."""
+    """What rating needs of one customer's period, from the aggregates read for it
+    (`fixed` may be left out for a plan that bills active seats)."""
     if terms.seat_mode == "active":
         return PeriodQuantities(
             outcomes=outcomes, seats=active_seats, cost_by_feature=cost_by_feature
         )
+    assert fixed is not None, "a plan with fixed seats needs them"
     return PeriodQuantities(
         outcomes=outcomes,
         seats=fixed.seats,
@@ -139,7 +141,11 @@ def period_quantities(
     outcomes = outcome_quantities(
         terms_by_customer={customer.pk: terms}, start=start, end=end, as_of=as_of
     )[customer.pk]
-    fixed = fixed_seats_many(subscriptions=[subscription], start=start, end=end)[subscription.pk]
+    fixed = (
+        None
+        if terms.seat_mode == "active"
+        else fixed_seats_many(subscriptions=[subscription], start=start, end=end)[subscription.pk]
+    )
     return rating_quantities(
         terms=terms,
         outcomes=outcomes,
