@@ -5,6 +5,7 @@ may be fractions of a cent); invoice amounts, computed in billing/rating.py, are
 minor units of that currency.
 """
 
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone as django_timezone
@@ -55,6 +56,12 @@ class PlanVersion(models.Model):
         default="send_invoice",
     )
     days_until_due = models.PositiveIntegerField(default=30)
+    # Features whose AI the plan gives away (kept for retention, not billed): the margin
+    # report shows their calls as cost with zero revenue, and no fee is spread over them.
+    included_features = ArrayField(models.CharField(max_length=100), default=list, blank=True)
+    # The margin the premium tier should keep (percent of the seat fees); the premium
+    # break-even report suggests the fair-use cap per seat that keeps it.
+    premium_target_margin_percent = models.DecimalField(max_digits=5, decimal_places=2, default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -247,6 +254,10 @@ class InvoiceLine(models.Model):
     unit_price = models.DecimalField(max_digits=30, decimal_places=12)
     # Minor units of the invoice's currency, rounded once (billing/money.py).
     amount = models.BigIntegerField()
+    # What the line bills (billing/rating.py InvoiceLine): an outcome type, or the feature
+    # of a pass-through line (NULL: not a feature's line).
+    outcome_type = models.CharField(max_length=100, blank=True)
+    feature = models.CharField(max_length=100, null=True, blank=True)  # noqa: DJ001 -- "" is a feature
     stripe_item_id = models.CharField(max_length=100, blank=True)
 
     class Meta:
@@ -271,10 +282,34 @@ class Reconciliation(models.Model):
     # Only when revenue is in USD (until FX rates exist); NULL otherwise.
     margin = models.DecimalField(max_digits=30, decimal_places=12, null=True, blank=True)
     margin_percent = models.DecimalField(max_digits=9, decimal_places=2, null=True, blank=True)
+    # Per outcome type: [succeeded, failed, reversed] in the period.
+    outcomes = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
         return f"{self.invoice}: margin {self.margin}"
+
+
+class ReconciliationCell(models.Model):
+    """A closed period's calls of one outcome type, feature, tier and model, with the
+    share of the invoice's revenue they earned (billing/selectors/margins.py says how it is
+    spread). The cells of a period sum to its invoice: their revenue to the invoice total,
+    their cost to every call of the period stored by the close."""
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="cost_cells")
+    outcome_type = models.CharField(max_length=100, blank=True)  # "": no outcome
+    feature = models.CharField(max_length=100, blank=True)
+    tier = models.CharField(max_length=50, blank=True)
+    provider = models.CharField(max_length=100, blank=True)
+    model = models.CharField(max_length=200, blank=True)
+    calls = models.BigIntegerField()
+    tokens = models.BigIntegerField()
+    cost = models.DecimalField(max_digits=30, decimal_places=12)  # USD, priced calls
+    unpriced_calls = models.BigIntegerField()
+    revenue = models.DecimalField(max_digits=30, decimal_places=12)  # invoice currency
+
+    def __str__(self) -> str:
+        return f"{self.invoice}: {self.outcome_type}/{self.feature}/{self.model}"
 
 
 class PlanChange(models.Model):

@@ -50,6 +50,8 @@ class PlanTerms:
     outcomes: tuple[OutcomeTerms, ...] = ()
     # feature -> markup (0.2 = +20 %); "" is every feature not named.
     pass_through: dict[str, Decimal] = field(default_factory=dict)
+    # Features given away (not billed): the margin report spreads no fee over them.
+    included_features: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +82,11 @@ class InvoiceLine:
     quantity: Decimal
     unit_price: Decimal
     amount: int  # minor units of the invoice currency
+    # What the line bills, for the margin report (billing/selectors/margins.py): the
+    # outcome type of an outcome line or its late usage and credits, the feature of a
+    # pass-through line (None: not a feature's line; "" is the calls without a feature).
+    outcome_type: str = ""
+    feature: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,12 +100,18 @@ class RatedInvoice:
 
 
 def _line(
-    kind: str, description: str, quantity: Decimal | int, unit_price: Decimal, currency: str
+    kind: str,
+    description: str,
+    quantity: Decimal | int,
+    unit_price: Decimal,
+    currency: str,
+    *,
+    outcome_type: str = "",
+    feature: str | None = None,
 ) -> InvoiceLine:
     quantity = Decimal(quantity)
-    return InvoiceLine(
-        kind, description, quantity, unit_price, to_minor_units(quantity * unit_price, currency)
-    )
+    amount = to_minor_units(quantity * unit_price, currency)
+    return InvoiceLine(kind, description, quantity, unit_price, amount, outcome_type, feature)
 
 
 def _plural(count: int | Decimal, noun: str) -> str:
@@ -140,6 +153,7 @@ def rate_outcomes(terms: OutcomeTerms, usage: OutcomeQuantity, currency: str) ->
                 included,
                 ZERO,
                 currency,
+                outcome_type=name,
             )
         )
     if terms.model == "percentage":
@@ -158,6 +172,7 @@ def rate_outcomes(terms: OutcomeTerms, usage: OutcomeQuantity, currency: str) ->
                     1,
                     usage.value_fees,
                     currency,
+                    outcome_type=name,
                 )
             )
         return lines
@@ -173,6 +188,7 @@ def rate_outcomes(terms: OutcomeTerms, usage: OutcomeQuantity, currency: str) ->
                     units,
                     tier.unit_price,
                     currency,
+                    outcome_type=name,
                 )
             )
         return lines
@@ -186,6 +202,7 @@ def rate_outcomes(terms: OutcomeTerms, usage: OutcomeQuantity, currency: str) ->
                 billable,
                 tier.unit_price,
                 currency,
+                outcome_type=name,
             ),
         ]
     assert terms.unit_price is not None, "a unit price without tiers needs unit_price"
@@ -200,6 +217,7 @@ def rate_outcomes(terms: OutcomeTerms, usage: OutcomeQuantity, currency: str) ->
                 blocks,
                 terms.unit_price,
                 currency,
+                outcome_type=name,
             ),
         ]
     return [
@@ -210,6 +228,7 @@ def rate_outcomes(terms: OutcomeTerms, usage: OutcomeQuantity, currency: str) ->
             billable,
             terms.unit_price,
             currency,
+            outcome_type=name,
         ),
     ]
 
@@ -231,6 +250,7 @@ def rate_pass_through(
                 cost,
                 1 + markup,
                 currency,
+                feature=feature,
             )
         )
     return lines
@@ -326,10 +346,28 @@ def rate_adjustments(source: SourceAdjustment, currency: str) -> list[InvoiceLin
                 f"{what} {source.label}: {outcome_type}: {_plural(quantity.succeeded, 'outcome')}"
             )
             if terms.model == "percentage":
-                lines.append(_line(kind, description, sign, quantity.value_fees, currency))
+                lines.append(
+                    _line(
+                        kind,
+                        description,
+                        sign,
+                        quantity.value_fees,
+                        currency,
+                        outcome_type=outcome_type,
+                    )
+                )
             else:
                 price = marginal_unit_price(terms, source.billed.get(outcome_type, 0))
-                lines.append(_line(kind, description, sign * quantity.succeeded, price, currency))
+                lines.append(
+                    _line(
+                        kind,
+                        description,
+                        sign * quantity.succeeded,
+                        price,
+                        currency,
+                        outcome_type=outcome_type,
+                    )
+                )
     for line in rate_pass_through(source.terms.pass_through, source.late_cost_by_feature, currency):
         lines.append(
             InvoiceLine(
@@ -338,6 +376,7 @@ def rate_adjustments(source: SourceAdjustment, currency: str) -> list[InvoiceLin
                 line.quantity,
                 line.unit_price,
                 line.amount,
+                feature=line.feature,
             )
         )
     return lines

@@ -50,6 +50,12 @@ class PlanDoc(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     days_until_due: Annotated[int, msgspec.Meta(ge=0)] = 30
     outcomes: list[OutcomePriceDoc] = msgspec.field(default_factory=list)
     token_pass_through: list[PassThroughDoc] = msgspec.field(default_factory=list)
+    # AI given away with the plan (not billed): shown as cost with zero revenue.
+    included_features: list[Annotated[str, msgspec.Meta(max_length=100)]] = msgspec.field(
+        default_factory=list
+    )
+    # The margin the premium tier should keep, in percent of its seat fees.
+    premium_target_margin_percent: Decimal = Decimal(0)
 
 
 class PriceBookDoc(msgspec.Struct, forbid_unknown_fields=True):

@@ -34,6 +34,7 @@ from billing.selectors.preview import (
     margin_of,
     outcome_quantities,
     period_quantities,
+    periods_rate,
     rating_quantities,
 )
 
@@ -56,6 +57,7 @@ __all__ = [
     "outcome_quantities",
     "period_quantities",
     "periods_due",
+    "periods_rate",
     "plan_change_pending",
     "plan_document",
     "plan_in_effect",

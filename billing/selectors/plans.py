@@ -74,6 +74,8 @@ def plan_document(version: PlanVersion) -> PlanDoc:
         token_pass_through=[
             PassThroughDoc(markup=p.markup, feature=p.feature) for p in version.pass_throughs.all()
         ],
+        included_features=list(version.included_features),
+        premium_target_margin_percent=version.premium_target_margin_percent,
     )
 
 
@@ -106,6 +108,7 @@ def plan_terms(*, version: PlanVersion) -> PlanTerms:
             for price in sorted(doc.outcomes, key=lambda price: price.type)
         ),
         pass_through={p.feature: p.markup for p in doc.token_pass_through},
+        included_features=tuple(sorted(doc.included_features)),
     )
 
 

@@ -10,6 +10,7 @@ from decimal import Decimal
 from django.db import connection
 
 from billing.models import (
+    PlanVersion,
     PriceModel,
     Subscription,
 )
@@ -22,7 +23,15 @@ from billing.rating import (
     RatedInvoice,
     rate_period,
 )
-from billing.selectors.plans import FixedSeats, customer_plan_terms, fixed_seats_many
+from billing.selectors.invoices import CloseUsage, close_usage
+from billing.selectors.plans import (
+    FixedSeats,
+    customer_plan_terms,
+    fixed_seats_many,
+    plan_terms,
+    plan_version_current,
+    plans_in_effect,
+)
 from metering.models import Customer
 from metering.selectors import CustomerUsage
 
@@ -213,3 +222,56 @@ def invoice_preview(
         unpriced_calls=usage.totals.unpriced_calls,
     )
     return InvoicePreview(terms, invoice, margin)
+
+
+@dataclass(frozen=True, slots=True)
+class RatedPeriod:
+    subscription: Subscription
+    version: PlanVersion
+    terms: PlanTerms
+    usage: CloseUsage
+    invoice: RatedInvoice  # the period's own lines: no late usage or credits
+
+
+def periods_rate(
+    *, subscriptions: list[Subscription], start: datetime, end: datetime, as_of: datetime
+) -> list[RatedPeriod]:
+    """The invoices of many customers' [start, end) as known at `as_of`, each on the plan
+    in effect at `start`: a fixed number of queries, whatever the number of customers.
+    What a close bills, and what the margin report computes live for open periods."""
+    plan_ids = plans_in_effect(subscriptions=subscriptions, moment=start)
+    versions = {
+        plan_id: plan_version_current(plan_id=plan_id) for plan_id in set(plan_ids.values())
+    }
+    terms = {
+        plan_id: plan_terms(version=version) for plan_id, version in versions.items() if version
+    }
+    terms_by_customer = {s.customer_id: terms[plan_ids[s.pk]] for s in subscriptions}
+    usage = close_usage(customer_ids=list(terms_by_customer), start=start, end=end, as_of=as_of)
+    outcomes = outcome_quantities(
+        terms_by_customer=terms_by_customer, start=start, end=end, as_of=as_of
+    )
+    seats = fixed_seats_many(subscriptions=subscriptions, start=start, end=end)
+    rated = []
+    for subscription in subscriptions:
+        customer_id = subscription.customer_id
+        used = usage[customer_id]
+        quantities = rating_quantities(
+            terms=terms_by_customer[customer_id],
+            outcomes=outcomes[customer_id],
+            cost_by_feature=used.cost_by_feature,
+            active_seats=used.active_seats,
+            fixed=seats[subscription.pk],
+        )
+        version = versions[plan_ids[subscription.pk]]
+        assert version is not None, "a subscribed plan has a version"
+        rated.append(
+            RatedPeriod(
+                subscription,
+                version,
+                terms_by_customer[customer_id],
+                used,
+                rate_period(terms_by_customer[customer_id], quantities),
+            )
+        )
+    return rated

@@ -13,26 +13,22 @@ from typing import Any
 from django.db import connection, connections, transaction
 from django.utils import timezone
 from psycopg import sql
+from psycopg.types.json import Jsonb
 
 from billing.integrations import stripe as stripe_api
 from billing.models import Invoice, InvoiceStatus, Subscription
 from billing.periods import subscription_period
 from billing.rating import InvoiceLine as RatedLine
-from billing.rating import rate_adjustments, rate_period
+from billing.rating import rate_adjustments
 from billing.selectors import (
-    close_usage,
     customers_with_late_changes,
-    fixed_seats_many,
     last_closes,
     late_adjustments,
     margin_of,
-    outcome_quantities,
     periods_due,
-    plan_terms,
-    plan_version_current,
-    plans_in_effect,
-    rating_quantities,
+    periods_rate,
 )
+from billing.selectors.margins import revenue_spread, window_cells, window_outcomes
 from config.errors import ApiError, ErrorDetail
 from metering.models import Customer
 
@@ -195,34 +191,16 @@ def due_periods_close(
 def _close(subscriptions: list[Subscription], start: datetime, end: datetime) -> list[Invoice]:
     closed_at = timezone.now()
     ids = [subscription.customer_id for subscription in subscriptions]
-    plan_ids = plans_in_effect(subscriptions=subscriptions, moment=start)
-    versions = {
-        plan_id: plan_version_current(plan_id=plan_id) for plan_id in set(plan_ids.values())
-    }
-    terms = {
-        plan_id: plan_terms(version=version) for plan_id, version in versions.items() if version
-    }
-    terms_by_customer = {s.customer_id: terms[plan_ids[s.pk]] for s in subscriptions}
-    usage = close_usage(customer_ids=ids, start=start, end=end, as_of=closed_at)
-    outcomes = outcome_quantities(
-        terms_by_customer=terms_by_customer, start=start, end=end, as_of=closed_at
-    )
-    seats = fixed_seats_many(subscriptions=subscriptions, start=start, end=end)
+    periods = periods_rate(subscriptions=subscriptions, start=start, end=end, as_of=closed_at)
+    windows = [(customer_id, start, end) for customer_id in ids]
+    cells = window_cells(windows=windows, as_of=closed_at)
+    outcome_counts = window_outcomes(windows=windows)
     since = last_closes(customer_ids=ids, before=start)
     changed = customers_with_late_changes(since=since, start=start, until=closed_at)
     invoices, lines, margins = [], [], []
-    for subscription in subscriptions:
+    for period in periods:
+        subscription, rated, used = period.subscription, period.invoice, period.usage
         customer_id = subscription.customer_id
-        plan_terms_ = terms_by_customer[customer_id]
-        used = usage[customer_id]
-        quantities = rating_quantities(
-            terms=plan_terms_,
-            outcomes=outcomes[customer_id],
-            cost_by_feature=used.cost_by_feature,
-            active_seats=used.active_seats,
-            fixed=seats[subscription.pk],
-        )
-        rated = rate_period(plan_terms_, quantities)
         margin = margin_of(
             invoice=rated, inference_cost=used.cost, unpriced_calls=used.unpriced_calls
         )
@@ -236,7 +214,7 @@ def _close(subscriptions: list[Subscription], start: datetime, end: datetime) ->
                 customer_id=customer_id,
                 period_start=start,
                 period_end=end,
-                plan_version=versions[plan_ids[subscription.pk]],
+                plan_version=period.version,
                 currency=rated.currency,
                 total=sum(line.amount for line in invoice_lines),
                 closed_at=closed_at,
@@ -264,6 +242,8 @@ def _close(subscriptions: list[Subscription], start: datetime, end: datetime) ->
             "quantity",
             "unit_price",
             "amount",
+            "outcome_type",
+            "feature",
             "stripe_item_id",
         ),
         [
@@ -275,6 +255,8 @@ def _close(subscriptions: list[Subscription], start: datetime, end: datetime) ->
                 line.quantity,
                 line.unit_price,
                 line.amount,
+                line.outcome_type,
+                line.feature,
                 "",
             )
             for invoice, invoice_lines in zip(invoices, lines, strict=True)
@@ -292,6 +274,7 @@ def _close(subscriptions: list[Subscription], start: datetime, end: datetime) ->
             "unpriced_calls",
             "margin",
             "margin_percent",
+            "outcomes",
             "created_at",
         ),
         [
@@ -303,9 +286,50 @@ def _close(subscriptions: list[Subscription], start: datetime, end: datetime) ->
                 margin.unpriced_calls,
                 margin.margin,
                 margin.margin_percent,
+                Jsonb(outcome_counts[(invoice.customer_id, start)]),
                 now,
             )
             for invoice, (margin, calls) in zip(invoices, margins, strict=True)
+        ],
+    )
+    # The period's calls with the invoice spread over them: the margin report's
+    # breakdown by outcome type, model, feature and tier (billing/selectors/margins.py).
+    _copy(
+        "billing_reconciliationcell",
+        (
+            "invoice_id",
+            "outcome_type",
+            "feature",
+            "tier",
+            "provider",
+            "model",
+            "calls",
+            "tokens",
+            "cost",
+            "unpriced_calls",
+            "revenue",
+        ),
+        [
+            (
+                invoice.pk,
+                cell.outcome_type,
+                cell.feature,
+                cell.tier,
+                cell.provider,
+                cell.model,
+                cell.calls,
+                cell.tokens,
+                cell.cost,
+                cell.unpriced_calls,
+                cell.revenue,
+            )
+            for invoice, invoice_lines, period in zip(invoices, lines, periods, strict=True)
+            for cell in revenue_spread(
+                cells=cells[(invoice.customer_id, start)],
+                lines=invoice_lines,
+                currency=invoice.currency,
+                included=period.terms.included_features,
+            )
         ],
     )
     if stripe_api.configured():

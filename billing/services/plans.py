@@ -116,6 +116,16 @@ def _check_plan(where: str, plan: PlanDoc) -> None:
         raise PriceBookError(f"{where}.token_pass_through", "a feature appears twice")
     for index, pass_through in enumerate(plan.token_pass_through):
         _non_negative(f"{where}.token_pass_through[{index}]", markup=pass_through.markup)
+    if not (0 <= plan.premium_target_margin_percent < 100):
+        raise PriceBookError(
+            f"{where}.premium_target_margin_percent", "must be at least 0 and below 100"
+        )
+    billed_at_cost = set(features) & set(plan.included_features)
+    if billed_at_cost:
+        raise PriceBookError(
+            f"{where}.included_features",
+            f"{', '.join(sorted(billed_at_cost))} is billed by token pass-through, not included",
+        )
 
 
 def price_book_parse(document: Any) -> list[PlanDoc]:
@@ -153,6 +163,8 @@ def plan_canonical(plan: PlanDoc) -> Any:
 
     data = canonical(plan)
     data["outcomes"] = sorted(data.get("outcomes", []), key=lambda o: o["type"])
+    if "included_features" in data:
+        data["included_features"] = sorted(set(data["included_features"]))
     data["token_pass_through"] = sorted(
         data.get("token_pass_through", []), key=lambda p: p.get("feature", "")
     )
@@ -171,6 +183,8 @@ def _plan_version_create(plan: Plan, doc: PlanDoc, version: int) -> PlanVersion:
         reversal_window_days=doc.reversal_window_days,
         collection_method=doc.collection_method,
         days_until_due=doc.days_until_due,
+        included_features=sorted(doc.included_features),
+        premium_target_margin_percent=doc.premium_target_margin_percent,
     )
     for price in doc.outcomes:
         outcome_price = OutcomePrice.objects.create(

@@ -1,5 +1,10 @@
-from config.env import env_int
+from config.env import env_int, env_str
 
 # A period closes this long after its end, so that late events of its last minutes are
 # on its invoice rather than on the next one.
 BILLING_CLOSE_GRACE_MINUTES = env_int("BILLING_CLOSE_GRACE_MINUTES", 60)
+
+# The currency the margin report, the premium break-even report and the dashboard speak
+# (ISO 4217). Revenue in other currencies and inference cost (USD) are converted with the
+# FX rates entered in the admin or loaded with `manage.py load_fx_rates`.
+REPORTING_CURRENCY = env_str("PAYBACK_REPORTING_CURRENCY", "USD").upper()

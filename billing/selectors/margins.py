@@ -1,0 +1,526 @@
+"""The margin report: revenue, inference cost and margin per customer, outcome type,
+model, feature or tier, in one reporting currency.
+
+A period's economics are its calls grouped into cells (outcome type × feature × tier ×
+model) and its invoice lines spread over those cells:
+
+- a line that bills an outcome type goes to the calls of that type's outcomes, a
+  pass-through line to its feature's calls, the premium seat fee to premium-tier calls,
+  and the rest (base fee, minimum top-up) to every call;
+- within its calls, a line is spread in proportion to their cost (to their number when
+  they cost nothing); a line with no calls to spread over keeps a cell of its own (an
+  outcome type, a feature or the premium tier with no model);
+- no fee is spread over a plan's included features: their calls are cost with zero
+  revenue, the price of retention.
+
+So revenue by customer or outcome type is exact, and revenue by model, feature or tier
+is the share of each line that the calls behind it earned. A closed period's cells are
+stored at its close (ReconciliationCell, summing to its invoice); an open period's are
+computed live from the same SQL and the same rating.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from decimal import ROUND_DOWN, Decimal
+from typing import Literal, Protocol
+
+from django.conf import settings
+from django.db import connection
+from django.db.models import Prefetch
+
+from billing.fx import usd_per_unit
+from billing.models import Invoice, ReconciliationCell, Subscription
+from billing.money import from_minor_units
+from billing.periods import period_after, subscription_period
+from billing.selectors.preview import periods_rate
+from metering.models import Customer
+
+ZERO = Decimal(0)
+EXACT = Decimal("1e-12")
+PREMIUM_TIER = "premium"
+GroupBy = Literal["customer", "outcome_type", "model", "feature", "tier"]
+GROUP_BYS: tuple[str, ...] = ("customer", "outcome_type", "model", "feature", "tier")
+
+
+@dataclass(slots=True)
+class Cell:
+    """The calls of one period with one outcome type ("" without), feature, tier and
+    model, and the revenue (invoice currency) spread over them."""
+
+    outcome_type: str
+    feature: str
+    tier: str
+    provider: str
+    model: str
+    calls: int = 0
+    tokens: int = 0
+    cost: Decimal = ZERO  # USD, priced calls
+    unpriced_calls: int = 0
+    revenue: Decimal = ZERO
+
+
+class BilledLine(Protocol):
+    """An invoice line, rated (billing/rating.py) or stored (billing.models)."""
+
+    kind: str
+    amount: int
+    outcome_type: str
+    feature: str | None
+
+
+def _line_scope(line: BilledLine, cells: list[Cell], included: Sequence[str]) -> list[Cell]:
+    if line.outcome_type:
+        return [c for c in cells if c.outcome_type == line.outcome_type]
+    if line.feature is not None:
+        return [c for c in cells if c.feature == line.feature]
+    billed = [c for c in cells if c.feature not in included]
+    if line.kind == "seats":
+        return [c for c in billed if c.tier == PREMIUM_TIER]
+    return billed
+
+
+def revenue_spread(
+    *, cells: list[Cell], lines: Iterable[BilledLine], currency: str, included: Sequence[str]
+) -> list[Cell]:
+    """The cells with each line's amount spread over the calls it billed (see the module
+    docstring); the cells' revenue sums to the lines' amounts exactly. Cells for lines
+    with no calls are added."""
+    cells = [replace(cell, revenue=ZERO) for cell in cells]
+    for line in lines:
+        if not line.amount:
+            continue
+        amount = from_minor_units(line.amount, currency)
+        scope = _line_scope(line, cells, included)
+        weights = [c.cost for c in scope]
+        if not sum(weights):
+            weights = [Decimal(c.calls) for c in scope]
+        total = sum(weights)
+        if not total:
+            own = Cell(
+                outcome_type=line.outcome_type,
+                feature=line.feature or "",
+                tier=PREMIUM_TIER if line.kind == "seats" else "",
+                provider="",
+                model="",
+            )
+            existing = next((c for c in cells if _same_key(c, own)), None)
+            if existing is None:
+                cells.append(own)
+                existing = own
+            existing.revenue += amount
+            continue
+        shares = [(amount * w / total).quantize(EXACT, rounding=ROUND_DOWN) for w in weights]
+        # The rounding remainder (under 1e-12 per cell) goes to the heaviest cell.
+        heaviest = max(range(len(scope)), key=lambda i: weights[i])
+        shares[heaviest] += amount - sum(shares)
+        for cell, share in zip(scope, shares, strict=True):
+            cell.revenue += share
+    return cells
+
+
+def _same_key(a: Cell, b: Cell) -> bool:
+    return (a.outcome_type, a.feature, a.tier, a.provider, a.model) == (
+        b.outcome_type,
+        b.feature,
+        b.tier,
+        b.provider,
+        b.model,
+    )
+
+
+# The calls of many windows (one per customer) in cells, stored by `as_of`: one scan of
+# each customer's range, outcomes joined by id for their type.
+_CELLS_SQL = """
+SELECT w.customer_id, w.start_at, coalesce(o.type, ''), e.feature, e.tier, e.provider, e.model,
+       count(*), sum(e.input_tokens + e.output_tokens), coalesce(sum(e.cost), 0),
+       count(*) FILTER (WHERE e.cost_source = 'unpriced')
+FROM unnest(%(customers)s::bigint[], %(starts)s::timestamptz[], %(ends)s::timestamptz[])
+     AS w(customer_id, start_at, end_at)
+JOIN metering_usageevent e ON e.customer_id = w.customer_id
+     AND e."timestamp" >= w.start_at AND e."timestamp" < w.end_at
+LEFT JOIN outcomes_outcome o ON e.outcome_ref <> '' AND o.external_id = e.outcome_ref
+WHERE e.received_at <= %(as_of)s
+GROUP BY 1, 2, 3, 4, 5, 6, 7
+"""
+# Outcomes per type of the same windows: successes (still succeeded), failures, and the
+# window's successes since reversed.
+_OUTCOMES_SQL = """
+SELECT w.customer_id, w.start_at, o.type,
+       count(*) FILTER (WHERE o.status = 'succeeded' AND o.succeeded_at >= w.start_at),
+       count(*) FILTER (WHERE o.status = 'failed' AND o.failed_at >= w.start_at),
+       count(*) FILTER (WHERE o.status = 'reversed' AND o.succeeded_at >= w.start_at)
+FROM unnest(%(customers)s::bigint[], %(starts)s::timestamptz[], %(ends)s::timestamptz[])
+     AS w(customer_id, start_at, end_at)
+JOIN outcomes_outcome o ON o.customer_id = w.customer_id
+     AND ((o.succeeded_at >= w.start_at AND o.succeeded_at < w.end_at)
+          OR (o.failed_at >= w.start_at AND o.failed_at < w.end_at))
+GROUP BY 1, 2, 3
+"""
+
+Window = tuple[int, datetime, datetime]  # customer id, start, end
+OutcomeCounts = dict[str, tuple[int, int, int]]  # type -> succeeded, failed, reversed
+
+
+def _windows_params(windows: Sequence[Window], as_of: datetime) -> dict[str, object]:
+    return {
+        "customers": [w[0] for w in windows],
+        "starts": [w[1] for w in windows],
+        "ends": [w[2] for w in windows],
+        "as_of": as_of,
+    }
+
+
+def window_cells(
+    *, windows: Sequence[Window], as_of: datetime
+) -> dict[tuple[int, datetime], list[Cell]]:
+    """(customer id, start) -> the cells of the calls in its window stored by `as_of`."""
+    cells: dict[tuple[int, datetime], list[Cell]] = {(w[0], w[1]): [] for w in windows}
+    if not windows:
+        return cells
+    with connection.cursor() as cursor:
+        cursor.execute(_CELLS_SQL, _windows_params(windows, as_of))
+        for customer_id, start, *key, calls, tokens, cost, unpriced in cursor.fetchall():
+            cells[(customer_id, start)].append(
+                Cell(*key, calls=calls, tokens=int(tokens), cost=cost, unpriced_calls=unpriced)
+            )
+    return cells
+
+
+def window_outcomes(*, windows: Sequence[Window]) -> dict[tuple[int, datetime], OutcomeCounts]:
+    outcomes: dict[tuple[int, datetime], OutcomeCounts] = {(w[0], w[1]): {} for w in windows}
+    if not windows:
+        return outcomes
+    with connection.cursor() as cursor:
+        cursor.execute(_OUTCOMES_SQL, _windows_params(windows, windows[0][1]))
+        for customer_id, start, outcome_type, succeeded, failed, reversed_ in cursor.fetchall():
+            outcomes[(customer_id, start)][outcome_type] = (succeeded, failed, reversed_)
+    return outcomes
+
+
+@dataclass(slots=True)
+class PeriodEconomics:
+    customer: str  # external id
+    start: datetime
+    end: datetime
+    closed: bool
+    currency: str  # of the revenue
+    included_features: tuple[str, ...]
+    cells: list[Cell]
+    outcomes: OutcomeCounts
+
+
+def _closed_periods(*, start: datetime, end: datetime) -> list[PeriodEconomics]:
+    invoices = (
+        Invoice.objects.filter(period_start__lt=end, period_end__gt=start)
+        .select_related("customer", "plan_version", "reconciliation")
+        .prefetch_related(Prefetch("cost_cells", queryset=ReconciliationCell.objects.all()))
+    )
+    periods = []
+    for invoice in invoices:
+        reconciliation = getattr(invoice, "reconciliation", None)
+        periods.append(
+            PeriodEconomics(
+                customer=invoice.customer.external_id,
+                start=invoice.period_start,
+                end=invoice.period_end,
+                closed=True,
+                currency=invoice.currency,
+                included_features=tuple(invoice.plan_version.included_features),
+                cells=[
+                    Cell(
+                        c.outcome_type,
+                        c.feature,
+                        c.tier,
+                        c.provider,
+                        c.model,
+                        c.calls,
+                        c.tokens,
+                        c.cost,
+                        c.unpriced_calls,
+                        c.revenue,
+                    )
+                    for c in invoice.cost_cells.all()
+                ],
+                outcomes={
+                    outcome_type: (counts[0], counts[1], counts[2])
+                    for outcome_type, counts in (
+                        reconciliation.outcomes if reconciliation else {}
+                    ).items()
+                },
+            )
+        )
+    return periods
+
+
+def _open_periods(*, start: datetime, end: datetime, now: datetime) -> list[PeriodEconomics]:
+    """Every subscription's periods in [start, min(end, now)) that are not invoiced yet,
+    rated and spread live; customers without a plan over the whole window, cost only."""
+    until = min(end, now)
+    invoiced = set(
+        Invoice.objects.filter(period_start__lt=end, period_end__gt=start).values_list(
+            "customer_id", "period_start"
+        )
+    )
+    by_window: dict[tuple[datetime, datetime], list[Subscription]] = {}
+    for subscription in Subscription.objects.select_related("customer"):
+        rules = {"anchor_day": subscription.billing_anchor_day, "timezone": subscription.timezone}
+        moment = max(start, subscription.started_at)
+        if moment >= until:
+            continue
+        p_start, p_end = subscription_period(moment, started_at=subscription.started_at, **rules)
+        while p_start < until:
+            if (subscription.customer_id, p_start) not in invoiced:
+                by_window.setdefault((p_start, p_end), []).append(subscription)
+            p_start, p_end = period_after(p_end, **rules)
+    periods: list[PeriodEconomics] = []
+    windows: list[Window] = []
+    rated_by_window = {}
+    for (p_start, p_end), subscriptions in by_window.items():
+        for rated in periods_rate(subscriptions=subscriptions, start=p_start, end=p_end, as_of=now):
+            rated_by_window[(rated.subscription.customer_id, p_start)] = (rated, p_end)
+            windows.append((rated.subscription.customer_id, p_start, p_end))
+    unsubscribed = list(Customer.objects.filter(subscription__isnull=True))
+    windows += [(customer.pk, start, until) for customer in unsubscribed if start < until]
+    cells = window_cells(windows=windows, as_of=now)
+    outcomes = window_outcomes(windows=windows)
+    for (customer_id, p_start), (rated, p_end) in rated_by_window.items():
+        periods.append(
+            PeriodEconomics(
+                customer=rated.subscription.customer.external_id,
+                start=p_start,
+                end=p_end,
+                closed=False,
+                currency=rated.terms.currency,
+                included_features=rated.terms.included_features,
+                cells=revenue_spread(
+                    cells=cells[(customer_id, p_start)],
+                    lines=rated.invoice.lines,
+                    currency=rated.terms.currency,
+                    included=rated.terms.included_features,
+                ),
+                outcomes=outcomes[(customer_id, p_start)],
+            )
+        )
+    for customer in unsubscribed:
+        if start < until:
+            periods.append(
+                PeriodEconomics(
+                    customer=customer.external_id,
+                    start=start,
+                    end=until,
+                    closed=False,
+                    currency=settings.REPORTING_CURRENCY,
+                    included_features=(),
+                    cells=cells[(customer.pk, start)],
+                    outcomes=outcomes[(customer.pk, start)],
+                )
+            )
+    return periods
+
+
+def periods_economics(*, start: datetime, end: datetime, now: datetime) -> list[PeriodEconomics]:
+    """Every customer period overlapping [start, end): closed ones as reconciled at their
+    close, open ones live as of `now`. Periods count whole: a period that overlaps the
+    window brings all its revenue and cost."""
+    return _closed_periods(start=start, end=end) + _open_periods(start=start, end=end, now=now)
+
+
+# --- the report ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MissingRate:
+    currency: str
+    at: datetime
+
+
+@dataclass(slots=True)
+class MarginRow:
+    key: str
+    revenue: Decimal | None = ZERO  # reporting currency; None: a rate is missing
+    inference_cost: Decimal | None = ZERO  # reporting currency
+    calls: int = 0
+    tokens: int = 0
+    unpriced_calls: int = 0
+    outcome_cost: Decimal | None = ZERO  # of calls linked to outcomes
+    # Outcome counts exist per customer and outcome type only (an outcome's calls may
+    # span models, features and tiers).
+    succeeded: int | None = None
+    failed: int | None = None
+    reversed: int | None = None
+    revenue_by_currency: dict[str, Decimal] = field(default_factory=dict)
+    included: bool = False  # a feature some plan gives away
+    missing_rates: set[MissingRate] = field(default_factory=set)
+
+    @property
+    def margin(self) -> Decimal | None:
+        if self.revenue is None or self.inference_cost is None:
+            return None
+        return self.revenue - self.inference_cost
+
+    @property
+    def margin_percent(self) -> Decimal | None:
+        margin = self.margin
+        if margin is None or not self.revenue:
+            return None
+        return (margin / self.revenue * 100).quantize(Decimal("0.01"))
+
+    @property
+    def cost_per_success(self) -> Decimal | None:
+        if not self.succeeded or self.outcome_cost is None:
+            return None
+        return (self.outcome_cost / self.succeeded).quantize(EXACT)
+
+
+@dataclass(frozen=True, slots=True)
+class MarginFilters:
+    customer: str | None = None
+    outcome_type: str | None = None
+    model: str | None = None  # "model" or "provider:model"
+    feature: str | None = None
+    tier: str | None = None
+
+    def keeps(self, customer: str, cell: Cell) -> bool:
+        if self.customer is not None and customer != self.customer:
+            return False
+        if self.outcome_type is not None and cell.outcome_type != self.outcome_type:
+            return False
+        if self.model is not None and self.model not in (
+            cell.model,
+            f"{cell.provider}:{cell.model}",
+        ):
+            return False
+        if self.feature is not None and cell.feature != self.feature:
+            return False
+        return self.tier is None or cell.tier == self.tier
+
+
+@dataclass(slots=True)
+class MarginReport:
+    currency: str
+    group_by: str
+    rows: list[MarginRow]
+    totals: MarginRow
+    closed_periods: int
+    open_periods: int
+    missing_rates: set[MissingRate]
+
+
+def _key(group_by: str, customer: str, cell: Cell) -> str:
+    if group_by == "customer":
+        return customer
+    if group_by == "model":
+        return f"{cell.provider}:{cell.model}" if cell.provider or cell.model else ""
+    return str(getattr(cell, group_by))
+
+
+def _add(target: Decimal | None, amount: Decimal | None) -> Decimal | None:
+    return None if target is None or amount is None else target + amount
+
+
+def margins_report(
+    *,
+    start: datetime,
+    end: datetime,
+    group_by: str,
+    filters: MarginFilters,
+    now: datetime,
+    currency: str | None = None,
+) -> MarginReport:
+    """Revenue, inference cost and margin over [start, end) grouped by `group_by`, in the
+    reporting currency (setting REPORTING_CURRENCY) at the rates valid at each period's
+    start. A figure that needs a rate nobody entered is None, and the rate is named."""
+    currency = currency or settings.REPORTING_CURRENCY
+    rows: dict[str, MarginRow] = {}
+    totals = MarginRow(key="")
+    periods = periods_economics(start=start, end=end, now=now)
+    factors: dict[tuple[str, datetime], tuple[Decimal | None, frozenset[MissingRate]]] = {}
+
+    def convert(
+        amount: Decimal, source: str, at: datetime
+    ) -> tuple[Decimal | None, frozenset[MissingRate]]:
+        """`amount` of `source` in the reporting currency at the rates valid at `at`, and
+        the rates that were missing for it."""
+        if source == currency:
+            return amount, frozenset()
+        if (source, at) not in factors:
+            source_usd = usd_per_unit(currency=source, at=at)
+            target_usd = usd_per_unit(currency=currency, at=at)
+            lacking = frozenset(
+                MissingRate(code, at)
+                for code, found in ((source, source_usd), (currency, target_usd))
+                if found is None
+            )
+            factor = None if lacking else source_usd / target_usd  # type: ignore[operator]
+            factors[(source, at)] = (factor, lacking)
+        factor, lacking = factors[(source, at)]
+        return (None if factor is None else (amount * factor).quantize(EXACT)), lacking
+
+    for period in periods:
+        for cell in period.cells:
+            if not filters.keeps(period.customer, cell):
+                continue
+            key = _key(group_by, period.customer, cell)
+            revenue, revenue_lacking = convert(cell.revenue, period.currency, period.start)
+            cost, cost_lacking = convert(cell.cost, "USD", period.start)
+            for row in (rows.setdefault(key, MarginRow(key=key)), totals):
+                row.missing_rates |= revenue_lacking | cost_lacking
+                row.revenue = _add(row.revenue, revenue)
+                row.inference_cost = _add(row.inference_cost, cost)
+                if cell.outcome_type:
+                    row.outcome_cost = _add(row.outcome_cost, cost)
+                row.calls += cell.calls
+                row.tokens += cell.tokens
+                row.unpriced_calls += cell.unpriced_calls
+                if cell.revenue:
+                    row.revenue_by_currency[period.currency] = (
+                        row.revenue_by_currency.get(period.currency, ZERO) + cell.revenue
+                    )
+                if (
+                    group_by == "feature"
+                    and row is not totals
+                    and cell.feature in period.included_features
+                ):
+                    row.included = True
+        if group_by not in ("customer", "outcome_type"):
+            continue
+        for outcome_type, (succeeded, failed, reversed_) in period.outcomes.items():
+            probe = Cell(outcome_type, "", "", "", "")
+            if not _outcome_kept(filters, period.customer, outcome_type):
+                continue
+            key = _key(group_by, period.customer, probe)
+            for row in (rows.setdefault(key, MarginRow(key=key)), totals):
+                row.succeeded = (row.succeeded or 0) + succeeded
+                row.failed = (row.failed or 0) + failed
+                row.reversed = (row.reversed or 0) + reversed_
+    if group_by in ("customer", "outcome_type"):
+        for row in (*rows.values(), totals):
+            row.succeeded, row.failed, row.reversed = (
+                row.succeeded or 0,
+                row.failed or 0,
+                row.reversed or 0,
+            )
+    else:
+        totals.succeeded = totals.failed = totals.reversed = None
+    return MarginReport(
+        currency=currency,
+        group_by=group_by,
+        rows=sorted(rows.values(), key=lambda row: row.key),
+        totals=totals,
+        closed_periods=sum(1 for p in periods if p.closed),
+        open_periods=sum(1 for p in periods if not p.closed),
+        missing_rates=totals.missing_rates,
+    )
+
+
+def _outcome_kept(filters: MarginFilters, customer: str, outcome_type: str) -> bool:
+    """Outcome counts follow the customer and outcome type filters; a filter on a call's
+    model, feature or tier leaves outcomes out (they have no model, feature or tier)."""
+    if filters.model is not None or filters.feature is not None or filters.tier is not None:
+        return False
+    if filters.customer is not None and customer != filters.customer:
+        return False
+    return filters.outcome_type is None or outcome_type == filters.outcome_type
