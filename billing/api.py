@@ -19,6 +19,7 @@ from billing import selectors, services
 from billing.integrations.stripe import InvalidSignature
 from billing.models import Plan
 from billing.money import from_minor_units
+from billing.selectors.margins import GROUP_BYS, MarginFilters, MarginRow, margins_report
 from billing.selectors.savings import Substitution, WhatIf, caching_levers, what_if
 from billing.serializers import (
     CustomerWithPlanInputSerializer,
@@ -438,6 +439,112 @@ class SavingsApi(APIView):
                 "routing": [_what_if_body(what_if(substitution=s, **options)) for s in routing],
                 "distillation": [
                     _what_if_body(what_if(substitution=s, **options)) for s in distilling
+                ],
+            }
+        )
+
+
+class MarginsQuerySerializer(UsageQuerySerializer):
+    group_by = serializers.ChoiceField(choices=GROUP_BYS, default="customer")
+    customer = serializers.CharField(required=False, help_text="Only this customer.")
+    outcome_type = serializers.CharField(required=False)
+    model = serializers.CharField(required=False, help_text="`model` or `provider:model`.")
+    feature = serializers.CharField(required=False, allow_blank=True)
+    tier = serializers.CharField(required=False, allow_blank=True)
+
+    FILTERS = ("group_by", "customer", "outcome_type", "model", "feature", "tier")
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        values = super().to_internal_value(data)
+        rest = serializers.Serializer.to_internal_value(
+            self, {k: data[k] for k in self.FILTERS if k in data}
+        )
+        return {**values, **rest}
+
+
+def _margin_row_body(row: MarginRow, group_by: str) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "key": row.key or None,
+        "revenue": _decimal(row.revenue),
+        "inference_cost": _decimal(row.inference_cost),
+        "margin": _decimal(row.margin),
+        "margin_percent": _decimal(row.margin_percent),
+        "calls": row.calls,
+        "tokens": row.tokens,
+        "unpriced_calls": row.unpriced_calls,
+        "outcomes": None
+        if row.succeeded is None
+        else {"succeeded": row.succeeded, "failed": row.failed, "reversed": row.reversed},
+        "cost_per_success": _decimal(row.cost_per_success),
+        "revenue_by_currency": {
+            code: _decimal(amount) for code, amount in sorted(row.revenue_by_currency.items())
+        },
+        "missing_rates": [
+            {"currency": m.currency, "at": m.at}
+            for m in sorted(row.missing_rates, key=lambda m: (m.currency, m.at))
+        ],
+    }
+    if group_by == "feature":
+        body["included"] = row.included
+    return body
+
+
+class MarginsApi(APIView):
+    @extend_schema(
+        operation_id="analytics_margins",
+        summary="Revenue, inference cost and margin by customer, outcome type, model, "
+        "feature or tier",
+        description=(
+            "Every billing period overlapping [from, to) counts whole: closed periods as "
+            "reconciled at their close, open periods computed live. Figures are in the "
+            "reporting currency (setting PAYBACK_REPORTING_CURRENCY); a figure that needs an "
+            "FX rate nobody entered is null and the rate is listed in `missing_rates`. "
+            "Outcome counts and cost per success exist for group_by customer and "
+            "outcome_type. Rows of features a plan gives away say `included: true`."
+        ),
+        parameters=[
+            OpenApiParameter("from", datetime, description="Inclusive, ISO 8601."),
+            OpenApiParameter("to", datetime, description="Exclusive, ISO 8601."),
+            OpenApiParameter("group_by", str, enum=list(GROUP_BYS), default="customer"),
+            OpenApiParameter("customer", str, description="Only this customer."),
+            OpenApiParameter("outcome_type", str, description="Only calls of this type."),
+            OpenApiParameter("model", str, description="`model` or `provider:model`."),
+            OpenApiParameter("feature", str, description="Only calls of this feature."),
+            OpenApiParameter("tier", str, description="Only calls of this tier."),
+        ],
+        responses={200: OpenApiTypes.OBJECT, **API_ERRORS},
+    )
+    def get(self, request: Request) -> Response:
+        query = MarginsQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        params = query.validated_data
+        if "customer" in params:
+            metering_selectors.customer_get(external_id=params["customer"])  # 404 if unknown
+        report = margins_report(
+            start=params["from_"],
+            end=params["to"],
+            group_by=params["group_by"],
+            filters=MarginFilters(
+                customer=params.get("customer"),
+                outcome_type=params.get("outcome_type"),
+                model=params.get("model"),
+                feature=params.get("feature"),
+                tier=params.get("tier"),
+            ),
+            now=timezone.now(),
+        )
+        return Response(
+            {
+                "from": params["from_"],
+                "to": params["to"],
+                "group_by": report.group_by,
+                "currency": report.currency,
+                "periods": {"closed": report.closed_periods, "open": report.open_periods},
+                "rows": [_margin_row_body(row, report.group_by) for row in report.rows],
+                "totals": _margin_row_body(report.totals, report.group_by) | {"key": None},
+                "missing_rates": [
+                    {"currency": m.currency, "at": m.at}
+                    for m in sorted(report.missing_rates, key=lambda m: (m.currency, m.at))
                 ],
             }
         )

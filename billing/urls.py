@@ -13,6 +13,7 @@ urlpatterns = [
         name="customer-invoices",
     ),
     path("plans", api.PlanListApi.as_view(), name="plans"),
+    path("analytics/margins", api.MarginsApi.as_view(), name="analytics-margins"),
     path("analytics/savings", api.SavingsApi.as_view(), name="analytics-savings"),
     path("webhooks/stripe", api.StripeWebhookApi.as_view(), name="webhooks-stripe"),
     path(

@@ -1,0 +1,268 @@
+"""GET /v1/analytics/margins on a scenario worked by hand.
+
+October 2026 (closed by the test), two USD customers:
+
+- `fin` pays $2.00 per resolution. Three resolutions succeed and one fails; each had one
+  gpt-4o call costing $0.50. Revenue 3 x $2.00 = $6.00, cost 4 x $0.50 = $2.00, margin
+  $4.00 (66.67 %), cost per success $2.00 / 3.
+- `duo` pays a $10 base fee and $10 per active premium seat, with `seo` included (not
+  billed). Premium users u1 (gpt-4o, $25) and u2 (gpt-4o-mini, $15) chat; the free tier's
+  seo descriptions cost $5 (gpt-4o-mini). Revenue $10 + 2 x $10 = $30, cost $45: the
+  premium heavy users lose it $15.
+
+The seat fee ($20) and the base fee ($10) spread over the two premium chat cells by cost
+(25 : 15): gpt-4o $12.50 + $6.25 = $18.75, gpt-4o-mini $7.50 + $3.75 = $11.25; nothing
+over seo, the included feature.
+"""
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+
+from billing.models import FxRate, Subscription
+from billing.services.invoicing import period_close
+from outcomes.models import Outcome
+from tests.billing.factories import plan_load
+from tests.metering.factories import customer_create, event_payload
+
+pytestmark = pytest.mark.django_db
+
+OCTOBER = datetime(2026, 10, 1, tzinfo=UTC)
+NOVEMBER = datetime(2026, 11, 1, tzinfo=UTC)
+DAY = timedelta(days=1)
+
+
+def subscribe(external_id, plan, started_at=OCTOBER):
+    customer = customer_create(external_id=external_id)
+    Subscription.objects.create(customer=customer, plan=plan, started_at=started_at)
+    return customer
+
+
+def outcome(customer, external_id, status, at):
+    times = {"succeeded": "succeeded_at", "failed": "failed_at"}
+    return Outcome.objects.create(
+        external_id=external_id,
+        customer=customer,
+        type="resolution",
+        status=status,
+        occurred_at=at,
+        succeeded_recorded_at=at if status == "succeeded" else None,
+        **{times[status]: at},
+    )
+
+
+def post_events(client, events):
+    response = client.post("/v1/events", {"events": events}, format="json")
+    assert response.status_code == 200, response.content
+    assert response.json()["accepted"] == len(events)
+
+
+@pytest.fixture
+def october(client_with_key, settings):
+    """The scenario of the module docstring, October closed."""
+    settings.METERING_LATE_EVENT_WINDOW_DAYS = 400
+    outcomes_plan = plan_load("outcomes", outcomes=[{"type": "resolution", "unit_price": "2.00"}])
+    premium_plan = plan_load(
+        "premium",
+        base_fee="10",
+        premium_seat_fee="10",
+        seat_mode="active",
+        included_features=["seo"],
+    )
+    fin = subscribe("fin", outcomes_plan.plan)
+    duo = subscribe("duo", premium_plan.plan)
+    at = OCTOBER + 10 * DAY
+    events = []
+    for i, status in enumerate(["succeeded", "succeeded", "succeeded", "failed"]):
+        outcome(fin, f"fin-{i}", status, at)
+        events.append(
+            event_payload("fin", outcome=f"fin-{i}", cost="0.50", timestamp=at.isoformat())
+        )
+    events += [
+        event_payload(
+            "duo",
+            user="u1",
+            tier="premium",
+            feature="chat",
+            cost="25",
+            timestamp=at.isoformat(),
+        ),
+        event_payload(
+            "duo",
+            user="u2",
+            tier="premium",
+            feature="chat",
+            model="gpt-4o-mini",
+            cost="15",
+            timestamp=at.isoformat(),
+        ),
+        event_payload(
+            "duo",
+            tier="free",
+            feature="seo",
+            model="gpt-4o-mini",
+            cost="5",
+            timestamp=at.isoformat(),
+        ),
+    ]
+    post_events(client_with_key, events)
+    for customer in (fin, duo):
+        period_close(customer_id=customer.pk, period_start=OCTOBER)
+    return client_with_key
+
+
+def margins(client, **params):
+    params.setdefault("from", OCTOBER.isoformat())
+    params.setdefault("to", NOVEMBER.isoformat())
+    response = client.get("/v1/analytics/margins", params)
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+def figures(row):
+    return (row["revenue"], row["inference_cost"], row["margin"], row["margin_percent"])
+
+
+def test_by_customer_one_profitable_on_outcomes_one_losing_on_premium_heavy_users(october):
+    report = margins(october, group_by="customer")
+
+    assert report["currency"] == "USD"
+    assert report["periods"] == {"closed": 2, "open": 0}
+    rows = {row["key"]: row for row in report["rows"]}
+    assert figures(rows["fin"]) == ("6", "2", "4", "66.67")
+    assert rows["fin"]["outcomes"] == {"succeeded": 3, "failed": 1, "reversed": 0}
+    assert rows["fin"]["cost_per_success"] == "0.666666666667"
+    assert rows["fin"]["calls"] == 4
+    assert rows["fin"]["tokens"] == 4 * 1200
+    assert figures(rows["duo"]) == ("30", "45", "-15", "-50")
+    assert rows["duo"]["outcomes"] == {"succeeded": 0, "failed": 0, "reversed": 0}
+    assert rows["duo"]["cost_per_success"] is None
+    assert figures(report["totals"]) == ("36", "47", "-11", "-30.56")
+    assert report["missing_rates"] == []
+
+
+def test_by_feature_the_included_feature_is_cost_with_zero_revenue(october):
+    rows = {row["key"]: row for row in margins(october, group_by="feature")["rows"]}
+
+    assert figures(rows["seo"]) == ("0", "5", "-5", None)
+    assert rows["seo"]["included"] is True
+    assert figures(rows["chat"]) == ("30", "40", "-10", "-33.33")
+    assert rows["chat"]["included"] is False
+    assert figures(rows[None]) == ("6", "2", "4", "66.67")  # fin's calls have no feature
+    assert rows["chat"]["outcomes"] is None  # outcomes are per customer and type only
+
+
+def test_by_model_the_fees_follow_the_cost_of_the_calls_they_billed(october):
+    rows = {row["key"]: row for row in margins(october, group_by="model")["rows"]}
+
+    assert figures(rows["openai:gpt-4o"]) == ("24.75", "27", "-2.25", "-9.09")
+    assert figures(rows["openai:gpt-4o-mini"]) == ("11.25", "20", "-8.75", "-77.78")
+
+
+def test_by_tier_and_by_outcome_type(october):
+    tiers = {row["key"]: row for row in margins(october, group_by="tier")["rows"]}
+    assert figures(tiers["premium"]) == ("30", "40", "-10", "-33.33")
+    assert figures(tiers["free"]) == ("0", "5", "-5", None)
+
+    types = {row["key"]: row for row in margins(october, group_by="outcome_type")["rows"]}
+    assert figures(types["resolution"]) == ("6", "2", "4", "66.67")
+    assert types["resolution"]["outcomes"] == {"succeeded": 3, "failed": 1, "reversed": 0}
+    assert types["resolution"]["cost_per_success"] == "0.666666666667"
+    assert figures(types[None]) == ("30", "45", "-15", "-50")
+
+
+def test_filters_narrow_the_calls(october):
+    report = margins(october, group_by="customer", model="gpt-4o-mini")
+    assert [(row["key"], row["inference_cost"]) for row in report["rows"]] == [("duo", "20")]
+
+    report = margins(october, group_by="model", customer="duo", feature="chat")
+    assert {row["key"]: row["revenue"] for row in report["rows"]} == {
+        "openai:gpt-4o": "18.75",
+        "openai:gpt-4o-mini": "11.25",
+    }
+
+
+def test_the_open_period_is_computed_live(october, client_with_key):
+    now = timezone.now()
+    month_start = datetime(now.year, now.month, 1, tzinfo=UTC)
+    fin = Outcome.objects.get(external_id="fin-0").customer
+    outcome(fin, "fin-live", "succeeded", now - timedelta(minutes=5))
+    post_events(
+        client_with_key,
+        [event_payload("fin", outcome="fin-live", cost="0.25", timestamp=now.isoformat())],
+    )
+
+    window = {"from": month_start.isoformat(), "to": (month_start + 32 * DAY).isoformat()}
+    report = margins(client_with_key, group_by="customer", **window)
+
+    # duo has no calls this month but its base fee is due: $10, no seats.
+    assert report["periods"] == {"closed": 0, "open": 2}
+    rows = {row["key"]: row for row in report["rows"]}
+    assert figures(rows["fin"]) == ("2", "0.25", "1.75", "87.5")
+    assert figures(rows["duo"]) == ("10", "0", "10", "100")
+
+
+def test_revenue_in_another_currency_converts_at_the_rate_of_the_period(
+    october, client_with_key, settings
+):
+    euro_plan = plan_load("euro", currency="EUR", base_fee="100")
+    subscribe("bank", euro_plan.plan)
+    post_events(
+        client_with_key,
+        [event_payload("bank", cost="50", timestamp=(OCTOBER + DAY).isoformat())],
+    )
+    period_close(customer_id=euro_plan.plan.subscriptions.get().customer_id, period_start=OCTOBER)
+    FxRate.objects.create(currency="EUR", effective_from=OCTOBER, usd_per_unit=Decimal("1.1"))
+    FxRate.objects.create(
+        currency="EUR", effective_from=NOVEMBER, usd_per_unit=Decimal("2")
+    )  # not October's
+
+    rows = {row["key"]: row for row in margins(october, customer="bank")["rows"]}
+    assert figures(rows["bank"]) == ("110", "50", "60", "54.55")
+    assert rows["bank"]["revenue_by_currency"] == {"EUR": "100"}
+
+    # Reported in euros: the revenue as billed, the cost $50 / 1.1.
+    settings.REPORTING_CURRENCY = "EUR"
+    report = margins(october, customer="bank")
+    assert report["currency"] == "EUR"
+    assert figures(report["rows"][0]) == ("100", "45.454545454545", "54.545454545455", "54.55")
+
+
+def test_a_margin_that_needs_a_missing_rate_says_so(october, client_with_key):
+    euro_plan = plan_load("euro", currency="EUR", base_fee="100")
+    bank = subscribe("bank", euro_plan.plan)
+    period_close(customer_id=bank.pk, period_start=OCTOBER)
+
+    report = margins(october)
+    rows = {row["key"]: row for row in report["rows"]}
+
+    assert rows["bank"]["revenue"] is None
+    assert rows["bank"]["margin"] is None
+    assert rows["bank"]["revenue_by_currency"] == {"EUR": "100"}
+    assert rows["bank"]["missing_rates"] == [{"currency": "EUR", "at": "2026-10-01T00:00:00Z"}]
+    assert rows["fin"]["margin"] == "4"  # the USD customers are still known
+    assert report["totals"]["margin"] is None
+    assert report["missing_rates"] == [{"currency": "EUR", "at": "2026-10-01T00:00:00Z"}]
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"group_by": "planet"}, "group_by"),
+        ({"from": "yesterday"}, "from"),
+        ({"from": "2026-11-01T00:00:00Z", "to": "2026-10-01T00:00:00Z"}, "to"),
+    ],
+)
+def test_bad_parameters_are_refused_naming_the_field(client_with_key, params, field):
+    response = client_with_key.get("/v1/analytics/margins", params)
+
+    assert response.status_code == 400
+    assert [error["field"] for error in response.json()["errors"]] == [field]
+
+
+def test_an_unknown_customer_is_a_404(client_with_key):
+    response = client_with_key.get("/v1/analytics/margins", {"customer": "nobody"})
+
+    assert response.status_code == 404
