@@ -20,6 +20,7 @@ from billing.integrations.stripe import InvalidSignature
 from billing.models import Plan
 from billing.money import from_minor_units
 from billing.selectors.margins import GROUP_BYS, MarginFilters, MarginRow, margins_report
+from billing.selectors.premium import PremiumBreakEven, premium_break_even
 from billing.selectors.savings import Substitution, WhatIf, caching_levers, what_if
 from billing.serializers import (
     CustomerWithPlanInputSerializer,
@@ -547,4 +548,53 @@ class MarginsApi(APIView):
                     for m in sorted(report.missing_rates, key=lambda m: (m.currency, m.at))
                 ],
             }
+        )
+
+
+def _premium_body(report: PremiumBreakEven) -> dict[str, Any]:
+    return {
+        "plan": report.plan,
+        "seat_fee": _decimal(report.seat_fee),
+        "currency": report.currency,
+        "seat_fee_usd": _decimal(report.seat_fee_usd),
+        "seats": report.seats,
+        "ai_cost_per_seat_usd": {
+            "median": _decimal(report.median),
+            "p90": _decimal(report.p90),
+            "max": _decimal(report.max),
+        },
+        "seats_over_fee": report.seats_over_fee,
+        "share_over_fee": _decimal(report.share_over_fee),
+        "tier_margin_percent": _decimal(report.tier_margin_percent),
+        "target_margin_percent": _decimal(report.target_margin_percent),
+        "fair_use_cap_usd": _decimal(report.fair_use_cap),
+        "fair_use_cap_percentile": _decimal(report.cap_percentile),
+        "missing_rate": report.seat_fee_usd is None,
+    }
+
+
+class PremiumBreakEvenApi(APIView):
+    @extend_schema(
+        operation_id="analytics_premium",
+        summary="Premium break-even: AI cost per premium seat against the seat fee",
+        description=(
+            "Per plan with a premium seat fee: the AI cost (USD) of each premium seat (an "
+            "end user with `tier: premium` calls) over [from, to), its median, p90 and max, "
+            "the seats whose cost exceeds the fee, and the fair-use cap per seat that keeps "
+            "the plan's target margin (null: no cap needed). Use a window of one billing "
+            "period: the fee is per period."
+        ),
+        parameters=[
+            OpenApiParameter("from", datetime, description="Inclusive, ISO 8601."),
+            OpenApiParameter("to", datetime, description="Exclusive, ISO 8601."),
+        ],
+        responses={200: OpenApiTypes.OBJECT, **API_ERRORS},
+    )
+    def get(self, request: Request) -> Response:
+        query = UsageQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        start, end = query.validated_data["from_"], query.validated_data["to"]
+        reports = premium_break_even(start=start, end=end)
+        return Response(
+            {"from": start, "to": end, "plans": [_premium_body(report) for report in reports]}
         )

@@ -14,6 +14,7 @@ urlpatterns = [
     ),
     path("plans", api.PlanListApi.as_view(), name="plans"),
     path("analytics/margins", api.MarginsApi.as_view(), name="analytics-margins"),
+    path("analytics/premium", api.PremiumBreakEvenApi.as_view(), name="analytics-premium"),
     path("analytics/savings", api.SavingsApi.as_view(), name="analytics-savings"),
     path("webhooks/stripe", api.StripeWebhookApi.as_view(), name="webhooks-stripe"),
     path(
