@@ -1,6 +1,7 @@
 """Base settings: shared by the laptop, the tests and production (see production.py)."""
 
 from config.env import env_bool, env_list, env_str
+from config.settings.alerts import *  # noqa: F403
 from config.settings.api import *  # noqa: F403
 from config.settings.billing import *  # noqa: F403
 from config.settings.celery import *  # noqa: F403
@@ -27,6 +28,7 @@ INSTALLED_APPS = [
     "metering",
     "outcomes",
     "billing",
+    "alerts",
 ]
 
 MIDDLEWARE = [
@@ -69,6 +71,8 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+# Django 6 behaviour now: a URL typed without a scheme in a form is https.
+FORMS_URLFIELD_ASSUME_HTTPS = True
 
 STATIC_URL = "static/"
 # Only production collects static files (see production.py); elsewhere WhiteNoise serves

@@ -1,4 +1,5 @@
 from config.env import VAR_DIR, env_bool, env_str
+from config.settings.alerts import ALERTS_EVALUATE_SECONDS
 
 # Redis or RabbitMQ in production; `filesystem://` is kombu's server-less transport that
 # the embedded launcher uses on a laptop.
@@ -41,6 +42,11 @@ CELERY_BEAT_SCHEDULE = {
     },
     # A safety net behind the on-commit enqueue in price_override_save: whatever a lost
     # message left unpriced is priced here.
+    # Alert rules over the month so far; an alert fires once per rule, subject and month.
+    "evaluate-alerts": {
+        "task": "alerts.tasks.evaluate_alerts",
+        "schedule": float(ALERTS_EVALUATE_SECONDS),
+    },
     "price-unpriced-events": {
         "task": "metering.tasks.price_unpriced_events_sweep",
         "schedule": 300.0,

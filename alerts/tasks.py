@@ -1,0 +1,26 @@
+"""Celery tasks of the alerts app: thin, take ids, safe to run twice."""
+
+from celery import Task, shared_task
+from django.conf import settings
+
+from alerts.services import alert_deliver, alerts_evaluate
+
+
+@shared_task
+def evaluate_alerts() -> int:
+    """Beat: evaluate the rules over the month so far; returns how many alerts are new."""
+    return len(alerts_evaluate())
+
+
+@shared_task(bind=True, acks_late=True, max_retries=None)
+def deliver_alert(self: Task, delivery_id: int) -> str:
+    """Post one alert to one endpoint; on failure retry after 1, 2, 4 … times the backoff
+    (at most an hour), ALERT_WEBHOOK_MAX_ATTEMPTS attempts in all."""
+    attempt = self.request.retries + 1
+    outcome = alert_deliver(
+        delivery_id=delivery_id, last_attempt=attempt >= settings.ALERT_WEBHOOK_MAX_ATTEMPTS
+    )
+    if outcome == "retry":
+        delay = min(settings.ALERT_WEBHOOK_BACKOFF_SECONDS * 2 ** (attempt - 1), 3600)
+        raise self.retry(countdown=delay)
+    return outcome
