@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.db import models
 from django.http import HttpRequest
 
 from alerts.models import Alert, AlertDelivery, AlertRule, WebhookEndpoint
@@ -41,3 +42,5 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
     list_display = ("url", "enabled", "created_at")
     readonly_fields = ("secret",)
     fields = ("url", "enabled", "secret")
+    # A URL typed without a scheme is https (Django 6's default, chosen now).
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}

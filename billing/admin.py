@@ -1,14 +1,18 @@
 """Operators edit plans here (or load them with `manage.py load_plans`), and see which
 plan each customer is on."""
 
+import csv
+from decimal import Decimal
 from typing import Any
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils import timezone
 from django.utils.html import format_html
 
-from billing.forms import OutcomePriceForm, PriceTierFormSet
+from billing.forms import DashboardWindowForm, OutcomePriceForm, PriceTierFormSet
 from billing.integrations.stripe import StripeRefused, StripeRetryable
 from billing.models import (
     FxRate,
@@ -24,6 +28,8 @@ from billing.models import (
     TokenPassThrough,
 )
 from billing.money import from_minor_units
+from billing.selectors.dashboard import dashboard_data
+from billing.selectors.margins import MarginFilters, MarginRow, margins_report
 from billing.services.invoicing import invoice_cancel
 from billing.tasks import push_invoice
 from config.admin import FactsAdmin
@@ -233,3 +239,101 @@ class ReconciliationAdmin(FactsAdmin):
 class FxRateAdmin(admin.ModelAdmin):
     list_display = ("currency", "effective_from", "usd_per_unit")
     list_filter = ("currency",)
+
+
+# --- the unit-economics dashboard (staff only: wrapped in admin_view in config/urls.py) ----
+
+# The admin's home page links to the dashboard.
+admin.site.index_template = "admin/payback_index.html"
+
+MARGIN_COLUMNS = (
+    "key",
+    "revenue",
+    "inference_cost",
+    "margin",
+    "margin_percent",
+    "calls",
+    "tokens",
+    "unpriced_calls",
+    "succeeded",
+    "failed",
+    "reversed",
+    "cost_per_success",
+    "missing_rates",
+)
+
+
+def _margin_cells(row: MarginRow) -> list[Any]:
+    missing = " ".join(f"{m.currency}@{m.at:%Y-%m-%d}" for m in sorted(row.missing_rates, key=str))
+    values = {
+        "key": row.key,
+        "margin": row.margin,
+        "margin_percent": row.margin_percent,
+        "cost_per_success": row.cost_per_success,
+        "missing_rates": missing,
+    }
+    cells = [values[c] if c in values else getattr(row, c) for c in MARGIN_COLUMNS]
+    return [f"{cell.normalize():f}" if isinstance(cell, Decimal) else cell for cell in cells]
+
+
+def _window_form(request: HttpRequest) -> DashboardWindowForm:
+    return DashboardWindowForm(request.GET, today=timezone.now().date())
+
+
+def dashboard_view(request: HttpRequest) -> HttpResponse:
+    """Margin by customer, cost by model and per success over time, premium seats against
+    their fee, savings; and the margin table (CSV at dashboard/margins.csv)."""
+    form = _window_form(request)
+    context: dict[str, Any] = {**admin.site.each_context(request), "title": "Unit economics"}
+    if not form.is_valid():
+        return render(request, "admin/billing/dashboard.html", context | {"form": form}, status=400)
+    window = form.cleaned_data
+    now = timezone.now()
+    data = dashboard_data(start=window["start"], end=window["end"], now=now)
+    table = margins_report(
+        start=window["start"],
+        end=window["end"],
+        group_by=window["group_by"],
+        filters=MarginFilters(),
+        now=now,
+    )
+    return render(
+        request,
+        "admin/billing/dashboard.html",
+        context
+        | {
+            "form": form,
+            "charts": data.charts,
+            "table": table,
+            "columns": MARGIN_COLUMNS,
+            "rows": [_margin_cells(row) for row in table.rows],
+            "totals": _margin_cells(table.totals),
+            "query": request.GET.urlencode(),
+        },
+    )
+
+
+def dashboard_margins_csv(request: HttpRequest) -> HttpResponse:
+    """The dashboard's margin table as CSV, for the same window and grouping."""
+    form = _window_form(request)
+    if not form.is_valid():
+        return HttpResponse(form.errors.as_text(), status=400, content_type="text/plain")
+    window = form.cleaned_data
+    report = margins_report(
+        start=window["start"],
+        end=window["end"],
+        group_by=window["group_by"],
+        filters=MarginFilters(),
+        now=timezone.now(),
+    )
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    name = f"margins-{window['group_by']}-{window['start']:%Y%m%d}-{window['end']:%Y%m%d}.csv"
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    writer = csv.writer(response)
+    writer.writerow([*MARGIN_COLUMNS, "currency"])
+    for row in [*report.rows, report.totals]:
+        cells = _margin_cells(row)
+        if row is report.totals:
+            cells[0] = "total"
+        writer.writerow(["" if cell is None else cell for cell in cells] + [report.currency])
+    return response

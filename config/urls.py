@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from billing import admin as billing_admin
 from config.health import HealthApi
 
 handler404 = "config.errors.handler404"
@@ -18,5 +19,16 @@ v1 = [
 
 urlpatterns = [
     path("v1/", include(v1)),
+    # The unit-economics dashboard: admin views, for staff only (admin_view checks).
+    path(
+        "admin/dashboard/",
+        admin.site.admin_view(billing_admin.dashboard_view),
+        name="admin-dashboard",
+    ),
+    path(
+        "admin/dashboard/margins.csv",
+        admin.site.admin_view(billing_admin.dashboard_margins_csv),
+        name="admin-dashboard-margins-csv",
+    ),
     path("admin/", admin.site.urls),
 ]
