@@ -212,6 +212,42 @@ class PeriodEconomics:
     outcomes: OutcomeCounts
 
 
+def _stored_cells(invoice: Invoice) -> list[Cell]:
+    cells = [
+        Cell(
+            c.outcome_type,
+            c.feature,
+            c.tier,
+            c.provider,
+            c.model,
+            c.calls,
+            c.tokens,
+            c.cost,
+            c.unpriced_calls,
+            c.revenue,
+        )
+        for c in invoice.cost_cells.all()
+    ]
+    reconciliation = getattr(invoice, "reconciliation", None)
+    if cells or reconciliation is None:
+        return cells
+    # Closed before cells were stored: one cell with the period's totals (right per
+    # customer; no breakdown by outcome type, model, feature or tier).
+    return [
+        Cell(
+            "",
+            "",
+            "",
+            "",
+            "",
+            calls=reconciliation.calls,
+            cost=reconciliation.inference_cost,
+            unpriced_calls=reconciliation.unpriced_calls,
+            revenue=from_minor_units(invoice.total, invoice.currency),
+        )
+    ]
+
+
 def _closed_periods(*, start: datetime, end: datetime) -> list[PeriodEconomics]:
     invoices = (
         Invoice.objects.filter(period_start__lt=end, period_end__gt=start)
@@ -229,21 +265,7 @@ def _closed_periods(*, start: datetime, end: datetime) -> list[PeriodEconomics]:
                 closed=True,
                 currency=invoice.currency,
                 included_features=tuple(invoice.plan_version.included_features),
-                cells=[
-                    Cell(
-                        c.outcome_type,
-                        c.feature,
-                        c.tier,
-                        c.provider,
-                        c.model,
-                        c.calls,
-                        c.tokens,
-                        c.cost,
-                        c.unpriced_calls,
-                        c.revenue,
-                    )
-                    for c in invoice.cost_cells.all()
-                ],
+                cells=_stored_cells(invoice),
                 outcomes={
                     outcome_type: (counts[0], counts[1], counts[2])
                     for outcome_type, counts in (

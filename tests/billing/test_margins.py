@@ -21,7 +21,8 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from billing.models import FxRate, Subscription
+from billing.models import FxRate, Invoice, ReconciliationCell, Subscription
+from billing.money import from_minor_units
 from billing.services.invoicing import period_close
 from outcomes.models import Outcome
 from tests.billing.factories import plan_load
@@ -266,3 +267,21 @@ def test_an_unknown_customer_is_a_404(client_with_key):
     response = client_with_key.get("/v1/analytics/margins", {"customer": "nobody"})
 
     assert response.status_code == 404
+
+
+def test_periods_closed_before_cells_existed_still_count_per_customer(october):
+    ReconciliationCell.objects.all().delete()  # as closed by an earlier payback
+
+    rows = {row["key"]: row for row in margins(october, group_by="customer")["rows"]}
+    assert figures(rows["fin"]) == ("6", "2", "4", "66.67")
+    assert figures(rows["duo"]) == ("30", "45", "-15", "-50")
+    by_model = margins(october, group_by="model")["rows"]
+    assert [(row["key"], row["revenue"]) for row in by_model] == [(None, "36")]
+
+
+def test_the_cells_of_a_closed_period_sum_to_its_invoice(october):
+    for invoice in Invoice.objects.all():
+        cells = invoice.cost_cells.all()
+        revenue = sum(cell.revenue for cell in cells)
+        assert revenue == from_minor_units(invoice.total, invoice.currency)
+        assert sum(cell.cost for cell in cells) == invoice.reconciliation.inference_cost
