@@ -86,13 +86,13 @@ def _margin_below(rule: AlertRule, reports: _Reports) -> list[Finding]:
         losing = percent < rule.threshold_percent if percent is not None else row.margin < 0
         if not losing:
             continue
+        share = f"{_text(percent)} %" if percent is not None else "no revenue"
         findings.append(
             Finding(
                 rule,
                 f"{rule.scope}:{row.key}",
                 f"{rule.scope.replace('_', ' ')} {row.key}: margin {_text(row.margin)} "
-                f"{report.currency} ({_text(percent) or 'no revenue'} %) is below "
-                f"{_text(rule.threshold_percent)} %",
+                f"{report.currency} ({share}) is below {_text(rule.threshold_percent)} %",
                 {
                     "revenue": _text(row.revenue),
                     "inference_cost": _text(row.inference_cost),
