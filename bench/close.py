@@ -9,6 +9,8 @@ SQL), then times:
     `manage.py close_periods --processes N` does: many customers per transaction, one
     process per core; Stripe not configured, so nothing is pushed);
   - closing again: nothing is created;
+  - the margin breakdown of every invoice (what the task after each close does:
+    billing/services/reconciliation.py), in chunks of 5,000 in one process per core;
 and reports peak RSS of this process. Writes bench/results/close.json. Targets (issue 4):
 close ≤ 15× the baseline, second close ≤ 0.5× the first, RSS bounded.
 Options: --customers (10,000), --events (1,000,000), --outcomes (100,000).
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import resource
 import sys
@@ -98,6 +101,12 @@ def load(customers: int, events: int, outcomes: int) -> None:
         )
 
 
+def _reconcile_chunk(invoice_ids: list[int]) -> int:
+    from billing.services.reconciliation import invoices_reconcile
+
+    return invoices_reconcile(invoice_ids=invoice_ids)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -110,6 +119,8 @@ def main() -> None:
     os.environ["DATABASE_URL"] = scratch_database(BENCH_DB)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.django.base")
     os.environ["STRIPE_API_KEY"] = ""
+    # The close enqueues the breakdown task; here nothing consumes it (timed below).
+    os.environ["CELERY_BROKER_URL"] = "memory://"
     import django
 
     django.setup()
@@ -151,6 +162,13 @@ def main() -> None:
     first, closed = close_all()
     invoices = Invoice.objects.count()
     second, closed_again = close_all()
+    invoice_ids = list(Invoice.objects.order_by("pk").values_list("pk", flat=True))
+    chunks = [invoice_ids[i : i + 5000] for i in range(0, len(invoice_ids), 5000)]
+    connection.close()  # the processes open their own
+    begun = time.perf_counter()
+    with multiprocessing.get_context("fork").Pool(os.cpu_count() or 1) as pool:
+        reconciled = sum(pool.map(_reconcile_chunk, chunks))
+    breakdown = time.perf_counter() - begun
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     # The closing processes (forked, one per core): the largest of them.
     worker_rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
@@ -167,6 +185,9 @@ def main() -> None:
         "invoices_made_second_time": closed_again,
         "invoices_after_second": Invoice.objects.count(),
         "close_to_baseline": first / baseline,
+        "breakdown_s": breakdown,
+        "invoices_reconciled": reconciled,
+        "breakdown_to_baseline": breakdown / baseline,
         "second_to_first": second / first,
         "peak_rss_mb": peak_rss_mb,
         "closing_process_peak_rss_mb": worker_rss_mb,
@@ -183,6 +204,10 @@ def main() -> None:
     print(
         f"{'close again':40} {second:12.2f} s   ≤ 0.5× first: {second / first:.2f}×  "
         f"(made: {closed_again}, invoices {results['invoices_after_second']:,})"
+    )
+    print(
+        f"{'margin breakdown of every invoice':40} {breakdown:12.2f} s   "
+        f"{breakdown / baseline:.1f}× baseline ({reconciled:,} invoices, after the close)"
     )
     print(f"{'peak RSS of this process':40} {peak_rss_mb:12.0f} MB")
     print(f"{'peak RSS of a closing process':40} {worker_rss_mb:12.0f} MB")

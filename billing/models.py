@@ -282,8 +282,10 @@ class Reconciliation(models.Model):
     # Only when revenue is in USD (until FX rates exist); NULL otherwise.
     margin = models.DecimalField(max_digits=30, decimal_places=12, null=True, blank=True)
     margin_percent = models.DecimalField(max_digits=9, decimal_places=2, null=True, blank=True)
-    # Per outcome type: [succeeded, failed, reversed] in the period.
+    # Made after the close (billing/services/reconciliation.py), with the cells: per
+    # outcome type, [succeeded, failed, reversed] in the period; NULL until then.
     outcomes = models.JSONField(default=dict, blank=True)
+    breakdown_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:

@@ -10,7 +10,9 @@ from django.utils import timezone
 from billing.integrations import stripe as stripe_api
 from billing.integrations.stripe import StripeRefused, StripeRetryable
 from billing.selectors import periods_due
+from billing.selectors.invoices import invoices_unreconciled
 from billing.services.invoicing import PeriodNotReady, period_close
+from billing.services.reconciliation import invoices_reconcile
 from billing.services.stripe_push import invoice_push, invoice_push_failed, stripe_drift_check
 from billing.services.webhooks import stripe_event_process
 
@@ -68,3 +70,17 @@ def check_stripe_drift() -> int:
     if not stripe_api.configured():
         return 0
     return stripe_drift_check(since=timezone.now() - timedelta(days=90))
+
+
+@shared_task(acks_late=True)
+def reconcile_invoices(invoice_ids: list[int]) -> int:
+    """After a close: the margin breakdown of its invoices (safe to run twice)."""
+    return invoices_reconcile(invoice_ids=invoice_ids)
+
+
+@shared_task
+def reconcile_missing(limit: int = 5000) -> int:
+    """Beat: make the breakdown of invoices left without one (a lost task, or closed by
+    an older payback)."""
+    invoice_ids = invoices_unreconciled(limit=limit)
+    return invoices_reconcile(invoice_ids=invoice_ids) if invoice_ids else 0

@@ -1,10 +1,10 @@
 """Reads of the billing app: plans and subscriptions (plans.py), the invoice preview and
-margin (preview.py), invoices and due periods (invoices.py)."""
+margin (preview.py), invoices and due periods (invoices.py), a period's calls in one scan
+(cells.py); the unit economics: margins (margins.py), premium break-even (premium.py),
+the cost levers (savings.py) and the admin dashboard's data (dashboard.py)."""
 
 from billing.selectors.invoices import (
-    CloseUsage,
     DuePeriod,
-    close_usage,
     customer_invoices,
     customers_with_late_changes,
     last_closes,
@@ -40,12 +40,10 @@ from billing.selectors.preview import (
 
 __all__ = [
     "DEFAULT_REVERSAL_WINDOW",
-    "CloseUsage",
     "DuePeriod",
     "FixedSeats",
     "InvoicePreview",
     "Margin",
-    "close_usage",
     "customer_invoices",
     "customer_plan_terms",
     "customers_with_late_changes",

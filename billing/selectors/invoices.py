@@ -194,71 +194,6 @@ def plan_version_of(invoice: Invoice) -> PlanVersion:
 # --- closing many customers at once ----------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class CloseUsage:
-    calls: int
-    cost: Decimal  # USD, priced calls
-    unpriced_calls: int
-    cost_by_feature: dict[str, Decimal]
-    active_seats: int  # distinct premium users with calls
-
-
-# One scan for everything a close needs of the calls: one aggregate by customer, feature
-# and premium user (NULL for the rest), then, from its small result, the cost per
-# customer and feature, and the distinct premium users per customer (a count(DISTINCT
-# ...) over the events would need a second pass). Rows with a NULL feature carry the
-# seats.
-_CLOSE_USAGE_SQL = """
-WITH grouped AS MATERIALIZED (
-    SELECT customer_id, feature,
-           CASE WHEN tier = 'premium' AND end_user <> '' THEN end_user END AS premium_user,
-           count(*) AS calls, sum(cost) AS cost,
-           count(*) FILTER (WHERE cost_source = 'unpriced') AS unpriced
-    FROM metering_usageevent
-    WHERE customer_id = ANY(%(customers)s) AND "timestamp" >= %(start)s
-      AND "timestamp" < %(end)s AND received_at <= %(as_of)s
-    GROUP BY 1, 2, 3
-)
-SELECT customer_id, feature, sum(calls), sum(cost), sum(unpriced), 0 FROM grouped
-GROUP BY customer_id, feature
-UNION ALL
-SELECT customer_id, NULL, 0, NULL, 0, count(DISTINCT premium_user) FROM grouped
-WHERE premium_user IS NOT NULL GROUP BY customer_id
-"""
-
-
-def close_usage(
-    *, customer_ids: list[int], start: datetime, end: datetime, as_of: datetime
-) -> dict[int, CloseUsage]:
-    """Per customer: calls, cost and unpriced calls of [start, end) stored by `as_of`, the
-    cost per feature (for token pass-through) and the active premium seats: one query."""
-    calls: dict[int, int] = dict.fromkeys(customer_ids, 0)
-    unpriced: dict[int, int] = dict.fromkeys(customer_ids, 0)
-    seats: dict[int, int] = dict.fromkeys(customer_ids, 0)
-    features: dict[int, dict[str, Decimal]] = {c: {} for c in customer_ids}
-    window = {"customers": customer_ids, "start": start, "end": end, "as_of": as_of}
-    with connection.cursor() as cursor:
-        cursor.execute(_CLOSE_USAGE_SQL, window)
-        for customer_id, feature, count, cost, unpriced_count, users in cursor.fetchall():
-            if feature is None:
-                seats[customer_id] = users
-                continue
-            calls[customer_id] += count
-            unpriced[customer_id] += unpriced_count
-            if cost is not None:
-                features[customer_id][feature] = cost
-    return {
-        customer_id: CloseUsage(
-            calls=calls[customer_id],
-            cost=sum(features[customer_id].values(), Decimal(0)),
-            unpriced_calls=unpriced[customer_id],
-            cost_by_feature=features[customer_id],
-            active_seats=seats[customer_id],
-        )
-        for customer_id in customer_ids
-    }
-
-
 def last_closes(*, customer_ids: list[int], before: datetime) -> dict[int, datetime]:
     """Each customer's latest close of a period before `before` (customers without one
     are left out)."""
@@ -300,3 +235,13 @@ def customers_with_late_changes(
     with connection.cursor() as cursor:
         cursor.execute(_CHANGED_SINCE_SQL, params)
         return {customer_id for (customer_id,) in cursor.fetchall()}
+
+
+def invoices_unreconciled(*, limit: int) -> list[int]:
+    """Invoices whose margin breakdown is not made yet (its task was lost, or they were
+    closed by an older payback), oldest first."""
+    return list(
+        Invoice.objects.filter(reconciliation__breakdown_at__isnull=True)
+        .order_by("pk")
+        .values_list("pk", flat=True)[:limit]
+    )

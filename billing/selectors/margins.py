@@ -29,12 +29,13 @@ from typing import Literal, Protocol
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Prefetch
+from django.db.models import Q
 
 from billing.fx import usd_per_unit
-from billing.models import Invoice, ReconciliationCell, Subscription
+from billing.models import Invoice, Subscription
 from billing.money import from_minor_units
 from billing.periods import period_after, subscription_period
+from billing.selectors.cells import Cell, Window, windows_usage
 from billing.selectors.preview import periods_rate
 from metering.models import Customer
 
@@ -43,23 +44,6 @@ EXACT = Decimal("1e-12")
 PREMIUM_TIER = "premium"
 GroupBy = Literal["customer", "outcome_type", "model", "feature", "tier"]
 GROUP_BYS: tuple[str, ...] = ("customer", "outcome_type", "model", "feature", "tier")
-
-
-@dataclass(slots=True)
-class Cell:
-    """The calls of one period with one outcome type ("" without), feature, tier and
-    model, and the revenue (invoice currency) spread over them."""
-
-    outcome_type: str
-    feature: str
-    tier: str
-    provider: str
-    model: str
-    calls: int = 0
-    tokens: int = 0
-    cost: Decimal = ZERO  # USD, priced calls
-    unpriced_calls: int = 0
-    revenue: Decimal = ZERO
 
 
 class BilledLine(Protocol):
@@ -131,20 +115,6 @@ def _same_key(a: Cell, b: Cell) -> bool:
     )
 
 
-# The calls of many windows (one per customer) in cells, stored by `as_of`: one scan of
-# each customer's range, outcomes joined by id for their type.
-_CELLS_SQL = """
-SELECT w.customer_id, w.start_at, coalesce(o.type, ''), e.feature, e.tier, e.provider, e.model,
-       count(*), sum(e.input_tokens + e.output_tokens), coalesce(sum(e.cost), 0),
-       count(*) FILTER (WHERE e.cost_source = 'unpriced')
-FROM unnest(%(customers)s::bigint[], %(starts)s::timestamptz[], %(ends)s::timestamptz[])
-     AS w(customer_id, start_at, end_at)
-JOIN metering_usageevent e ON e.customer_id = w.customer_id
-     AND e."timestamp" >= w.start_at AND e."timestamp" < w.end_at
-LEFT JOIN outcomes_outcome o ON e.outcome_ref <> '' AND o.external_id = e.outcome_ref
-WHERE e.received_at <= %(as_of)s
-GROUP BY 1, 2, 3, 4, 5, 6, 7
-"""
 # Outcomes per type of the same windows: successes (still succeeded), failures, and the
 # window's successes since reversed.
 _OUTCOMES_SQL = """
@@ -160,33 +130,7 @@ JOIN outcomes_outcome o ON o.customer_id = w.customer_id
 GROUP BY 1, 2, 3
 """
 
-Window = tuple[int, datetime, datetime]  # customer id, start, end
 OutcomeCounts = dict[str, tuple[int, int, int]]  # type -> succeeded, failed, reversed
-
-
-def _windows_params(windows: Sequence[Window], as_of: datetime) -> dict[str, object]:
-    return {
-        "customers": [w[0] for w in windows],
-        "starts": [w[1] for w in windows],
-        "ends": [w[2] for w in windows],
-        "as_of": as_of,
-    }
-
-
-def window_cells(
-    *, windows: Sequence[Window], as_of: datetime
-) -> dict[tuple[int, datetime], list[Cell]]:
-    """(customer id, start) -> the cells of the calls in its window stored by `as_of`."""
-    cells: dict[tuple[int, datetime], list[Cell]] = {(w[0], w[1]): [] for w in windows}
-    if not windows:
-        return cells
-    with connection.cursor() as cursor:
-        cursor.execute(_CELLS_SQL, _windows_params(windows, as_of))
-        for customer_id, start, *key, calls, tokens, cost, unpriced in cursor.fetchall():
-            cells[(customer_id, start)].append(
-                Cell(*key, calls=calls, tokens=int(tokens), cost=cost, unpriced_calls=unpriced)
-            )
-    return cells
 
 
 def window_outcomes(*, windows: Sequence[Window]) -> dict[tuple[int, datetime], OutcomeCounts]:
@@ -194,7 +138,14 @@ def window_outcomes(*, windows: Sequence[Window]) -> dict[tuple[int, datetime], 
     if not windows:
         return outcomes
     with connection.cursor() as cursor:
-        cursor.execute(_OUTCOMES_SQL, _windows_params(windows, windows[0][1]))
+        cursor.execute(
+            _OUTCOMES_SQL,
+            {
+                "customers": [w[0] for w in windows],
+                "starts": [w[1] for w in windows],
+                "ends": [w[2] for w in windows],
+            },
+        )
         for customer_id, start, outcome_type, succeeded, failed, reversed_ in cursor.fetchall():
             outcomes[(customer_id, start)][outcome_type] = (succeeded, failed, reversed_)
     return outcomes
@@ -212,51 +163,33 @@ class PeriodEconomics:
     outcomes: OutcomeCounts
 
 
-def _stored_cells(invoice: Invoice) -> list[Cell]:
-    cells = [
-        Cell(
-            c.outcome_type,
-            c.feature,
-            c.tier,
-            c.provider,
-            c.model,
-            c.calls,
-            c.tokens,
-            c.cost,
-            c.unpriced_calls,
-            c.revenue,
-        )
-        for c in invoice.cost_cells.all()
-    ]
-    reconciliation = getattr(invoice, "reconciliation", None)
-    if cells or reconciliation is None:
-        return cells
-    # Closed before cells were stored: one cell with the period's totals (right per
-    # customer; no breakdown by outcome type, model, feature or tier).
-    return [
-        Cell(
-            "",
-            "",
-            "",
-            "",
-            "",
-            calls=reconciliation.calls,
-            cost=reconciliation.inference_cost,
-            unpriced_calls=reconciliation.unpriced_calls,
-            revenue=from_minor_units(invoice.total, invoice.currency),
-        )
-    ]
-
-
-def _closed_periods(*, start: datetime, end: datetime) -> list[PeriodEconomics]:
-    invoices = (
-        Invoice.objects.filter(period_start__lt=end, period_end__gt=start)
-        .select_related("customer", "plan_version", "reconciliation")
-        .prefetch_related(Prefetch("cost_cells", queryset=ReconciliationCell.objects.all()))
-    )
+def _unbroken_down_periods(*, start: datetime, end: datetime) -> list[PeriodEconomics]:
+    """Closed periods whose breakdown is not made yet (the task after the close makes
+    it; older paybacks did not): one cell with the period's totals each, right per
+    customer, with no outcome type, model, feature or tier."""
+    invoices = Invoice.objects.filter(
+        Q(reconciliation__isnull=True) | Q(reconciliation__breakdown_at__isnull=True),
+        period_start__lt=end,
+        period_end__gt=start,
+    ).select_related("customer", "reconciliation")
     periods = []
     for invoice in invoices:
         reconciliation = getattr(invoice, "reconciliation", None)
+        cells = []
+        if reconciliation is not None:
+            cells.append(
+                Cell(
+                    "",
+                    "",
+                    "",
+                    "",
+                    "",
+                    calls=reconciliation.calls,
+                    cost=reconciliation.inference_cost,
+                    unpriced_calls=reconciliation.unpriced_calls,
+                    revenue=from_minor_units(invoice.total, invoice.currency),
+                )
+            )
         periods.append(
             PeriodEconomics(
                 customer=invoice.customer.external_id,
@@ -264,14 +197,9 @@ def _closed_periods(*, start: datetime, end: datetime) -> list[PeriodEconomics]:
                 end=invoice.period_end,
                 closed=True,
                 currency=invoice.currency,
-                included_features=tuple(invoice.plan_version.included_features),
-                cells=_stored_cells(invoice),
-                outcomes={
-                    outcome_type: (counts[0], counts[1], counts[2])
-                    for outcome_type, counts in (
-                        reconciliation.outcomes if reconciliation else {}
-                    ).items()
-                },
+                included_features=(),
+                cells=cells,
+                outcomes={},
             )
         )
     return periods
@@ -299,55 +227,159 @@ def _open_periods(*, start: datetime, end: datetime, now: datetime) -> list[Peri
             p_start, p_end = period_after(p_end, **rules)
     periods: list[PeriodEconomics] = []
     windows: list[Window] = []
-    rated_by_window = {}
     for (p_start, p_end), subscriptions in by_window.items():
-        for rated in periods_rate(subscriptions=subscriptions, start=p_start, end=p_end, as_of=now):
-            rated_by_window[(rated.subscription.customer_id, p_start)] = (rated, p_end)
+        for rated in periods_rate(
+            subscriptions=subscriptions, start=p_start, end=p_end, as_of=now, detail=True
+        ):
             windows.append((rated.subscription.customer_id, p_start, p_end))
-    unsubscribed = list(Customer.objects.filter(subscription__isnull=True))
-    windows += [(customer.pk, start, until) for customer in unsubscribed if start < until]
-    cells = window_cells(windows=windows, as_of=now)
-    outcomes = window_outcomes(windows=windows)
-    for (customer_id, p_start), (rated, p_end) in rated_by_window.items():
-        periods.append(
-            PeriodEconomics(
-                customer=rated.subscription.customer.external_id,
-                start=p_start,
-                end=p_end,
-                closed=False,
-                currency=rated.terms.currency,
-                included_features=rated.terms.included_features,
-                cells=revenue_spread(
-                    cells=cells[(customer_id, p_start)],
-                    lines=rated.invoice.lines,
-                    currency=rated.terms.currency,
-                    included=rated.terms.included_features,
-                ),
-                outcomes=outcomes[(customer_id, p_start)],
-            )
-        )
-    for customer in unsubscribed:
-        if start < until:
             periods.append(
                 PeriodEconomics(
-                    customer=customer.external_id,
-                    start=start,
-                    end=until,
+                    customer=rated.subscription.customer.external_id,
+                    start=p_start,
+                    end=p_end,
                     closed=False,
-                    currency=settings.REPORTING_CURRENCY,
-                    included_features=(),
-                    cells=cells[(customer.pk, start)],
-                    outcomes=outcomes[(customer.pk, start)],
+                    currency=rated.terms.currency,
+                    included_features=rated.terms.included_features,
+                    cells=revenue_spread(
+                        cells=rated.usage.cells,
+                        lines=rated.invoice.lines,
+                        currency=rated.terms.currency,
+                        included=rated.terms.included_features,
+                    ),
+                    outcomes={},
                 )
             )
+    unsubscribed = list(Customer.objects.filter(subscription__isnull=True)) if start < until else []
+    plain = [(customer.pk, start, until) for customer in unsubscribed]
+    usage = windows_usage(windows=plain, as_of=now)
+    outcomes = window_outcomes(windows=windows + plain)
+    for period, (customer_id, p_start, _) in zip(periods, windows, strict=True):
+        period.outcomes = outcomes[(customer_id, p_start)]
+    for customer in unsubscribed:
+        periods.append(
+            PeriodEconomics(
+                customer=customer.external_id,
+                start=start,
+                end=until,
+                closed=False,
+                currency=settings.REPORTING_CURRENCY,
+                included_features=(),
+                cells=usage[(customer.pk, start)].cells,
+                outcomes=outcomes[(customer.pk, start)],
+            )
+        )
     return periods
 
 
 def periods_economics(*, start: datetime, end: datetime, now: datetime) -> list[PeriodEconomics]:
-    """Every customer period overlapping [start, end): closed ones as reconciled at their
-    close, open ones live as of `now`. Periods count whole: a period that overlaps the
-    window brings all its revenue and cost."""
-    return _closed_periods(start=start, end=end) + _open_periods(start=start, end=end, now=now)
+    """The customer periods overlapping [start, end) that the stored breakdowns do not
+    cover: open ones, live as of `now`, and closed ones whose breakdown is not made yet.
+    (Closed periods with their breakdown are summed in SQL: _closed_parts.)"""
+    return _unbroken_down_periods(start=start, end=end) + _open_periods(
+        start=start, end=end, now=now
+    )
+
+
+# Closed periods with their breakdown, summed in SQL per reporting key and per currency
+# and period start (what FX needs). {key} is the grouping column.
+_CLOSED_SQL = """
+SELECT i.currency, i.period_start, {key} AS key,
+       sum(c.revenue), sum(c.cost), coalesce(sum(c.cost) FILTER (WHERE c.outcome_type <> ''), 0),
+       sum(c.calls), sum(c.tokens), sum(c.unpriced_calls),
+       bool_or(c.feature = ANY(pv.included_features))
+FROM billing_reconciliationcell c
+JOIN billing_invoice i ON i.id = c.invoice_id
+JOIN billing_reconciliation r ON r.invoice_id = i.id AND r.breakdown_at IS NOT NULL
+JOIN billing_planversion pv ON pv.id = i.plan_version_id
+JOIN metering_customer cu ON cu.id = i.customer_id
+WHERE i.period_start < %(end)s AND i.period_end > %(start)s
+  AND (%(customer)s::text IS NULL OR cu.external_id = %(customer)s)
+  AND (%(outcome_type)s::text IS NULL OR c.outcome_type = %(outcome_type)s)
+  AND (%(model)s::text IS NULL OR c.model = %(model)s
+       OR c.provider || ':' || c.model = %(model)s)
+  AND (%(feature)s::text IS NULL OR c.feature = %(feature)s)
+  AND (%(tier)s::text IS NULL OR c.tier = %(tier)s)
+GROUP BY 1, 2, 3
+"""
+_KEYS = {
+    "customer": "cu.external_id",
+    "outcome_type": "c.outcome_type",
+    "model": "CASE WHEN c.provider <> '' OR c.model <> '' "
+    "THEN c.provider || ':' || c.model ELSE '' END",
+    "feature": "c.feature",
+    "tier": "c.tier",
+}
+# Their outcomes per type (stored with the breakdown).
+_CLOSED_OUTCOMES_SQL = """
+SELECT {key} AS key, sum((o.counts->>0)::bigint), sum((o.counts->>1)::bigint),
+       sum((o.counts->>2)::bigint)
+FROM billing_reconciliation r
+JOIN billing_invoice i ON i.id = r.invoice_id
+JOIN metering_customer cu ON cu.id = i.customer_id
+CROSS JOIN LATERAL jsonb_each(r.outcomes) AS o(type, counts)
+WHERE r.breakdown_at IS NOT NULL AND i.period_start < %(end)s AND i.period_end > %(start)s
+  AND (%(customer)s::text IS NULL OR cu.external_id = %(customer)s)
+  AND (%(outcome_type)s::text IS NULL OR o.type = %(outcome_type)s)
+GROUP BY 1
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class _Part:
+    """What some calls of one period add to one row of the report."""
+
+    key: str
+    currency: str  # of the revenue
+    at: datetime  # the period's start: the FX rates' moment
+    revenue: Decimal
+    cost: Decimal
+    outcome_cost: Decimal
+    calls: int
+    tokens: int
+    unpriced_calls: int
+    included: bool
+
+
+def _closed_parts(
+    *, start: datetime, end: datetime, group_by: str, filters: MarginFilters
+) -> tuple[list[_Part], list[tuple[str, int, int, int]], int]:
+    """The broken-down closed periods' parts, their outcome counts (key, succeeded,
+    failed, reversed) and the number of closed periods in the window."""
+    params = {
+        "start": start,
+        "end": end,
+        "customer": filters.customer,
+        "outcome_type": filters.outcome_type,
+        "model": filters.model,
+        "feature": filters.feature,
+        "tier": filters.tier,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(_CLOSED_SQL.format(key=_KEYS[group_by]), params)
+        parts = []
+        for currency, at, key, revenue, cost, outcome_cost, *counts, included in cursor.fetchall():
+            calls, tokens, unpriced = (int(count) for count in counts)
+            parts.append(
+                _Part(
+                    key,
+                    currency,
+                    at,
+                    revenue,
+                    cost,
+                    outcome_cost,
+                    calls,
+                    tokens,
+                    unpriced,
+                    bool(included),
+                )
+            )
+        outcomes: list[tuple[str, int, int, int]] = []
+        if group_by in ("customer", "outcome_type") and _outcomes_follow(filters):
+            key = "cu.external_id" if group_by == "customer" else "o.type"
+            cursor.execute(_CLOSED_OUTCOMES_SQL.format(key=key), params)
+            outcomes = [(k, int(s), int(f), int(r)) for k, s, f, r in cursor.fetchall()]
+    closed = Invoice.objects.filter(period_start__lt=end, period_end__gt=start).count()
+    return parts, outcomes, closed
 
 
 # --- the report ---------------------------------------------------------------------------
@@ -481,43 +513,57 @@ def margins_report(
         factor, lacking = factors[(source, at)]
         return (None if factor is None else (amount * factor).quantize(EXACT)), lacking
 
+    parts, outcome_counts, closed = _closed_parts(
+        start=start, end=end, group_by=group_by, filters=filters
+    )
     for period in periods:
         for cell in period.cells:
-            if not filters.keeps(period.customer, cell):
-                continue
-            key = _key(group_by, period.customer, cell)
-            revenue, revenue_lacking = convert(cell.revenue, period.currency, period.start)
-            cost, cost_lacking = convert(cell.cost, "USD", period.start)
-            for row in (rows.setdefault(key, MarginRow(key=key)), totals):
-                row.missing_rates |= revenue_lacking | cost_lacking
-                row.revenue = _add(row.revenue, revenue)
-                row.inference_cost = _add(row.inference_cost, cost)
-                if cell.outcome_type:
-                    row.outcome_cost = _add(row.outcome_cost, cost)
-                row.calls += cell.calls
-                row.tokens += cell.tokens
-                row.unpriced_calls += cell.unpriced_calls
-                if cell.revenue:
-                    row.revenue_by_currency[period.currency] = (
-                        row.revenue_by_currency.get(period.currency, ZERO) + cell.revenue
+            if filters.keeps(period.customer, cell):
+                parts.append(
+                    _Part(
+                        _key(group_by, period.customer, cell),
+                        period.currency,
+                        period.start,
+                        cell.revenue,
+                        cell.cost,
+                        cell.cost if cell.outcome_type else ZERO,
+                        cell.calls,
+                        cell.tokens,
+                        cell.unpriced_calls,
+                        cell.feature in period.included_features,
                     )
-                if (
-                    group_by == "feature"
-                    and row is not totals
-                    and cell.feature in period.included_features
-                ):
-                    row.included = True
-        if group_by not in ("customer", "outcome_type"):
-            continue
-        for outcome_type, (succeeded, failed, reversed_) in period.outcomes.items():
-            probe = Cell(outcome_type, "", "", "", "")
-            if not _outcome_kept(filters, period.customer, outcome_type):
-                continue
-            key = _key(group_by, period.customer, probe)
-            for row in (rows.setdefault(key, MarginRow(key=key)), totals):
-                row.succeeded = (row.succeeded or 0) + succeeded
-                row.failed = (row.failed or 0) + failed
-                row.reversed = (row.reversed or 0) + reversed_
+                )
+        if group_by in ("customer", "outcome_type") and _outcomes_follow(filters):
+            for outcome_type, (succeeded, failed, reversed_) in period.outcomes.items():
+                if filters.customer not in (None, period.customer):
+                    continue
+                if filters.outcome_type not in (None, outcome_type):
+                    continue
+                key = period.customer if group_by == "customer" else outcome_type
+                outcome_counts.append((key, succeeded, failed, reversed_))
+    for part in parts:
+        revenue, revenue_lacking = convert(part.revenue, part.currency, part.at)
+        cost, cost_lacking = convert(part.cost, "USD", part.at)
+        outcome_cost, _ = convert(part.outcome_cost, "USD", part.at)
+        for row in (rows.setdefault(part.key, MarginRow(key=part.key)), totals):
+            row.missing_rates |= revenue_lacking | cost_lacking
+            row.revenue = _add(row.revenue, revenue)
+            row.inference_cost = _add(row.inference_cost, cost)
+            row.outcome_cost = _add(row.outcome_cost, outcome_cost)
+            row.calls += part.calls
+            row.tokens += part.tokens
+            row.unpriced_calls += part.unpriced_calls
+            if part.revenue:
+                row.revenue_by_currency[part.currency] = (
+                    row.revenue_by_currency.get(part.currency, ZERO) + part.revenue
+                )
+            if group_by == "feature" and row is not totals and part.included:
+                row.included = True
+    for key, succeeded, failed, reversed_ in outcome_counts:
+        for row in (rows.setdefault(key, MarginRow(key=key)), totals):
+            row.succeeded = (row.succeeded or 0) + succeeded
+            row.failed = (row.failed or 0) + failed
+            row.reversed = (row.reversed or 0) + reversed_
     if group_by in ("customer", "outcome_type"):
         for row in (*rows.values(), totals):
             row.succeeded, row.failed, row.reversed = (
@@ -532,17 +578,13 @@ def margins_report(
         group_by=group_by,
         rows=sorted(rows.values(), key=lambda row: row.key),
         totals=totals,
-        closed_periods=sum(1 for p in periods if p.closed),
+        closed_periods=closed,
         open_periods=sum(1 for p in periods if not p.closed),
         missing_rates=totals.missing_rates,
     )
 
 
-def _outcome_kept(filters: MarginFilters, customer: str, outcome_type: str) -> bool:
+def _outcomes_follow(filters: MarginFilters) -> bool:
     """Outcome counts follow the customer and outcome type filters; a filter on a call's
-    model, feature or tier leaves outcomes out (they have no model, feature or tier)."""
-    if filters.model is not None or filters.feature is not None or filters.tier is not None:
-        return False
-    if filters.customer is not None and customer != filters.customer:
-        return False
-    return filters.outcome_type is None or outcome_type == filters.outcome_type
+    model, feature or tier leaves them out (outcomes have no model, feature or tier)."""
+    return filters.model is None and filters.feature is None and filters.tier is None

@@ -23,7 +23,7 @@ from billing.rating import (
     RatedInvoice,
     rate_period,
 )
-from billing.selectors.invoices import CloseUsage, close_usage
+from billing.selectors.cells import PeriodUsage, windows_usage
 from billing.selectors.plans import (
     FixedSeats,
     customer_plan_terms,
@@ -229,16 +229,22 @@ class RatedPeriod:
     subscription: Subscription
     version: PlanVersion
     terms: PlanTerms
-    usage: CloseUsage
+    usage: PeriodUsage  # the period's calls in cells, and its active seats
     invoice: RatedInvoice  # the period's own lines: no late usage or credits
 
 
 def periods_rate(
-    *, subscriptions: list[Subscription], start: datetime, end: datetime, as_of: datetime
+    *,
+    subscriptions: list[Subscription],
+    start: datetime,
+    end: datetime,
+    as_of: datetime,
+    detail: bool = False,
 ) -> list[RatedPeriod]:
     """The invoices of many customers' [start, end) as known at `as_of`, each on the plan
     in effect at `start`: a fixed number of queries, whatever the number of customers.
-    What a close bills, and what the margin report computes live for open periods."""
+    What a close bills, and (with the calls in `detail`: by outcome type, feature, tier and
+    model) what the margin report computes live for open periods."""
     plan_ids = plans_in_effect(subscriptions=subscriptions, moment=start)
     versions = {
         plan_id: plan_version_current(plan_id=plan_id) for plan_id in set(plan_ids.values())
@@ -247,7 +253,11 @@ def periods_rate(
         plan_id: plan_terms(version=version) for plan_id, version in versions.items() if version
     }
     terms_by_customer = {s.customer_id: terms[plan_ids[s.pk]] for s in subscriptions}
-    usage = close_usage(customer_ids=list(terms_by_customer), start=start, end=end, as_of=as_of)
+    usage = windows_usage(
+        windows=[(customer_id, start, end) for customer_id in terms_by_customer],
+        as_of=as_of,
+        detail=detail,
+    )
     outcomes = outcome_quantities(
         terms_by_customer=terms_by_customer, start=start, end=end, as_of=as_of
     )
@@ -255,7 +265,7 @@ def periods_rate(
     rated = []
     for subscription in subscriptions:
         customer_id = subscription.customer_id
-        used = usage[customer_id]
+        used = usage[(customer_id, start)]
         quantities = rating_quantities(
             terms=terms_by_customer[customer_id],
             outcomes=outcomes[customer_id],

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import kombu.exceptions
 from django.db import connection, connections, transaction
 from django.utils import timezone
 from psycopg import sql
@@ -28,7 +29,6 @@ from billing.selectors import (
     periods_due,
     periods_rate,
 )
-from billing.selectors.margins import revenue_spread, window_cells, window_outcomes
 from config.errors import ApiError, ErrorDetail
 from metering.models import Customer
 
@@ -192,9 +192,6 @@ def _close(subscriptions: list[Subscription], start: datetime, end: datetime) ->
     closed_at = timezone.now()
     ids = [subscription.customer_id for subscription in subscriptions]
     periods = periods_rate(subscriptions=subscriptions, start=start, end=end, as_of=closed_at)
-    windows = [(customer_id, start, end) for customer_id in ids]
-    cells = window_cells(windows=windows, as_of=closed_at)
-    outcome_counts = window_outcomes(windows=windows)
     since = last_closes(customer_ids=ids, before=start)
     changed = customers_with_late_changes(since=since, start=start, until=closed_at)
     invoices, lines, margins = [], [], []
@@ -286,52 +283,16 @@ def _close(subscriptions: list[Subscription], start: datetime, end: datetime) ->
                 margin.unpriced_calls,
                 margin.margin,
                 margin.margin_percent,
-                Jsonb(outcome_counts[(invoice.customer_id, start)]),
+                Jsonb({}),  # filled in with the cells (billing/services/reconciliation.py)
                 now,
             )
             for invoice, (margin, calls) in zip(invoices, margins, strict=True)
         ],
     )
-    # The period's calls with the invoice spread over them: the margin report's
-    # breakdown by outcome type, model, feature and tier (billing/selectors/margins.py).
-    _copy(
-        "billing_reconciliationcell",
-        (
-            "invoice_id",
-            "outcome_type",
-            "feature",
-            "tier",
-            "provider",
-            "model",
-            "calls",
-            "tokens",
-            "cost",
-            "unpriced_calls",
-            "revenue",
-        ),
-        [
-            (
-                invoice.pk,
-                cell.outcome_type,
-                cell.feature,
-                cell.tier,
-                cell.provider,
-                cell.model,
-                cell.calls,
-                cell.tokens,
-                cell.cost,
-                cell.unpriced_calls,
-                cell.revenue,
-            )
-            for invoice, invoice_lines, period in zip(invoices, lines, periods, strict=True)
-            for cell in revenue_spread(
-                cells=cells[(invoice.customer_id, start)],
-                lines=invoice_lines,
-                currency=invoice.currency,
-                included=period.terms.included_features,
-            )
-        ],
-    )
+    # The breakdown by outcome type, model, feature and tier is a second, heavier scan:
+    # a task makes it after the commit, off the close's path.
+    invoice_ids = [invoice.pk for invoice in invoices]
+    transaction.on_commit(lambda: _reconcile_later(invoice_ids))
     if stripe_api.configured():
         from billing.tasks import push_invoice
 
@@ -350,6 +311,21 @@ FROM unnest(%(customers)s::bigint[], %(versions)s::bigint[], %(currencies)s::tex
             %(totals)s::bigint[]) AS i(customer_id, plan_version_id, currency, total)
 RETURNING id, customer_id
 """
+
+
+def _reconcile_later(invoice_ids: list[int]) -> None:
+    """Enqueue the margin breakdown; with the broker down the invoices stand (they are
+    committed) and the beat's sweep (reconcile_missing) makes it later."""
+    from billing.tasks import reconcile_invoices
+
+    try:
+        reconcile_invoices.delay(invoice_ids)
+    except (OSError, kombu.exceptions.KombuError) as unreachable:
+        logger.warning(
+            "margin breakdown of %d invoices not enqueued (%s): the sweep will make it",
+            len(invoice_ids),
+            unreachable,
+        )
 
 
 def _insert_invoices(invoices: list[Invoice]) -> None:

@@ -36,6 +36,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "billing.tasks.close_due_periods",
         "schedule": 300.0,
     },
+    # The margin breakdown of closed invoices whose after-close task was lost.
+    "reconcile-missing": {
+        "task": "billing.tasks.reconcile_missing",
+        "schedule": 600.0,
+    },
     "check-stripe-drift": {
         "task": "billing.tasks.check_stripe_drift",
         "schedule": 3600.0,

@@ -105,6 +105,7 @@ def test_a_negative_margin_fires_once_per_month_and_not_again_on_rerun(client_wi
     assert alert.period_start == month_of(timezone.now())[0]
     assert alert.details["margin"] == "-15"
     assert alert.details["margin_percent"] == "-150"
+    assert alert.message == "customer duo: margin -15 USD (-150 %) is below 0 %"
 
 
 @pytest.mark.django_db

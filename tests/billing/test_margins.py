@@ -15,15 +15,20 @@ The seat fee ($20) and the base fee ($10) spread over the two premium chat cells
 over seo, the included feature.
 """
 
+import logging
+import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 from django.utils import timezone
 
-from billing.models import FxRate, Invoice, ReconciliationCell, Subscription
+from billing.models import FxRate, Invoice, Reconciliation, ReconciliationCell, Subscription
 from billing.money import from_minor_units
 from billing.services.invoicing import period_close
+from billing.services.reconciliation import invoices_reconcile
+from billing.tasks import close_period, reconcile_missing
+from config.celery import app as celery_app
 from outcomes.models import Outcome
 from tests.billing.factories import plan_load
 from tests.metering.factories import customer_create, event_payload
@@ -52,6 +57,13 @@ def outcome(customer, external_id, status, at):
         succeeded_recorded_at=at if status == "succeeded" else None,
         **{times[status]: at},
     )
+
+
+def close(customer_id):
+    """Close October, and make its margin breakdown as the task after the close does."""
+    invoice = period_close(customer_id=customer_id, period_start=OCTOBER)
+    invoices_reconcile(invoice_ids=[invoice.pk])
+    return invoice
 
 
 def post_events(client, events):
@@ -110,7 +122,7 @@ def october(client_with_key, settings):
     ]
     post_events(client_with_key, events)
     for customer in (fin, duo):
-        period_close(customer_id=customer.pk, period_start=OCTOBER)
+        close(customer.pk)
     return client_with_key
 
 
@@ -214,7 +226,7 @@ def test_revenue_in_another_currency_converts_at_the_rate_of_the_period(
         client_with_key,
         [event_payload("bank", cost="50", timestamp=(OCTOBER + DAY).isoformat())],
     )
-    period_close(customer_id=euro_plan.plan.subscriptions.get().customer_id, period_start=OCTOBER)
+    close(euro_plan.plan.subscriptions.get().customer_id)
     FxRate.objects.create(currency="EUR", effective_from=OCTOBER, usd_per_unit=Decimal("1.1"))
     FxRate.objects.create(
         currency="EUR", effective_from=NOVEMBER, usd_per_unit=Decimal("2")
@@ -234,7 +246,7 @@ def test_revenue_in_another_currency_converts_at_the_rate_of_the_period(
 def test_a_margin_that_needs_a_missing_rate_says_so(october, client_with_key):
     euro_plan = plan_load("euro", currency="EUR", base_fee="100")
     bank = subscribe("bank", euro_plan.plan)
-    period_close(customer_id=bank.pk, period_start=OCTOBER)
+    close(bank.pk)
 
     report = margins(october)
     rows = {row["key"]: row for row in report["rows"]}
@@ -269,8 +281,10 @@ def test_an_unknown_customer_is_a_404(client_with_key):
     assert response.status_code == 404
 
 
-def test_periods_closed_before_cells_existed_still_count_per_customer(october):
-    ReconciliationCell.objects.all().delete()  # as closed by an earlier payback
+def test_periods_without_their_breakdown_yet_count_per_customer(october):
+    # As closed by an earlier payback, or before the task after the close has run.
+    ReconciliationCell.objects.all().delete()
+    Reconciliation.objects.update(breakdown_at=None)
 
     rows = {row["key"]: row for row in margins(october, group_by="customer")["rows"]}
     assert figures(rows["fin"]) == ("6", "2", "4", "66.67")
@@ -285,3 +299,71 @@ def test_the_cells_of_a_closed_period_sum_to_its_invoice(october):
         revenue = sum(cell.revenue for cell in cells)
         assert revenue == from_minor_units(invoice.total, invoice.currency)
         assert sum(cell.cost for cell in cells) == invoice.reconciliation.inference_cost
+
+
+def test_reconciling_again_replaces_the_breakdown(october):
+    before = sorted(ReconciliationCell.objects.values_list("invoice_id", "model", "revenue"))
+
+    invoices_reconcile(invoice_ids=list(Invoice.objects.values_list("pk", flat=True)))
+
+    after = sorted(ReconciliationCell.objects.values_list("invoice_id", "model", "revenue"))
+    assert after == before
+
+
+def test_the_sweep_makes_a_missing_breakdown(october):
+    ReconciliationCell.objects.all().delete()
+    Reconciliation.objects.update(breakdown_at=None)
+
+    assert reconcile_missing() == 2
+    assert reconcile_missing() == 0
+
+    rows = {row["key"]: row for row in margins(october, group_by="model")["rows"]}
+    assert rows["openai:gpt-4o"]["revenue"] == "24.75"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_close_by_the_real_worker_makes_the_breakdown(celery_worker):
+    plan = plan_load("outcomes", outcomes=[{"type": "resolution", "unit_price": "2.00"}])
+    fin = subscribe("fin", plan.plan)
+    outcome(fin, "fin-1", "succeeded", OCTOBER + DAY)
+    close_period.delay(fin.pk, OCTOBER.isoformat())
+
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        reconciliation = Reconciliation.objects.filter(invoice__customer=fin).first()
+        if reconciliation is not None and reconciliation.breakdown_at is not None:
+            break
+        time.sleep(0.1)
+
+    assert reconciliation.breakdown_at is not None
+    assert reconciliation.outcomes == {"resolution": [1, 0, 0]}
+    [cell] = ReconciliationCell.objects.all()
+    assert (cell.outcome_type, cell.revenue) == ("resolution", Decimal(2))
+
+
+def use_broker(url):
+    """Point the Celery app's publishing at another broker (its pools are rebuilt)."""
+    celery_app.conf.broker_url = celery_app.conf.broker_write_url = url
+    celery_app._pool = None
+    celery_app.amqp._producer_pool = None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_with_the_broker_down_a_close_still_invoices_and_the_sweep_catches_up(caplog):
+    plan = plan_load("outcomes", outcomes=[{"type": "resolution", "unit_price": "2.00"}])
+    fin = subscribe("fin", plan.plan)
+    outcome(fin, "fin-1", "succeeded", OCTOBER + DAY)
+    # A real worker started by an earlier test leaves the root logger at ERROR.
+    caplog.set_level(logging.WARNING, logger="billing.services.invoicing")
+    broker = celery_app.conf.broker_url
+    try:
+        use_broker("redis://127.0.0.1:1/0")  # nothing listens there
+        invoice = period_close(customer_id=fin.pk, period_start=OCTOBER)
+    finally:
+        use_broker(broker)
+
+    assert invoice.total == 200
+    assert "the sweep will make it" in caplog.text
+    assert Reconciliation.objects.get().breakdown_at is None
+    assert reconcile_missing() == 1
+    assert Reconciliation.objects.get().outcomes == {"resolution": [1, 0, 0]}

@@ -1,0 +1,117 @@
+"""The margin report and the dashboard over a month of many customers, live and closed,
+against one GROUP BY over the same month.
+
+Run with `.venv/bin/python -m config.embedded exec .venv/bin/python bench/margins.py`
+(embedded PostgreSQL) or with DATABASE_URL set. In a scratch database of its own
+(payback_bench_margins) it loads bench/close.py's month (customers on one plan with a
+base fee, premium seats, outcomes and pass-through; events and outcomes by set-based
+SQL), then times (median of three each):
+  - the baseline: one GROUP BY customer over the month's events;
+  - margins by customer and by model while the month is open (every customer's period
+    rated live);
+  - the same once the month is closed (read from the reconciliation cells);
+  - the dashboard's data for the month (closed).
+Writes bench/results/margins.json. No target in the issue: the figures say what a
+report costs relative to one scan of the month.
+Options: --customers (10,000), --events (1,000,000), --outcomes (100,000).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+from close import MONTH, NEXT_MONTH, load  # bench/close.py: the same month of data
+from scratch import scratch_database
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+RESULTS = ROOT / "bench" / "results"
+BENCH_DB = "payback_bench_margins"
+
+
+def median_seconds(run: Callable[[], object], times: int = 3) -> float:
+    durations = []
+    for _ in range(times):
+        started = time.perf_counter()
+        run()
+        durations.append(time.perf_counter() - started)
+    return statistics.median(durations)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--customers", type=int, default=10_000)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--outcomes", type=int, default=100_000)
+    options = parser.parse_args()
+
+    os.environ["DATABASE_URL"] = scratch_database(BENCH_DB)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.django.base")
+    os.environ["STRIPE_API_KEY"] = ""
+    os.environ["CELERY_BROKER_URL"] = "memory://"  # the breakdown is made below
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connection
+
+    from billing.models import Invoice
+    from billing.selectors.dashboard import dashboard_data
+    from billing.selectors.margins import MarginFilters, margins_report
+    from billing.services.invoicing import due_periods_close
+    from billing.services.reconciliation import invoices_reconcile
+
+    call_command("migrate", verbosity=0)
+    load(options.customers, options.events, options.outcomes)
+    print(f"loaded {options.events:,} events for {options.customers:,} customers", flush=True)
+
+    def baseline() -> None:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT customer_id, count(*), sum(cost) FROM metering_usageevent "
+                'WHERE "timestamp" >= %s AND "timestamp" < %s GROUP BY customer_id',
+                [MONTH, NEXT_MONTH],
+            )
+            cursor.fetchall()
+
+    def report(group_by: str, now: object) -> Callable[[], object]:
+        return lambda: margins_report(
+            start=MONTH, end=NEXT_MONTH, group_by=group_by, filters=MarginFilters(), now=now
+        )
+
+    during = MONTH + timedelta(days=29, hours=12)  # the month is still open
+    after = NEXT_MONTH + timedelta(hours=2)
+    figures = {"baseline_group_by_s": median_seconds(baseline)}
+    figures["open_by_customer_s"] = median_seconds(report("customer", during))
+    figures["open_by_model_s"] = median_seconds(report("model", during))
+    due_periods_close(as_of=after, processes=os.cpu_count() or 1)
+    invoices_reconcile(invoice_ids=list(Invoice.objects.values_list("pk", flat=True)))
+    figures["closed_by_customer_s"] = median_seconds(report("customer", after))
+    figures["closed_by_model_s"] = median_seconds(report("model", after))
+    figures["dashboard_closed_s"] = median_seconds(
+        lambda: dashboard_data(start=MONTH, end=NEXT_MONTH, now=after)
+    )
+    base = figures["baseline_group_by_s"]
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "margins.json").write_text(
+        json.dumps({"customers": options.customers, "events": options.events, **figures}, indent=2)
+    )
+    print(f"\n{'measure (median of 3)':44} {'seconds':>8}   × baseline")
+    for name, seconds in figures.items():
+        print(f"{name:44} {seconds:8.2f}   {seconds / base:6.1f}×")
+    print(f"written to {RESULTS / 'margins.json'}")
+
+
+if __name__ == "__main__":
+    main()
