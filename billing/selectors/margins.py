@@ -15,8 +15,9 @@ model) and its invoice lines spread over those cells:
 
 So revenue by customer or outcome type is exact, and revenue by model, feature or tier
 is the share of each line that the calls behind it earned. A closed period's cells are
-stored at its close (ReconciliationCell, summing to its invoice); an open period's are
-computed live from the same SQL and the same rating.
+stored by a task after its close (billing/services/reconciliation.py; ReconciliationCell,
+summing to its invoice) and summed here in SQL; an open period's are computed live from
+the same SQL (billing/selectors/cells.py) and the same rating.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import ROUND_DOWN, Decimal
-from typing import Literal, Protocol
+from typing import Protocol
 
 from django.conf import settings
 from django.db import connection
@@ -42,7 +43,6 @@ from metering.models import Customer
 ZERO = Decimal(0)
 EXACT = Decimal("1e-12")
 PREMIUM_TIER = "premium"
-GroupBy = Literal["customer", "outcome_type", "model", "feature", "tier"]
 GROUP_BYS: tuple[str, ...] = ("customer", "outcome_type", "model", "feature", "tier")
 
 
