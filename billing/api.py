@@ -135,6 +135,13 @@ class UsageQuerySerializer(serializers.Serializer):
         return attrs
 
 
+# The analytics endpoints' window, [from, to).
+WINDOW_PARAMETERS = [
+    OpenApiParameter("from", datetime, description="Inclusive, ISO 8601; default: month start."),
+    OpenApiParameter("to", datetime, description="Exclusive, ISO 8601; default: next month."),
+]
+
+
 def _decimal(value: Decimal | None) -> str | None:
     return None if value is None else f"{value.normalize():f}"
 
@@ -183,8 +190,7 @@ class CustomerUsageApi(APIView):
         summary="Usage, cost, outcomes, the invoice preview and the margin over a window "
         "(default: this calendar month)",
         parameters=[
-            OpenApiParameter("from", datetime, description="Inclusive, ISO 8601."),
-            OpenApiParameter("to", datetime, description="Exclusive, ISO 8601."),
+            *WINDOW_PARAMETERS,
         ],
         responses={200: UsageWithPreviewSerializer, **API_ERRORS, 404: ErrorSerializer},
     )
@@ -374,8 +380,7 @@ class SavingsApi(APIView):
         operation_id="analytics_savings",
         summary="What caching, routing and distillation save or would save over a window",
         parameters=[
-            OpenApiParameter("from", datetime, description="Inclusive, ISO 8601."),
-            OpenApiParameter("to", datetime, description="Exclusive, ISO 8601."),
+            *WINDOW_PARAMETERS,
             OpenApiParameter("customer", str, description="Only this customer."),
             OpenApiParameter(
                 "substitute",
@@ -504,8 +509,7 @@ class MarginsApi(APIView):
             "outcome_type. Rows of features a plan gives away say `included: true`."
         ),
         parameters=[
-            OpenApiParameter("from", datetime, description="Inclusive, ISO 8601."),
-            OpenApiParameter("to", datetime, description="Exclusive, ISO 8601."),
+            *WINDOW_PARAMETERS,
             OpenApiParameter("group_by", str, enum=list(GROUP_BYS), default="customer"),
             OpenApiParameter("customer", str, description="Only this customer."),
             OpenApiParameter("outcome_type", str, description="Only calls of this type."),
@@ -585,8 +589,7 @@ class PremiumBreakEvenApi(APIView):
             "period: the fee is per period."
         ),
         parameters=[
-            OpenApiParameter("from", datetime, description="Inclusive, ISO 8601."),
-            OpenApiParameter("to", datetime, description="Exclusive, ISO 8601."),
+            *WINDOW_PARAMETERS,
         ],
         responses={200: OpenApiTypes.OBJECT, **API_ERRORS},
     )
