@@ -25,6 +25,8 @@ from rest_framework.authentication import BaseAuthentication
 from rest_framework_api_key.models import APIKey
 from rest_framework_api_key.permissions import KeyParser
 
+from config.throttling import client_address, parse_rate, window_count, window_hit
+
 
 @dataclass(frozen=True, slots=True)
 class ApiClient:
@@ -64,11 +66,26 @@ class ApiKeyAuthentication(BaseAuthentication):
         key_digest = hashlib.sha512(key.encode()).hexdigest()
         client = _cached_client(key_digest)
         if client is None:
-            client = self._verify(key)
+            client = self._verify_throttled(key, client_address(request))
             if len(_recently_verified) >= _MAX_CACHED_KEYS:
                 _recently_verified.clear()
             _recently_verified[key_digest] = (time.monotonic(), client)
         return client, client.key_prefix
+
+    def _verify_throttled(self, key: str, address: str) -> ApiClient:
+        """Verify, unless this address failed too often lately: guessing keys costs a
+        429 (with Retry-After) after API_AUTH_FAILURE_LIMIT failures per window."""
+        limit = parse_rate(settings.API_AUTH_FAILURE_LIMIT)
+        if (
+            limit is not None
+            and window_count("auth", address, settings.API_AUTH_FAILURE_LIMIT) >= (limit[0])
+        ):
+            raise exceptions.Throttled(wait=limit[1], detail="Too many failed API keys.")
+        try:
+            return self._verify(key)
+        except exceptions.AuthenticationFailed:
+            window_hit("auth", address, settings.API_AUTH_FAILURE_LIMIT)
+            raise
 
     def _verify(self, key: str) -> ApiClient:
         # Looked up by prefix among all keys, revoked and expired included, so that the

@@ -32,6 +32,15 @@ class CustomerInputSerializer(serializers.Serializer):
     )
     metadata = serializers.DictField(required=False, help_text="Free-form, up to 8 KiB of JSON.")
 
+    def to_internal_value(self, data: Any) -> Any:
+        # A field this endpoint does not take (an id, a timestamp, an invoice total) is
+        # refused by name rather than ignored: nothing is set that the API does not own.
+        unknown = sorted(set(data) - set(self.fields)) if isinstance(data, dict) else []
+        if unknown:
+            refusal = serializers.ErrorDetail("Not a field of this endpoint.", code="unknown_field")
+            raise serializers.ValidationError({name: [refusal] for name in unknown})
+        return super().to_internal_value(data)
+
     def validate_currency(self, value: str) -> str:
         if not _CURRENCY_RE.match(value):
             raise serializers.ValidationError("Must be a three-letter ISO 4217 code.")

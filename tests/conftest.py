@@ -124,3 +124,12 @@ def stripe(stripe_server: FakeStripe, settings: Any) -> Iterator[FakeStripe]:
     yield stripe_server
     stripe_api._client.cache_clear()
     stripe_api._limiter.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def fresh_rate_limits() -> Iterator[None]:
+    """Rate-limit counters live in the (per-process) cache: each test starts at zero."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield

@@ -1,4 +1,4 @@
-from config.env import env_int
+from config.env import env_int, env_str
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["metering.authentication.ApiKeyAuthentication"],
@@ -8,6 +8,7 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "config.errors.api_exception_handler",
     "UNAUTHENTICATED_USER": None,
+    "DEFAULT_THROTTLE_CLASSES": ["config.throttling.ApiKeyRateThrottle"],
 }
 
 SPECTACULAR_SETTINGS = {
@@ -45,3 +46,19 @@ API_KEY_CACHE_SECONDS = env_int("API_KEY_CACHE_SECONDS", 10)
 # 1,000 events with 8 KiB of properties each stays under this.
 API_MAX_BODY_BYTES = env_int("API_MAX_BODY_BYTES", 10 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
+
+# Requests per API key ("N/s", "N/m" or "N/h"; "0": no limit), and failed
+# authentications per client address before 429 (config/throttling.py).
+API_KEY_RATE_LIMIT = env_str("API_KEY_RATE_LIMIT", "2000/s")
+API_AUTH_FAILURE_LIMIT = env_str("API_AUTH_FAILURE_LIMIT", "20/m")
+
+# Where rate-limit counters live: per process by default; `redis://…` for one count
+# across processes (and a Django cache for anything else that wants one).
+_CACHE_URL = env_str("CACHE_URL", "")
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _CACHE_URL}
+        if _CACHE_URL.startswith(("redis://", "rediss://"))
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}

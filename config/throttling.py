@@ -1,0 +1,85 @@
+"""Rate limits: requests per API key, and failed authentications per client address.
+
+Fixed windows counted in Django's cache (`cache.incr`, atomic in Redis and in the
+per-process local memory cache). With the default local memory cache each process counts
+its own requests, so N gunicorn workers allow up to N times the limit; set
+`CACHE_URL=redis://…` for one count across processes. A refused request gets 429 with
+`Retry-After` (seconds to the next window) and a JSON error.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+from django.core.cache import cache
+from django.http import HttpRequest
+from rest_framework.throttling import BaseThrottle
+
+if TYPE_CHECKING:  # rest_framework.views imports the authentication, which imports this
+    from rest_framework.request import Request
+    from rest_framework.views import APIView
+
+_PERIODS = {"s": 1, "m": 60, "h": 3600}
+
+
+def parse_rate(rate: str) -> tuple[int, int] | None:
+    """'1000/s' -> (1000, 1); '' or '0' -> None (no limit)."""
+    if not rate or rate == "0":
+        return None
+    count, _, period = rate.partition("/")
+    return int(count), _PERIODS[period[:1]]
+
+
+def window_hit(scope: str, ident: str, rate: str) -> float | None:
+    """Count one hit in the current window of (scope, ident); the seconds until the
+    window ends when the limit is exceeded, else None."""
+    parsed = parse_rate(rate)
+    if parsed is None:
+        return None
+    limit, seconds = parsed
+    now = time.time()
+    window = int(now // seconds)
+    key = f"rl:{scope}:{ident}:{window}"
+    cache.add(key, 0, timeout=seconds + 1)
+    try:
+        hits = cache.incr(key)
+    except ValueError:  # expired between add and incr: a new window
+        cache.add(key, 1, timeout=seconds + 1)
+        hits = 1
+    if hits <= limit:
+        return None
+    return (window + 1) * seconds - now
+
+
+def window_count(scope: str, ident: str, rate: str) -> int:
+    parsed = parse_rate(rate)
+    if parsed is None:
+        return 0
+    _, seconds = parsed
+    return int(cache.get(f"rl:{scope}:{ident}:{int(time.time() // seconds)}", 0))
+
+
+class ApiKeyRateThrottle(BaseThrottle):
+    """API_KEY_RATE_LIMIT requests per window per API key (its prefix)."""
+
+    def __init__(self) -> None:
+        self.retry_after: float | None = None
+
+    def allow_request(self, request: Request, view: APIView) -> bool:
+        prefix = getattr(request.user, "key_prefix", None)
+        if prefix is None:  # an operator's session (docs), not a key
+            return True
+        self.retry_after = window_hit("key", prefix, settings.API_KEY_RATE_LIMIT)
+        return self.retry_after is None
+
+    def wait(self) -> float | None:
+        return None if self.retry_after is None else math.ceil(self.retry_after)
+
+
+def client_address(request: HttpRequest) -> str:
+    # Behind a proxy, REMOTE_ADDR is the proxy's: configure the proxy to set it (e.g.
+    # gunicorn's forwarded_allow_ips) rather than trusting X-Forwarded-For here.
+    return request.META.get("REMOTE_ADDR", "") or "unknown"

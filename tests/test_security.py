@@ -1,0 +1,123 @@
+"""Rate limits, stored secrets, mass assignment: what a hostile client meets."""
+
+import pytest
+from django.db import connection
+from rest_framework.test import APIClient
+from rest_framework_api_key.models import APIKey
+
+from tests.metering.factories import customer_create, event_payload
+
+pytestmark = pytest.mark.django_db
+
+
+def keyed_client(name: str = "backend") -> APIClient:
+    _, key = APIKey.objects.create_key(name=name)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {key}")
+    return client
+
+
+def test_a_key_over_its_rate_gets_429_with_retry_after(settings):
+    settings.API_KEY_RATE_LIMIT = "3/m"
+    customer_create(external_id="acme")
+    busy, other = keyed_client("busy"), keyed_client("other")
+
+    statuses = [busy.get("/v1/customers/acme").status_code for _ in range(4)]
+
+    assert statuses == [200, 200, 200, 429]
+    refused = busy.get("/v1/customers/acme")
+    assert refused.status_code == 429
+    assert 1 <= int(refused["Retry-After"]) <= 60
+    assert refused.json()["errors"][0]["code"] == "throttled"
+    assert other.get("/v1/customers/acme").status_code == 200  # per key
+
+
+def test_repeated_failed_keys_get_429_even_for_a_good_key_then(settings):
+    settings.API_AUTH_FAILURE_LIMIT = "3/m"
+    settings.API_KEY_CACHE_SECONDS = 0
+    customer_create(external_id="acme")
+    guesser = APIClient()
+    guesser.credentials(HTTP_AUTHORIZATION="Api-Key abcdefgh.guess")
+
+    statuses = [guesser.get("/v1/customers/acme").status_code for _ in range(4)]
+
+    assert statuses == [401, 401, 401, 429]
+    refused = keyed_client().get("/v1/customers/acme")  # same address
+    assert refused.status_code == 429
+    assert int(refused["Retry-After"]) >= 1
+
+
+def test_only_hashes_of_api_keys_are_stored():
+    api_key, key = APIKey.objects.create_key(name="backend")
+    secret = key.split(".", 1)[1]
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT * FROM rest_framework_api_key_apikey")
+        stored = " ".join(str(value) for row in cursor.fetchall() for value in row)
+
+    assert key not in stored
+    assert secret not in stored
+    assert api_key.prefix in stored  # the visible part only
+    assert api_key.is_valid(key)
+
+
+def test_a_body_over_the_limit_gets_413_before_it_is_read(settings, client_with_key):
+    settings.API_MAX_BODY_BYTES = 1000
+    customer_create(external_id="acme")
+    events = [event_payload("acme", properties={"pad": "x" * 2000})]
+
+    response = client_with_key.post("/v1/events", {"events": events}, format="json")
+
+    assert response.status_code == 413
+    assert response.json()["errors"][0]["code"] == "body_too_large"
+
+
+def test_a_customer_update_refuses_fields_it_does_not_own(client_with_key):
+    customer_create(external_id="acme", name="Acme")
+
+    response = client_with_key.put(
+        "/v1/customers/acme",
+        {"name": "Evil", "external_id": "other", "created_at": "2020-01-01T00:00:00Z", "total": 0},
+        format="json",
+    )
+
+    assert response.status_code == 400
+    errors = response.json()["errors"]
+    assert sorted(e["field"] for e in errors) == ["created_at", "external_id", "total"]
+    assert {e["code"] for e in errors} == {"unknown_field"}
+    assert client_with_key.get("/v1/customers/acme").json()["name"] == "Acme"  # unchanged
+
+
+@pytest.mark.parametrize(
+    ("path", "item"),
+    [
+        ("/v1/events", {"cost_source": "explicit"}),
+        ("/v1/events", {"received_at": "2020-01-01T00:00:00Z"}),
+        ("/v1/events", {"price_version": "free"}),
+        ("/v1/outcomes", {"succeeded_recorded_at": "2020-01-01T00:00:00Z"}),
+        ("/v1/outcomes", {"reversed_at": "2020-01-01T00:00:00Z"}),
+    ],
+)
+def test_facts_refuse_fields_the_server_sets(client_with_key, path, item):
+    customer_create(external_id="acme")
+    body = (
+        event_payload("acme", **item)
+        if path == "/v1/events"
+        else {"id": "o-1", "customer": "acme", "type": "resolution", **item}
+    )
+
+    response = client_with_key.post(path, body, format="json")
+
+    assert response.status_code == 400
+    assert next(iter(item)) in response.content.decode()
+
+
+@pytest.mark.parametrize("method", ["post", "put", "patch", "delete"])
+def test_invoices_cannot_be_written_through_the_api(client_with_key, method):
+    customer_create(external_id="acme")
+
+    response = getattr(client_with_key, method)(
+        "/v1/customers/acme/invoices", {"total": 0, "status": "paid"}, format="json"
+    )
+
+    assert response.status_code == 405
