@@ -1,3 +1,4 @@
+from auditlog.registry import auditlog
 from django.contrib import admin
 from django.db import models
 from django.http import HttpRequest
@@ -44,3 +45,8 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
     fields = ("url", "enabled", "secret")
     # A URL typed without a scheme is https (Django 6's default, chosen now).
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+
+
+# Who changed the rules and endpoints (the secret is never written to the log).
+auditlog.register(AlertRule)
+auditlog.register(WebhookEndpoint, exclude_fields=["secret"])

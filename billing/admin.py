@@ -5,6 +5,7 @@ import csv
 from decimal import Decimal
 from typing import Any
 
+from auditlog.registry import auditlog
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
@@ -337,3 +338,16 @@ def dashboard_margins_csv(request: HttpRequest) -> HttpResponse:
             cells[0] = "total"
         writer.writerow(["" if cell is None else cell for cell in cells] + [report.currency])
     return response
+
+
+# --- the audit log: who changed prices and invoices, and when -------------------------------
+# Admin edits and actions record their user (auditlog's middleware); tasks (Stripe webhooks,
+# closes) record none. Invoices: their status and total only, not the push bookkeeping.
+auditlog.register(Plan)
+auditlog.register(PlanVersion)
+auditlog.register(OutcomePrice)
+auditlog.register(PriceTier)
+auditlog.register(TokenPassThrough)
+auditlog.register(Subscription)
+auditlog.register(FxRate)
+auditlog.register(Invoice, include_fields=["status", "total"])

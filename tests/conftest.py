@@ -56,7 +56,7 @@ def celery_worker(transactional_db: None) -> Iterator[None]:
 @pytest.fixture
 def staff_client(client: Client, db: None) -> Client:
     User.objects.create_superuser("admin", "admin@example.test", "pw-admin-12345")
-    client.login(username="admin", password="pw-admin-12345")
+    client.force_login(User.objects.get(username="admin"))
     return client
 
 

@@ -1,4 +1,11 @@
-"""Rate limits, stored secrets, mass assignment: what a hostile client meets."""
+"""Rate limits, stored secrets, mass assignment, production settings: what a hostile
+client meets."""
+
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from django.db import connection
@@ -121,3 +128,41 @@ def test_invoices_cannot_be_written_through_the_api(client_with_key, method):
     )
 
     assert response.status_code == 405
+
+
+def production_check(**env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=Path(__file__).resolve().parent.parent,
+        env={
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "config.django.production",
+            "DEBUG": "true",  # production settings ignore it
+            **env,
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_production_settings_pass_the_deploy_check():
+    result = production_check(SECRET_KEY=secrets.token_urlsafe(60))
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_production_settings_refuse_to_start_without_a_secret_key():
+    env = {key: value for key, value in os.environ.items() if key != "SECRET_KEY"}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=Path(__file__).resolve().parent.parent,
+        env={**env, "DJANGO_SETTINGS_MODULE": "config.django.production"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert result.returncode != 0
+    assert "SECRET_KEY" in result.stderr

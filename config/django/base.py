@@ -1,6 +1,7 @@
 """Base settings: shared by the laptop, the tests and production (see production.py)."""
 
 from config.env import env_bool, env_list, env_str
+from config.settings.admin import *  # noqa: F403
 from config.settings.alerts import *  # noqa: F403
 from config.settings.api import *  # noqa: F403
 from config.settings.billing import *  # noqa: F403
@@ -29,6 +30,14 @@ INSTALLED_APPS = [
     "outcomes",
     "billing",
     "alerts",
+    "axes",
+    "auditlog",
+]
+
+# django-axes first: it refuses a locked-out login before the password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 
 MIDDLEWARE = [
@@ -41,6 +50,10 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Who is acting, for the audit log of invoices and plans (auditlog's LogEntry).
+    "auditlog.middleware.AuditlogMiddleware",
+    # Last, as django-axes requires: answers a locked-out admin login.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"

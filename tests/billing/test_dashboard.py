@@ -90,7 +90,7 @@ def dashboard_data(db: None) -> None:
 def test_the_dashboard_is_for_staff_only(client, db):
     assert client.get("/admin/dashboard/").status_code == 302  # to the login page
     User.objects.create_user("clerk", password="pw-clerk-12345")
-    client.login(username="clerk", password="pw-clerk-12345")
+    client.force_login(User.objects.get(username="clerk"))
     response = client.get("/admin/dashboard/")
     assert response.status_code == 302
     assert response["Location"].startswith("/admin/login/")

@@ -2,6 +2,7 @@
 Celery worker closing the period and pushing it to Stripe (localstripe, through the real
 `stripe` client), a signed webhook bringing the payment back."""
 
+import logging
 import time
 from datetime import timedelta
 
@@ -25,7 +26,12 @@ def wait_for(condition, timeout: float = 60.0) -> bool:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_outcomes_to_a_paid_stripe_invoice(celery_worker, stripe, client_with_key, settings):
+def test_outcomes_to_a_paid_stripe_invoice(
+    celery_worker, stripe, client_with_key, api_key, settings, caplog
+):
+    # Every log record of the flow, from every logger and thread (the worker's included),
+    # is searched for secrets at the end.
+    caplog.set_level(logging.DEBUG)
     settings.STRIPE_WEBHOOK_SECRETS = ["whsec_current"]
     settings.METERING_LATE_EVENT_WINDOW_DAYS = 3650  # the facts below are weeks old
     plan_load("support-ai", base_fee="10", outcomes=[{"type": "resolution", "unit_price": "0.99"}])
@@ -74,3 +80,10 @@ def test_outcomes_to_a_paid_stripe_invoice(celery_worker, stripe, client_with_ke
         deliver(event("evt_paid_1", "invoice.paid", invoice.stripe_invoice_id)).status_code == 200
     )
     assert wait_for(lambda: Invoice.objects.get(pk=invoice.pk).status == "paid")
+
+    # No secret in any log line: the API key (nor its secret part), Stripe's API key, the
+    # webhook signing secret.
+    logged = caplog.text
+    assert {"stripe", "celery.app.trace"} <= {record.name for record in caplog.records}
+    for secret in (api_key, api_key.split(".", 1)[1], settings.STRIPE_API_KEY, "whsec_current"):
+        assert secret not in logged
