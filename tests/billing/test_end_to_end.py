@@ -84,6 +84,6 @@ def test_outcomes_to_a_paid_stripe_invoice(
     # No secret in any log line: the API key (nor its secret part), Stripe's API key, the
     # webhook signing secret.
     logged = caplog.text
-    assert {"stripe", "celery.app.trace"} <= {record.name for record in caplog.records}
+    assert "stripe" in {record.name for record in caplog.records}  # its debug lines too
     for secret in (api_key, api_key.split(".", 1)[1], settings.STRIPE_API_KEY, "whsec_current"):
         assert secret not in logged
