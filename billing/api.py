@@ -31,6 +31,7 @@ from billing.serializers import (
 )
 from billing.services.webhooks import webhook_receive
 from config.errors import ApiError, ErrorDetail
+from config.pagination import page_of, page_parameters, paged_response
 from metering import selectors as metering_selectors
 from metering.api import API_ERRORS, require_json
 from metering.models import Customer
@@ -244,16 +245,19 @@ class PlanListApi(APIView):
     @extend_schema(
         operation_id="plans_list",
         summary="Plans, each at its current version, with all its prices",
+        parameters=page_parameters(100),
         responses={200: PlanDocumentSerializer(many=True), 401: API_ERRORS[401]},
     )
     def get(self, request: Request) -> Response:
+        page = page_of(request, default=100, maximum=100)
+        plans = Plan.objects.order_by("code")
         documents = []
-        for plan in Plan.objects.order_by("code"):
+        for plan in plans[page.offset : page.offset + page.limit]:
             version = selectors.plan_version_current(plan_id=plan.pk)
             if version is not None:
                 document = msgspec.to_builtins(selectors.plan_document(version))
                 documents.append({"version": version.version, **document})
-        return Response(documents)
+        return paged_response(request, documents, page=page, total=plans.count())
 
 
 class OutcomeReverseApi(APIView):
@@ -276,12 +280,18 @@ class CustomerInvoicesApi(APIView):
     @extend_schema(
         operation_id="customers_invoices",
         summary="The customer's invoices, newest first, with their lines and status",
+        parameters=page_parameters(100),
         responses={200: InvoiceSerializer(many=True), 401: API_ERRORS[401], 404: ErrorSerializer},
     )
     def get(self, request: Request, external_id: str) -> Response:
         customer = metering_selectors.customer_get(external_id=external_id)
-        invoices = selectors.customer_invoices(customer=customer)
-        return Response(InvoiceSerializer(invoices, many=True).data)
+        page = page_of(request, default=100, maximum=100)
+        invoices, total = selectors.customer_invoices(
+            customer=customer, limit=page.limit, offset=page.offset
+        )
+        return paged_response(
+            request, InvoiceSerializer(invoices, many=True).data, page=page, total=total
+        )
 
 
 class StripeWebhookApi(APIView):
@@ -450,6 +460,10 @@ class SavingsApi(APIView):
         )
 
 
+# Rows per page of the margin report (a row per customer can be many); totals cover all.
+MARGIN_ROWS_MAX = 1000
+
+
 class MarginsQuerySerializer(UsageQuerySerializer):
     group_by = serializers.ChoiceField(choices=GROUP_BYS, default="customer")
     customer = serializers.CharField(required=False, help_text="Only this customer.")
@@ -516,6 +530,7 @@ class MarginsApi(APIView):
             OpenApiParameter("model", str, description="`model` or `provider:model`."),
             OpenApiParameter("feature", str, description="Only calls of this feature."),
             OpenApiParameter("tier", str, description="Only calls of this tier."),
+            *page_parameters(MARGIN_ROWS_MAX),
         ],
         responses={200: OpenApiTypes.OBJECT, **API_ERRORS},
     )
@@ -523,6 +538,7 @@ class MarginsApi(APIView):
         query = MarginsQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         params = query.validated_data
+        page = page_of(request, default=MARGIN_ROWS_MAX, maximum=MARGIN_ROWS_MAX)
         if "customer" in params:
             metering_selectors.customer_get(external_id=params["customer"])  # 404 if unknown
         report = margins_report(
@@ -545,7 +561,16 @@ class MarginsApi(APIView):
                 "group_by": report.group_by,
                 "currency": report.currency,
                 "periods": {"closed": report.closed_periods, "open": report.open_periods},
-                "rows": [_margin_row_body(row, report.group_by) for row in report.rows],
+                "rows": [
+                    _margin_row_body(row, report.group_by)
+                    for row in report.rows[page.offset : page.offset + page.limit]
+                ],
+                "rows_total": len(report.rows),
+                "next_offset": (
+                    page.offset + page.limit
+                    if page.offset + page.limit < len(report.rows)
+                    else None
+                ),
                 "totals": _margin_row_body(report.totals, report.group_by) | {"key": None},
                 "missing_rates": [
                     {"currency": m.currency, "at": m.at}

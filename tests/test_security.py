@@ -5,6 +5,7 @@ import os
 import secrets
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,9 @@ from django.db import connection
 from rest_framework.test import APIClient
 from rest_framework_api_key.models import APIKey
 
+from billing.models import Subscription
+from billing.services.invoicing import period_close
+from tests.billing.factories import plan_load
 from tests.metering.factories import customer_create, event_payload
 
 pytestmark = pytest.mark.django_db
@@ -166,3 +170,49 @@ def test_production_settings_refuse_to_start_without_a_secret_key():
 
     assert result.returncode != 0
     assert "SECRET_KEY" in result.stderr
+
+
+def test_lists_are_paged_with_a_limit(client_with_key):
+    for code in ("a", "b", "c"):
+        plan_load(code, base_fee="1")
+
+    first = client_with_key.get("/v1/plans", {"limit": 2})
+
+    assert [plan["code"] for plan in first.json()] == ["a", "b"]
+    assert first["X-Total-Count"] == "3"
+    assert first["Link"].endswith('/v1/plans?limit=2&offset=2>; rel="next"')
+    last = client_with_key.get("/v1/plans", {"limit": 2, "offset": 2})
+    assert [plan["code"] for plan in last.json()] == ["c"]
+    assert "Link" not in last
+
+
+@pytest.mark.parametrize(
+    ("path", "limit"),
+    [
+        ("/v1/plans", "0"),
+        ("/v1/plans", "101"),
+        ("/v1/plans", "ten"),
+        ("/v1/analytics/margins", "1001"),
+    ],
+)
+def test_a_page_over_the_limit_is_refused(client_with_key, path, limit):
+    response = client_with_key.get(path, {"limit": limit})
+
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["field"] == "limit"
+
+
+def test_invoices_are_paged(client_with_key):
+    version = plan_load("p", base_fee="1")
+    customer = customer_create(external_id="acme")
+    Subscription.objects.create(
+        customer=customer, plan=version.plan, started_at=datetime(2026, 7, 1, tzinfo=UTC)
+    )
+    for month in (7, 8, 9):
+        period_close(customer_id=customer.pk, period_start=datetime(2026, month, 1, tzinfo=UTC))
+
+    response = client_with_key.get("/v1/customers/acme/invoices", {"limit": 1, "offset": 1})
+
+    assert [invoice["period_start"][:7] for invoice in response.json()] == ["2026-08"]
+    assert response["X-Total-Count"] == "3"
+    assert "offset=2" in response["Link"]

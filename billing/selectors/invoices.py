@@ -70,14 +70,18 @@ def periods_due(*, as_of: datetime, customer_external_id: str | None = None) -> 
         )
 
 
-def customer_invoices(*, customer: Customer, limit: int = 100) -> list[Invoice]:
-    """The customer's newest invoices, with their lines and plan."""
-    return list(
-        Invoice.objects.filter(customer=customer)
-        .select_related("plan_version__plan")
+def customer_invoices(
+    *, customer: Customer, limit: int = 100, offset: int = 0
+) -> tuple[list[Invoice], int]:
+    """A page of the customer's invoices, newest first, with their lines and plan, and
+    how many there are in all."""
+    invoices = Invoice.objects.filter(customer=customer)
+    page = (
+        invoices.select_related("plan_version__plan")
         .prefetch_related("lines")
-        .order_by("-period_start")[:limit]
+        .order_by("-period_start")[offset : offset + limit]
     )
+    return list(page), invoices.count()
 
 
 # Outcomes of earlier, invoiced periods that changed since the last close: successes

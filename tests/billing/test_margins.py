@@ -367,3 +367,12 @@ def test_with_the_broker_down_a_close_still_invoices_and_the_sweep_catches_up(ca
     assert Reconciliation.objects.get().breakdown_at is None
     assert reconcile_missing() == 1
     assert Reconciliation.objects.get().outcomes == {"resolution": [1, 0, 0]}
+
+
+def test_margin_rows_are_paged_and_totals_cover_all(october):
+    report = margins(october, group_by="customer", limit=1)
+
+    assert [row["key"] for row in report["rows"]] == ["duo"]
+    assert (report["rows_total"], report["next_offset"]) == (2, 1)
+    assert report["totals"]["revenue"] == "36"
+    assert margins(october, group_by="customer", limit=1, offset=1)["next_offset"] is None
