@@ -15,6 +15,7 @@ until interrupted. `test` runs pytest with the arguments given; `exec` runs any 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -100,6 +101,12 @@ def run() -> int:
     subprocess.run([sys.executable, "-m", "config.embedded", "demo"], check=True)
     port = os.environ.get("PORT", "8000")
     venv_bin = Path(sys.executable).parent
+    # One folder for every process's Prometheus samples, so that /metrics sums the API
+    # workers and the Celery workers (config/metrics.py); emptied at each start.
+    metrics_folder = VAR_DIR / "prometheus"
+    shutil.rmtree(metrics_folder, ignore_errors=True)
+    metrics_folder.mkdir(parents=True)
+    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(metrics_folder))
     commands = {
         "api": [
             str(venv_bin / "gunicorn"),

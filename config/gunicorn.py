@@ -19,3 +19,11 @@ errorlog = "-"
 # Restart workers now and then so that a slow leak cannot grow without bound.
 max_requests = 100_000
 max_requests_jitter = 10_000
+
+
+def child_exit(server: object, worker: object) -> None:
+    """A worker that exits leaves its Prometheus samples to be merged, not counted live."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)  # type: ignore[attr-defined]

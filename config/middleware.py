@@ -1,9 +1,12 @@
+import re
+import uuid
 from collections.abc import Callable
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
 from config.errors import json_error_response
+from config.request_id import REQUEST_ID
 
 
 class BodySizeLimitMiddleware:
@@ -30,3 +33,26 @@ class BodySizeLimitMiddleware:
                 f"Request body is larger than the limit of {self.limit} bytes.",
             )
         return self.get_response(request)
+
+
+_CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+
+class RequestIdMiddleware:
+    """Give each request an id: the caller's X-Request-ID when it is a sane token (so a
+    product backend can follow a call through), else a new one; echoed in the response
+    and on every log line of the request."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        given = request.headers.get("X-Request-ID", "")
+        request_id = given if _CLIENT_REQUEST_ID.match(given) else uuid.uuid4().hex
+        token = REQUEST_ID.set(request_id)
+        try:
+            response = self.get_response(request)
+        finally:
+            REQUEST_ID.reset(token)
+        response["X-Request-ID"] = request_id
+        return response

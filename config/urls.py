@@ -4,6 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from billing import admin as billing_admin
 from config.health import HealthApi
+from config.metrics import metrics_view
 
 handler404 = "config.errors.handler404"
 handler500 = "config.errors.handler500"
@@ -31,4 +32,5 @@ urlpatterns = [
         name="admin-dashboard-margins-csv",
     ),
     path("admin/", admin.site.urls),
+    path("metrics", metrics_view, name="metrics"),
 ]

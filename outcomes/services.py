@@ -8,8 +8,10 @@ from django.db import transaction
 from django.http import Http404
 from django.utils import timezone
 
+from config import metrics
 from config.batch import BatchResult, raise_if_errors
 from config.errors import ApiError, ErrorDetail
+from config.metrics import batch_observed
 from metering.models import Customer
 from outcomes.locks import outcomes_lock
 from outcomes.models import Outcome, OutcomeStatus
@@ -145,6 +147,12 @@ def outcomes_record(*, outcomes: list[ValidOutcome]) -> BatchResult:
         Outcome.objects.bulk_update(
             [state[key] for key in changed if key not in created], _UPDATED_FIELDS
         )
+    batch_observed(
+        metrics.OUTCOMES,
+        accepted=result.accepted,
+        duplicates=result.duplicates,
+        conflicts=len(result.conflicts),
+    )
     return result
 
 

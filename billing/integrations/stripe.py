@@ -19,6 +19,8 @@ from typing import Any, TypeVar
 import stripe
 from django.conf import settings
 
+from config.metrics import STRIPE_ERRORS
+
 T = TypeVar("T")
 
 
@@ -94,12 +96,15 @@ def _call(request: Callable[[], T]) -> T:
     try:
         return request()
     except stripe.APIConnectionError as error:  # timeouts and refused connections
+        STRIPE_ERRORS.labels("retryable").inc()
         raise StripeRetryable(f"Stripe unreachable: {error.user_message or error}") from error
     except stripe.StripeError as error:
         should_retry = (error.headers or {}).get("Stripe-Should-Retry")
         status = error.http_status or 0
         if status == 429 or status >= 500 or should_retry == "true":
+            STRIPE_ERRORS.labels("retryable").inc()
             raise StripeRetryable(f"Stripe answered {status}", _retry_after(error)) from error
+        STRIPE_ERRORS.labels("refused").inc()
         raise StripeRefused(f"Stripe refused ({status}): {error.user_message or error}") from error
 
 

@@ -15,3 +15,5 @@ SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
 STATIC_ROOT = os.environ.get("STATIC_ROOT", "/srv/payback/static")
 WHITENOISE_USE_FINDERS = False
+# One JSON object per log line, for a log shipper (LOG_FORMAT=plain to read by eye).
+LOGGING["handlers"]["console"]["formatter"] = os.environ.get("LOG_FORMAT", "json")  # noqa: F405

@@ -27,8 +27,10 @@ from django.db import connection, transaction
 from django.utils import timezone
 from psycopg.types.json import Jsonb
 
+from config import metrics
 from config.batch import BatchResult
 from config.errors import ApiError, ErrorDetail
+from config.metrics import batch_observed
 from metering.pricing import (
     OVERRIDE_COLUMNS,
     OVERRIDES_OF_MODELS,
@@ -186,6 +188,9 @@ def _rows(
     return rows
 
 
+_COST = 11  # the cost's place in a row of _rows
+
+
 def _ensure_staging_table(*, nested: bool) -> None:
     """Create the session's staging table, once per database connection.
 
@@ -258,4 +263,13 @@ def events_ingest(*, events: list[ValidEvent], now: datetime | None = None) -> B
         _classify_unclaimed(rows, accepted, result)
     if result.conflicts:
         logger.info("ingest conflicts: %d ids with another payload", len(result.conflicts))
+    batch_observed(
+        metrics.EVENTS,
+        accepted=result.accepted,
+        duplicates=result.duplicates,
+        conflicts=len(result.conflicts),
+    )
+    unpriced = sum(1 for row in rows if row[0] in accepted and row[_COST] is None)
+    if unpriced:
+        metrics.UNPRICED_EVENTS.inc(unpriced)
     return result
