@@ -8,7 +8,12 @@ from typing import Any
 import msgspec
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -83,6 +88,7 @@ class CustomerDetailApi(APIView):
             200: CustomerWithPlanOutputSerializer,
             201: CustomerWithPlanOutputSerializer,
             **API_ERRORS,
+            415: OpenApiResponse(ErrorSerializer, description="Not JSON."),
         },
     )
     def put(self, request: Request, external_id: str) -> Response:
@@ -246,7 +252,7 @@ class PlanListApi(APIView):
         operation_id="plans_list",
         summary="Plans, each at its current version, with all its prices",
         parameters=page_parameters(100),
-        responses={200: PlanDocumentSerializer(many=True), 401: API_ERRORS[401]},
+        responses={200: PlanDocumentSerializer(many=True), **API_ERRORS},
     )
     def get(self, request: Request) -> Response:
         page = page_of(request, default=100, maximum=100)
@@ -255,8 +261,18 @@ class PlanListApi(APIView):
         for plan in plans[page.offset : page.offset + page.limit]:
             version = selectors.plan_version_current(plan_id=plan.pk)
             if version is not None:
-                document = msgspec.to_builtins(selectors.plan_document(version))
-                documents.append({"version": version.version, **document})
+                document = selectors.plan_document(version)
+                # Every top-level field, null or empty when unset (the loader's documents
+                # leave defaults out; the API's answer has one shape).
+                documents.append(
+                    {
+                        "version": version.version,
+                        **{
+                            name: msgspec.to_builtins(getattr(document, name))
+                            for name in document.__struct_fields__
+                        },
+                    }
+                )
         return paged_response(request, documents, page=page, total=plans.count())
 
 
@@ -265,7 +281,12 @@ class OutcomeReverseApi(APIView):
         operation_id="outcomes_reverse",
         summary="Reverse a succeeded outcome within its plan's reversal window",
         request=None,
-        responses={200: OutcomeOutputSerializer, 404: ErrorSerializer, 409: ErrorSerializer},
+        responses={
+            200: OutcomeOutputSerializer,
+            401: API_ERRORS[401],
+            404: ErrorSerializer,
+            409: ErrorSerializer,
+        },
     )
     def post(self, request: Request, external_id: str) -> Response:
         outcome = outcome_selectors.outcome_get(external_id=external_id)
@@ -281,7 +302,7 @@ class CustomerInvoicesApi(APIView):
         operation_id="customers_invoices",
         summary="The customer's invoices, newest first, with their lines and status",
         parameters=page_parameters(100),
-        responses={200: InvoiceSerializer(many=True), 401: API_ERRORS[401], 404: ErrorSerializer},
+        responses={200: InvoiceSerializer(many=True), **API_ERRORS, 404: ErrorSerializer},
     )
     def get(self, request: Request, external_id: str) -> Response:
         customer = metering_selectors.customer_get(external_id=external_id)
@@ -410,7 +431,7 @@ class SavingsApi(APIView):
             ),
             OpenApiParameter("feature", str, description="What-ifs: only calls of this feature."),
         ],
-        responses={200: OpenApiTypes.OBJECT, **API_ERRORS},
+        responses={200: OpenApiTypes.OBJECT, **API_ERRORS, 404: ErrorSerializer},
     )
     def get(self, request: Request) -> Response:
         query = SavingsQuerySerializer(data=request.query_params)
@@ -532,7 +553,7 @@ class MarginsApi(APIView):
             OpenApiParameter("tier", str, description="Only calls of this tier."),
             *page_parameters(MARGIN_ROWS_MAX),
         ],
-        responses={200: OpenApiTypes.OBJECT, **API_ERRORS},
+        responses={200: OpenApiTypes.OBJECT, **API_ERRORS, 404: ErrorSerializer},
     )
     def get(self, request: Request) -> Response:
         query = MarginsQuerySerializer(data=request.query_params)

@@ -107,8 +107,12 @@ class PlanDocumentSerializer(serializers.Serializer):
     premium_seat_fee = serializers.CharField(allow_null=True)
     seat_mode = serializers.ChoiceField(["fixed", "active"])
     reversal_window_days = serializers.IntegerField()
+    collection_method = serializers.ChoiceField(["charge_automatically", "send_invoice"])
+    days_until_due = serializers.IntegerField()
     outcomes = serializers.ListField(child=serializers.DictField())
     token_pass_through = serializers.ListField(child=serializers.DictField())
+    included_features = serializers.ListField(child=serializers.CharField())
+    premium_target_margin_percent = serializers.CharField()
 
     def to_representation(self, instance: Any) -> Any:
         return instance

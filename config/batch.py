@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 from django.conf import settings
@@ -182,11 +182,40 @@ def parse_timestamp(value: str | None, *, now: datetime) -> tuple[datetime, Erro
     return timestamp, None
 
 
+# PostgreSQL's text and jsonb cannot hold U+0000: strings with it are refused at the edge
+# (with the field named) rather than failing in the database.
+NO_NUL = r"^[^\x00]*$"
+
+
+def text(*, max_length: int, min_length: int = 0) -> Any:
+    """A string field of an ingest item: bounded, and without U+0000."""
+    return Annotated[
+        str, msgspec.Meta(min_length=min_length, max_length=max_length, pattern=NO_NUL)
+    ]
+
+
+def holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(holds_nul(key) or holds_nul(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(holds_nul(item) for item in value)
+    return False
+
+
 def properties_json(properties: dict[str, Any] | None) -> tuple[bytes, ErrorDetail | None]:
-    """The `properties` object encoded, or an error when it is over the size limit."""
+    """The `properties` object encoded, or an error when it is over the size limit or
+    holds U+0000."""
     if properties is None:
         return b"{}", None
     encoded = msgspec.json.encode(properties)
+    if holds_nul(properties):
+        return encoded, ErrorDetail(
+            field="properties",
+            code="invalid",
+            message="`properties` must not contain the character U+0000.",
+        )
     if len(encoded) > settings.METERING_MAX_PROPERTIES_BYTES:
         return encoded, ErrorDetail(
             field="properties",

@@ -10,7 +10,8 @@ from config.request_id import REQUEST_ID
 
 
 class BodySizeLimitMiddleware:
-    """Answer 413 before reading a body larger than API_MAX_BODY_BYTES.
+    """Answer 413 before reading a body larger than API_MAX_BODY_BYTES (and 400 for a
+    path or query with U+0000).
 
     Django would raise RequestDataTooBig only once a view touches `request.body`, and with
     an HTML page; the API promises a JSON error and wants to refuse before buffering.
@@ -21,6 +22,16 @@ class BodySizeLimitMiddleware:
         self.limit = settings.API_MAX_BODY_BYTES
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        # PostgreSQL cannot compare or store U+0000: a path or query holding it names
+        # nothing payback has, and is refused here rather than failing in a query.
+        if (
+            "\x00" in request.path
+            or "\x00" in request.META.get("QUERY_STRING", "")
+            or any("\x00" in value for values in request.GET.lists() for value in values[1])
+        ):
+            return json_error_response(
+                400, "invalid_characters", "The path or query holds the character U+0000."
+            )
         length = request.META.get("CONTENT_LENGTH") or "0"
         try:
             too_big = int(length) > self.limit

@@ -26,6 +26,11 @@ from metering.serializers import (
 API_ERRORS = {
     400: OpenApiResponse(ErrorSerializer, description="Bad input: one error per bad field."),
     401: OpenApiResponse(ErrorSerializer, description="Missing, unknown, revoked or expired key."),
+    429: OpenApiResponse(
+        ErrorSerializer,
+        description="Over the key's rate, or too many failed keys from this address; see "
+        "Retry-After.",
+    ),
 }
 # The answers every batch-ingest endpoint shares (events, outcomes).
 INGEST_ERRORS = {

@@ -25,6 +25,7 @@ from config.batch import (
     parse_timestamp,
     properties_json,
     raise_if_errors,
+    text,
 )
 from config.errors import ErrorDetail
 
@@ -34,12 +35,12 @@ TokenCount = Annotated[int, msgspec.Meta(ge=0, le=MAX_TOKENS)]
 
 
 def _text(max_length: int) -> Any:
-    return Annotated[str, msgspec.Meta(max_length=max_length)] | None
+    return text(max_length=max_length) | None
 
 
 class EventIn(msgspec.Struct, forbid_unknown_fields=True):
-    id: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
-    customer: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    id: text(min_length=1, max_length=200)  # type: ignore[valid-type]
+    customer: text(min_length=1, max_length=200)  # type: ignore[valid-type]
     timestamp: str | None = None
     provider: _text(100) = None
     model: _text(200) = None

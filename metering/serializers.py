@@ -7,6 +7,7 @@ from typing import Any
 import msgspec
 from rest_framework import serializers
 
+from config.batch import holds_nul
 from metering.schemas import MAX_TOKENS
 
 _CURRENCY_RE = re.compile(r"^[A-Za-z]{3}$")
@@ -47,6 +48,8 @@ class CustomerInputSerializer(serializers.Serializer):
         return value.upper()
 
     def validate_metadata(self, value: dict[str, Any]) -> dict[str, Any]:
+        if holds_nul(value):
+            raise serializers.ValidationError("Must not contain the character U+0000.")
         if len(msgspec.json.encode(value)) > MAX_METADATA_BYTES:
             raise serializers.ValidationError(f"Larger than {MAX_METADATA_BYTES} bytes.")
         return value

@@ -8,7 +8,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from metering.api import INGEST_ERRORS, require_json
+from metering.api import API_ERRORS, INGEST_ERRORS, require_json
 from metering.serializers import ErrorSerializer, IngestResultSerializer
 from outcomes import selectors
 from outcomes.schemas import parse_outcome_batch
@@ -51,7 +51,7 @@ class OutcomeDetailApi(APIView):
     @extend_schema(
         operation_id="outcomes_retrieve",
         summary="An outcome, with the calls attributed to it and their cost",
-        responses={200: OutcomeDetailSerializer, 404: ErrorSerializer},
+        responses={200: OutcomeDetailSerializer, 401: API_ERRORS[401], 404: ErrorSerializer},
     )
     def get(self, request: Request, external_id: str) -> Response:
         outcome = selectors.outcome_get(external_id=external_id)

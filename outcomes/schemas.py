@@ -18,6 +18,7 @@ from config.batch import (
     parse_timestamp,
     properties_json,
     raise_if_errors,
+    text,
 )
 from config.errors import ErrorDetail
 
@@ -26,8 +27,8 @@ Currency = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z]{3}$")]
 
 
 class OutcomeIn(msgspec.Struct, forbid_unknown_fields=True):
-    id: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
-    customer: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
+    id: text(min_length=1, max_length=200)  # type: ignore[valid-type]
+    customer: text(min_length=1, max_length=200) | None = None  # type: ignore[valid-type]
     type: OutcomeType | None = None
     # Sent statuses are pending, succeeded, failed; `reversed` has its own endpoint.
     status: Literal["pending", "succeeded", "failed"] | None = None

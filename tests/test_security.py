@@ -216,3 +216,34 @@ def test_invoices_are_paged(client_with_key):
     assert [invoice["period_start"][:7] for invoice in response.json()] == ["2026-08"]
     assert response["X-Total-Count"] == "3"
     assert "offset=2" in response["Link"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "field"),
+    [
+        ("post", "/v1/events", {"id": "e\u0000", "customer": "acme"}, "id"),
+        ("post", "/v1/events", {"id": "e", "customer": "acme", "user": "\u0000"}, "user"),
+        (
+            "post",
+            "/v1/events",
+            {"id": "e", "customer": "acme", "properties": {"k": "\u0000"}},
+            "properties",
+        ),
+        ("post", "/v1/outcomes", {"id": "o\u0000", "customer": "acme", "type": "t"}, "id"),
+        ("put", "/v1/customers/acme", {"metadata": {"k\u0000": 1}}, "metadata"),
+        ("put", "/v1/customers/acme", {"name": "A\u0000"}, "name"),
+    ],
+)
+def test_nul_characters_are_refused_naming_the_field(client_with_key, method, path, body, field):
+    """PostgreSQL cannot store U+0000: found by schemathesis as a 500."""
+    customer_create(external_id="acme")
+
+    response = getattr(client_with_key, method)(path, body, format="json")
+
+    assert response.status_code == 400, response.content
+    assert field in [error.get("field") for error in response.json()["errors"]]
+
+
+def test_nul_characters_in_a_path_or_query_are_refused(client_with_key):
+    assert client_with_key.get("/v1/customers/a%00b").status_code == 400
+    assert client_with_key.get("/v1/analytics/margins", {"customer": "a\u0000"}).status_code == 400
