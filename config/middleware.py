@@ -1,8 +1,11 @@
+import logging
 import re
 import uuid
 from collections.abc import Callable
 
+import psycopg
 from django.conf import settings
+from django.db import InterfaceError, OperationalError, connections
 from django.http import HttpRequest, HttpResponse
 
 from config.errors import json_error_response
@@ -46,6 +49,7 @@ class BodySizeLimitMiddleware:
         return self.get_response(request)
 
 
+logger = logging.getLogger(__name__)
 _CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 
@@ -66,4 +70,33 @@ class RequestIdMiddleware:
         finally:
             REQUEST_ID.reset(token)
         response["X-Request-ID"] = request_id
+        return response
+
+
+class DatabaseUnavailableMiddleware:
+    """A request that finds the database down gets 503 with Retry-After, not a 500: the
+    client should retry, and nothing was acknowledged (every write is one transaction).
+    The broken connection is dropped so that the next request reconnects."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        # Django's wrappers, and psycopg's own from the ingest path's raw cursors.
+        if not isinstance(
+            exception,
+            OperationalError | InterfaceError | psycopg.OperationalError | psycopg.InterfaceError,
+        ):
+            return None
+        for alias in connections:
+            if not connections[alias].in_atomic_block:
+                connections[alias].close()
+        logger.warning("database unavailable: %s", exception)
+        response = json_error_response(
+            503, "database_unavailable", "The database is unavailable; retry shortly."
+        )
+        response["Retry-After"] = "5"
         return response

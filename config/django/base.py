@@ -55,6 +55,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Who is acting, for the audit log of invoices and plans (auditlog's LogEntry).
     "auditlog.middleware.AuditlogMiddleware",
+    "config.middleware.DatabaseUnavailableMiddleware",
     # Last, as django-axes requires: answers a locked-out admin login.
     "axes.middleware.AxesMiddleware",
 ]
