@@ -31,6 +31,7 @@ from alerts.models import (
 from alerts.webhooks import UnsafeUrl, webhook_post
 from billing.selectors.margins import MarginFilters, MarginReport, margins_report
 from billing.selectors.premium import premium_break_even
+from config.queue import enqueue_on_commit
 
 logger = logging.getLogger(__name__)
 
@@ -206,7 +207,7 @@ def alerts_evaluate(*, now: datetime | None = None) -> list[Alert]:
             from alerts.tasks import deliver_alert
 
             for delivery in deliveries:
-                deliver_alert.delay_on_commit(delivery.pk)
+                enqueue_on_commit(deliver_alert, delivery.pk)
             created.append(alert)
     return created
 

@@ -1,9 +1,14 @@
 """Celery tasks of the alerts app: thin, take ids, safe to run twice."""
 
+from datetime import timedelta
+
 from celery import Task, shared_task
 from django.conf import settings
+from django.utils import timezone
 
+from alerts.selectors import deliveries_stalled
 from alerts.services import alert_deliver, alerts_evaluate
+from config.queue import enqueue
 
 
 @shared_task
@@ -24,3 +29,13 @@ def deliver_alert(self: Task, delivery_id: int) -> str:
         delay = min(settings.ALERT_WEBHOOK_BACKOFF_SECONDS * 2 ** (attempt - 1), 3600)
         raise self.retry(countdown=delay)
     return outcome
+
+
+@shared_task
+def resend_stalled_deliveries(older_than_seconds: int = 600) -> int:
+    """Beat: send again deliveries never attempted (their message was lost). Returns how
+    many were sent."""
+    before = timezone.now() - timedelta(seconds=older_than_seconds)
+    return sum(
+        enqueue(deliver_alert, delivery_id) for delivery_id in deliveries_stalled(before=before)
+    )

@@ -35,6 +35,7 @@ from billing.services.invoicing import invoice_cancel
 from billing.tasks import push_invoice
 from config.admin import FactsAdmin
 from config.errors import ApiError
+from config.queue import enqueue
 
 
 class PlanVersionInline(admin.TabularInline):
@@ -170,8 +171,14 @@ class InvoiceAdmin(FactsAdmin):
     @admin.action(description="Push the selected invoices to Stripe again")
     def retry_push(self, request: HttpRequest, queryset: QuerySet[Invoice]) -> None:
         for invoice in queryset.exclude(push_state__in=["pushed", "not_sent"]):
-            push_invoice.delay_on_commit(invoice.pk)
-            self.message_user(request, f"Invoice {invoice.pk}: push queued.")
+            if enqueue(push_invoice, invoice.pk):
+                self.message_user(request, f"Invoice {invoice.pk}: push queued.")
+            else:
+                self.message_user(
+                    request,
+                    f"Invoice {invoice.pk}: the broker is unreachable; try again later.",
+                    messages.ERROR,
+                )
 
     @admin.display(description="total")
     def total_display(self, invoice: Invoice) -> str:

@@ -10,11 +10,16 @@ from django.utils import timezone
 from billing.integrations import stripe as stripe_api
 from billing.integrations.stripe import StripeRefused, StripeRetryable
 from billing.selectors import periods_due
-from billing.selectors.invoices import invoices_unreconciled
+from billing.selectors.invoices import (
+    invoices_push_stalled,
+    invoices_unreconciled,
+    stripe_events_stalled,
+)
 from billing.services.invoicing import PeriodNotReady, period_close
 from billing.services.reconciliation import invoices_reconcile
 from billing.services.stripe_push import invoice_push, invoice_push_failed, stripe_drift_check
 from billing.services.webhooks import stripe_event_process
+from config.queue import enqueue
 
 
 @shared_task(acks_late=True, autoretry_for=(PeriodNotReady,), retry_backoff=10, max_retries=12)
@@ -84,3 +89,18 @@ def reconcile_missing(limit: int = 5000) -> int:
     an older payback)."""
     invoice_ids = invoices_unreconciled(limit=limit)
     return invoices_reconcile(invoice_ids=invoice_ids) if invoice_ids else 0
+
+
+@shared_task
+def resend_stalled(older_than_seconds: int = 600) -> int:
+    """Beat: send again the work whose message was lost (a broker outage at enqueue, a
+    broker restart): invoices still waiting to be pushed, Stripe events not processed.
+    Their tasks are safe to run twice. Returns how many were sent."""
+    before = timezone.now() - timedelta(seconds=older_than_seconds)
+    sent = 0
+    if stripe_api.configured():
+        for invoice_id in invoices_push_stalled(before=before):
+            sent += enqueue(push_invoice, invoice_id)
+    for event_id in stripe_events_stalled(before=before):
+        sent += enqueue(process_stripe_event, event_id)
+    return sent

@@ -1,12 +1,34 @@
-"""A TCP proxy that tests put between payback and a real server, to take the server
-away (stop: every open connection is cut and new ones are refused) and give it back
-(start, on the same port)."""
+"""Taking real parts away in tests: a TCP proxy between payback and a real server (stop:
+every open connection is cut and new ones refused; start: back on the same port), and
+the broker pointed at a port where nothing listens."""
 
 from __future__ import annotations
 
 import contextlib
 import socket
 import threading
+from collections.abc import Iterator
+
+from config.celery import app as celery_app
+
+
+def _publish_to(url: str) -> None:
+    """Point the Celery app's publishing at `url` (its pools are rebuilt)."""
+    celery_app.conf.broker_url = celery_app.conf.broker_write_url = url
+    celery_app._pool = None
+    celery_app.amqp._producer_pool = None
+
+
+@contextlib.contextmanager
+def broker_down() -> Iterator[None]:
+    """Enqueueing fails inside the block, as with the broker down (a worker already
+    running keeps its own connection)."""
+    broker = celery_app.conf.broker_url
+    _publish_to("redis://127.0.0.1:1/0")  # nothing listens there
+    try:
+        yield
+    finally:
+        _publish_to(broker)
 
 
 class TcpProxy:

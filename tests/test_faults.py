@@ -1,11 +1,26 @@
 """Faults on the real parts: the database taken away in the middle of ingest (a TCP proxy
-in front of the real PostgreSQL cuts every connection)."""
+in front of the real PostgreSQL cuts every connection); the broker unreachable when work
+is enqueued (the work waits for its sweep)."""
+
+import json
+import logging
+import time
+from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
-from metering.models import UsageEvent
-from tests.faults import TcpProxy
+from billing.models import StripeEvent
+from billing.tasks import resend_stalled
+from metering.models import ModelPriceOverride, UsageEvent
+from metering.schemas import parse_event_batch
+from metering.services import events_ingest, price_override_save
+from metering.tasks import price_unpriced_events_sweep
+from tests.billing.test_stripe_webhooks import SECRET as WEBHOOK_SECRET
+from tests.billing.test_stripe_webhooks import deliver, event
+from tests.faults import TcpProxy, broker_down
 from tests.metering.factories import customer_create, event_payload
 
 
@@ -46,3 +61,67 @@ def test_database_down_during_ingest_is_a_503_and_a_retry_stores_each_event_once
     assert retried.status_code == 200
     assert retried.json() == {"accepted": 1, "duplicates": 1, "conflicts": []}
     assert sorted(UsageEvent.objects.values_list("event_id", flat=True)) == ["e-1", "e-2"]
+
+
+def test_broker_down_events_are_still_stored_and_acknowledged(client_with_key, db):
+    customer_create(external_id="acme")
+
+    with broker_down():
+        response = client_with_key.post(
+            "/v1/events", {"events": [event_payload("acme", id="e-1")]}, format="json"
+        )
+
+    assert response.json()["accepted"] == 1
+    assert UsageEvent.objects.filter(event_id="e-1").exists()
+
+
+def test_broker_down_a_price_override_is_saved_and_the_sweep_prices(
+    db, caplog, django_capture_on_commit_callbacks
+):
+    caplog.set_level(logging.WARNING, logger="config.queue")
+    customer_create(external_id="acme")
+    UsageEvent.objects.all().delete()
+    at = timezone.now() - timedelta(hours=1)
+
+    events_ingest(
+        events=parse_event_batch(
+            json.dumps(
+                event_payload("acme", provider="self", model="llama", timestamp=at.isoformat())
+            ).encode(),
+            now=timezone.now(),
+        )
+    )
+    with broker_down(), django_capture_on_commit_callbacks(execute=True):
+        price_override_save(
+            override=ModelPriceOverride(
+                provider="self",
+                model="llama",
+                effective_from=at - timedelta(days=1),
+                input_per_mtok=Decimal("1"),
+                output_per_mtok=Decimal("2"),
+            )
+        )
+
+    assert "price_unpriced_events" in caplog.text
+    assert UsageEvent.objects.get().cost is None  # not priced yet
+    price_unpriced_events_sweep()
+    assert UsageEvent.objects.get().cost == Decimal("0.0014")  # 1000 x $1/M + 200 x $2/M
+
+
+@pytest.mark.django_db(transaction=True)
+def test_broker_down_a_stripe_webhook_is_stored_and_processed_once_it_is_back(
+    celery_worker, settings
+):
+    settings.STRIPE_WEBHOOK_SECRETS = [WEBHOOK_SECRET]
+
+    with broker_down():
+        received = deliver(event("evt_1", "invoice.paid"))
+
+    assert received.status_code == 200  # stored: Stripe need not retry
+    assert StripeEvent.objects.get().processed_at is None
+    assert resend_stalled(older_than_seconds=0) == 1
+    deadline = time.monotonic() + 20
+    while StripeEvent.objects.get().processed_at is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert StripeEvent.objects.get().processed_at is not None
+    assert resend_stalled(older_than_seconds=0) == 0

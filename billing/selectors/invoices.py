@@ -16,6 +16,7 @@ from billing.models import (
     Invoice,
     PlanVersion,
     PriceModel,
+    StripeEvent,
     Subscription,
 )
 from billing.periods import period_after, subscription_period
@@ -246,6 +247,24 @@ def invoices_unreconciled(*, limit: int) -> list[int]:
     closed by an older payback), oldest first."""
     return list(
         Invoice.objects.filter(reconciliation__breakdown_at__isnull=True)
+        .order_by("pk")
+        .values_list("pk", flat=True)[:limit]
+    )
+
+
+def invoices_push_stalled(*, before: datetime, limit: int = 1000) -> list[int]:
+    """Invoices made before `before` and still waiting for their first push."""
+    return list(
+        Invoice.objects.filter(push_state="pending", push_attempts=0, created_at__lt=before)
+        .order_by("pk")
+        .values_list("pk", flat=True)[:limit]
+    )
+
+
+def stripe_events_stalled(*, before: datetime, limit: int = 1000) -> list[int]:
+    """Verified Stripe events received before `before` and not processed."""
+    return list(
+        StripeEvent.objects.filter(processed_at__isnull=True, received_at__lt=before)
         .order_by("pk")
         .values_list("pk", flat=True)[:limit]
     )

@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import kombu.exceptions
 from django.db import connection, connections, transaction
 from django.utils import timezone
 from psycopg import sql
@@ -30,6 +29,7 @@ from billing.selectors import (
     periods_rate,
 )
 from config.errors import ApiError, ErrorDetail
+from config.queue import enqueue_on_commit
 from metering.models import Customer
 
 logger = logging.getLogger(__name__)
@@ -291,13 +291,12 @@ def _close(subscriptions: list[Subscription], start: datetime, end: datetime) ->
     )
     # The breakdown by outcome type, model, feature and tier is a second, heavier scan:
     # a task makes it after the commit, off the close's path.
-    invoice_ids = [invoice.pk for invoice in invoices]
-    transaction.on_commit(lambda: _reconcile_later(invoice_ids))
-    if stripe_api.configured():
-        from billing.tasks import push_invoice
+    from billing.tasks import push_invoice, reconcile_invoices
 
+    enqueue_on_commit(reconcile_invoices, [invoice.pk for invoice in invoices])
+    if stripe_api.configured():
         for invoice in invoices:
-            push_invoice.delay_on_commit(invoice.pk)
+            enqueue_on_commit(push_invoice, invoice.pk)
     return invoices
 
 
@@ -311,21 +310,6 @@ FROM unnest(%(customers)s::bigint[], %(versions)s::bigint[], %(currencies)s::tex
             %(totals)s::bigint[]) AS i(customer_id, plan_version_id, currency, total)
 RETURNING id, customer_id
 """
-
-
-def _reconcile_later(invoice_ids: list[int]) -> None:
-    """Enqueue the margin breakdown; with the broker down the invoices stand (they are
-    committed) and the beat's sweep (reconcile_missing) makes it later."""
-    from billing.tasks import reconcile_invoices
-
-    try:
-        reconcile_invoices.delay(invoice_ids)
-    except (OSError, kombu.exceptions.KombuError) as unreachable:
-        logger.warning(
-            "margin breakdown of %d invoices not enqueued (%s): the sweep will make it",
-            len(invoice_ids),
-            unreachable,
-        )
 
 
 def _insert_invoices(invoices: list[Invoice]) -> None:

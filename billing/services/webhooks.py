@@ -13,6 +13,7 @@ from django.utils import timezone
 from billing.integrations import stripe as stripe_api
 from billing.models import Invoice, InvoiceStatus, StripeEvent, StripeWebhookDelivery
 from billing.services.invoicing import invoice_can_reach
+from config.queue import enqueue_on_commit
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ def webhook_receive(*, body: bytes, signature: str | None) -> tuple[StripeEvent 
     if created:
         from billing.tasks import process_stripe_event
 
-        process_stripe_event.delay_on_commit(event.pk)
+        enqueue_on_commit(process_stripe_event, event.pk)
     return event, created
 
 

@@ -41,6 +41,16 @@ CELERY_BEAT_SCHEDULE = {
         "task": "billing.tasks.reconcile_missing",
         "schedule": 600.0,
     },
+    # Work whose message was lost (a broker outage at enqueue): pushes, Stripe events,
+    # alert deliveries (config/queue.py).
+    "resend-stalled-billing-work": {
+        "task": "billing.tasks.resend_stalled",
+        "schedule": 300.0,
+    },
+    "resend-stalled-alert-deliveries": {
+        "task": "alerts.tasks.resend_stalled_deliveries",
+        "schedule": 300.0,
+    },
     "check-stripe-drift": {
         "task": "billing.tasks.check_stripe_drift",
         "schedule": 3600.0,

@@ -2,6 +2,7 @@
 
 from django.db import transaction
 
+from config.queue import enqueue_on_commit
 from metering.models import CostSource, ModelPriceOverride, UsageEvent
 from metering.pricing import PriceBook, Tokens
 
@@ -14,7 +15,7 @@ def price_override_save(*, override: ModelPriceOverride) -> ModelPriceOverride:
     override.full_clean()
     with transaction.atomic():
         override.save()
-        price_unpriced_events.delay_on_commit(override.pk)
+        enqueue_on_commit(price_unpriced_events, override.pk)
     return override
 
 

@@ -28,9 +28,9 @@ from billing.money import from_minor_units
 from billing.services.invoicing import period_close
 from billing.services.reconciliation import invoices_reconcile
 from billing.tasks import close_period, reconcile_missing
-from config.celery import app as celery_app
 from outcomes.models import Outcome
 from tests.billing.factories import plan_load
+from tests.faults import broker_down
 from tests.metering.factories import customer_create, event_payload
 
 pytestmark = pytest.mark.django_db
@@ -341,29 +341,18 @@ def test_a_close_by_the_real_worker_makes_the_breakdown(celery_worker):
     assert (cell.outcome_type, cell.revenue) == ("resolution", Decimal(2))
 
 
-def use_broker(url):
-    """Point the Celery app's publishing at another broker (its pools are rebuilt)."""
-    celery_app.conf.broker_url = celery_app.conf.broker_write_url = url
-    celery_app._pool = None
-    celery_app.amqp._producer_pool = None
-
-
 @pytest.mark.django_db(transaction=True)
 def test_with_the_broker_down_a_close_still_invoices_and_the_sweep_catches_up(caplog):
     plan = plan_load("outcomes", outcomes=[{"type": "resolution", "unit_price": "2.00"}])
     fin = subscribe("fin", plan.plan)
     outcome(fin, "fin-1", "succeeded", OCTOBER + DAY)
     # A real worker started by an earlier test leaves the root logger at ERROR.
-    caplog.set_level(logging.WARNING, logger="billing.services.invoicing")
-    broker = celery_app.conf.broker_url
-    try:
-        use_broker("redis://127.0.0.1:1/0")  # nothing listens there
+    caplog.set_level(logging.WARNING, logger="config.queue")
+    with broker_down():
         invoice = period_close(customer_id=fin.pk, period_start=OCTOBER)
-    finally:
-        use_broker(broker)
 
     assert invoice.total == 200
-    assert "the sweep will make it" in caplog.text
+    assert "reconcile_invoices" in caplog.text and "a sweep will send it" in caplog.text
     assert Reconciliation.objects.get().breakdown_at is None
     assert reconcile_missing() == 1
     assert Reconciliation.objects.get().outcomes == {"resolution": [1, 0, 0]}
