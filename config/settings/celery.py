@@ -60,7 +60,7 @@ CELERY_BEAT_SCHEDULE = {
     # Alert rules over the month so far; an alert fires once per rule, subject and month.
     "evaluate-alerts": {
         "task": "alerts.tasks.evaluate_alerts",
-        "schedule": float(ALERTS_EVALUATE_SECONDS),
+        "schedule": ALERTS_EVALUATE_SECONDS,  # seconds
     },
     "price-unpriced-events": {
         "task": "metering.tasks.price_unpriced_events_sweep",
