@@ -147,7 +147,7 @@ def main() -> None:
     from rest_framework_api_key.models import APIKey
 
     from billing import selectors as billing_selectors
-    from billing.api import UsageQuerySerializer
+    from billing.api.common import UsageQuerySerializer
     from metering import selectors as metering_selectors
     from metering.models import Customer
     from outcomes import selectors as outcome_selectors

@@ -1,0 +1,23 @@
+"""HTTP views of the billing app, one module per area."""
+
+from billing.api.analytics import MarginsApi, PremiumBreakEvenApi, SavingsApi
+from billing.api.customers import (
+    CustomerDetailApi,
+    CustomerInvoicesApi,
+    CustomerUsageApi,
+    OutcomeReverseApi,
+    PlanListApi,
+)
+from billing.api.webhooks import StripeWebhookApi
+
+__all__ = [
+    "CustomerDetailApi",
+    "CustomerInvoicesApi",
+    "CustomerUsageApi",
+    "MarginsApi",
+    "OutcomeReverseApi",
+    "PlanListApi",
+    "PremiumBreakEvenApi",
+    "SavingsApi",
+    "StripeWebhookApi",
+]

@@ -1,0 +1,268 @@
+"""Customers with their plan, usage with the invoice preview and margin, invoices,
+plans, and reversing an outcome (within its plan's window)."""
+
+from typing import Any
+
+import msgspec
+from django.utils import timezone
+from drf_spectacular.utils import (
+    OpenApiResponse,
+    extend_schema,
+)
+from rest_framework import status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from billing import selectors, services
+from billing.api.common import WINDOW_PARAMETERS, UsageQuerySerializer, decimal_text
+from billing.models import Plan
+from billing.money import from_minor_units
+from billing.serializers import (
+    CustomerWithPlanInputSerializer,
+    CustomerWithPlanOutputSerializer,
+    InvoiceSerializer,
+    PlanDocumentSerializer,
+    UsageWithPreviewSerializer,
+)
+from config.errors import ApiError, ErrorDetail
+from config.pagination import page_of, page_parameters, paged_response
+from metering import selectors as metering_selectors
+from metering.api import API_ERRORS, require_json
+from metering.models import Customer
+from metering.serializers import CustomerOutputSerializer, ErrorSerializer, UsageTotalsSerializer
+from outcomes import selectors as outcome_selectors
+from outcomes.serializers import OutcomeOutputSerializer
+from outcomes.services import outcome_reverse
+
+
+def _customer_body(customer: Customer) -> dict[str, Any]:
+    subscription = selectors.subscription_of(customer=customer)
+    if subscription is None:
+        return CustomerOutputSerializer(customer).data | {
+            "plan": None,
+            "premium_seats": 0,
+            "next_plan": None,
+        }
+    now = timezone.now()
+    plan_id = selectors.plan_in_effect(subscription=subscription, moment=now)
+    pending = selectors.plan_change_pending(subscription=subscription, now=now)
+    return CustomerOutputSerializer(customer).data | {
+        "plan": Plan.objects.get(pk=plan_id).code,
+        "premium_seats": selectors.seats_at(subscription=subscription, moment=now),
+        "next_plan": (
+            {"plan": pending.plan.code, "from": pending.effective_from} if pending else None
+        ),
+    }
+
+
+class CustomerDetailApi(APIView):
+    @extend_schema(
+        operation_id="customers_retrieve",
+        summary="The customer",
+        responses={
+            200: CustomerWithPlanOutputSerializer,
+            401: API_ERRORS[401],
+            404: ErrorSerializer,
+        },
+    )
+    def get(self, request: Request, external_id: str) -> Response:
+        customer = metering_selectors.customer_get(external_id=external_id)
+        return Response(_customer_body(customer))
+
+    @extend_schema(
+        operation_id="customers_upsert",
+        summary="Create or update a customer, its plan and premium seats",
+        request=CustomerWithPlanInputSerializer,
+        responses={
+            200: CustomerWithPlanOutputSerializer,
+            201: CustomerWithPlanOutputSerializer,
+            **API_ERRORS,
+            415: OpenApiResponse(ErrorSerializer, description="Not JSON."),
+        },
+    )
+    def put(self, request: Request, external_id: str) -> Response:
+        require_json(request)
+        if len(external_id) > 200:
+            raise ApiError(
+                [
+                    ErrorDetail(
+                        field="external_id", code="out_of_range", message="At most 200 characters."
+                    )
+                ]
+            )
+        serializer = CustomerWithPlanInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        fields = dict(serializer.validated_data)
+        customer, created = services.customer_save(
+            external_id=external_id,
+            plan_code=fields.pop("plan", None),
+            premium_seats=fields.pop("premium_seats", None),
+            **fields,
+        )
+        return Response(
+            _customer_body(customer),
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+
+def _totals(totals: metering_selectors.UsageTotals) -> dict[str, Any]:
+    return UsageTotalsSerializer(totals).data
+
+
+def _preview_body(preview: selectors.InvoicePreview | None) -> dict[str, Any]:
+    if preview is None:
+        return {"invoice_preview": None, "margin": None}
+    invoice, margin = preview.invoice, preview.margin
+    return {
+        "invoice_preview": {
+            "plan": preview.terms.code,
+            "plan_version": preview.terms.version,
+            "currency": invoice.currency,
+            "lines": [
+                {
+                    "kind": line.kind,
+                    "description": line.description,
+                    "quantity": decimal_text(line.quantity),
+                    "unit_price": decimal_text(line.unit_price),
+                    "amount": line.amount,
+                }
+                for line in invoice.lines
+            ],
+            "total": invoice.total,
+            "total_decimal": f"{from_minor_units(invoice.total, invoice.currency):f}",
+        },
+        "margin": {
+            "currency": margin.currency,
+            "revenue": decimal_text(margin.revenue),
+            "inference_cost": decimal_text(margin.inference_cost),
+            "comparable": margin.comparable,
+            "margin": decimal_text(margin.margin),
+            "margin_percent": decimal_text(margin.margin_percent),
+            "unpriced_calls": margin.unpriced_calls,
+        },
+    }
+
+
+class CustomerUsageApi(APIView):
+    @extend_schema(
+        operation_id="customers_usage",
+        summary="Usage, cost, outcomes, the invoice preview and the margin over a window "
+        "(default: this calendar month)",
+        parameters=[
+            *WINDOW_PARAMETERS,
+        ],
+        responses={200: UsageWithPreviewSerializer, **API_ERRORS, 404: ErrorSerializer},
+    )
+    def get(self, request: Request, external_id: str) -> Response:
+        query = UsageQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        start, end = query.validated_data["from_"], query.validated_data["to"]
+        customer = metering_selectors.customer_get(external_id=external_id)
+        usage = metering_selectors.customer_usage(customer=customer, start=start, end=end)
+        outcomes = outcome_selectors.outcome_type_summaries(customer=customer, start=start, end=end)
+        active_seats = usage.premium_users
+        preview = selectors.invoice_preview(
+            usage=usage, active_seats=active_seats, as_of=timezone.now()
+        )
+        return Response(
+            {
+                "customer": customer.external_id,
+                "start": start,
+                "end": end,
+                "currency": "USD",
+                "totals": _totals(usage.totals),
+                "by_model": [
+                    {"provider": provider, "model": model, **_totals(totals)}
+                    for provider, model, totals in usage.by_model
+                ],
+                "by_feature": [
+                    {"feature": feature or None, **_totals(totals)}
+                    for feature, totals in usage.by_feature
+                ],
+                "outcomes": [
+                    {
+                        "type": summary.type,
+                        "succeeded": summary.succeeded,
+                        "failed": summary.failed,
+                        "pending": summary.pending,
+                        "reversed": summary.reversed,
+                        "calls": summary.calls,
+                        "cost": decimal_text(summary.cost),
+                        "cost_per_success": decimal_text(summary.cost_per_success),
+                        "unpriced_calls": summary.unpriced_calls,
+                    }
+                    for summary in outcomes
+                ],
+                "premium_active_seats": active_seats,
+                **_preview_body(preview),
+            }
+        )
+
+
+class PlanListApi(APIView):
+    @extend_schema(
+        operation_id="plans_list",
+        summary="Plans, each at its current version, with all its prices",
+        parameters=page_parameters(100),
+        responses={200: PlanDocumentSerializer(many=True), **API_ERRORS},
+    )
+    def get(self, request: Request) -> Response:
+        page = page_of(request, default=100, maximum=100)
+        plans = Plan.objects.order_by("code")
+        documents = []
+        for plan in plans[page.offset : page.offset + page.limit]:
+            version = selectors.plan_version_current(plan_id=plan.pk)
+            if version is not None:
+                document = selectors.plan_document(version)
+                # Every top-level field, null or empty when unset (the loader's documents
+                # leave defaults out; the API's answer has one shape).
+                documents.append(
+                    {
+                        "version": version.version,
+                        **{
+                            name: msgspec.to_builtins(getattr(document, name))
+                            for name in document.__struct_fields__
+                        },
+                    }
+                )
+        return paged_response(request, documents, page=page, total=plans.count())
+
+
+class OutcomeReverseApi(APIView):
+    @extend_schema(
+        operation_id="outcomes_reverse",
+        summary="Reverse a succeeded outcome within its plan's reversal window",
+        request=None,
+        responses={
+            200: OutcomeOutputSerializer,
+            401: API_ERRORS[401],
+            404: ErrorSerializer,
+            409: ErrorSerializer,
+        },
+    )
+    def post(self, request: Request, external_id: str) -> Response:
+        outcome = outcome_selectors.outcome_get(external_id=external_id)
+        window = selectors.reversal_window(customer=outcome.customer)
+        reversed_outcome = outcome_reverse(
+            external_id=external_id, window=window, now=timezone.now()
+        )
+        return Response(OutcomeOutputSerializer(reversed_outcome).data)
+
+
+class CustomerInvoicesApi(APIView):
+    @extend_schema(
+        operation_id="customers_invoices",
+        summary="The customer's invoices, newest first, with their lines and status",
+        parameters=page_parameters(100),
+        responses={200: InvoiceSerializer(many=True), **API_ERRORS, 404: ErrorSerializer},
+    )
+    def get(self, request: Request, external_id: str) -> Response:
+        customer = metering_selectors.customer_get(external_id=external_id)
+        page = page_of(request, default=100, maximum=100)
+        invoices, total = selectors.customer_invoices(
+            customer=customer, limit=page.limit, offset=page.offset
+        )
+        return paged_response(
+            request, InvoiceSerializer(invoices, many=True).data, page=page, total=total
+        )
