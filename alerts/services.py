@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -62,19 +62,21 @@ class _Reports:
         self.start, self.end = month_of(now)
         self._margins: dict[tuple[str, datetime], MarginReport] = {}
 
-    def margins(self, group_by: str, start: datetime | None = None) -> MarginReport:
-        start = start or self.start
+    def margins(self, group_by: str, *, previous_month: bool = False) -> MarginReport:
+        """The margin report of this month so far, or of the whole month before."""
+        start, end = (
+            month_of(self.start - timedelta(days=1))
+            if previous_month
+            else (
+                self.start,
+                self.end,
+            )
+        )
         if (group_by, start) not in self._margins:
-            end = self.end if start == self.start else self.start
             self._margins[(group_by, start)] = margins_report(
                 start=start, end=end, group_by=group_by, filters=MarginFilters(), now=self.now
             )
         return self._margins[(group_by, start)]
-
-    def previous_start(self) -> datetime:
-        last = self.start.replace(day=1)
-        year, month = (last.year, last.month - 1) if last.month > 1 else (last.year - 1, 12)
-        return datetime(year, month, 1, tzinfo=UTC)
 
 
 def _margin_below(rule: AlertRule, reports: _Reports) -> list[Finding]:
@@ -108,7 +110,7 @@ def _margin_below(rule: AlertRule, reports: _Reports) -> list[Finding]:
 
 def _cost_per_success_up(rule: AlertRule, reports: _Reports) -> list[Finding]:
     now = reports.margins(rule.scope)
-    before = {row.key: row for row in reports.margins(rule.scope, reports.previous_start()).rows}
+    before = {row.key: row for row in reports.margins(rule.scope, previous_month=True).rows}
     findings = []
     for row in now.rows:
         previous = before.get(row.key)
