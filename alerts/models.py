@@ -7,6 +7,8 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
+from alerts.webhooks import UnsafeUrl, url_check
+
 
 class AlertKind(models.TextChoices):
     MARGIN_BELOW = "margin_below", "margin below a threshold (percent; 0 = negative margin)"
@@ -89,8 +91,6 @@ class WebhookEndpoint(models.Model):
         return self.url
 
     def clean(self) -> None:
-        from alerts.webhooks import UnsafeUrl, url_check
-
         try:
             url_check(self.url)
         except UnsafeUrl as refused:

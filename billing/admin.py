@@ -298,12 +298,17 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
     window = form.cleaned_data
     now = timezone.now()
     data = dashboard_data(start=window["start"], end=window["end"], now=now)
-    table = margins_report(
-        start=window["start"],
-        end=window["end"],
-        group_by=window["group_by"],
-        filters=MarginFilters(),
-        now=now,
+    # The charts' report is by customer: the table reuses it when grouped the same way.
+    table = (
+        data.margins
+        if window["group_by"] == "customer"
+        else margins_report(
+            start=window["start"],
+            end=window["end"],
+            group_by=window["group_by"],
+            filters=MarginFilters(),
+            now=now,
+        )
     )
     return render(
         request,

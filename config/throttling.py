@@ -33,6 +33,10 @@ def parse_rate(rate: str) -> tuple[int, int] | None:
     return int(count), _PERIODS[period[:1]]
 
 
+def _counter_key(scope: str, ident: str, window: int) -> str:
+    return f"rl:{scope}:{ident}:{window}"
+
+
 def window_hit(scope: str, ident: str, rate: str) -> float | None:
     """Count one hit in the current window of (scope, ident); the seconds until the
     window ends when the limit is exceeded, else None."""
@@ -42,7 +46,7 @@ def window_hit(scope: str, ident: str, rate: str) -> float | None:
     limit, seconds = parsed
     now = time.time()
     window = int(now // seconds)
-    key = f"rl:{scope}:{ident}:{window}"
+    key = _counter_key(scope, ident, window)
     cache.add(key, 0, timeout=seconds + 1)
     try:
         hits = cache.incr(key)
@@ -59,7 +63,7 @@ def window_count(scope: str, ident: str, rate: str) -> int:
     if parsed is None:
         return 0
     _, seconds = parsed
-    return int(cache.get(f"rl:{scope}:{ident}:{int(time.time() // seconds)}", 0))
+    return int(cache.get(_counter_key(scope, ident, int(time.time() // seconds)), 0))
 
 
 class ApiKeyRateThrottle(BaseThrottle):

@@ -26,18 +26,22 @@ from tests.metering.factories import customer_create, event_payload
 
 @pytest.fixture
 def database_through_proxy(transactional_db):
-    """Point this process's database connection at a proxy to the real server."""
+    """Point this process's database connection at a proxy to the real server (over TCP,
+    or its unix socket when DATABASE_URL names one, as the embedded server's does)."""
     settings_dict = connection.settings_dict
-    saved = settings_dict["HOST"], settings_dict["PORT"]
-    proxy = TcpProxy(saved[0] or "127.0.0.1", int(saved[1] or 5432))
+    saved = settings_dict["HOST"], settings_dict["PORT"], dict(settings_dict["OPTIONS"])
+    host = saved[0] or saved[2].get("host") or "127.0.0.1"
+    proxy = TcpProxy(host, int(saved[1] or 5432))
     proxy.start()
     connection.close()
     settings_dict["HOST"], settings_dict["PORT"] = "127.0.0.1", proxy.port
+    settings_dict["OPTIONS"].pop("host", None)
     try:
         yield proxy
     finally:
         connection.close()
-        settings_dict["HOST"], settings_dict["PORT"] = saved
+        settings_dict["HOST"], settings_dict["PORT"] = saved[0], saved[1]
+        settings_dict["OPTIONS"] = saved[2]
         proxy.stop()
 
 

@@ -31,6 +31,10 @@ class Cell:
     unpriced_calls: int = 0
     revenue: Decimal = ZERO
 
+    @property
+    def key(self) -> tuple[str, str, str, str, str]:
+        return (self.outcome_type, self.feature, self.tier, self.provider, self.model)
+
 
 @dataclass(slots=True)
 class PeriodUsage:

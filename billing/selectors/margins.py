@@ -90,7 +90,7 @@ def revenue_spread(
                 provider="",
                 model="",
             )
-            existing = next((c for c in cells if _same_key(c, own)), None)
+            existing = next((c for c in cells if c.key == own.key), None)
             if existing is None:
                 cells.append(own)
                 existing = own
@@ -103,16 +103,6 @@ def revenue_spread(
         for cell, share in zip(scope, shares, strict=True):
             cell.revenue += share
     return cells
-
-
-def _same_key(a: Cell, b: Cell) -> bool:
-    return (a.outcome_type, a.feature, a.tier, a.provider, a.model) == (
-        b.outcome_type,
-        b.feature,
-        b.tier,
-        b.provider,
-        b.model,
-    )
 
 
 # Outcomes per type of the same windows: successes (still succeeded), failures, and the

@@ -347,3 +347,31 @@ def test_alerts_are_listed_in_the_admin(staff_client, client_with_key):
 
     assert response.status_code == 200
     assert "customer:duo" in response.content.decode()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_evaluations_at_once_store_and_send_one_alert(client_with_key, receiver):
+    only_rule("margin_below")
+    WebhookEndpoint.objects.create(url=receiver.url)
+    losing_customer(client_with_key)
+    start = threading.Barrier(2)
+    created: list[int] = []
+
+    def evaluate() -> None:
+        from django.db import connection
+
+        start.wait()
+        try:
+            created.append(len(alerts_evaluate()))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=evaluate) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(created) == [0, 1]
+    assert Alert.objects.count() == 1
+    assert AlertDelivery.objects.count() == 1

@@ -16,6 +16,7 @@ over seo, the included feature.
 """
 
 import logging
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -365,3 +366,31 @@ def test_margin_rows_are_paged_and_totals_cover_all(october):
     assert (report["rows_total"], report["next_offset"]) == (2, 1)
     assert report["totals"]["revenue"] == "36"
     assert margins(october, group_by="customer", limit=1, offset=1)["next_offset"] is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_breakdowns_of_the_same_invoices_at_once_write_the_cells_once():
+    plan = plan_load("outcomes", outcomes=[{"type": "resolution", "unit_price": "2.00"}])
+    fin = subscribe("fin", plan.plan)
+    outcome(fin, "fin-1", "succeeded", OCTOBER + DAY)
+    invoice = period_close(customer_id=fin.pk, period_start=OCTOBER)
+    start = threading.Barrier(2)
+
+    def reconcile() -> None:
+        from django.db import connection
+
+        start.wait()
+        try:
+            invoices_reconcile(invoice_ids=[invoice.pk])
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=reconcile) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert list(ReconciliationCell.objects.values_list("outcome_type", "revenue")) == [
+        ("resolution", Decimal(2))
+    ]
