@@ -43,7 +43,10 @@ def load(customers: int, events: int, outcomes: int) -> None:
     from django.db import connection
 
     from billing.services import plans_load
+    from metering.services import event_partitions_ensure
 
+    # The month's partition, so that its events are not routed to the default partition.
+    event_partitions_ensure(now=MONTH, ahead=1)
     plans_load(
         document={
             "plans": [

@@ -12,6 +12,7 @@ from django.db.models import QuerySet
 from django.http import Http404
 
 from metering.models import CostSource, Customer, EventKey, ModelPriceOverride, UsageEvent
+from metering.services.partitions import DEFAULT_PARTITION, EVENTS_TABLE, Month, partition_month
 
 
 def events_by_client_id(*, event_id: str) -> QuerySet[UsageEvent]:
@@ -149,3 +150,35 @@ def unpriced_models_with_override() -> list[tuple[str, str]]:
     )
     overridden = set(ModelPriceOverride.objects.values_list("provider", "model"))
     return [pair for pair in unpriced if pair in overridden]
+
+
+@dataclass(frozen=True, slots=True)
+class EventPartition:
+    name: str
+    month: Month | None  # None: the default partition
+    attached: bool
+    # PostgreSQL's estimate (reltuples) for a month; counted exactly for the default
+    # partition, which should stay (nearly) empty.
+    rows: int
+
+
+def event_partitions() -> list[EventPartition]:
+    """The events table's partitions, and month tables detached from it (kept for the
+    operator to dump and drop), oldest first, the default partition last."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """SELECT c.relname, i.inhparent IS NOT NULL, greatest(c.reltuples, 0)::bigint
+            FROM pg_class c LEFT JOIN pg_inherits i ON i.inhrelid = c.oid
+            WHERE c.relkind = 'r' AND c.relname LIKE %s""",
+            [f"{EVENTS_TABLE}\\_%"],
+        )
+        rows = cursor.fetchall()
+        cursor.execute(f"SELECT count(*) FROM {DEFAULT_PARTITION}")  # noqa: S608 -- constant
+        (in_default,) = cursor.fetchone()
+    partitions = [
+        EventPartition(name, month, attached, rows)
+        for name, attached, rows in rows
+        if (month := partition_month(name))
+    ]
+    partitions.sort(key=lambda partition: (partition.month, partition.name))
+    return [*partitions, EventPartition(DEFAULT_PARTITION, None, True, in_default)]

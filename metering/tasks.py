@@ -4,7 +4,7 @@ from celery import shared_task
 
 from metering.models import ModelPriceOverride
 from metering.selectors import unpriced_models_with_override
-from metering.services import events_price_unpriced
+from metering.services import event_partitions_ensure, events_price_unpriced
 
 
 @shared_task
@@ -23,3 +23,9 @@ def price_unpriced_events_sweep() -> int:
         events_price_unpriced(provider=provider, model=model)
         for provider, model in unpriced_models_with_override()
     )
+
+
+@shared_task
+def ensure_event_partitions() -> list[str]:
+    """Beat: the events table's partitions for this month and the months ahead."""
+    return [str(month) for month in event_partitions_ensure()]

@@ -1,9 +1,10 @@
-from config.env import VAR_DIR, env_bool, env_str
+from config.env import VAR_DIR, env_bool, env_int, env_str
 from config.settings.alerts import ALERTS_EVALUATE_SECONDS
 
 # Redis or RabbitMQ in production; `filesystem://` is kombu's server-less transport that
 # the embedded launcher uses on a laptop.
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
+CELERY_BROKER_VISIBILITY_TIMEOUT = env_int("CELERY_BROKER_VISIBILITY_TIMEOUT", 3600)
 _BROKER_FOLDER = env_str("CELERY_BROKER_FOLDER", str(VAR_DIR / "broker"))
 CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = (
     {
@@ -15,7 +16,16 @@ CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = (
         "store_processed": False,
     }
     if CELERY_BROKER_URL.startswith("filesystem")
-    else {"visibility_timeout": 3600}
+    else {
+        # Redis: a message a worker took and never acknowledged (the worker was killed
+        # mid-task, SIGKILL or out of memory) goes back to the queue after this many
+        # seconds, and another worker runs it. Keep it above the longest task, or a slow
+        # task also runs a second time (harmless, tasks are idempotent, but wasted).
+        "visibility_timeout": CELERY_BROKER_VISIBILITY_TIMEOUT,
+        # Look for such messages every tenth of the timeout, from 1 s to kombu's 100 s.
+        "unacked_restore_interval": max(1, min(100, CELERY_BROKER_VISIBILITY_TIMEOUT // 10)),
+        "unacked_restore_throttle": 1,
+    }
 )
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_IGNORE_RESULT = True
@@ -55,15 +65,21 @@ CELERY_BEAT_SCHEDULE = {
         "task": "billing.tasks.check_stripe_drift",
         "schedule": 3600.0,
     },
-    # A safety net behind the on-commit enqueue in price_override_save: whatever a lost
-    # message left unpriced is priced here.
     # Alert rules over the month so far; an alert fires once per rule, subject and month.
     "evaluate-alerts": {
         "task": "alerts.tasks.evaluate_alerts",
         "schedule": ALERTS_EVALUATE_SECONDS,  # seconds
     },
+    # A safety net behind the on-commit enqueue in price_override_save: whatever a lost
+    # message left unpriced is priced here.
     "price-unpriced-events": {
         "task": "metering.tasks.price_unpriced_events_sweep",
         "schedule": 300.0,
+    },
+    # The events table's monthly partitions, months ahead; events that landed in the
+    # default partition meanwhile move to their month's (metering/services/partitions.py).
+    "ensure-event-partitions": {
+        "task": "metering.tasks.ensure_event_partitions",
+        "schedule": 3600.0,
     },
 }

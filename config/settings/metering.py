@@ -11,3 +11,6 @@ METERING_MAX_BATCH = 1000
 # metering/services/ingest.py and bench/ingest.py.
 METERING_COPY_THRESHOLD = env_int("METERING_COPY_THRESHOLD", 20)
 METERING_MAX_PROPERTIES_BYTES = 8 * 1024
+# The events table has a partition per month (metering/services/partitions.py); beat
+# creates this month's and this many months' ahead.
+METERING_EVENT_PARTITIONS_AHEAD = env_int("METERING_EVENT_PARTITIONS_AHEAD", 3)
