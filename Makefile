@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench install browser
+.PHONY: run test lint bench install test-tools
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,14 +18,17 @@ install: $(STAMP)
 run: $(STAMP)
 	$(PY) -m config.embedded run
 
-# The dashboard's browser test drives Debian's chromium through chromium-driver.
-browser:
-	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
-	  echo "installing chromium and chromium-driver (apt, needs root)"; \
+# What the test suite runs besides Python: a private Redis as its broker
+# (config/embedded.py) and, for the dashboard's browser test, Debian's chromium through
+# chromium-driver. Installed with apt when missing.
+test-tools:
+	@command -v redis-server >/dev/null && command -v chromium >/dev/null \
+	  && command -v chromedriver >/dev/null || { \
+	  echo "installing redis-server, chromium and chromium-driver (apt, needs root)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	    chromium chromium-driver >/dev/null; }
+	    redis-server chromium chromium-driver >/dev/null; }
 
-test: $(STAMP) browser
+test: $(STAMP) test-tools
 	$(PY) -m config.embedded test
 
 lint: $(STAMP)

