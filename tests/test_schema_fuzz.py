@@ -7,28 +7,17 @@ customer that does not exist or a timestamp older than the late-event window (a 
 400 is right there); and `negative_data_rejection`, since unknown query parameters are
 ignored, as HTTP APIs do (unknown body fields are refused, tests/test_security.py)."""
 
-import json
-
 import pytest
 import schemathesis
-from drf_spectacular.generators import SchemaGenerator
 from hypothesis import HealthCheck, settings
 from rest_framework_api_key.models import APIKey
 from schemathesis.checks import negative_data_rejection, positive_data_acceptance
 
 from tests.billing.factories import plan_load
 from tests.metering.factories import customer_create
+from tests.openapi import openapi_schema
 
-
-def _raw_schema() -> dict:
-    import django
-
-    django.setup()
-    schema = SchemaGenerator().get_schema(request=None, public=True)
-    return json.loads(json.dumps(schema, default=str))
-
-
-schema = schemathesis.openapi.from_dict(_raw_schema())
+schema = schemathesis.openapi.from_dict(openapi_schema())
 # Made now, stored by the fixture: schemathesis asks for it while collecting the tests,
 # before any database is there.
 _KEY, _PREFIX, _HASHED_KEY = APIKey.objects.key_generator.generate()

@@ -1,0 +1,306 @@
+"""Every error the API documents can happen, and looks as documented.
+
+The OpenAPI schema (`/v1/schema`) lists, per operation, the statuses it may answer. Here
+each documented 4xx and 5xx has a request that provokes it, checked both ways: a status
+documented without such a request fails the first test (a promise nobody checks), and a
+request for a status no longer documented fails it too (a check of nothing). The
+README's list of ingest error codes is held to the same rule.
+"""
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.utils import timezone
+from rest_framework.test import APIClient
+from rest_framework_api_key.models import APIKey
+
+from billing.models import Subscription
+from outcomes.models import Outcome
+from tests.billing.factories import plan_load
+from tests.faults import broker_down
+from tests.metering.factories import customer_create
+from tests.openapi import openapi_schema
+
+pytestmark = pytest.mark.django_db
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+@dataclass
+class Api:
+    """What a recipe needs: a client with a key, one without, and names that exist."""
+
+    keyed: APIClient
+    anonymous: APIClient
+    revoked_key: str
+    expired_key: str
+    settings: Any
+
+    def over_rate(self, call: Callable[[APIClient], Any]) -> Any:
+        """The second call in a window of one request per hour per key."""
+        self.settings.API_KEY_RATE_LIMIT = "1/h"
+        call(self.keyed)
+        return call(self.keyed)
+
+
+def json_post(path: str, body: Any) -> Callable[[APIClient], Any]:
+    return lambda client: client.post(path, body, format="json")
+
+
+def event_post(body: Any) -> Callable[[Api], Any]:
+    return lambda api: api.keyed.post("/v1/events", body, format="json")
+
+
+def get(path: str) -> Callable[[APIClient], Any]:
+    return lambda client: client.get(path)
+
+
+def too_large(api: Api, path: str) -> Any:
+    api.settings.API_MAX_BODY_BYTES = 100
+    return api.keyed.post(path, {"id": "x" * 200}, format="json")
+
+
+def not_json(path: str, method: str = "post") -> Callable[[Api], Any]:
+    return lambda api: getattr(api.keyed, method)(path, "id=1", content_type="text/plain")
+
+
+EVENT = {"id": "call-1", "customer": "acme", "model": "gpt-4o", "input_tokens": 1}
+OUTCOME = {"id": "o-1", "customer": "acme", "type": "resolution"}
+CUSTOMER = {"name": "Acme"}
+
+# (method, path as in the schema, status) -> the request that provokes it.
+RECIPES: dict[tuple[str, str, int], Callable[[Api], Any]] = {
+    ("GET", "/v1/analytics/margins", 400): lambda a: a.keyed.get("/v1/analytics/margins?from=x"),
+    ("GET", "/v1/analytics/margins", 401): lambda a: a.anonymous.get("/v1/analytics/margins"),
+    ("GET", "/v1/analytics/margins", 404): lambda a: a.keyed.get(
+        "/v1/analytics/margins?customer=nobody"
+    ),
+    ("GET", "/v1/analytics/margins", 429): lambda a: a.over_rate(get("/v1/analytics/margins")),
+    ("GET", "/v1/analytics/premium", 400): lambda a: a.keyed.get("/v1/analytics/premium?to=x"),
+    ("GET", "/v1/analytics/premium", 401): lambda a: a.anonymous.get("/v1/analytics/premium"),
+    ("GET", "/v1/analytics/premium", 429): lambda a: a.over_rate(get("/v1/analytics/premium")),
+    ("GET", "/v1/analytics/savings", 400): lambda a: a.keyed.get("/v1/analytics/savings?from=x"),
+    ("GET", "/v1/analytics/savings", 401): lambda a: a.anonymous.get("/v1/analytics/savings"),
+    ("GET", "/v1/analytics/savings", 404): lambda a: a.keyed.get(
+        "/v1/analytics/savings?customer=nobody"
+    ),
+    ("GET", "/v1/analytics/savings", 429): lambda a: a.over_rate(get("/v1/analytics/savings")),
+    ("GET", "/v1/customers/{external_id}", 401): lambda a: a.anonymous.get("/v1/customers/acme"),
+    ("GET", "/v1/customers/{external_id}", 404): lambda a: a.keyed.get("/v1/customers/nobody"),
+    ("PUT", "/v1/customers/{external_id}", 400): lambda a: a.keyed.put(
+        "/v1/customers/acme", {"plan_of_mine": "x"}, format="json"
+    ),
+    ("PUT", "/v1/customers/{external_id}", 401): lambda a: a.anonymous.put(
+        "/v1/customers/acme", CUSTOMER, format="json"
+    ),
+    ("PUT", "/v1/customers/{external_id}", 415): not_json("/v1/customers/acme", "put"),
+    ("PUT", "/v1/customers/{external_id}", 429): lambda a: a.over_rate(
+        lambda c: c.put("/v1/customers/acme", CUSTOMER, format="json")
+    ),
+    ("GET", "/v1/customers/{external_id}/invoices", 400): lambda a: a.keyed.get(
+        "/v1/customers/acme/invoices?limit=100000"
+    ),
+    ("GET", "/v1/customers/{external_id}/invoices", 401): lambda a: a.anonymous.get(
+        "/v1/customers/acme/invoices"
+    ),
+    ("GET", "/v1/customers/{external_id}/invoices", 404): lambda a: a.keyed.get(
+        "/v1/customers/nobody/invoices"
+    ),
+    ("GET", "/v1/customers/{external_id}/invoices", 429): lambda a: a.over_rate(
+        get("/v1/customers/acme/invoices")
+    ),
+    ("GET", "/v1/customers/{external_id}/usage", 400): lambda a: a.keyed.get(
+        "/v1/customers/acme/usage?from=x"
+    ),
+    ("GET", "/v1/customers/{external_id}/usage", 401): lambda a: a.anonymous.get(
+        "/v1/customers/acme/usage"
+    ),
+    ("GET", "/v1/customers/{external_id}/usage", 404): lambda a: a.keyed.get(
+        "/v1/customers/nobody/usage"
+    ),
+    ("GET", "/v1/customers/{external_id}/usage", 429): lambda a: a.over_rate(
+        get("/v1/customers/acme/usage")
+    ),
+    ("POST", "/v1/events", 400): lambda a: a.keyed.post(
+        "/v1/events", {**EVENT, "input_tokens": -1}, format="json"
+    ),
+    ("POST", "/v1/events", 401): lambda a: a.anonymous.post("/v1/events", EVENT, format="json"),
+    ("POST", "/v1/events", 413): lambda a: too_large(a, "/v1/events"),
+    ("POST", "/v1/events", 415): not_json("/v1/events"),
+    ("POST", "/v1/events", 429): lambda a: a.over_rate(json_post("/v1/events", EVENT)),
+    ("GET", "/v1/health", 503): lambda a: health_with_the_broker_down(a.anonymous),
+    ("POST", "/v1/outcomes", 400): lambda a: a.keyed.post(
+        "/v1/outcomes", {**OUTCOME, "status": "maybe"}, format="json"
+    ),
+    ("POST", "/v1/outcomes", 401): lambda a: a.anonymous.post(
+        "/v1/outcomes", OUTCOME, format="json"
+    ),
+    ("POST", "/v1/outcomes", 409): lambda a: a.keyed.post(
+        "/v1/outcomes", {"id": "o-succeeded", "status": "pending"}, format="json"
+    ),
+    ("POST", "/v1/outcomes", 413): lambda a: too_large(a, "/v1/outcomes"),
+    ("POST", "/v1/outcomes", 415): not_json("/v1/outcomes"),
+    ("POST", "/v1/outcomes", 429): lambda a: a.over_rate(json_post("/v1/outcomes", OUTCOME)),
+    ("GET", "/v1/outcomes/{external_id}", 401): lambda a: a.anonymous.get(
+        "/v1/outcomes/o-succeeded"
+    ),
+    ("GET", "/v1/outcomes/{external_id}", 404): lambda a: a.keyed.get("/v1/outcomes/nobody"),
+    ("POST", "/v1/outcomes/{external_id}/reverse", 401): lambda a: a.anonymous.post(
+        "/v1/outcomes/o-succeeded/reverse"
+    ),
+    ("POST", "/v1/outcomes/{external_id}/reverse", 404): lambda a: a.keyed.post(
+        "/v1/outcomes/nobody/reverse"
+    ),
+    ("POST", "/v1/outcomes/{external_id}/reverse", 409): lambda a: a.keyed.post(
+        "/v1/outcomes/o-pending/reverse"
+    ),
+    ("GET", "/v1/plans", 400): lambda a: a.keyed.get("/v1/plans?offset=-1"),
+    ("GET", "/v1/plans", 401): lambda a: a.anonymous.get("/v1/plans"),
+    ("GET", "/v1/plans", 429): lambda a: a.over_rate(get("/v1/plans")),
+    ("POST", "/v1/webhooks/stripe", 400): lambda a: a.anonymous.post(
+        "/v1/webhooks/stripe",
+        b"{}",
+        content_type="application/json",
+        HTTP_STRIPE_SIGNATURE="t=1,v1=00",
+    ),
+}
+
+
+def health_with_the_broker_down(client: APIClient) -> Any:
+    with broker_down():
+        return client.get("/v1/health")
+
+
+def documented_errors(schema: dict[str, Any]) -> set[tuple[str, str, int]]:
+    return {
+        (method.upper(), path, int(status))
+        for path, operations in schema["paths"].items()
+        for method, operation in operations.items()
+        if method in {"get", "put", "post", "patch", "delete"}
+        for status in operation["responses"]
+        if status[0] in "45"
+    }
+
+
+@pytest.fixture(scope="module")
+def schema() -> dict[str, Any]:
+    return openapi_schema()
+
+
+@pytest.fixture
+def api(client_with_key: APIClient, expired_api_key: str, settings: Any) -> Api:
+    settings.API_KEY_RATE_LIMIT = ""
+    plan = plan_load(code="basic", base_fee="10")
+    customer = customer_create(external_id="acme")
+    Subscription.objects.create(
+        customer=customer, plan=plan.plan, started_at=datetime(2026, 10, 1, tzinfo=UTC)
+    )
+    now = timezone.now()
+    for external_id, status in [("o-succeeded", "succeeded"), ("o-pending", "pending")]:
+        Outcome.objects.create(
+            external_id=external_id, customer=customer, type="resolution", status=status,
+            occurred_at=now, succeeded_at=now if status == "succeeded" else None,
+            succeeded_recorded_at=now if status == "succeeded" else None,
+        )  # fmt: skip
+    revoked, revoked_key = APIKey.objects.create_key(name="revoked")
+    revoked.revoked = True
+    revoked.save()
+    return Api(
+        keyed=client_with_key,
+        anonymous=APIClient(),
+        revoked_key=revoked_key,
+        expired_key=expired_api_key,
+        settings=settings,
+    )
+
+
+def test_every_documented_error_has_a_request_that_provokes_it(schema):
+    documented = documented_errors(schema)
+
+    assert sorted(documented - set(RECIPES)) == [], "documented, never provoked"
+    assert sorted(set(RECIPES) - documented) == [], "provoked, not documented"
+
+
+@pytest.mark.parametrize("operation", sorted(RECIPES), ids=lambda op: f"{op[0]} {op[1]} {op[2]}")
+def test_the_documented_error_is_answered_as_documented(operation, api, schema):
+    method, path, status = operation
+
+    response = RECIPES[operation](api)
+
+    assert response.status_code == status, response.content
+    body = response.json()
+    documented = schema["paths"][path][method.lower()]["responses"][str(status)]
+    reference = documented["content"]["application/json"]["schema"]["$ref"]
+    if reference.endswith("/Error"):
+        assert body["errors"], body
+        assert all({"code", "message"} <= set(error) for error in body["errors"]), body
+    else:  # health: the checks, one of them failed
+        assert body["status"] == "unavailable", body
+    if status == 429:
+        assert int(response["Retry-After"]) >= 1
+
+
+# The README's ingest error codes -> an event (or a body) that gets each.
+def _old() -> str:
+    return (timezone.now() - timedelta(days=400)).isoformat()
+
+
+def _soon() -> str:
+    return (timezone.now() + timedelta(hours=1)).isoformat()
+
+
+INGEST_CODES: dict[str, Callable[[Api], Any]] = {
+    "malformed_json": lambda a: a.keyed.post("/v1/events", b"{", content_type="application/json"),
+    "invalid_body": event_post([1, 2]),
+    "required": event_post({"customer": "acme"}),
+    "unknown_field": event_post({**EVENT, "colour": "red"}),
+    "invalid_type": event_post({**EVENT, "input_tokens": "many"}),
+    "out_of_range": event_post({**EVENT, "input_tokens": -1}),
+    "invalid_decimal": event_post({**EVENT, "cost": "a lot"}),
+    "negative": event_post({**EVENT, "cost": "-1"}),
+    "invalid_timestamp": event_post({**EVENT, "timestamp": "yesterday"}),
+    "timestamp_without_offset": event_post({**EVENT, "timestamp": "2026-11-01T10:00:00"}),
+    "timestamp_in_future": lambda a: a.keyed.post(
+        "/v1/events", {**EVENT, "timestamp": _soon()}, format="json"
+    ),
+    "timestamp_too_old": lambda a: a.keyed.post(
+        "/v1/events", {**EVENT, "timestamp": _old()}, format="json"
+    ),
+    "too_large": event_post({**EVENT, "properties": {"x": "y" * 9000}}),
+    "exceeds_input_tokens": event_post({**EVENT, "cache_read_tokens": 2}),
+    "too_many_events": event_post({"events": [EVENT] * 1001}),
+    "unknown_customer": event_post({**EVENT, "customer": "nobody"}),
+    "unsupported_media_type": not_json("/v1/events"),
+    "body_too_large": lambda a: too_large(a, "/v1/events"),
+    "not_authenticated": lambda a: a.anonymous.post("/v1/events", EVENT, format="json"),
+    "invalid_api_key": lambda a: with_key("nope.nope"),
+    "revoked_api_key": lambda a: with_key(a.revoked_key),
+    "expired_api_key": lambda a: with_key(a.expired_key),
+}
+
+
+def with_key(key: str) -> Any:
+    return APIClient(HTTP_AUTHORIZATION=f"Api-Key {key}").post("/v1/events", EVENT, format="json")
+
+
+def readme_ingest_codes() -> set[str]:
+    text = README.read_text()
+    section = text[text.index("  Codes: `malformed_json`") : text.index("How exactly-once")]
+    return set(re.findall(r"`([a-z_]+)`", section))
+
+
+def test_every_ingest_error_code_in_the_readme_has_a_request_that_gets_it():
+    assert sorted(readme_ingest_codes() ^ set(INGEST_CODES)) == []
+
+
+@pytest.mark.parametrize("code", sorted(INGEST_CODES))
+def test_the_ingest_error_code_is_answered(code, api):
+    response = INGEST_CODES[code](api)
+
+    assert 400 <= response.status_code < 500
+    assert code in [error["code"] for error in response.json()["errors"]], response.content
