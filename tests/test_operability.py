@@ -131,3 +131,29 @@ def test_log_lines_are_json_with_the_request_id(client_with_key):
     assert conflict["request_id"] == response["X-Request-ID"] == "req-42"
     assert {"time", "level", "logger", "message"} <= set(conflict)
     assert conflict["level"] == "INFO"
+
+
+def test_single_events_take_the_fast_lane_with_what_they_use(client_with_key):
+    """POST /v1/events skips the admin's middleware (config.middleware.IngestFastLane-
+    Middleware) and keeps the request id, the security headers, and its route's timing."""
+    customer_create(external_id="acme")
+    before = sample(
+        "payback_http_request_duration_seconds_count",
+        method="POST", route="v1/events", status="200",
+    )  # fmt: skip
+
+    event = client_with_key.post(
+        "/v1/events", event_payload("acme", id="e-1"), format="json", HTTP_X_REQUEST_ID="r-1"
+    )
+    plans = client_with_key.get("/v1/plans")
+
+    assert event.status_code == 200
+    assert event["X-Request-ID"] == "r-1"
+    assert event["X-Content-Type-Options"] == "nosniff"
+    assert "X-Frame-Options" not in event  # the clickjacking middleware was skipped
+    assert plans["X-Frame-Options"] == "DENY"  # which other endpoints still pass
+    after = sample(
+        "payback_http_request_duration_seconds_count",
+        method="POST", route="v1/events", status="200",
+    )  # fmt: skip
+    assert after - before == 1
