@@ -37,4 +37,5 @@ lint: $(STAMP)
 	$(PY) -m config.embedded exec $(PY) manage.py makemigrations --check --dry-run
 
 bench: $(STAMP)
+	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
 	$(PY) -m config.embedded exec $(PY) bench/ingest.py

@@ -12,6 +12,9 @@ In one run, on one machine and one PostgreSQL server, in a scratch database of i
       the ratio to (a);
   (c) the batches of 1,000 replayed: rate, and zero new rows;
   (d) single-event POSTs from 4 concurrent keep-alive connections: requests/s, p50, p99;
+      once from 4 Python client processes, and once from wrk (a C load generator,
+      bench/wrk_single_event.lua) when it is installed (`apt-get install wrk`): the
+      Python clients take a good part of the two cores the server runs on, wrk little;
   (e) peak RSS of a gunicorn worker (VmHWM).
 Prints a table and writes bench/results/ingest.json. Options: --events N (batch runs),
 --singles N, --clients N.
@@ -25,6 +28,8 @@ import json
 import multiprocessing
 import os
 import random
+import re
+import shutil
 import signal
 import socket
 import statistics
@@ -327,6 +332,42 @@ def worker_peak_rss_mb(server: subprocess.Popen[bytes]) -> float:
     return max(peaks)
 
 
+def wrk_singles(port: int, key: str, customers: int, seconds: int, conninfo: str) -> dict[str, Any]:
+    """(d) again, from wrk: 4 connections over 2 threads for `seconds`, each request a new
+    event. The events stored are counted against the requests answered (a few more may
+    be stored: requests in flight when wrk stops are answered to nobody)."""
+    before = count_events(conninfo)
+    out = subprocess.run(
+        ["wrk", "-t2", "-c4", f"-d{seconds}s", "--latency", "-s",
+         str(ROOT / "bench" / "wrk_single_event.lua"), f"http://127.0.0.1:{port}/",
+         "--", key, str(customers), uuid.uuid4().hex[:8]],
+        check=True, capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    stored = count_events(conninfo) - before
+
+    def figure(pattern: str) -> str:
+        found = re.search(pattern, out)
+        if found is None:
+            raise RuntimeError(f"wrk said:\n{out}")
+        return found.group(1)
+
+    def ms(text: str) -> float:  # wrk writes 850.00us, 3.74ms, 1.02s
+        for unit, factor in (("us", 0.001), ("ms", 1.0), ("s", 1000.0)):
+            if text.endswith(unit):
+                return float(text.removesuffix(unit)) * factor
+        raise RuntimeError(f"wrk latency {text!r}")
+
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {
+        "requests": int(figure(r"(\d+) requests in")),
+        "requests_per_s": float(figure(r"Requests/sec:\s+([\d.]+)")),
+        "p50_ms": ms(figure(r"50%\s+([\d.]+\w+)")),
+        "p99_ms": ms(figure(r"99%\s+([\d.]+\w+)")),
+        "non_2xx": int(non_2xx.group(1)) if non_2xx else 0,
+        "stored": stored,
+    }
+
+
 def count_events(conninfo: str) -> int:
     with psycopg.connect(conninfo) as conn:
         return conn.execute("SELECT count(*) FROM metering_usageevent").fetchone()[0]
@@ -379,6 +420,10 @@ def main() -> None:
         api_100 = post_all(port, key, bodies_100, options.clients, 100)
         print("API: single events, 4 connections ...", flush=True)
         single = post_all(port, key, singles, 4, 1)
+        single_wrk = None
+        if shutil.which("wrk"):
+            print("API: single events, 4 connections, from wrk ...", flush=True)
+            single_wrk = wrk_singles(port, key, options.customers, 20, bench_conninfo)
         rss = worker_peak_rss_mb(server)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
@@ -399,6 +444,7 @@ def main() -> None:
             "ratio_to_first_insert": replay["events_per_s"] / api_1000["events_per_s"],
         },
         "single_event": single,
+        "single_event_wrk": single_wrk,
         "worker_peak_rss_mb": rss,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -418,11 +464,19 @@ def main() -> None:
          "≥ 1,000/s, p99 ≤ 10 ms", f"p50 {single['p50_ms']:.1f} ms, p99 {single['p99_ms']:.1f} ms"),
         ("(e) gunicorn worker peak RSS", f"{rss:.0f} MB", "-", "≤ 150 MB", ""),
     ]  # fmt: skip
+    if single_wrk is not None:
+        rows.insert(5, (
+            "(d) single events, 4 conns, wrk", f"{single_wrk['requests_per_s']:,.0f} req/s",
+            "-", "≥ 1,000/s, p99 ≤ 10 ms",
+            f"p50 {single_wrk['p50_ms']:.1f} ms, p99 {single_wrk['p99_ms']:.1f} ms;"
+            f" stored {single_wrk['stored']:,} of {single_wrk['requests']:,}",
+        ))  # fmt: skip
     print()
     print(f"{'measure':34} {'rate':>16} {'ratio':>12} {'target':>22}  notes")
     for name, rate, ratio, target, notes in rows:
         print(f"{name:34} {rate:>16} {ratio:>12} {target:>22}  {notes}")
     failures = sum(r["non_200"] for r in (api_1000, api_100, replay, single))
+    failures += single_wrk["non_2xx"] if single_wrk else 0
     print(
         f"\nnon-200 answers: {failures}; accepted {api_1000['accepted']:,} of "
         f"{api_1000['events']:,} (batches of 1,000), replay new rows {replay['new_rows']}"
