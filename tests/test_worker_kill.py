@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -61,6 +62,7 @@ def broker() -> Iterator[str]:
     yield url
     server.terminate()
     server.wait(timeout=10)
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 class Worker:

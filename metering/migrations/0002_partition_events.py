@@ -8,8 +8,11 @@ table requires, while Django keeps addressing rows by `id` (unique by its sequen
 The migration rebuilds the table: it renames the old one, creates the partitioned one
 with a partition per month of the existing events (and of this month and the months
 ahead), copies the rows and drops the old table, in one transaction that holds the old
-table locked. Plan the time: bench/ingest.py's copy rate is a guide (about a minute per
-few million events on the development machine). The reverse rebuilds a plain table.
+table locked. Plan the time: 12.8 s for 1,000,000 events over six months on the
+development machine. The reverse rebuilds a plain table.
+
+It uses the partition service's `partition_attach` and `Month` rather than a copy of
+them, so that a partition made here is made exactly as beat makes the later ones.
 """
 
 # ruff: noqa: S608 -- every statement here is built from the constant names above
