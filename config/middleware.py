@@ -122,6 +122,9 @@ class IngestFastLaneMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if request.path_info != self.PATH or request.method != "POST":
             return self.get_response(request)
+        # CommonMiddleware, skipped here, is what checks the Host against ALLOWED_HOSTS:
+        # a host not allowed raises DisallowedHost, answered 400 as on every other path.
+        request.get_host()
         request.resolver_match = self.match
         try:
             response = self.match.func(request)

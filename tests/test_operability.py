@@ -15,6 +15,7 @@ from prometheus_client import REGISTRY
 from alerts.tasks import evaluate_alerts
 from billing.integrations import stripe as stripe_api
 from billing.integrations.stripe import StripeRetryable
+from metering.models import UsageEvent
 from tests.metering.factories import customer_create, event_payload
 
 pytestmark = pytest.mark.django_db
@@ -157,3 +158,15 @@ def test_single_events_take_the_fast_lane_with_what_they_use(client_with_key):
         method="POST", route="v1/events", status="200",
     )  # fmt: skip
     assert after - before == 1
+
+
+def test_a_single_event_to_a_host_not_allowed_is_refused_as_on_other_paths(client_with_key):
+    customer_create(external_id="acme")
+
+    event = client_with_key.post(
+        "/v1/events", event_payload("acme", id="e-1"), format="json", HTTP_HOST="evil.example"
+    )
+    plans = client_with_key.get("/v1/plans", HTTP_HOST="evil.example")
+
+    assert (event.status_code, plans.status_code) == (400, 400)
+    assert not UsageEvent.objects.exists()

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import connection
+from django.db import connection, transaction
 from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
@@ -17,7 +17,7 @@ from config.errors import ApiError
 from metering.models import UsageEvent
 from metering.selectors import event_partitions, events_by_client_id
 from metering.services import event_partition_detach, event_partitions_ensure
-from metering.services.partitions import DEFAULT_PARTITION, EVENTS_TABLE, Month
+from metering.services.partitions import DEFAULT_PARTITION, EVENTS_TABLE, Month, partition_attach
 from metering.tasks import ensure_event_partitions
 from tests.metering.factories import customer_create, event_payload
 
@@ -226,3 +226,40 @@ def test_the_migration_partitions_an_existing_table_and_keeps_every_row():
         assert added.pk == 31
     finally:
         MigrationExecutor(connection).migrate([("metering", "0002_partition_events")])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_ingest_into_this_month_goes_on_while_another_month_is_being_attached(client_with_key):
+    customer = customer_create(external_id="acme")
+    attaching, posted = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def attach_and_hold() -> None:
+        """Attach a far month and keep its transaction (and its locks) open until the
+        event below is posted."""
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                partition_attach(cursor, Month(2031, 1))
+                attaching.set()
+                posted.wait(timeout=30)
+                transaction.set_rollback(True)
+        except BaseException as error:  # reported below
+            errors.append(error)
+        finally:
+            attaching.set()
+            connection.close()
+
+    holder = threading.Thread(target=attach_and_hold)
+    holder.start()
+    attaching.wait(timeout=30)
+    with connection.cursor() as cursor:  # blocked ingest fails instead of waiting
+        cursor.execute("SET lock_timeout = '3s'")
+    try:
+        response = post_event(client_with_key, customer, "call-1", timezone.now())
+    finally:
+        posted.set()
+        holder.join()
+
+    assert errors == []
+    assert response.status_code == 200, response.content
+    assert response.json()["accepted"] == 1
