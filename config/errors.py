@@ -3,7 +3,8 @@
 from dataclasses import dataclass
 from typing import Any
 
-from django.http import HttpRequest, JsonResponse
+import msgspec
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
@@ -55,6 +56,11 @@ def _flatten_drf_detail(detail: Any, field: str | None = None) -> list[ErrorDeta
     return [ErrorDetail(code=str(code), message=str(detail), field=field)]
 
 
+def _api_exception_error(exc: exceptions.APIException) -> ErrorDetail:
+    code = exc.get_codes()
+    return ErrorDetail(code=code if isinstance(code, str) else "error", message=str(exc.detail))
+
+
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, ApiError):
         return Response(error_body(exc.errors), status=exc.status_code)
@@ -64,10 +70,7 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     if isinstance(exc, exceptions.ValidationError):
         errors = _flatten_drf_detail(exc.detail)
     elif isinstance(exc, exceptions.APIException):
-        code = exc.get_codes()
-        errors = [
-            ErrorDetail(code=code if isinstance(code, str) else "error", message=str(exc.detail))
-        ]
+        errors = [_api_exception_error(exc)]
     else:  # Http404 and PermissionDenied from Django, mapped by DRF
         errors = [
             ErrorDetail(
@@ -81,6 +84,28 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
 
 def json_error_response(status_code: int, code: str, message: str) -> JsonResponse:
     return JsonResponse(error_body([ErrorDetail(code=code, message=message)]), status=status_code)
+
+
+def api_error_response(
+    exc: ApiError | exceptions.APIException, *, authenticate_header: str = ""
+) -> HttpResponse:
+    """The answer DRF and api_exception_handler give, for a view outside DRF (the hot path,
+    config.middleware.HotPathMiddleware): the same body, status and headers —
+    WWW-Authenticate on a 401, Retry-After on a 429."""
+    if isinstance(exc, ApiError):
+        return json_response(error_body(exc.errors), status=exc.status_code)
+    response = json_response(error_body([_api_exception_error(exc)]), status=exc.status_code)
+    if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
+        response["WWW-Authenticate"] = authenticate_header
+    wait = getattr(exc, "wait", None)
+    if wait:
+        response["Retry-After"] = f"{wait:d}"
+    return response
+
+
+def json_response(body: Any, *, status: int = 200) -> HttpResponse:
+    """JSON as DRF's renderer writes it (compact, UTF-8), for views outside DRF."""
+    return HttpResponse(msgspec.json.encode(body), status=status, content_type="application/json")
 
 
 def handler404(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:

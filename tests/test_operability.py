@@ -134,8 +134,8 @@ def test_log_lines_are_json_with_the_request_id(client_with_key):
     assert conflict["level"] == "INFO"
 
 
-def test_single_events_take_the_fast_lane_with_what_they_use(client_with_key):
-    """POST /v1/events skips the admin's middleware (config.middleware.IngestFastLane-
+def test_single_events_take_the_hot_path_with_what_they_use(client_with_key):
+    """POST /v1/events skips the admin's middleware and DRF (config.middleware.HotPath-
     Middleware) and keeps the request id, the security headers, and its route's timing."""
     customer_create(external_id="acme")
     before = sample(
