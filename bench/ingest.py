@@ -15,7 +15,9 @@ In one run, on one machine and one PostgreSQL server, in a scratch database of i
       once from 4 Python client processes, and once from wrk (a C load generator,
       bench/wrk_single_event.lua) when it is installed (`apt-get install wrk`): the
       Python clients take a good part of the two cores the server runs on, wrk little;
-  (e) peak RSS of a gunicorn worker (VmHWM).
+  (e) peak RSS of a gunicorn worker (VmHWM);
+  (f) the ceiling under (d): the same single-event parse and ingest called in 4 processes
+      without HTTP (no server, no client), each event its own call as a request is.
 Prints a table and writes bench/results/ingest.json. Options: --events N (batch runs),
 --singles N, --clients N.
 """
@@ -292,6 +294,50 @@ def post_all(
     }
 
 
+# --- (f) the ingest without HTTP -----------------------------------------------------------
+
+
+def _django_process(database_url: str) -> None:
+    os.environ["DATABASE_URL"] = database_url
+    os.environ["DJANGO_SETTINGS_MODULE"] = "config.django.base"
+    import django
+
+    django.setup()
+
+
+def _ingest_worker(bodies: list[bytes]) -> list[float]:
+    from django.utils import timezone
+
+    from metering.schemas import parse_event_batch
+    from metering.services import events_ingest
+
+    latencies = []
+    for body in bodies:
+        started = time.perf_counter()
+        events_ingest(events=parse_event_batch(body, now=timezone.now()))
+        latencies.append(time.perf_counter() - started)
+    return latencies
+
+
+def ingest_in_process(database_url: str, bodies: list[bytes], processes: int) -> dict[str, Any]:
+    """(f): what the single-event path costs with HTTP, Django's handler and the load
+    generator taken away: the ceiling (d) can approach on this machine and database."""
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(processes, initializer=_django_process, initargs=(database_url,)) as pool:
+        pool.map(_ingest_worker, [bodies[:20]] * processes)  # connect, prepare
+        work = [bodies[20 + i :: processes] for i in range(processes)]
+        started = time.perf_counter()
+        results = pool.map(_ingest_worker, work)
+        elapsed = time.perf_counter() - started
+    latencies = sorted(lat for lats in results for lat in lats)
+    return {
+        "events": len(latencies),
+        "events_per_s": len(latencies) / elapsed,
+        "p50_ms": 1000 * latencies[len(latencies) // 2],
+        "p99_ms": 1000 * latencies[int(len(latencies) * 0.99)],
+    }
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -428,6 +474,12 @@ def main() -> None:
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
+    print("single events in process, no HTTP, 4 processes ...", flush=True)
+    in_process = ingest_in_process(
+        env["DATABASE_URL"],
+        [json.dumps(e).encode() for e in make_events(options.singles, options.customers, seed=4)],
+        4,
+    )
 
     base = baseline["rows_per_s"]
     results = {
@@ -446,6 +498,7 @@ def main() -> None:
         "single_event": single,
         "single_event_wrk": single_wrk,
         "worker_peak_rss_mb": rss,
+        "single_event_in_process": in_process,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "ingest.json").write_text(json.dumps(results, indent=2))
@@ -463,6 +516,9 @@ def main() -> None:
         ("(d) single events, 4 conns", f"{single['requests_per_s']:,.0f} req/s", "-",
          "≥ 1,000/s, p99 ≤ 10 ms", f"p50 {single['p50_ms']:.1f} ms, p99 {single['p99_ms']:.1f} ms"),
         ("(e) gunicorn worker peak RSS", f"{rss:.0f} MB", "-", "≤ 150 MB", ""),
+        ("(f) single events, no HTTP, 4 procs", f"{in_process['events_per_s']:,.0f} ev/s", "-",
+         "ceiling of (d)",
+         f"p50 {in_process['p50_ms']:.1f} ms, p99 {in_process['p99_ms']:.1f} ms"),
     ]  # fmt: skip
     if single_wrk is not None:
         rows.insert(5, (

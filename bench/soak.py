@@ -1,11 +1,11 @@
 """Soak: sustained mixed traffic through gunicorn (the production configuration) for a
-long while, at 80 % of the capacity measured for the same mix just before.
+long while, at 80 % (--load) of the capacity measured for the same mix just before.
 
 Run with `.venv/bin/python -m config.embedded exec .venv/bin/python bench/soak.py` or with
 DATABASE_URL (and CELERY_BROKER_URL) set. In a scratch database (payback_bench) it:
   1. measures capacity: the mix, unthrottled, from --clients processes for --probe s;
-  2. soaks: the same mix at 80 % of that request rate for --seconds (default 600),
-     paced per client;
+  2. soaks: the same mix at 80 % (--load 0.8) of that request rate for --seconds
+     (default 600), paced per client;
 and reports: events acknowledged (the sum of `accepted`) against events stored (a count
 in the database), responses by status (any 5xx is a failure), p50/p99 per kind of
 request, and the resident memory of the gunicorn workers at the start and the end.
@@ -146,6 +146,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=600)
     parser.add_argument("--probe", type=float, default=30)
     parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument(
+        "--load", type=float, default=0.8, help="the soak's rate as a share of the capacity"
+    )
     options = parser.parse_args()
 
     admin, bench_url = database_urls()
@@ -156,7 +159,7 @@ def main() -> None:
     server = start_server(env, port)
     try:
         capacity = drive(port, key, options.clients, options.probe, rate=0)
-        target = 0.8 * capacity["requests_per_s"]
+        target = options.load * capacity["requests_per_s"]
         stored_before = count_events(bench_url)
         acknowledged_before = capacity["acknowledged_events"]
         rss_start = workers_rss_mb(server.pid)
@@ -168,6 +171,7 @@ def main() -> None:
         server.wait(timeout=30)
     results = {
         "capacity": capacity,
+        "load": options.load,
         "target_requests_per_s": target,
         "soak": soak,
         "events_stored_during_soak": stored - stored_before,
@@ -180,7 +184,10 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "soak.json").write_text(json.dumps(results, indent=2))
     print(f"capacity (the mix, unthrottled): {capacity['requests_per_s']:.0f} requests/s")
-    print(f"soak: {soak['seconds']:.0f} s at {soak['requests_per_s']:.0f} requests/s")
+    print(
+        f"soak: {soak['seconds']:.0f} s at {soak['requests_per_s']:.0f} requests/s "
+        f"({options.load:.0%} of capacity)"
+    )
     print(f"statuses: {soak['statuses']}   5xx: {results['server_5xx']}")
     print(
         f"events acknowledged {results['events_acknowledged_in_all']:,} = stored "
