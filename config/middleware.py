@@ -134,10 +134,12 @@ class HotPathMiddleware:
         self.get_response = get_response
         self.routes: dict[tuple[str, str], Callable[[HttpRequest], HttpResponse]] = {}
         for (method, path), view_name in settings.HOT_PATHS.items():
-            handler = self._view(import_string(view_name), resolve(path))
+            # Built as Django's handler builds its chain: the view's and each
+            # middleware's exceptions become responses before the next one out sees them.
+            handler = convert_exception_to_response(
+                self._view(import_string(view_name), resolve(path))
+            )
             for middleware in reversed(settings.HOT_PATH_MIDDLEWARE):
-                # As Django's handler builds its chain: each middleware's exceptions are
-                # turned into responses before the one above sees them.
                 handler = convert_exception_to_response(import_string(middleware)(handler))
             self.routes[(method, path)] = handler
 
