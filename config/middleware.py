@@ -124,7 +124,7 @@ class HotPathMiddleware:
     rendering). The view uses the same authentication, throttling, parsing, service and
     error shapes as the DRF view the schema describes (metering/api.py), the Host is
     checked against ALLOWED_HOSTS as CommonMiddleware would, and a database outage gets
-    the same 503. About 1.4x the requests per second (README, Performance).
+    the same 503. About 1.2-1.35x the requests per second (README, Performance).
 
     First in MIDDLEWARE, so that the rest of the chain runs for every other request and
     for a hot path's other methods (GET /v1/events: 405 from DRF).
