@@ -263,3 +263,41 @@ def test_ingest_into_this_month_goes_on_while_another_month_is_being_attached(cl
     assert errors == []
     assert response.status_code == 200, response.content
     assert response.json()["accepted"] == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_reversed_rebuilds_a_plain_table_with_every_row(client_with_key):
+    customer = customer_create(external_id="acme")
+    now = timezone.now()
+    post_event(client_with_key, customer, "this-month", now)
+    post_event(client_with_key, customer, "last-month", now - timedelta(days=31))
+    UsageEvent.objects.create(
+        event_id="in-the-default", customer=customer, timestamp=datetime(2023, 7, 1, tzinfo=UTC),
+        received_at=now, cost=None, cost_source="unpriced",
+    )  # fmt: skip
+    before = sorted(UsageEvent.objects.values_list("pk", "event_id", "timestamp", "cost"))
+    # 2023-07 has no partition: a month no other test uses, since the partition the
+    # migration makes for it below outlives this test.
+    assert rows_in(DEFAULT_PARTITION) >= 1
+
+    MigrationExecutor(connection).migrate([("metering", "0001_initial")])
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT relkind FROM pg_class WHERE relname = %s", [EVENTS_TABLE])
+            assert cursor.fetchone() == ("r",)  # a plain table again
+            cursor.execute(
+                f"SELECT id, event_id, timestamp, cost FROM {EVENTS_TABLE} ORDER BY id"  # noqa: S608 -- a test's constant
+            )
+            assert sorted(cursor.fetchall()) == before
+            cursor.execute(
+                "SELECT count(*) FROM pg_class WHERE relname LIKE %s",
+                [f"{EVENTS_TABLE}\\_y%"],
+            )
+            assert cursor.fetchone() == (0,)  # no partition left behind
+    finally:
+        MigrationExecutor(connection).migrate([("metering", "0002_partition_events")])
+
+    assert sorted(UsageEvent.objects.values_list("pk", "event_id", "timestamp", "cost")) == before
+    # Partitioned again, every month of the rows has a partition of its own.
+    assert rows_in(DEFAULT_PARTITION) == 0
+    assert rows_in(Month(2023, 7).partition) == 1
