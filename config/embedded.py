@@ -56,7 +56,6 @@ def prepare_environment(*, broker_folder: str) -> Any:
         print(f"embedded PostgreSQL: {server.get_uri(DATABASE_NAME)}", flush=True)
     if not os.environ.get("CELERY_BROKER_URL"):
         folder = VAR / broker_folder
-        folder.mkdir(exist_ok=True)
         os.environ["CELERY_BROKER_URL"] = "filesystem://"
         os.environ["CELERY_BROKER_FOLDER"] = str(folder)
         print(f"embedded broker: kombu filesystem transport in {folder}", flush=True)

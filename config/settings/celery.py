@@ -1,3 +1,5 @@
+from pathlib import Path
+
 from config.env import VAR_DIR, env_bool, env_int, env_str
 from config.settings.alerts import ALERTS_EVALUATE_SECONDS
 
@@ -27,6 +29,12 @@ CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = (
         "unacked_restore_throttle": 1,
     }
 )
+if CELERY_BROKER_URL.startswith("filesystem"):
+    # kombu does not create its folders, and a worker without them never becomes ready
+    # (nor says why). The embedded launcher made them; now so does any process that uses
+    # them (a test run by hand, `celery worker`).
+    for _folder in (_BROKER_FOLDER, _BROKER_FOLDER + "-processed", _BROKER_FOLDER + "-control"):
+        Path(_folder).mkdir(parents=True, exist_ok=True)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_RESULT_BACKEND = None
