@@ -87,7 +87,7 @@ def json_error_response(status_code: int, code: str, message: str) -> JsonRespon
 
 
 def api_error_response(
-    exc: ApiError | exceptions.APIException, *, authenticate_header: str = ""
+    exc: ApiError | exceptions.APIException, *, authenticate_header: str
 ) -> HttpResponse:
     """The answer DRF and api_exception_handler give, for a view outside DRF (the hot path,
     config.middleware.HotPathMiddleware): the same body, status and headers —

@@ -35,7 +35,7 @@ def _keys() -> dict[str, str]:
     return {"good": good, "revoked": revoked, "expired": expired, "unknown": "nope.nope"}
 
 
-def _script(keys: dict[str, str]) -> list[tuple[str, dict[str, str], bytes | str]]:
+def _script() -> list[tuple[str, dict[str, str], bytes | str]]:
     """(key name, extra headers, body) per request, in order: fresh and repeated events,
     every kind of bad input the endpoint refuses."""
     event = event_payload("acme", id="e-1")
@@ -62,15 +62,15 @@ def _script(keys: dict[str, str]) -> list[tuple[str, dict[str, str], bytes | str
     ]
 
 
-def _answers(client_for: Callable[[str], APIClient], keys: dict[str, str]) -> list[Any]:
+def _answers(client_for: Callable[[str], APIClient]) -> list[Any]:
     answers = []
-    for key_name, headers, body in _script(keys):
+    for key_name, headers, body in _script():
         response = client_for(key_name).generic(
             "POST",
             "/v1/events",
             body,
-            content_type=headers.pop("CONTENT_TYPE", "application/json"),
-            **headers,
+            content_type=headers.get("CONTENT_TYPE", "application/json"),
+            **{name: value for name, value in headers.items() if name != "CONTENT_TYPE"},
         )
         is_json = response.get("Content-Type") == "application/json"
         answers.append(
@@ -113,7 +113,7 @@ def _run(keys: dict[str, str], *, hot: bool) -> tuple[list[Any], list[tuple[Any,
     with transaction.atomic():
         savepoint = transaction.savepoint()
         with override_settings(**({} if hot else {"HOT_PATHS": {}})):
-            answers = _answers(_clients(keys), keys)
+            answers = _answers(_clients(keys))
         stored = _stored()
         transaction.savepoint_rollback(savepoint)
     return answers, stored
