@@ -65,6 +65,7 @@ MIDDLEWARE = [
 
 # Requests answered by a plain view behind a short chain of the middleware above,
 # past URL routing, the admin's middleware and DRF (config.middleware.HotPathMiddleware).
+# A middleware added above for every request belongs in HOT_PATH_MIDDLEWARE too.
 HOT_PATHS = {("POST", "/v1/events"): "metering.api.events_ingest_hot"}
 HOT_PATH_MIDDLEWARE = [
     "config.middleware.RequestIdMiddleware",
