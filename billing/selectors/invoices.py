@@ -25,6 +25,7 @@ from billing.rating import (
     SourceAdjustment,
 )
 from billing.selectors.plans import plan_terms
+from billing.selectors.preview import CLAMPED_FEE_SQL
 from metering.models import Customer
 
 
@@ -105,9 +106,9 @@ WHERE o.customer_id = %(customer)s AND o.succeeded_at < %(start)s
 GROUP BY i.id, o.type
 """
 # The same units' percentage fees, for one source invoice and type.
-_CHANGED_VALUE_FEES_SQL = """
-SELECT coalesce(sum(LEAST(GREATEST(fee, %(floor)s), %(cap)s)) FILTER (WHERE late), 0),
-       coalesce(sum(LEAST(GREATEST(fee, %(floor)s), %(cap)s)) FILTER (WHERE reversed), 0)
+_CHANGED_VALUE_FEES_SQL = f"""
+SELECT coalesce(sum({CLAMPED_FEE_SQL}) FILTER (WHERE late), 0),
+       coalesce(sum({CLAMPED_FEE_SQL}) FILTER (WHERE reversed), 0)
 FROM (
     SELECT CASE WHEN o.value_currency = %(currency)s THEN o.value * %(percentage)s / 100 END
                AS fee,
@@ -119,7 +120,7 @@ FROM (
     WHERE o.customer_id = %(customer)s AND o.type = %(type)s
       AND o.succeeded_at >= i.period_start AND o.succeeded_at < i.period_end
 ) AS units
-"""
+"""  # noqa: S608 -- built from constants
 # Calls that arrived after the last close for an earlier, invoiced period.
 _LATE_CALLS_SQL = """
 SELECT i.id, e.feature, sum(e.cost)

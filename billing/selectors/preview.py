@@ -49,12 +49,17 @@ _SUCCEEDED_SQL = (
     "SELECT customer_id, type, count(*) FROM outcomes_outcome "  # noqa: S608 -- constants
     f"WHERE {_SUCCEEDED_AS_OF} GROUP BY customer_id, type"
 )
+# The fee of one unit of a percentage price: value × percentage / 100 (`fee`) clamped to
+# [floor, cap]; a unit without a value pays the floor, or nothing without one. GREATEST
+# and LEAST skip NULLs, which makes a missing floor or cap no bound, but would also make
+# LEAST(NULL, cap) the cap: hence the CASE. The one clamp of preview, close and late usage.
+CLAMPED_FEE_SQL = """CASE WHEN fee IS NULL THEN coalesce(%(floor)s, 0)
+     ELSE LEAST(GREATEST(fee, %(floor)s), %(cap)s) END"""
 # Value fees of one percentage-priced type: each billable unit (past the included ones,
-# in order of success, per customer) at value × percentage / 100, clamped to [floor,
-# cap]. GREATEST and LEAST skip NULLs, so a missing floor or cap is no bound, and a unit
-# without a value (or with a value in another currency) pays the floor.
+# in order of success, per customer) at its clamped fee. A value in another currency is
+# no value.
 _VALUE_FEES_SQL = f"""
-SELECT customer_id, coalesce(sum(LEAST(GREATEST(fee, %(floor)s), %(cap)s)), 0) FROM (
+SELECT customer_id, coalesce(sum({CLAMPED_FEE_SQL}), 0) FROM (
     SELECT customer_id,
            CASE WHEN value_currency = %(currency)s THEN value * %(percentage)s / 100 END AS fee,
            row_number() OVER (PARTITION BY customer_id ORDER BY succeeded_at, id) AS position
