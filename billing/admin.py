@@ -113,8 +113,17 @@ class SubscriptionAdmin(admin.ModelAdmin):
 
 class InvoiceLineInline(admin.TabularInline):
     model = InvoiceLine
+    fk_name = "invoice"
     extra = 0
-    fields = ("position", "kind", "description", "quantity", "unit_price", "amount")
+    fields = (
+        "position",
+        "kind",
+        "description",
+        "quantity",
+        "unit_price",
+        "amount",
+        "source_invoice",
+    )
     readonly_fields = fields
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -149,6 +158,7 @@ class InvoiceAdmin(FactsAdmin):
         "status",
         "push_state",
         "stripe_link",
+        "customer_links",
         "drift",
     )
     list_filter = ("status", "push_state", DriftFilter, "currency")
@@ -166,6 +176,17 @@ class InvoiceAdmin(FactsAdmin):
             '<a href="https://dashboard.stripe.com/invoices/{}">{}</a>',
             invoice.stripe_invoice_id,
             invoice.stripe_invoice_id,
+        )
+
+    @admin.display(description="customer's copy")
+    def customer_links(self, invoice: Invoice) -> str:
+        """Stripe's hosted page and PDF, what the customer receives."""
+        if not invoice.hosted_invoice_url:
+            return "-"
+        return format_html(
+            '<a href="{}">hosted page</a> · <a href="{}">PDF</a>',
+            invoice.hosted_invoice_url,
+            invoice.invoice_pdf or invoice.hosted_invoice_url,
         )
 
     @admin.action(description="Push the selected invoices to Stripe again")

@@ -209,6 +209,10 @@ class Invoice(models.Model):
     # The mirror in Stripe (billing/services/stripe_push.py). push_step is the marker set
     # before each Stripe call; a retry repeats that call with the same idempotency key.
     stripe_invoice_id = models.CharField(max_length=100, blank=True)
+    # Where the customer reads and pays it, as Stripe answered the finalize (empty until
+    # then, or when Stripe gives none).
+    hosted_invoice_url = models.URLField(max_length=1000, blank=True)
+    invoice_pdf = models.URLField(max_length=1000, blank=True)
     push_state = models.CharField(
         max_length=16,
         choices=[
@@ -245,10 +249,21 @@ class Invoice(models.Model):
         return f"{self.customer} {self.period_start:%Y-%m-%d}"
 
 
+class LineKind(models.TextChoices):
+    BASE_FEE = "base_fee", "base fee"
+    OUTCOME = "outcome", "succeeded outcomes"
+    INCLUDED = "included", "outcomes included free"
+    SEATS = "seats", "premium seats"
+    PASS_THROUGH = "pass_through", "AI usage at cost plus markup"
+    MINIMUM = "minimum", "top-up to the minimum spend"
+    LATE_USAGE = "late_usage", "late usage of an earlier period"
+    CREDIT = "credit", "credit for an earlier period"
+
+
 class InvoiceLine(models.Model):
     invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="lines")
     position = models.PositiveIntegerField()
-    kind = models.CharField(max_length=16)
+    kind = models.CharField(max_length=16, choices=LineKind.choices)
     description = models.CharField(max_length=300)
     quantity = models.DecimalField(max_digits=30, decimal_places=12)
     unit_price = models.DecimalField(max_digits=30, decimal_places=12)
@@ -258,6 +273,11 @@ class InvoiceLine(models.Model):
     # of a pass-through line (NULL: not a feature's line).
     outcome_type = models.CharField(max_length=100, blank=True)
     feature = models.CharField(max_length=100, null=True, blank=True)  # noqa: DJ001 -- "" is a feature
+    # Late usage and credits: the earlier invoice whose period they belong to (their
+    # service period); NULL for the invoice's own period.
+    source_invoice = models.ForeignKey(
+        "Invoice", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
     stripe_item_id = models.CharField(max_length=100, blank=True)
 
     class Meta:

@@ -87,6 +87,8 @@ class InvoiceLine:
     # pass-through line (None: not a feature's line; "" is the calls without a feature).
     outcome_type: str = ""
     feature: str | None = None
+    # Late usage and credits: the invoice of the earlier period they belong to.
+    source_invoice_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,11 +1,12 @@
 """DRF serializers of the billing endpoints: customers with their plan, the usage with
 its invoice preview and margin, plans."""
 
+from datetime import datetime
 from typing import Any
 
 from rest_framework import serializers
 
-from billing.models import Plan
+from billing.models import InvoiceLine, InvoiceStatus, LineKind, Plan
 from metering.serializers import (
     CustomerInputSerializer,
     CustomerOutputSerializer,
@@ -44,13 +45,25 @@ class CustomerWithPlanOutputSerializer(CustomerOutputSerializer):
 
 
 class InvoiceLineSerializer(serializers.Serializer):
-    kind = serializers.ChoiceField(
-        ["base_fee", "outcome", "included", "seats", "pass_through", "minimum"]
-    )
+    kind = serializers.ChoiceField(LineKind.choices)
     description = serializers.CharField()
     quantity = serializers.CharField(help_text="Exact decimal.")
     unit_price = serializers.CharField(help_text="Exact decimal, in the invoice currency.")
     amount = serializers.IntegerField(help_text="Minor units of the invoice currency (cents).")
+
+
+class StoredInvoiceLineSerializer(InvoiceLineSerializer):
+    period_start = serializers.SerializerMethodField(
+        help_text="The service period the line bills: the invoice's own, or for late usage "
+        "and credits the earlier period they belong to. Inclusive."
+    )
+    period_end = serializers.SerializerMethodField(help_text="Exclusive.")
+
+    def get_period_start(self, line: InvoiceLine) -> datetime:
+        return (line.source_invoice or line.invoice).period_start
+
+    def get_period_end(self, line: InvoiceLine) -> datetime:
+        return (line.source_invoice or line.invoice).period_end
 
 
 class InvoicePreviewSerializer(serializers.Serializer):
@@ -120,11 +133,21 @@ class PlanDocumentSerializer(serializers.Serializer):
 
 class InvoiceSerializer(serializers.Serializer):
     id = serializers.IntegerField()
+    customer = serializers.CharField(source="customer.external_id")
     period_start = serializers.DateTimeField(help_text="Inclusive.")
     period_end = serializers.DateTimeField(help_text="Exclusive.")
-    status = serializers.ChoiceField(["draft", "finalized", "paid", "void", "uncollectible"])
+    status = serializers.ChoiceField(
+        InvoiceStatus.choices,
+        help_text="draft -> finalized -> paid | void | uncollectible; finalized as soon as "
+        "Stripe finalizes it, then moved by Stripe's webhooks.",
+    )
     currency = serializers.CharField()
     total = serializers.IntegerField(help_text="Minor units: the sum of the lines' amounts.")
     plan = serializers.CharField(source="plan_version.plan.code")
     plan_version = serializers.IntegerField(source="plan_version.version")
-    lines = InvoiceLineSerializer(many=True)
+    stripe_invoice_id = serializers.CharField(help_text="Empty until pushed to Stripe.")
+    hosted_invoice_url = serializers.CharField(
+        help_text="Stripe's page where the customer reads and pays it; empty until finalized."
+    )
+    invoice_pdf = serializers.CharField(help_text="Stripe's PDF of it; empty until finalized.")
+    lines = StoredInvoiceLineSerializer(many=True)

@@ -12,6 +12,7 @@ urlpatterns = [
         api.CustomerInvoicesApi.as_view(),
         name="customer-invoices",
     ),
+    path("invoices/<int:invoice_id>", api.InvoiceDetailApi.as_view(), name="invoice"),
     path("plans", api.PlanListApi.as_view(), name="plans"),
     path("analytics/margins", api.MarginsApi.as_view(), name="analytics-margins"),
     path("analytics/premium", api.PremiumBreakEvenApi.as_view(), name="analytics-premium"),

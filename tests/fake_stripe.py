@@ -9,7 +9,11 @@ The shim adds, and nothing more:
   without doing it again, as Stripe does;
 - voiding an invoice that has no payment intent (localstripe assumes one);
 - invoice items created for a given invoice appear on its lines (localstripe only
-  gathers pending items when the invoice is made);
+  gathers pending items when the invoice is made), with Stripe's `quantity`,
+  `unit_amount_decimal` and `period[start]`/`period[end]` (localstripe knows only an
+  amount and `period_start`/`period_end`); the amount is their product;
+- finalize keeps `auto_advance` and gives the invoice a `hosted_invoice_url` and an
+  `invoice_pdf`, as Stripe does;
 - invoices for customers without a subscription (from their pending invoice items),
   and `collection_method`, `days_until_due` and `auto_advance` on invoice create, which
   localstripe refuses: kept on the invoice instead of refused;
@@ -26,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 from collections import Counter
+from decimal import Decimal
 from typing import Any
 
 from aiohttp import web
@@ -38,7 +43,12 @@ store.dump_to_disk = lambda: None  # type: ignore[method-assign]
 _idempotent: dict[tuple[str, str], tuple[int, bytes]] = {}
 _faults: dict[str, Any] = {"count": 0}
 _writes: Counter[str] = Counter()
-_INVOICE_EXTRAS = ("collection_method", "days_until_due", "auto_advance")
+# Invoice fields localstripe refuses, with how Stripe types them (they arrive as form text).
+_INVOICE_EXTRAS: dict[str, Any] = {
+    "collection_method": str,
+    "days_until_due": int,
+    "auto_advance": lambda value: str(value).lower() == "true",
+}
 
 
 @web.middleware
@@ -74,7 +84,7 @@ _original_invoice_create = Invoice._api_create
 
 
 def _invoice_create(**data: Any) -> Invoice:
-    extras = {name: data.pop(name) for name in _INVOICE_EXTRAS if name in data}
+    extras = {name: kind(data.pop(name)) for name, kind in _INVOICE_EXTRAS.items() if name in data}
     customer = resources.Customer._api_retrieve(data.get("customer"))
     if customer.subscriptions._list:
         invoice = _original_invoice_create(**data)
@@ -90,20 +100,46 @@ _original_item_create = resources.InvoiceItem._api_create
 
 
 def _invoice_item_create(**data: Any) -> resources.InvoiceItem:
+    # Stripe's quantity × unit_amount_decimal and period[start]/[end], which localstripe
+    # knows only as amount and period_start/period_end. Stripe computes the amount; this
+    # shim refuses a product with a fraction of a minor unit rather than guess how Stripe
+    # rounds it (payback never sends one).
+    quantity = int(data.pop("quantity", 1))
+    unit = data.pop("unit_amount_decimal", None)
+    if unit is not None:
+        product = quantity * Decimal(unit)
+        if product != product.to_integral_value() or quantity < 0:
+            raise resources.UserError(400, "quantity × unit_amount_decimal is not whole")
+        data["amount"] = int(product)
+    period = data.pop("period", None)
+    if period is not None:
+        data["period_start"], data["period_end"] = period["start"], period["end"]
     item = _original_item_create(**data)
+    item.quantity = quantity
+    item.pricing = {
+        "type": "price_details",
+        "unit_amount_decimal": unit if unit is not None else str(item.amount),
+    }
     if item.invoice is not None:  # localstripe leaves it off the invoice's lines
         invoice = Invoice._api_retrieve(item.invoice)
         if not invoice.lines._list:
             invoice.currency = item.currency
-        invoice.lines._list.append(resources.InvoiceLineItem(item))
+        line = resources.InvoiceLineItem(item)
+        line.pricing = item.pricing
+        invoice.lines._list.append(line)
     return item
 
 
-def _invoice_finalize(id: str, **data: Any) -> Invoice:
+def _invoice_finalize(id: str, auto_advance: Any = None, **data: Any) -> Invoice:
     invoice = Invoice._api_retrieve(id)
     if invoice.status != "draft":
         raise resources.UserError(400, "This invoice is already finalized")
+    if auto_advance is not None:
+        invoice.auto_advance = _INVOICE_EXTRAS["auto_advance"](auto_advance)
     invoice._finalize()
+    # Stripe gives a finalized invoice its hosted page and PDF.
+    invoice.hosted_invoice_url = f"https://invoice.stripe.test/i/{invoice.id}"
+    invoice.invoice_pdf = f"https://pay.stripe.test/invoice/{invoice.id}/pdf"
     schedule_webhook(Event("invoice.finalized", invoice))
     return invoice
 

@@ -126,6 +126,8 @@ RECIPES: dict[tuple[str, str, int], Callable[[Api], Any]] = {
     ("GET", "/v1/customers/{external_id}/usage", 429): lambda a: a.over_rate(
         get("/v1/customers/acme/usage")
     ),
+    ("GET", "/v1/invoices/{invoice_id}", 401): lambda a: a.anonymous.get("/v1/invoices/1"),
+    ("GET", "/v1/invoices/{invoice_id}", 404): lambda a: a.keyed.get("/v1/invoices/999999"),
     ("POST", "/v1/events", 400): lambda a: a.keyed.post(
         "/v1/events", {**EVENT, "input_tokens": -1}, format="json"
     ),

@@ -5,6 +5,7 @@ from billing.api.customers import (
     CustomerDetailApi,
     CustomerInvoicesApi,
     CustomerUsageApi,
+    InvoiceDetailApi,
     OutcomeReverseApi,
     PlanListApi,
 )
@@ -14,6 +15,7 @@ __all__ = [
     "CustomerDetailApi",
     "CustomerInvoicesApi",
     "CustomerUsageApi",
+    "InvoiceDetailApi",
     "MarginsApi",
     "OutcomeReverseApi",
     "PlanListApi",

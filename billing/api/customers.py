@@ -250,6 +250,16 @@ class OutcomeReverseApi(APIView):
         return Response(OutcomeOutputSerializer(reversed_outcome).data)
 
 
+class InvoiceDetailApi(APIView):
+    @extend_schema(
+        operation_id="invoices_retrieve",
+        summary="An invoice with its lines, status and Stripe links",
+        responses={200: InvoiceSerializer, 401: API_ERRORS[401], 404: ErrorSerializer},
+    )
+    def get(self, request: Request, invoice_id: int) -> Response:
+        return Response(InvoiceSerializer(selectors.invoice_get(invoice_id=invoice_id)).data)
+
+
 class CustomerInvoicesApi(APIView):
     @extend_schema(
         operation_id="customers_invoices",

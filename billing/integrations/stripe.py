@@ -14,6 +14,9 @@ import functools
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
 from typing import Any, TypeVar
 
 import stripe
@@ -125,6 +128,30 @@ def customer_create(*, customer_pk: int, external_id: str, name: str, email: str
     return created.id
 
 
+@dataclass(frozen=True, slots=True)
+class StripeInvoice:
+    """What payback keeps of a Stripe invoice."""
+
+    id: str
+    status: str  # Stripe's: draft, open, paid, void, uncollectible
+    total: int  # minor units
+    hosted_invoice_url: str
+    invoice_pdf: str
+    auto_advance: bool | None
+
+
+def _invoice(found: stripe.Invoice) -> StripeInvoice:
+    fields = found.to_dict()
+    return StripeInvoice(
+        id=fields["id"],
+        status=fields.get("status") or "",
+        total=fields.get("total") or 0,
+        hosted_invoice_url=fields.get("hosted_invoice_url") or "",
+        invoice_pdf=fields.get("invoice_pdf") or "",
+        auto_advance=fields.get("auto_advance"),
+    )
+
+
 def invoice_create(
     *,
     invoice_pk: int,
@@ -136,7 +163,9 @@ def invoice_create(
     params: dict[str, Any] = {
         "customer": stripe_customer,
         "collection_method": collection_method,
-        "auto_advance": False,  # payback finalizes it itself, after adding the lines
+        # Not before its lines are on it: Stripe would finalize it an hour after creation.
+        # invoice_finalize turns it on.
+        "auto_advance": False,
         "pending_invoice_items_behavior": "exclude",
         "description": description,
         "metadata": {"payback_invoice": str(invoice_pk)},
@@ -157,16 +186,24 @@ def invoice_item_create(
     line_pk: int,
     stripe_customer: str,
     stripe_invoice: str,
-    amount: int,
+    quantity: int,
+    unit_amount_decimal: Decimal,
     currency: str,
     description: str,
+    period_start: datetime,
+    period_end: datetime,
 ) -> str:
+    """One line: `quantity` × `unit_amount_decimal` (minor units, may be negative for a
+    credit), over its service period. The caller makes their product exactly the line's
+    amount, so that Stripe has nothing to round."""
     params = {
         "customer": stripe_customer,
         "invoice": stripe_invoice,
-        "amount": amount,
+        "quantity": quantity,
+        "unit_amount_decimal": f"{unit_amount_decimal:f}",
         "currency": currency.lower(),
         "description": description,
+        "period": {"start": int(period_start.timestamp()), "end": int(period_end.timestamp())},
         "metadata": {"payback_invoice_line": str(line_pk)},
     }
     created = _call(
@@ -178,14 +215,20 @@ def invoice_item_create(
     return created.id
 
 
-def invoice_finalize(*, invoice_pk: int, stripe_invoice: str) -> str:
+def invoice_finalize(*, invoice_pk: int, stripe_invoice: str) -> StripeInvoice:
+    """Finalize with `auto_advance` on, so that Stripe collects it: with `send_invoice` it
+    e-mails the invoice, with `charge_automatically` it charges the default payment
+    method, and retries and dunning follow the account's settings. (With auto_advance
+    off, Stripe's documentation says, "you're responsible for transitioning the
+    invoice": it is never sent nor charged.)"""
     finalized = _call(
         lambda: _client().v1.invoices.finalize_invoice(
             stripe_invoice,
+            params={"auto_advance": True},
             options=_key("invoice", invoice_pk, "finalize"),  # type: ignore[arg-type]
         )
     )
-    return finalized.status or ""
+    return _invoice(finalized)
 
 
 def invoice_void(*, invoice_pk: int, stripe_invoice: str) -> str:
@@ -208,10 +251,9 @@ def invoice_mark_uncollectible(*, invoice_pk: int, stripe_invoice: str) -> str:
     return marked.status or ""
 
 
-def invoice_state(*, stripe_invoice: str) -> tuple[str, int]:
-    """Stripe's status and total of an invoice (for the drift check)."""
-    found = _call(lambda: _client().v1.invoices.retrieve(stripe_invoice))
-    return found.status or "", found.total
+def invoice_state(*, stripe_invoice: str) -> StripeInvoice:
+    """Stripe's invoice as it is now (for the drift check)."""
+    return _invoice(_call(lambda: _client().v1.invoices.retrieve(stripe_invoice)))
 
 
 def webhook_event(*, payload: bytes, signature: str | None) -> dict[str, Any]:

@@ -10,10 +10,12 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Max, OuterRef, Subquery
+from django.db.models import Max, OuterRef, Prefetch, QuerySet, Subquery
+from django.http import Http404
 
 from billing.models import (
     Invoice,
+    InvoiceLine,
     PlanVersion,
     PriceModel,
     StripeEvent,
@@ -78,12 +80,21 @@ def customer_invoices(
     """A page of the customer's invoices, newest first, with their lines and plan, and
     how many there are in all."""
     invoices = Invoice.objects.filter(customer=customer)
-    page = (
-        invoices.select_related("plan_version__plan")
-        .prefetch_related("lines")
-        .order_by("-period_start")[offset : offset + limit]
-    )
+    page = _with_lines(invoices).order_by("-period_start")[offset : offset + limit]
     return list(page), invoices.count()
+
+
+def invoice_get(*, invoice_id: int) -> Invoice:
+    invoice = _with_lines(Invoice.objects.filter(pk=invoice_id)).first()
+    if invoice is None:
+        raise Http404(f"No invoice {invoice_id}.")
+    return invoice
+
+
+def _with_lines(invoices: QuerySet[Invoice]) -> QuerySet[Invoice]:
+    return invoices.select_related("customer", "plan_version__plan").prefetch_related(
+        Prefetch("lines", InvoiceLine.objects.select_related("source_invoice"))
+    )
 
 
 # Outcomes of earlier, invoiced periods that changed since the last close: successes

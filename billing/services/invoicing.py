@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -55,7 +55,10 @@ def _adjustment_lines(
                 currency,
             )
             continue
-        lines.extend(rate_adjustments(adjustment, currency))
+        lines.extend(
+            replace(line, source_invoice_id=source.pk)
+            for line in rate_adjustments(adjustment, currency)
+        )
     return lines
 
 
@@ -241,6 +244,7 @@ def _close(subscriptions: list[Subscription], start: datetime, end: datetime) ->
             "amount",
             "outcome_type",
             "feature",
+            "source_invoice_id",
             "stripe_item_id",
         ),
         [
@@ -254,6 +258,7 @@ def _close(subscriptions: list[Subscription], start: datetime, end: datetime) ->
                 line.amount,
                 line.outcome_type,
                 line.feature,
+                line.source_invoice_id,
                 "",
             )
             for invoice, invoice_lines in zip(invoices, lines, strict=True)
@@ -302,10 +307,10 @@ def _close(subscriptions: list[Subscription], start: datetime, end: datetime) ->
 
 _INSERT_INVOICES_SQL = """
 INSERT INTO billing_invoice (customer_id, period_start, period_end, plan_version_id, currency,
-    total, status, closed_at, stripe_invoice_id, push_state, push_step, push_attempts,
-    push_error, drift, created_at, updated_at)
+    total, status, closed_at, stripe_invoice_id, hosted_invoice_url, invoice_pdf, push_state,
+    push_step, push_attempts, push_error, drift, created_at, updated_at)
 SELECT customer_id, %(start)s, %(end)s, plan_version_id, currency, total, 'draft',
-       %(closed_at)s, '', 'pending', '', 0, '', '', %(now)s, %(now)s
+       %(closed_at)s, '', '', '', 'pending', '', 0, '', '', %(now)s, %(now)s
 FROM unnest(%(customers)s::bigint[], %(versions)s::bigint[], %(currencies)s::text[],
             %(totals)s::bigint[]) AS i(customer_id, plan_version_id, currency, total)
 RETURNING id, customer_id

@@ -1,14 +1,17 @@
-"""Mirroring an invoice to Stripe: customer, invoice, one invoice item per line, then
-finalize. Each step sets a marker (push_step) before its Stripe call and stores what
-Stripe made after it; every call's idempotency key is derived from the local row, so a
-push that crashed between Stripe's answer and our commit, run again, repeats that call
-and gets the same object back: nothing is made twice.
+"""Mirroring an invoice to Stripe: customer, invoice, one invoice item per line (quantity,
+unit amount and service period), then finalize with collection on. Each step sets a
+marker (push_step) before its Stripe call and stores what Stripe made after it; every
+call's idempotency key is derived from the local row, so a push that crashed between
+Stripe's answer and our commit, run again, repeats that call and gets the same object
+back: nothing is made twice.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
@@ -17,6 +20,8 @@ from django.utils import timezone
 
 from billing.integrations import stripe as stripe_api
 from billing.models import Invoice, InvoiceStatus, StripeCustomer
+from billing.money import minor_unit_digits
+from billing.services.invoicing import invoice_can_reach
 from metering.models import Customer
 
 logger = logging.getLogger(__name__)
@@ -66,28 +71,81 @@ def invoice_push(*, invoice_id: int) -> Invoice:
             description=f"{invoice.period_start:%Y-%m-%d} – {invoice.period_end:%Y-%m-%d}",
         )
         Invoice.objects.filter(pk=invoice.pk).update(stripe_invoice_id=invoice.stripe_invoice_id)
-    for line in invoice.lines.filter(stripe_item_id="").order_by("position"):
+    lines = invoice.lines.filter(stripe_item_id="").select_related("source_invoice")
+    for line in lines.order_by("position"):
         _mark(invoice, f"line {line.position}")
+        terms = stripe_line_terms(
+            quantity=line.quantity,
+            unit_price=line.unit_price,
+            amount=line.amount,
+            currency=invoice.currency,
+        )
+        served = line.source_invoice or invoice  # late usage and credits: their own period
         line.stripe_item_id = stripe_api.invoice_item_create(
             line_pk=line.pk,
             stripe_customer=stripe_customer,
             stripe_invoice=invoice.stripe_invoice_id,
-            amount=line.amount,
+            quantity=terms.quantity,
+            unit_amount_decimal=terms.unit_amount_decimal,
             currency=invoice.currency,
-            description=line.description,
+            description=line.description + terms.note,
+            period_start=served.period_start,
+            period_end=served.period_end,
         )
         line.save(update_fields=["stripe_item_id"])
     _mark(invoice, "finalize")
-    stripe_api.invoice_finalize(invoice_pk=invoice.pk, stripe_invoice=invoice.stripe_invoice_id)
+    finalized = stripe_api.invoice_finalize(
+        invoice_pk=invoice.pk, stripe_invoice=invoice.stripe_invoice_id
+    )
     with transaction.atomic():
         invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
         invoice.push_state, invoice.push_step, invoice.push_error = "pushed", "", ""
-        if invoice.status == InvoiceStatus.DRAFT:
-            invoice.status = InvoiceStatus.FINALIZED
+        invoice.hosted_invoice_url = finalized.hosted_invoice_url
+        invoice.invoice_pdf = finalized.invoice_pdf
+        # The status Stripe answered (open, or already paid), without waiting for its
+        # webhook; forward only, as a webhook that came first may have moved it on.
+        status = LOCAL_STATUS.get(finalized.status, InvoiceStatus.FINALIZED)
+        for step in (InvoiceStatus.FINALIZED, status):
+            if invoice_can_reach(invoice.status, step):
+                invoice.status = step
         invoice.save(
-            update_fields=["push_state", "push_step", "push_error", "status", "updated_at"]
+            update_fields=[
+                "push_state",
+                "push_step",
+                "push_error",
+                "hosted_invoice_url",
+                "invoice_pdf",
+                "status",
+                "updated_at",
+            ]
         )
     return invoice
+
+
+@dataclass(frozen=True, slots=True)
+class StripeLineTerms:
+    quantity: int
+    unit_amount_decimal: Decimal  # minor units
+    note: str  # appended to the description when the quantity is not Stripe's
+
+
+def stripe_line_terms(
+    *, quantity: Decimal, unit_price: Decimal, amount: int, currency: str
+) -> StripeLineTerms:
+    """A local line as Stripe's whole quantity × unit amount in minor units, whose product
+    is exactly the line's amount: Stripe then has nothing to round, so its lines sum to
+    the local total. `21 × 0.99 USD` becomes 21 × 99 cents, and a credit `-1 × 0.99`
+    becomes 1 × -99. A line whose quantity is not whole (usage at cost: the quantity is
+    the cost; prorated seat-days) or whose product has a fraction of a minor unit (3 ×
+    0.333) goes as 1 × its amount, with its quantity and unit price in the description."""
+    if quantity and quantity == quantity.to_integral_value():
+        unit = (
+            unit_price.scaleb(minor_unit_digits(currency)) * (1 if quantity > 0 else -1)
+        ).normalize()
+        if abs(quantity) * unit == amount:
+            return StripeLineTerms(int(abs(quantity)), unit, "")
+    note = f" ({quantity.normalize():f} × {unit_price.normalize():f} {currency})"
+    return StripeLineTerms(1, Decimal(amount), note)
 
 
 def invoice_push_failed(*, invoice_id: int, error: str) -> None:
@@ -97,12 +155,12 @@ def invoice_push_failed(*, invoice_id: int, error: str) -> None:
 
 
 # Stripe's invoice statuses in payback's words.
-_LOCAL_STATUS = {
-    "draft": "draft",
-    "open": "finalized",
-    "paid": "paid",
-    "void": "void",
-    "uncollectible": "uncollectible",
+LOCAL_STATUS: dict[str, str] = {
+    "draft": InvoiceStatus.DRAFT,
+    "open": InvoiceStatus.FINALIZED,
+    "paid": InvoiceStatus.PAID,
+    "void": InvoiceStatus.VOID,
+    "uncollectible": InvoiceStatus.UNCOLLECTIBLE,
 }
 
 
@@ -114,14 +172,12 @@ def stripe_drift_check(*, since: datetime) -> int:
         stripe_invoice_id=""
     )
     for invoice in pushed.iterator(chunk_size=200):
-        remote_status, remote_total = stripe_api.invoice_state(
-            stripe_invoice=invoice.stripe_invoice_id
-        )
+        remote = stripe_api.invoice_state(stripe_invoice=invoice.stripe_invoice_id)
         differences = []
-        if _LOCAL_STATUS.get(remote_status, remote_status) != invoice.status:
-            differences.append(f"status: Stripe {remote_status}, here {invoice.status}")
-        if remote_total != max(invoice.total, 0):
-            differences.append(f"total: Stripe {remote_total}, here {invoice.total}")
+        if LOCAL_STATUS.get(remote.status, remote.status) != invoice.status:
+            differences.append(f"status: Stripe {remote.status}, here {invoice.status}")
+        if remote.total != max(invoice.total, 0):
+            differences.append(f"total: Stripe {remote.total}, here {invoice.total}")
         drift = "; ".join(differences)
         drifted += bool(drift)
         Invoice.objects.filter(pk=invoice.pk).update(drift=drift, drift_checked_at=timezone.now())

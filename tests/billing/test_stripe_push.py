@@ -4,16 +4,18 @@ import logging
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 import stripe as stripe_sdk
 from django.db import connection
+from django.utils import timezone
 
 from billing.integrations import stripe as stripe_api
 from billing.integrations.stripe import StripeRefused, StripeRetryable
 from billing.models import Invoice, StripeCustomer, Subscription
 from billing.services.invoicing import period_close
-from billing.services.stripe_push import invoice_push, stripe_drift_check
+from billing.services.stripe_push import invoice_push, stripe_drift_check, stripe_line_terms
 from billing.tasks import push_invoice
 from outcomes.models import Outcome
 from tests.billing.factories import plan_load
@@ -67,6 +69,109 @@ def test_an_invoice_reaches_stripe_with_its_lines_and_is_finalized(invoice):
     customer = StripeCustomer.objects.get(customer=invoice.customer)
     assert remote.customer == customer.stripe_id
     assert all(line.stripe_item_id for line in pushed.lines.all())
+
+
+def test_stripe_is_left_to_collect_the_invoice(invoice):
+    pushed = invoice_push(invoice_id=invoice.pk)
+
+    remote = stripe_invoice(pushed)
+    # Finalized with auto_advance: Stripe e-mails it (send_invoice) or charges it
+    # (charge_automatically); without it, Stripe does neither.
+    assert remote.auto_advance is True
+    assert remote.collection_method == "send_invoice" and remote.days_until_due == 30
+
+
+def test_a_plan_that_charges_automatically_has_its_invoices_charged(stripe, settings):
+    settings.STRIPE_API_KEY = ""
+    version = plan_load("card", base_fee="10", collection_method="charge_automatically")
+    customer = customer_create(external_id="card-co")
+    Subscription.objects.create(customer=customer, plan=version.plan, started_at=OCTOBER)
+    invoice = period_close(customer_id=customer.pk, period_start=OCTOBER)
+    settings.STRIPE_API_KEY = "sk_test_payback"
+
+    remote = stripe_invoice(invoice_push(invoice_id=invoice.pk))
+
+    assert (remote.collection_method, remote.auto_advance) == ("charge_automatically", True)
+
+
+def test_each_stripe_line_carries_its_quantity_unit_price_and_period(invoice):
+    pushed = invoice_push(invoice_id=invoice.pk)
+
+    remote = {line.description: line for line in stripe_invoice(pushed).lines.data}
+    resolutions = remote["resolution: 3 outcomes"]
+    assert (resolutions.quantity, resolutions.pricing.unit_amount_decimal) == (3, Decimal(99))
+    assert (resolutions.period.start, resolutions.period.end) == (
+        int(OCTOBER.timestamp()),
+        int(datetime(2026, 11, 1, tzinfo=UTC).timestamp()),
+    )
+    base_fee = remote["support-ai base fee"]
+    assert (base_fee.quantity, base_fee.pricing.unit_amount_decimal, base_fee.amount) == (
+        1,
+        Decimal(1000),
+        1000,
+    )
+
+
+def test_the_customers_links_and_the_status_are_kept_from_the_finalize(invoice, client_with_key):
+    pushed = invoice_push(invoice_id=invoice.pk)
+
+    stored = Invoice.objects.get(pk=pushed.pk)
+    assert stored.status == "finalized"  # before any webhook arrives
+    assert stored.hosted_invoice_url == f"https://invoice.stripe.test/i/{stored.stripe_invoice_id}"
+    assert stored.invoice_pdf.endswith(f"/invoice/{stored.stripe_invoice_id}/pdf")
+    [listed] = client_with_key.get("/v1/customers/acme/invoices").json()
+    assert listed["stripe_invoice_id"] == stored.stripe_invoice_id
+    assert listed["hosted_invoice_url"] == stored.hosted_invoice_url
+    assert listed["invoice_pdf"] == stored.invoice_pdf
+    assert client_with_key.get(f"/v1/invoices/{stored.pk}").json() == listed
+
+
+def test_late_usage_goes_to_stripe_with_the_period_it_belongs_to(invoice, settings):
+    late = OCTOBER + timedelta(days=20)
+    Outcome.objects.create(
+        external_id="late",
+        customer=invoice.customer,
+        type="resolution",
+        status="succeeded",
+        occurred_at=late,
+        succeeded_at=late,
+        succeeded_recorded_at=timezone.now(),
+    )  # stored after October's close
+    settings.STRIPE_API_KEY = ""
+    november = period_close(
+        customer_id=invoice.customer_id, period_start=datetime(2026, 11, 1, tzinfo=UTC)
+    )
+    settings.STRIPE_API_KEY = "sk_test_payback"
+
+    remote = stripe_invoice(invoice_push(invoice_id=november.pk))
+
+    late_line = next(line for line in remote.lines.data if "late usage" in line.description)
+    assert (late_line.quantity, late_line.pricing.unit_amount_decimal) == (1, Decimal(99))
+    assert late_line.period.start == int(OCTOBER.timestamp())
+
+
+@pytest.mark.parametrize(
+    ("quantity", "unit_price", "amount", "currency", "expected"),
+    [
+        ("21", "0.99", 2079, "USD", (21, "99", "")),
+        ("-1", "0.99", -99, "USD", (1, "-99", "")),  # a credit
+        ("1", "10", 1000, "USD", (1, "1000", "")),
+        ("3", "150", 450, "JPY", (3, "150", "")),
+        ("2", "1.2345", 2469, "KWD", (2, "1234.5", "")),  # 2.469 KWD: 2,469 fils
+        # usage at cost: the quantity is the cost, not a count
+        ("2.345678", "1.5", 352, "USD", (1, "352", " (2.345678 × 1.5 USD)")),
+        # a fraction of a cent in the product: Stripe would round it its own way
+        ("3", "0.333", 100, "USD", (1, "100", " (3 × 0.333 USD)")),
+    ],
+)
+def test_a_line_goes_to_stripe_as_a_whole_quantity_of_an_exact_unit_amount(
+    quantity, unit_price, amount, currency, expected
+):
+    terms = stripe_line_terms(
+        quantity=Decimal(quantity), unit_price=Decimal(unit_price), amount=amount, currency=currency
+    )
+    assert (terms.quantity, f"{terms.unit_amount_decimal:f}", terms.note) == expected
+    assert terms.quantity * terms.unit_amount_decimal == amount
 
 
 def test_pushing_again_makes_nothing_new_in_stripe(invoice, stripe):
