@@ -5,9 +5,10 @@ Run with `.venv/bin/python -m config.embedded exec .venv/bin/python bench/previe
 (embedded PostgreSQL) or with DATABASE_URL set. It builds a scratch database of its own
 (payback_bench_preview), then times, in the same process:
   - the whole request through Django (test client: no network), N times: p50, p90, max;
-  - each aggregate query the preview issues, alone: the usage totals, by model, by
-    feature, the outcome summaries, the period quantities (succeeded per type, value
-    fees, seats, cost per feature);
+  - each part the request issues, alone: the usage totals, by model, by feature, the
+    outcome summaries, and the invoice through the close's own rating pipeline (its
+    calls' cost per feature and active seats, succeeded outcomes per type and value fees,
+    seats, the previous invoice for late usage);
 and prints both, with the ratio of the request's p50 to the sum of its queries' p50s
 (the request should cost little more than its queries). Writes
 bench/results/preview.json. Options: --events, --outcomes, --runs.
@@ -62,11 +63,18 @@ def fill(events: int, outcomes: int) -> None:
     """One customer, `outcomes` outcomes and `events` calls spread over this month,
     written with set-based SQL (the bench measures reads, not ingest)."""
     from django.db import connection
+    from django.utils import timezone
 
+    from billing.models import Subscription
     from billing.services import customer_save, plans_load
 
     plans_load(document=PRICE_BOOK)
     customer, _ = customer_save(external_id="big", plan_code="bench")
+    # Subscribed since the month began: its billing period is this month, which the usage
+    # endpoint reads by default.
+    Subscription.objects.filter(customer=customer).update(
+        started_at=timezone.now().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    )
     with connection.cursor() as cursor:
         cursor.execute(
             """
@@ -147,7 +155,6 @@ def main() -> None:
     from rest_framework_api_key.models import APIKey
 
     from billing import selectors as billing_selectors
-    from billing.api.common import UsageQuerySerializer
     from metering import selectors as metering_selectors
     from metering.models import Customer
     from outcomes import selectors as outcome_selectors
@@ -157,9 +164,9 @@ def main() -> None:
     _, key = APIKey.objects.create_key(name="bench")
     client = Client(HTTP_AUTHORIZATION=f"Api-Key {key}")
     customer = Customer.objects.get(external_id="big")
-    window = UsageQuerySerializer(data={})
-    window.is_valid(raise_exception=True)
-    start, end = window.validated_data["from_"], window.validated_data["to"]
+    period = billing_selectors.customer_period(customer=customer, moment=timezone.now())
+    assert period is not None
+    start, end = period  # the window GET /usage reads by default
     subscription, terms = billing_selectors.customer_plan_terms(customer=customer)
     assert subscription is not None and terms is not None
 
@@ -175,15 +182,8 @@ def main() -> None:
         "outcome summaries": lambda: outcome_selectors.outcome_type_summaries(
             customer=customer, start=start, end=end
         ),
-        "period quantities (outcomes)": lambda: billing_selectors.period_quantities(
-            customer=customer,
-            subscription=subscription,
-            terms=terms,
-            start=start,
-            end=end,
-            cost_by_feature={},
-            active_seats=0,
-            as_of=timezone.now(),
+        "the invoice (the close's rating pipeline)": lambda: billing_selectors.periods_rate(
+            subscriptions=[subscription], start=start, end=end, snapshot=None
         ),
         "plan terms": lambda: billing_selectors.customer_plan_terms(customer=customer),
         "events in window (count)": lambda: events.count(),
@@ -195,7 +195,7 @@ def main() -> None:
     issued = (
         "usage totals (and active seats)",
         "outcome summaries",
-        "period quantities (outcomes)",
+        "the invoice (the close's rating pipeline)",
         "plan terms",
     )
     parts_p50 = sum(parts[name]["p50_ms"] for name in issued)

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import datetime
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 
 from django.db import transaction
@@ -14,6 +16,26 @@ from billing.models import FxRate
 from billing.money import is_currency
 
 USD = "USD"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class FxRateNeeded:
+    """A rate nobody entered: `currency` on the day `day` (UTC)."""
+
+    currency: str
+    day: date
+
+    def __str__(self) -> str:
+        return f"{self.currency} on {self.day.isoformat()}"
+
+
+class MissingFxRate(Exception):
+    """Money that cannot be converted without these rates: a close waits for them rather
+    than guess (or bill an outcome's value as if it had none)."""
+
+    def __init__(self, rates: Iterable[FxRateNeeded]) -> None:
+        self.rates = sorted(set(rates))
+        super().__init__("missing FX rates: " + ", ".join(map(str, self.rates)))
 
 
 def usd_per_unit(*, currency: str, at: datetime) -> Decimal | None:

@@ -204,8 +204,12 @@ class Invoice(models.Model):
     status = models.CharField(
         max_length=16, choices=InvoiceStatus.choices, default=InvoiceStatus.DRAFT
     )
-    # The close's "invoiced through" mark: facts recorded up to here are on this invoice.
     closed_at = models.DateTimeField()
+    # The close's "invoiced through" mark: its PostgreSQL snapshot (`pg_snapshot` as text,
+    # "xmin:xmax:xip,…"). This invoice bills exactly the facts whose transactions the
+    # snapshot sees (committed before it was taken); anything committed later is late and
+    # goes on the next invoice. See billing/watermark.py.
+    snapshot = models.TextField(blank=True)
     # The mirror in Stripe (billing/services/stripe_push.py). push_step is the marker set
     # before each Stripe call; a retry repeats that call with the same idempotency key.
     stripe_invoice_id = models.CharField(max_length=100, blank=True)

@@ -77,7 +77,7 @@ class PeriodQuantities:
 
 @dataclass(frozen=True, slots=True)
 class InvoiceLine:
-    kind: str  # base_fee | outcome | included | seats | pass_through | minimum
+    kind: str  # LineKind: base_fee, outcome, included, seats, pass_through, minimum, ...
     description: str
     quantity: Decimal
     unit_price: Decimal
@@ -89,6 +89,11 @@ class InvoiceLine:
     feature: str | None = None
     # Late usage and credits: the invoice of the earlier period they belong to.
     source_invoice_id: int | None = None
+    # What the line is of, without its count ("resolution (up to 100)"), and what its
+    # quantity counts ("outcome"; "" when the quantity is not a count): the same line of
+    # a period rated twice has the same subject (rate_changes pairs lines by it).
+    subject: str = ""
+    noun: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,10 +115,22 @@ def _line(
     *,
     outcome_type: str = "",
     feature: str | None = None,
+    subject: str = "",
+    noun: str = "",
 ) -> InvoiceLine:
     quantity = Decimal(quantity)
     amount = to_minor_units(quantity * unit_price, currency)
-    return InvoiceLine(kind, description, quantity, unit_price, amount, outcome_type, feature)
+    return InvoiceLine(
+        kind,
+        description,
+        quantity,
+        unit_price,
+        amount,
+        outcome_type,
+        feature,
+        subject=subject or description,
+        noun=noun,
+    )
 
 
 def _plural(count: int | Decimal, noun: str) -> str:
@@ -156,6 +173,8 @@ def rate_outcomes(terms: OutcomeTerms, usage: OutcomeQuantity, currency: str) ->
                 ZERO,
                 currency,
                 outcome_type=name,
+                subject=f"{name} included",
+                noun="outcome",
             )
         )
     if terms.model == "percentage":
@@ -175,6 +194,7 @@ def rate_outcomes(terms: OutcomeTerms, usage: OutcomeQuantity, currency: str) ->
                     usage.value_fees,
                     currency,
                     outcome_type=name,
+                    subject=f"{name}: {terms.percentage} % of the value (per outcome{clamp})",
                 )
             )
         return lines
@@ -191,6 +211,8 @@ def rate_outcomes(terms: OutcomeTerms, usage: OutcomeQuantity, currency: str) ->
                     tier.unit_price,
                     currency,
                     outcome_type=name,
+                    subject=f"{name} ({upper})",
+                    noun="outcome",
                 )
             )
         return lines
@@ -205,6 +227,8 @@ def rate_outcomes(terms: OutcomeTerms, usage: OutcomeQuantity, currency: str) ->
                 tier.unit_price,
                 currency,
                 outcome_type=name,
+                subject=f"{name} (volume tier)",
+                noun="outcome",
             ),
         ]
     assert terms.unit_price is not None, "a unit price without tiers needs unit_price"
@@ -220,6 +244,8 @@ def rate_outcomes(terms: OutcomeTerms, usage: OutcomeQuantity, currency: str) ->
                 terms.unit_price,
                 currency,
                 outcome_type=name,
+                subject=f"{name} in blocks of {terms.package_size}",
+                noun="block",
             ),
         ]
     return [
@@ -231,6 +257,8 @@ def rate_outcomes(terms: OutcomeTerms, usage: OutcomeQuantity, currency: str) ->
             terms.unit_price,
             currency,
             outcome_type=name,
+            subject=name,
+            noun="outcome",
         ),
     ]
 
@@ -279,12 +307,22 @@ def rate_period(plan: PlanTerms, usage: PeriodQuantities) -> RatedInvoice:
                 usage.seat_days,
                 per_day,
                 currency,
+                subject="premium seats prorated by day",
+                noun="seat-day",
             )
         )
     elif plan.premium_seat_fee is not None and usage.seats:
         kind = "active premium seat" if plan.seat_mode == "active" else "premium seat"
         lines.append(
-            _line("seats", _plural(usage.seats, kind), usage.seats, plan.premium_seat_fee, currency)
+            _line(
+                "seats",
+                _plural(usage.seats, kind),
+                usage.seats,
+                plan.premium_seat_fee,
+                currency,
+                subject=f"{kind}s",
+                noun=kind,
+            )
         )
     lines.extend(rate_pass_through(plan.pass_through, usage.cost_by_feature, currency))
     if plan.minimum_spend is not None:
@@ -307,78 +345,63 @@ def rate_period(plan: PlanTerms, usage: PeriodQuantities) -> RatedInvoice:
 # --- late usage and credits ------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class SourceAdjustment:
-    """What changed, after its invoice was made, about one earlier period: successes
-    stored late, successes reversed, calls that arrived late. Priced on that period's
-    plan version, at the price the next unit of that period would have had."""
+def rate_changes(
+    before: RatedInvoice, after: RatedInvoice, *, period: str, source_invoice_id: int | None
+) -> list[InvoiceLine]:
+    """Late usage and credits for an earlier period: the period rated as its last invoice
+    saw it (`before`) and as it stands now (`after`), line by line. Each line's amount is
+    the difference of the two lines' amounts, so that, summed over every invoice that
+    carries a part of it, the period is billed exactly as rated once on everything it
+    holds: included allowances, tiers, floors and caps, minimum spend and all.
 
-    label: str  # the source period, e.g. "2026-10-01 – 2026-11-01"
-    terms: PlanTerms
-    # per outcome type: units billed for the source period so far (its place in the tiers)
-    billed: dict[str, int] = field(default_factory=dict)
-    late: dict[str, OutcomeQuantity] = field(default_factory=dict)
-    reversed: dict[str, OutcomeQuantity] = field(default_factory=dict)
-    late_cost_by_feature: dict[str, Decimal] = field(default_factory=dict)
+    Lines pair by kind and subject. A count at one unit price changes by a count (`+1
+    outcome at 0.99`); a line that is an amount (a percentage of values, the minimum's
+    top-up) by its amount; a line whose unit price changed (a volume tier reached) is
+    taken back whole and billed anew. Positive changes are late usage, negative ones
+    credits (`period` names the source period: "2026-10-01 – 2026-11-01")."""
 
+    def key(line: InvoiceLine) -> tuple[str, str, str | None, str]:
+        return (line.kind, line.outcome_type, line.feature, line.subject)
 
-def marginal_unit_price(terms: OutcomeTerms, billed_units: int) -> Decimal:
-    """The price of one more (or one less) unit after `billed_units` billable units."""
-    if terms.tier_mode == "graduated":
-        return volume_tier(billed_units + 1, terms.tiers).unit_price
-    if terms.tier_mode == "volume":
-        return volume_tier(max(billed_units, 1), terms.tiers).unit_price
-    assert terms.unit_price is not None
-    if terms.package_size:
-        return terms.unit_price / terms.package_size
-    return terms.unit_price
-
-
-def rate_adjustments(source: SourceAdjustment, currency: str) -> list[InvoiceLine]:
-    """Late usage lines (positive) and credit lines (negative) for one earlier period."""
-    lines = []
-    by_type = {terms.outcome_type: terms for terms in source.terms.outcomes}
-    for kind, changes, sign in (("late_usage", source.late, 1), ("credit", source.reversed, -1)):
-        for outcome_type, quantity in sorted(changes.items()):
-            terms = by_type.get(outcome_type)
-            if terms is None or not quantity.succeeded:
-                continue
-            what = "late usage from" if sign > 0 else "credit for outcomes reversed from"
-            description = (
-                f"{what} {source.label}: {outcome_type}: {_plural(quantity.succeeded, 'outcome')}"
+    old = {key(line): line for line in before.lines}
+    changes: list[tuple[InvoiceLine, Decimal, Decimal, int]] = []  # line, quantity, price, amount
+    for line in after.lines:
+        was = old.pop(key(line), None)
+        if was is None:
+            changes.append((line, line.quantity, line.unit_price, line.amount))
+        elif was.quantity == line.quantity == 1 and not line.noun:
+            changes.append(
+                (line, Decimal(1), line.unit_price - was.unit_price, line.amount - was.amount)
             )
-            if terms.model == "percentage":
-                lines.append(
-                    _line(
-                        kind,
-                        description,
-                        sign,
-                        quantity.value_fees,
-                        currency,
-                        outcome_type=outcome_type,
-                    )
-                )
-            else:
-                price = marginal_unit_price(terms, source.billed.get(outcome_type, 0))
-                lines.append(
-                    _line(
-                        kind,
-                        description,
-                        sign * quantity.succeeded,
-                        price,
-                        currency,
-                        outcome_type=outcome_type,
-                    )
-                )
-    for line in rate_pass_through(source.terms.pass_through, source.late_cost_by_feature, currency):
+        elif was.unit_price == line.unit_price:
+            changes.append(
+                (line, line.quantity - was.quantity, line.unit_price, line.amount - was.amount)
+            )
+        else:
+            changes.append((was, -was.quantity, was.unit_price, -was.amount))
+            changes.append((line, line.quantity, line.unit_price, line.amount))
+    changes += [(was, -was.quantity, was.unit_price, -was.amount) for was in old.values()]
+    lines = []
+    for line, quantity, unit_price, amount in changes:
+        if not amount and not (line.noun and quantity):
+            continue  # nothing to bill, and no count to tell (an allowance's is told)
+        late = amount > 0 or (amount == 0 and quantity > 0)
+        what = "late usage from" if late else "credit for"
+        count = ""
+        if line.noun:
+            count = f": {'+' if quantity > 0 else '-'}{_plural(abs(quantity), line.noun)}"
         lines.append(
             InvoiceLine(
-                "late_usage",
-                f"late usage from {source.label}: {line.description}",
-                line.quantity,
-                line.unit_price,
-                line.amount,
-                feature=line.feature,
+                "late_usage" if late else "credit",
+                f"{what} {period}: {line.subject}{count}",
+                quantity,
+                unit_price,
+                amount,
+                line.outcome_type,
+                line.feature,
+                source_invoice_id,
+                line.subject,
+                line.noun,
             )
         )
     return lines

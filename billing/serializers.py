@@ -4,9 +4,13 @@ its invoice preview and margin, plans."""
 from datetime import datetime
 from typing import Any
 
+from drf_spectacular.utils import OpenApiParameter
 from rest_framework import serializers
 
+from billing.api.common import UsageQuerySerializer, calendar_month
 from billing.models import InvoiceLine, InvoiceStatus, LineKind, Plan
+from billing.selectors import customer_period
+from metering.models import Customer
 from metering.serializers import (
     CustomerInputSerializer,
     CustomerOutputSerializer,
@@ -66,13 +70,67 @@ class StoredInvoiceLineSerializer(InvoiceLineSerializer):
         return (line.source_invoice or line.invoice).period_end
 
 
+class CustomerUsageQuerySerializer(UsageQuerySerializer):
+    """The usage window: `from`/`to`; or `period`, the billing period holding that moment;
+    by default the customer's current billing period (the calendar month, UTC, for a
+    customer without a plan)."""
+
+    period = serializers.DateTimeField(required=False)
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        explicit = "from" in data or "to" in data
+        if explicit and "period" in data:
+            raise serializers.ValidationError(
+                {"period": "Give `period` or `from`/`to`, not both."}, code="invalid"
+            )
+        fields = super().to_internal_value(data) if explicit else {}
+        if "period" in data:
+            try:
+                fields["period"] = serializers.DateTimeField().run_validation(data["period"])
+            except serializers.ValidationError as exc:
+                raise serializers.ValidationError({"period": exc.detail}) from exc
+        return fields | {"explicit": explicit}
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        return super().validate(attrs) if attrs["explicit"] else attrs
+
+    def window(self, *, customer: Customer, now: datetime) -> tuple[datetime, datetime]:
+        data = self.validated_data
+        if data["explicit"]:
+            return data["from_"], data["to"]
+        moment = data.get("period", now)
+        return customer_period(customer=customer, moment=moment) or calendar_month(moment)
+
+
+PERIOD_PARAMETER = OpenApiParameter(
+    "period",
+    datetime,
+    description="ISO 8601: the billing period that holds this moment (instead of from/to).",
+)
+
+
+class PreviewLineSerializer(InvoiceLineSerializer):
+    period_start = serializers.DateTimeField(
+        help_text="The service period the line bills: the preview's, or for late usage and "
+        "credits the earlier period they belong to. Inclusive."
+    )
+    period_end = serializers.DateTimeField(help_text="Exclusive.")
+
+
 class InvoicePreviewSerializer(serializers.Serializer):
     plan = serializers.CharField()
     plan_version = serializers.IntegerField()
+    period_start = serializers.DateTimeField(help_text="The billing period previewed.")
+    period_end = serializers.DateTimeField(help_text="Exclusive.")
     currency = serializers.CharField()
-    lines = InvoiceLineSerializer(many=True)
+    lines = PreviewLineSerializer(many=True)
     total = serializers.IntegerField(help_text="Minor units: the sum of the lines' amounts.")
     total_decimal = serializers.CharField(help_text="The total as a decimal string.")
+    missing_fx_rates = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="FX rates (currency and day) that outcome values need and nobody entered: "
+        "their fees are not in the preview, and the close waits for them.",
+    )
 
 
 class MarginSerializer(serializers.Serializer):
@@ -104,8 +162,20 @@ class OutcomeTypeSummarySerializer(serializers.Serializer):
 class UsageWithPreviewSerializer(UsageOutputSerializer):
     outcomes = OutcomeTypeSummarySerializer(many=True)
     premium_active_seats = serializers.IntegerField()
-    invoice_preview = InvoicePreviewSerializer(allow_null=True)
-    margin = MarginSerializer(allow_null=True)
+    invoice_preview = InvoicePreviewSerializer(
+        allow_null=True,
+        help_text="What the close of the billing period that holds `start` would bill now, "
+        "late usage and credits of earlier periods included; null without a plan, or once "
+        "that period is invoiced (`invoice_id`).",
+    )
+    invoice_id = serializers.IntegerField(
+        allow_null=True, help_text="The invoice of that period, once it is closed."
+    )
+    margin = MarginSerializer(
+        allow_null=True,
+        help_text="Of the previewed invoice: its revenue against the cost of the calls it "
+        "covers (the period's, and those that arrived late for earlier periods).",
+    )
 
 
 class PlanDocumentSerializer(serializers.Serializer):

@@ -7,6 +7,7 @@ from celery import Task, shared_task
 from django.conf import settings
 from django.utils import timezone
 
+from billing.fx import MissingFxRate
 from billing.integrations import stripe as stripe_api
 from billing.integrations.stripe import StripeRefused, StripeRetryable
 from billing.selectors import periods_due
@@ -22,10 +23,17 @@ from billing.services.webhooks import stripe_event_process
 from config.queue import enqueue
 
 
-@shared_task(acks_late=True, autoretry_for=(PeriodNotReady,), retry_backoff=10, max_retries=12)
+@shared_task(
+    acks_late=True,
+    autoretry_for=(PeriodNotReady, MissingFxRate),
+    retry_backoff=10,
+    max_retries=12,
+)
 def close_period(customer_id: int, period_start: str) -> int:
     """Close one customer period; a second delivery finds the invoice and returns it.
-    Periods of one customer close in order: a later one retries until the earlier is."""
+    Periods of one customer close in order: a later one retries until the earlier is. A
+    period whose fees need an FX rate nobody entered retries too (and beat enqueues it
+    again while it is due); the alert `missing_fx_rate` names the rate."""
     invoice = period_close(
         customer_id=customer_id, period_start=datetime.fromisoformat(period_start)
     )

@@ -2,6 +2,8 @@ from django.contrib.postgres.indexes import BrinIndex
 from django.db import models
 from django.db.models import Q
 
+from metering.fields import TransactionIdField, current_transaction_id
+
 
 class Customer(models.Model):
     """The operator's customer, named by the operator's own `external_id` ("acme")."""
@@ -63,6 +65,15 @@ class UsageEvent(models.Model):
     prompt_hash = models.CharField(max_length=128, blank=True)
     cache_hit = models.BooleanField(null=True, blank=True)
     properties = models.JSONField(default=dict, blank=True)
+    # The watermark (billing/watermark.py): the transaction that stored the call, and the
+    # one that priced it if it was stored unpriced (NULL: priced when stored). A close
+    # bills what its snapshot sees of them, by commit order: `received_at` is stamped
+    # before the commit, so a clock cannot tell what a close saw. NULL recorded_xid:
+    # stored before payback stamped calls (seen by every close since).
+    recorded_xid = TransactionIdField(
+        null=True, blank=True, editable=False, db_default=current_transaction_id()
+    )
+    priced_xid = TransactionIdField(null=True, blank=True, editable=False)
 
     class Meta:
         indexes = [

@@ -20,8 +20,10 @@ def outcomes_lock(*, external_ids: list[str]) -> dict[str, Outcome]:
             "FROM unnest(%s::text[]) AS id ORDER BY id",
             [ids],
         )
+    # Only the outcomes' rows: FOR UPDATE of the joined customer row too would hold off
+    # every insert that references the customer (its calls, its invoices) until commit.
     found = (
-        Outcome.objects.select_for_update()
+        Outcome.objects.select_for_update(of=("self",))
         .select_related("customer")
         .filter(external_id__in=ids)
         .order_by("pk")

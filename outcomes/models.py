@@ -1,6 +1,7 @@
 from django.db import models
 from django.db.models import Q
 
+from metering.fields import TransactionIdField
 from metering.models import Customer
 
 
@@ -25,12 +26,16 @@ class Outcome(models.Model):
     status = models.CharField(max_length=16, choices=OutcomeStatus.choices)
     occurred_at = models.DateTimeField(help_text="When the action started (its first status).")
     succeeded_at = models.DateTimeField(null=True, blank=True)
-    # Server time the success was stored. Billing compares it with the close time of an
-    # invoice ("invoiced through"): a success stored after its period was invoiced is
-    # billed as late usage on the next invoice, never dropped, never billed twice.
+    # Server time the success was stored (for people; billing goes by succeeded_xid).
     succeeded_recorded_at = models.DateTimeField(null=True, blank=True)
     failed_at = models.DateTimeField(null=True, blank=True)
     reversed_at = models.DateTimeField(null=True, blank=True)
+    # The watermark (billing/watermark.py): the transactions that made it succeeded and
+    # reversed, stamped by a database trigger on every write (outcomes migration 0002), so
+    # that a close bills what its snapshot saw by commit order. NULL: not (yet) in that
+    # status, or moved there before payback stamped them (seen by every close since).
+    succeeded_xid = TransactionIdField(null=True, blank=True, editable=False)
+    reversed_xid = TransactionIdField(null=True, blank=True, editable=False)
     # Money the action saved or earned, for value-based prices; with its ISO 4217
     # currency, both or neither.
     value = models.DecimalField(max_digits=24, decimal_places=12, null=True, blank=True)

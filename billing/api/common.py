@@ -27,14 +27,19 @@ class UsageQuerySerializer(serializers.Serializer):
             ) from exc
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        now = timezone.now()
-        month_start = datetime(now.year, now.month, 1, tzinfo=UTC)
-        next_month = datetime(now.year + now.month // 12, now.month % 12 + 1, 1, tzinfo=UTC)
+        month_start, next_month = calendar_month(timezone.now())
         attrs.setdefault("from_", month_start)
         attrs.setdefault("to", next_month)
         if attrs["from_"] >= attrs["to"]:
             raise serializers.ValidationError({"to": "`to` must be after `from`."})
         return attrs
+
+
+def calendar_month(moment: datetime) -> tuple[datetime, datetime]:
+    """The calendar month (UTC) holding `moment`, [start, end)."""
+    moment = moment.astimezone(UTC)
+    start = datetime(moment.year, moment.month, 1, tzinfo=UTC)
+    return start, datetime(start.year + start.month // 12, start.month % 12 + 1, 1, tzinfo=UTC)
 
 
 # The analytics endpoints' window, [from, to).

@@ -15,10 +15,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from billing import selectors, services
-from billing.api.common import WINDOW_PARAMETERS, UsageQuerySerializer, decimal_text
+from billing.api.common import WINDOW_PARAMETERS, decimal_text
 from billing.models import Plan
 from billing.money import from_minor_units
 from billing.serializers import (
+    PERIOD_PARAMETER,
+    CustomerUsageQuerySerializer,
     CustomerWithPlanInputSerializer,
     CustomerWithPlanOutputSerializer,
     InvoiceSerializer,
@@ -112,12 +114,20 @@ def _totals(totals: metering_selectors.UsageTotals) -> dict[str, Any]:
 
 def _preview_body(preview: selectors.InvoicePreview | None) -> dict[str, Any]:
     if preview is None:
-        return {"invoice_preview": None, "margin": None}
-    invoice, margin = preview.invoice, preview.margin
+        return {"invoice_preview": None, "invoice_id": None, "margin": None}
+    if preview.period is None:
+        invoice = preview.invoice
+        return {"invoice_preview": None, "invoice_id": invoice and invoice.pk, "margin": None}
+    period, margin = preview.period, preview.margin
+    assert margin is not None
+    invoice = period.invoice
+    sources = {change.source.pk: change.source for change in period.late}
     return {
         "invoice_preview": {
-            "plan": preview.terms.code,
-            "plan_version": preview.terms.version,
+            "plan": period.terms.code,
+            "plan_version": period.terms.version,
+            "period_start": preview.start,
+            "period_end": preview.end,
             "currency": invoice.currency,
             "lines": [
                 {
@@ -126,12 +136,20 @@ def _preview_body(preview: selectors.InvoicePreview | None) -> dict[str, Any]:
                     "quantity": decimal_text(line.quantity),
                     "unit_price": decimal_text(line.unit_price),
                     "amount": line.amount,
+                    "period_start": sources[line.source_invoice_id].period_start
+                    if line.source_invoice_id
+                    else preview.start,
+                    "period_end": sources[line.source_invoice_id].period_end
+                    if line.source_invoice_id
+                    else preview.end,
                 }
                 for line in invoice.lines
             ],
             "total": invoice.total,
             "total_decimal": f"{from_minor_units(invoice.total, invoice.currency):f}",
+            "missing_fx_rates": [str(rate) for rate in sorted(period.missing_rates)],
         },
+        "invoice_id": None,
         "margin": {
             "currency": margin.currency,
             "revenue": decimal_text(margin.revenue),
@@ -147,24 +165,20 @@ def _preview_body(preview: selectors.InvoicePreview | None) -> dict[str, Any]:
 class CustomerUsageApi(APIView):
     @extend_schema(
         operation_id="customers_usage",
-        summary="Usage, cost, outcomes, the invoice preview and the margin over a window "
-        "(default: this calendar month)",
-        parameters=[
-            *WINDOW_PARAMETERS,
-        ],
+        summary="Usage, cost and outcomes over a window (default: the customer's current "
+        "billing period), with the invoice preview and margin of the billing period it "
+        "starts in",
+        parameters=[*WINDOW_PARAMETERS, PERIOD_PARAMETER],
         responses={200: UsageWithPreviewSerializer, **API_ERRORS, 404: ErrorSerializer},
     )
     def get(self, request: Request, external_id: str) -> Response:
-        query = UsageQuerySerializer(data=request.query_params)
+        query = CustomerUsageQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        start, end = query.validated_data["from_"], query.validated_data["to"]
         customer = metering_selectors.customer_get(external_id=external_id)
+        start, end = query.window(customer=customer, now=timezone.now())
         usage = metering_selectors.customer_usage(customer=customer, start=start, end=end)
         outcomes = outcome_selectors.outcome_type_summaries(customer=customer, start=start, end=end)
-        active_seats = usage.premium_users
-        preview = selectors.invoice_preview(
-            usage=usage, active_seats=active_seats, as_of=timezone.now()
-        )
+        preview = selectors.invoice_preview(customer=customer, moment=start)
         return Response(
             {
                 "customer": customer.external_id,
@@ -194,7 +208,7 @@ class CustomerUsageApi(APIView):
                     }
                     for summary in outcomes
                 ],
-                "premium_active_seats": active_seats,
+                "premium_active_seats": usage.premium_users,
                 **_preview_body(preview),
             }
         )

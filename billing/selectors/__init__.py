@@ -1,21 +1,20 @@
-"""Reads of the billing app: plans and subscriptions (plans.py), the invoice preview and
-margin (preview.py), invoices and due periods (invoices.py), a period's calls in one scan
-(cells.py); the unit economics: margins (margins.py), premium break-even (premium.py),
-the cost levers (savings.py) and the admin dashboard's data (dashboard.py)."""
+"""Reads of the billing app: plans and subscriptions (plans.py), the one rating pipeline
+(rating.py: what a period bills, late usage and credits, the preview and its margin),
+invoices and due periods (invoices.py), a period's calls in one scan (cells.py); the unit
+economics: margins (margins.py), premium break-even (premium.py), the cost levers
+(savings.py) and the admin dashboard's data (dashboard.py)."""
 
 from billing.selectors.invoices import (
     DuePeriod,
     customer_invoices,
-    customers_with_late_changes,
     invoice_get,
-    last_closes,
-    late_adjustments,
     periods_due,
     subscription_periods_due,
 )
 from billing.selectors.plans import (
     DEFAULT_REVERSAL_WINDOW,
     FixedSeats,
+    customer_period,
     customer_plan_terms,
     fixed_seats_many,
     plan_change_pending,
@@ -28,13 +27,15 @@ from billing.selectors.plans import (
     seats_at,
     subscription_of,
 )
-from billing.selectors.preview import (
+from billing.selectors.rating import (
     InvoicePreview,
+    LateChange,
     Margin,
+    RatedPeriod,
     invoice_preview,
+    late_changes,
     margin_of,
     outcome_quantities,
-    period_quantities,
     periods_rate,
     rating_quantities,
 )
@@ -44,18 +45,18 @@ __all__ = [
     "DuePeriod",
     "FixedSeats",
     "InvoicePreview",
+    "LateChange",
     "Margin",
+    "RatedPeriod",
     "customer_invoices",
+    "customer_period",
     "customer_plan_terms",
-    "customers_with_late_changes",
     "fixed_seats_many",
     "invoice_get",
     "invoice_preview",
-    "last_closes",
-    "late_adjustments",
+    "late_changes",
     "margin_of",
     "outcome_quantities",
-    "period_quantities",
     "periods_due",
     "periods_rate",
     "plan_change_pending",

@@ -1,18 +1,31 @@
-"""The calls of billing periods in one scan: grouped into cells (outcome type × feature ×
-tier × model) with their cost, and the distinct premium users (active seats). What a
-close rates, what the margin report spreads revenue over (billing/selectors/margins.py)."""
+"""The calls of billing periods in one scan, as a snapshot sees them: grouped into cells
+(outcome type × feature × tier × model) with their cost, and the distinct premium users
+(active seats). What a close rates, what the margin report spreads revenue over
+(billing/selectors/margins.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
+from typing import Any, NamedTuple
 
 from django.db import connection
 
+from billing.watermark import call_priced, call_recorded
+
 ZERO = Decimal(0)
-Window = tuple[int, datetime, datetime]  # customer id, start, end
+
+
+class Window(NamedTuple):
+    """One customer's [start, end) as some moment sees it: a close's snapshot (what that
+    invoice bills), or None for now (a preview, a live margin)."""
+
+    customer_id: int
+    start: datetime
+    end: datetime
+    snapshot: str | None = None
 
 
 @dataclass(slots=True)
@@ -64,38 +77,40 @@ class PeriodUsage:
         return costs
 
 
-# One scan of each window's calls stored by `as_of`: grouped with the premium user first
-# (a small result), then summed into cells and counted into distinct premium users; the
-# rows with a NULL outcome type carry the seats. {keys} are the cell's columns: in detail
-# (the outcome's type, joined by id, feature, tier, provider, model) or by feature only,
-# which is what rating needs and half the work.
-_USAGE_SQL = """
+# One scan of each window's calls as its snapshot sees them (billing/watermark.py):
+# grouped with the premium user first (a small result), then summed into cells and
+# counted into distinct premium users; the rows with a NULL outcome type carry the seats.
+# A call the snapshot sees unpriced (unpriced then, or priced after it) counts as unpriced.
+# {keys} are the cell's columns: in detail (the outcome's type, joined by id, feature,
+# tier, provider, model) or by feature only, which is what rating needs and half the work.
+_USAGE_SQL = f"""
 WITH grouped AS MATERIALIZED (
-    SELECT w.customer_id, w.start_at, {keys},
+    SELECT w.key, {{keys}},
            CASE WHEN e.tier = 'premium' AND e.end_user <> '' THEN e.end_user END
                AS premium_user,
            count(*) AS calls, sum(e.input_tokens + e.output_tokens) AS tokens,
-           coalesce(sum(e.cost), 0) AS cost,
-           count(*) FILTER (WHERE e.cost_source = 'unpriced') AS unpriced
+           coalesce(sum(e.cost) FILTER (WHERE {call_priced("w.snapshot")}), 0) AS cost,
+           count(*) FILTER (WHERE NOT {call_priced("w.snapshot")}) AS unpriced
     FROM metering_usageevent e
-    JOIN unnest(%(customers)s::bigint[], %(starts)s::timestamptz[], %(ends)s::timestamptz[])
-         AS w(customer_id, start_at, end_at) ON w.customer_id = e.customer_id
-    {join}
+    JOIN unnest(%(customers)s::bigint[], %(starts)s::timestamptz[], %(ends)s::timestamptz[],
+                %(snapshots)s::text[]::pg_snapshot[])
+         WITH ORDINALITY AS w(customer_id, start_at, end_at, snapshot, key)
+         ON w.customer_id = e.customer_id
+    {{join}}
     -- The windows' customers and overall range too, so that the scan can use them.
     WHERE e.customer_id = ANY(%(customers)s) AND e."timestamp" >= %(first_start)s
       AND e."timestamp" < %(last_end)s
       AND e."timestamp" >= w.start_at AND e."timestamp" < w.end_at
-      AND e.received_at <= %(as_of)s
-    GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
+      AND {call_recorded("w.snapshot")}
+    GROUP BY 1, 2, 3, 4, 5, 6, 7
 )
-SELECT customer_id, start_at, outcome_type, feature, tier, provider, model,
+SELECT key, outcome_type, feature, tier, provider, model,
        sum(calls), sum(tokens), sum(cost), sum(unpriced), 0
-FROM grouped GROUP BY 1, 2, 3, 4, 5, 6, 7
+FROM grouped GROUP BY 1, 2, 3, 4, 5, 6
 UNION ALL
-SELECT customer_id, start_at, NULL, NULL, NULL, NULL, NULL, 0, 0, 0, 0,
-       count(DISTINCT premium_user)
-FROM grouped WHERE premium_user IS NOT NULL GROUP BY 1, 2
-"""
+SELECT key, NULL, NULL, NULL, NULL, NULL, 0, 0, 0, 0, count(DISTINCT premium_user)
+FROM grouped WHERE premium_user IS NOT NULL GROUP BY 1
+"""  # noqa: S608 -- built from constants
 _DETAILED_SQL = _USAGE_SQL.format(
     keys="coalesce(o.type, '') AS outcome_type, e.feature, e.tier, e.provider, e.model",
     join="LEFT JOIN outcomes_outcome o ON e.outcome_ref <> '' AND o.external_id = e.outcome_ref",
@@ -105,43 +120,38 @@ _BY_FEATURE_SQL = _USAGE_SQL.format(
 )
 
 
-def windows_usage(
-    *, windows: Sequence[Window], as_of: datetime, detail: bool = True
-) -> dict[tuple[int, datetime], PeriodUsage]:
-    """(customer id, start) -> the calls of its window stored by `as_of`: one query. With
-    `detail` false the cells are per feature only (enough to rate a period)."""
-    usage = {(w[0], w[1]): PeriodUsage() for w in windows}
+def window_params(windows: Sequence[Window]) -> tuple[list[Window], dict[str, Any]]:
+    """The windows, each once, and the query parameters that list them: `key` n in a
+    result row is the n-th window (WITH ORDINALITY, from 1)."""
+    ordered = list(dict.fromkeys(windows))
+    return ordered, {
+        "customers": [w.customer_id for w in ordered],
+        "starts": [w.start for w in ordered],
+        "ends": [w.end for w in ordered],
+        "snapshots": [w.snapshot for w in ordered],
+        "first_start": min(w.start for w in ordered),
+        "last_end": max(w.end for w in ordered),
+    }
+
+
+def windows_usage(*, windows: Sequence[Window], detail: bool = True) -> dict[Window, PeriodUsage]:
+    """Each window's calls as its snapshot sees them: one query. With `detail` false the
+    cells are per feature only (enough to rate a period)."""
+    usage = {window: PeriodUsage() for window in windows}
     if not windows:
         return usage
-    params = {
-        "customers": [w[0] for w in windows],
-        "starts": [w[1] for w in windows],
-        "ends": [w[2] for w in windows],
-        "first_start": min(w[1] for w in windows),
-        "last_end": max(w[2] for w in windows),
-        "as_of": as_of,
-    }
+    ordered, params = window_params(windows)
     with connection.cursor() as cursor:
         cursor.execute(_DETAILED_SQL if detail else _BY_FEATURE_SQL, params)
-        for (
-            customer_id,
-            start,
-            outcome_type,
-            *key,
-            calls,
-            tokens,
-            cost,
-            unpriced,
-            seats,
-        ) in cursor.fetchall():
-            period = usage[(customer_id, start)]
+        for key, outcome_type, *cell_key, calls, tokens, cost, unpriced, seats in cursor.fetchall():
+            period = usage[ordered[key - 1]]
             if outcome_type is None:
                 period.active_seats = seats
                 continue
             period.cells.append(
                 Cell(
                     outcome_type,
-                    *key,
+                    *cell_key,
                     calls=int(calls),
                     tokens=int(tokens),
                     cost=cost,
@@ -149,3 +159,24 @@ def windows_usage(
                 )
             )
     return usage
+
+
+def cells_difference(after: list[Cell], before: list[Cell]) -> list[Cell]:
+    """What changed between two readings of one period's calls (a close's, and the one
+    before): per cell, the calls, tokens and cost that arrived and the unpriced calls'
+    change (negative when calls seen unpriced before were priced since). Cells with no
+    change are left out."""
+    changes = {cell.key: replace(cell, revenue=ZERO) for cell in after}
+    for cell in before:
+        change = changes.setdefault(
+            cell.key, replace(cell, calls=0, tokens=0, cost=ZERO, unpriced_calls=0, revenue=ZERO)
+        )
+        change.calls -= cell.calls
+        change.tokens -= cell.tokens
+        change.cost -= cell.cost
+        change.unpriced_calls -= cell.unpriced_calls
+    return [
+        cell
+        for cell in changes.values()
+        if cell.calls or cell.tokens or cell.cost or cell.unpriced_calls
+    ]

@@ -1,33 +1,18 @@
-"""Reads of invoices: the periods due for closing, a customer's invoices, and what
-changed about invoiced periods since (late usage, credits)."""
+"""Reads of invoices: the periods due for closing, a customer's invoices, and the work
+left undone after a close (breakdowns, pushes, Stripe events)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
 
 from django.conf import settings
-from django.db import connection
-from django.db.models import Max, OuterRef, Prefetch, QuerySet, Subquery
+from django.db.models import OuterRef, Prefetch, QuerySet, Subquery
 from django.http import Http404
 
-from billing.models import (
-    Invoice,
-    InvoiceLine,
-    PlanVersion,
-    PriceModel,
-    StripeEvent,
-    Subscription,
-)
+from billing.models import Invoice, InvoiceLine, StripeEvent, Subscription
 from billing.periods import period_after, subscription_period
-from billing.rating import (
-    OutcomeQuantity,
-    SourceAdjustment,
-)
-from billing.selectors.plans import plan_terms
-from billing.selectors.preview import CLAMPED_FEE_SQL
 from metering.models import Customer
 
 
@@ -95,163 +80,6 @@ def _with_lines(invoices: QuerySet[Invoice]) -> QuerySet[Invoice]:
     return invoices.select_related("customer", "plan_version__plan").prefetch_related(
         Prefetch("lines", InvoiceLine.objects.select_related("source_invoice"))
     )
-
-
-# Outcomes of earlier, invoiced periods that changed since the last close: successes
-# stored late (to bill), reversals of billed successes (to credit), and how many units
-# each period has billed so far (their place in the tiers). A success belongs to the
-# invoice whose period holds its succeeded_at.
-_OUTCOME_CHANGES_SQL = """
-SELECT i.id, o.type,
-       count(*) FILTER (WHERE o.status = 'succeeded' AND o.succeeded_recorded_at > %(since)s
-                        AND o.succeeded_recorded_at <= %(until)s) AS late,
-       count(*) FILTER (WHERE o.status = 'reversed' AND o.reversed_at > %(since)s
-                        AND o.reversed_at <= %(until)s
-                        AND o.succeeded_recorded_at <= %(since)s) AS reversed,
-       count(*) FILTER (WHERE o.succeeded_recorded_at <= %(since)s
-                        AND (o.status = 'succeeded' OR o.reversed_at > %(since)s)) AS billed
-FROM outcomes_outcome o
-JOIN billing_invoice i ON i.customer_id = o.customer_id
-     AND o.succeeded_at >= i.period_start AND o.succeeded_at < i.period_end
-WHERE o.customer_id = %(customer)s AND o.succeeded_at < %(start)s
-GROUP BY i.id, o.type
-"""
-# The same units' percentage fees, for one source invoice and type.
-_CHANGED_VALUE_FEES_SQL = f"""
-SELECT coalesce(sum({CLAMPED_FEE_SQL}) FILTER (WHERE late), 0),
-       coalesce(sum({CLAMPED_FEE_SQL}) FILTER (WHERE reversed), 0)
-FROM (
-    SELECT CASE WHEN o.value_currency = %(currency)s THEN o.value * %(percentage)s / 100 END
-               AS fee,
-           o.status = 'succeeded' AND o.succeeded_recorded_at > %(since)s
-               AND o.succeeded_recorded_at <= %(until)s AS late,
-           o.status = 'reversed' AND o.reversed_at > %(since)s AND o.reversed_at <= %(until)s
-               AND o.succeeded_recorded_at <= %(since)s AS reversed
-    FROM outcomes_outcome o JOIN billing_invoice i ON i.id = %(invoice)s
-    WHERE o.customer_id = %(customer)s AND o.type = %(type)s
-      AND o.succeeded_at >= i.period_start AND o.succeeded_at < i.period_end
-) AS units
-"""  # noqa: S608 -- built from constants
-# Calls that arrived after the last close for an earlier, invoiced period.
-_LATE_CALLS_SQL = """
-SELECT i.id, e.feature, sum(e.cost)
-FROM metering_usageevent e
-JOIN billing_invoice i ON i.customer_id = e.customer_id
-     AND e."timestamp" >= i.period_start AND e."timestamp" < i.period_end
-WHERE e.customer_id = %(customer)s AND e.received_at > %(since)s AND e.received_at <= %(until)s
-  AND e."timestamp" < %(start)s AND e.cost IS NOT NULL
-GROUP BY i.id, e.feature
-"""
-
-
-def late_adjustments(
-    *, customer: Customer, period_start: datetime, since: datetime, until: datetime
-) -> list[tuple[Invoice, SourceAdjustment]]:
-    """What changed about earlier invoiced periods between the last close (`since`) and
-    this one (`until`), per source invoice."""
-    window = {"customer": customer.pk, "start": period_start, "since": since, "until": until}
-    with connection.cursor() as cursor:
-        cursor.execute(_OUTCOME_CHANGES_SQL, window)
-        outcome_rows = [row for row in cursor.fetchall() if row[2] or row[3]]
-        cursor.execute(_LATE_CALLS_SQL, window)
-        call_rows = cursor.fetchall()
-    invoice_ids = {row[0] for row in outcome_rows} | {row[0] for row in call_rows}
-    if not invoice_ids:
-        return []
-    invoices = Invoice.objects.filter(pk__in=invoice_ids).select_related("plan_version__plan")
-    adjustments = []
-    for invoice in sorted(invoices, key=lambda i: i.period_start):
-        terms = plan_terms(version=plan_version_of(invoice))
-        by_type = {t.outcome_type: t for t in terms.outcomes}
-        billed: dict[str, int] = {}
-        late: dict[str, OutcomeQuantity] = {}
-        reversed_: dict[str, OutcomeQuantity] = {}
-        for invoice_id, outcome_type, late_count, reversed_count, billed_count in outcome_rows:
-            if invoice_id != invoice.pk or outcome_type not in by_type:
-                continue
-            outcome = by_type[outcome_type]
-            billed[outcome_type] = max(0, billed_count - outcome.included_quantity)
-            late_fees = reversed_fees = Decimal(0)
-            if outcome.model == PriceModel.PERCENTAGE:
-                with connection.cursor() as cursor:
-                    cursor.execute(
-                        _CHANGED_VALUE_FEES_SQL,
-                        window
-                        | {
-                            "invoice": invoice.pk,
-                            "type": outcome_type,
-                            "currency": terms.currency,
-                            "percentage": outcome.percentage,
-                            "floor": outcome.floor,
-                            "cap": outcome.cap,
-                        },
-                    )
-                    late_fees, reversed_fees = cursor.fetchone()
-            late[outcome_type] = OutcomeQuantity(late_count, late_fees)
-            reversed_[outcome_type] = OutcomeQuantity(reversed_count, reversed_fees)
-        late_cost = {
-            feature: cost for invoice_id, feature, cost in call_rows if invoice_id == invoice.pk
-        }
-        label = f"{invoice.period_start:%Y-%m-%d} – {invoice.period_end:%Y-%m-%d}"
-        adjustments.append(
-            (invoice, SourceAdjustment(label, terms, billed, late, reversed_, late_cost))
-        )
-    return adjustments
-
-
-def plan_version_of(invoice: Invoice) -> PlanVersion:
-    """The plan version an invoice was rated on, with its prices loaded."""
-    return (
-        PlanVersion.objects.select_related("plan")
-        .prefetch_related("outcome_prices__tiers", "pass_throughs")
-        .get(pk=invoice.plan_version_id)
-    )
-
-
-# --- closing many customers at once ----------------------------------------------------------
-
-
-def last_closes(*, customer_ids: list[int], before: datetime) -> dict[int, datetime]:
-    """Each customer's latest close of a period before `before` (customers without one
-    are left out)."""
-    return dict(
-        Invoice.objects.filter(customer_id__in=customer_ids, period_start__lt=before)
-        .values("customer_id")
-        .annotate(last=Max("closed_at"))
-        .values_list("customer_id", "last")
-    )
-
-
-_CHANGED_SINCE_SQL = """
-WITH since AS (SELECT * FROM unnest(%(customers)s::bigint[], %(since)s::timestamptz[])
-               AS s(customer_id, since))
-SELECT DISTINCT o.customer_id FROM outcomes_outcome o JOIN since s USING (customer_id)
-WHERE o.succeeded_at < %(start)s
-  AND ((o.succeeded_recorded_at > s.since AND o.succeeded_recorded_at <= %(until)s)
-       OR (o.reversed_at > s.since AND o.reversed_at <= %(until)s))
-UNION
-SELECT DISTINCT e.customer_id FROM metering_usageevent e JOIN since s USING (customer_id)
-WHERE e."timestamp" < %(start)s AND e.received_at > s.since AND e.received_at <= %(until)s
-"""
-
-
-def customers_with_late_changes(
-    *, since: dict[int, datetime], start: datetime, until: datetime
-) -> set[int]:
-    """The customers with facts about an invoiced period stored after their last close:
-    only they need the (per customer) late-usage and credit reads."""
-    if not since:
-        return set()
-    customers = list(since)
-    params = {
-        "customers": customers,
-        "since": [since[c] for c in customers],
-        "start": start,
-        "until": until,
-    }
-    with connection.cursor() as cursor:
-        cursor.execute(_CHANGED_SINCE_SQL, params)
-        return {customer_id for (customer_id,) in cursor.fetchall()}
 
 
 def invoices_unreconciled(*, limit: int) -> list[int]:

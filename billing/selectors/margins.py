@@ -37,7 +37,7 @@ from billing.models import Invoice, Subscription
 from billing.money import from_minor_units
 from billing.periods import period_after, subscription_period
 from billing.selectors.cells import Cell, Window, windows_usage
-from billing.selectors.preview import periods_rate
+from billing.selectors.rating import periods_rate
 from metering.models import Customer
 
 ZERO = Decimal(0)
@@ -219,9 +219,9 @@ def _open_periods(*, start: datetime, end: datetime, now: datetime) -> list[Peri
     windows: list[Window] = []
     for (p_start, p_end), subscriptions in by_window.items():
         for rated in periods_rate(
-            subscriptions=subscriptions, start=p_start, end=p_end, as_of=now, detail=True
+            subscriptions=subscriptions, start=p_start, end=p_end, snapshot=None, detail=True
         ):
-            windows.append((rated.subscription.customer_id, p_start, p_end))
+            windows.append(Window(rated.subscription.customer_id, p_start, p_end))
             periods.append(
                 PeriodEconomics(
                     customer=rated.subscription.customer.external_id,
@@ -231,7 +231,7 @@ def _open_periods(*, start: datetime, end: datetime, now: datetime) -> list[Peri
                     currency=rated.terms.currency,
                     included_features=rated.terms.included_features,
                     cells=revenue_spread(
-                        cells=rated.usage.cells,
+                        cells=rated.cells,
                         lines=rated.invoice.lines,
                         currency=rated.terms.currency,
                         included=rated.terms.included_features,
@@ -240,10 +240,10 @@ def _open_periods(*, start: datetime, end: datetime, now: datetime) -> list[Peri
                 )
             )
     unsubscribed = list(Customer.objects.filter(subscription__isnull=True)) if start < until else []
-    plain = [(customer.pk, start, until) for customer in unsubscribed]
-    usage = windows_usage(windows=plain, as_of=now)
+    plain = [Window(customer.pk, start, until) for customer in unsubscribed]
+    usage = windows_usage(windows=plain)
     outcomes = window_outcomes(windows=windows + plain)
-    for period, (customer_id, p_start, _) in zip(periods, windows, strict=True):
+    for period, (customer_id, p_start, *_) in zip(periods, windows, strict=True):
         period.outcomes = outcomes[(customer_id, p_start)]
     for customer in unsubscribed:
         periods.append(
@@ -254,7 +254,7 @@ def _open_periods(*, start: datetime, end: datetime, now: datetime) -> list[Peri
                 closed=False,
                 currency=settings.REPORTING_CURRENCY,
                 included_features=(),
-                cells=usage[(customer.pk, start)].cells,
+                cells=usage[Window(customer.pk, start, until)].cells,
                 outcomes=outcomes[(customer.pk, start)],
             )
         )

@@ -16,6 +16,7 @@ from billing.models import (
     Subscription,
     TierMode,
 )
+from billing.periods import subscription_period
 from billing.rating import (
     OutcomeTerms,
     PlanTerms,
@@ -218,6 +219,20 @@ def customer_plan_terms(
     plan_id = plan_in_effect(subscription=subscription, moment=moment or django_timezone.now())
     version = plan_version_current(plan_id=plan_id)
     return subscription, (plan_terms(version=version) if version else None)
+
+
+def customer_period(*, customer: Customer, moment: datetime) -> tuple[datetime, datetime] | None:
+    """The customer's billing period [start, end) that holds `moment`; None without a
+    subscription or before it started."""
+    subscription = subscription_of(customer=customer)
+    if subscription is None or moment < subscription.started_at:
+        return None
+    return subscription_period(
+        moment,
+        started_at=subscription.started_at,
+        anchor_day=subscription.billing_anchor_day,
+        timezone=subscription.timezone,
+    )
 
 
 def reversal_window(*, customer: Customer) -> timedelta:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -15,22 +15,14 @@ from django.utils import timezone
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
+from billing.fx import FxRateNeeded, MissingFxRate
 from billing.integrations import stripe as stripe_api
 from billing.models import Invoice, InvoiceStatus, Subscription
 from billing.periods import subscription_period
-from billing.rating import InvoiceLine as RatedLine
-from billing.rating import rate_adjustments
-from billing.selectors import (
-    customers_with_late_changes,
-    last_closes,
-    late_adjustments,
-    margin_of,
-    periods_due,
-    periods_rate,
-)
+from billing.selectors import margin_of, periods_due, periods_rate
+from billing.watermark import snapshot_take
 from config.errors import ApiError, ErrorDetail
 from config.queue import enqueue_on_commit
-from metering.models import Customer
 
 logger = logging.getLogger(__name__)
 
@@ -39,34 +31,13 @@ class PeriodNotReady(Exception):
     """The period before this one is not invoiced yet: periods close in order."""
 
 
-def _adjustment_lines(
-    customer: Customer, start: datetime, since: datetime, until: datetime, currency: str
-) -> list[RatedLine]:
-    """Late usage and credits for earlier periods, changed since the last close."""
-    lines: list[RatedLine] = []
-    for source, adjustment in late_adjustments(
-        customer=customer, period_start=start, since=since, until=until
-    ):
-        if adjustment.terms.currency != currency:
-            logger.error(
-                "late usage for invoice %s is in %s, this invoice in %s: not billed",
-                source.pk,
-                adjustment.terms.currency,
-                currency,
-            )
-            continue
-        lines.extend(
-            replace(line, source_invoice_id=source.pk)
-            for line in rate_adjustments(adjustment, currency)
-        )
-    return lines
-
-
 @dataclass(slots=True)
 class ClosedPeriods:
     invoices: list[Invoice] = field(default_factory=list)  # new or already there
     created: int = 0
     not_ready: list[int] = field(default_factory=list)  # customers whose previous period is open
+    # Customers whose invoice needs FX rates nobody entered: it waits for them.
+    waiting: dict[int, frozenset[FxRateNeeded]] = field(default_factory=dict)
 
 
 def periods_close(
@@ -77,10 +48,12 @@ def periods_close(
 
     Safe to run twice, at once or again: the subscriptions' row locks serialise closes of
     one customer, an invoice already there is returned as it is, and the unique (customer,
-    period_start) is the guard underneath. Everything is read as of one moment,
-    `closed_at`: facts stored later for this or an earlier period are late usage (or
-    credits) on the next invoice. A customer whose previous period is not invoiced yet is
-    left out (`not_ready`): periods close in order.
+    period_start) is the guard underneath. Everything is read as one snapshot sees it,
+    taken once the locks are held (so it sees every earlier close of these customers):
+    facts committed after it, for this or an earlier period, are late usage (or credits)
+    on the next invoice (billing/watermark.py). A customer whose previous period is not
+    invoiced yet is left out (`not_ready`): periods close in order; so is one whose
+    invoice needs an FX rate nobody entered (`waiting`).
     """
     result = ClosedPeriods()
     with transaction.atomic():
@@ -138,7 +111,7 @@ def periods_close(
             else:
                 todo.append(subscription)
         if todo:
-            new = _close(todo, period_start, period_end)
+            new = _close(todo, period_start, period_end, snapshot_take(), result)
             result.invoices.extend(new)
             result.created = len(new)
     return result
@@ -191,37 +164,50 @@ def due_periods_close(
     return created
 
 
-def _close(subscriptions: list[Subscription], start: datetime, end: datetime) -> list[Invoice]:
+def _close(
+    subscriptions: list[Subscription],
+    start: datetime,
+    end: datetime,
+    snapshot: str,
+    result: ClosedPeriods,
+) -> list[Invoice]:
     closed_at = timezone.now()
-    ids = [subscription.customer_id for subscription in subscriptions]
-    periods = periods_rate(subscriptions=subscriptions, start=start, end=end, as_of=closed_at)
-    since = last_closes(customer_ids=ids, before=start)
-    changed = customers_with_late_changes(since=since, start=start, until=closed_at)
     invoices, lines, margins = [], [], []
-    for period in periods:
-        subscription, rated, used = period.subscription, period.invoice, period.usage
+    for period in periods_rate(
+        subscriptions=subscriptions, start=start, end=end, snapshot=snapshot
+    ):
+        subscription = period.subscription
         customer_id = subscription.customer_id
-        margin = margin_of(
-            invoice=rated, inference_cost=used.cost, unpriced_calls=used.unpriced_calls
-        )
-        invoice_lines = list(rated.lines)
-        if customer_id in changed:
-            invoice_lines += _adjustment_lines(
-                subscription.customer, start, since[customer_id], closed_at, rated.currency
+        if period.missing_rates:
+            result.waiting[customer_id] = period.missing_rates
+            logger.warning(
+                "close of customer %s period %s waits for FX rates: %s",
+                subscription.customer.external_id,
+                start.date(),
+                ", ".join(map(str, sorted(period.missing_rates))),
             )
+            continue
+        # The margin of what this invoice bills: its period's calls and those that came
+        # late for earlier periods (cost follows revenue).
+        margin = margin_of(
+            invoice=period.invoice,
+            inference_cost=period.inference_cost,
+            unpriced_calls=period.unpriced_calls,
+        )
         invoices.append(
             Invoice(
                 customer_id=customer_id,
                 period_start=start,
                 period_end=end,
                 plan_version=period.version,
-                currency=rated.currency,
-                total=sum(line.amount for line in invoice_lines),
+                currency=period.invoice.currency,
+                total=period.invoice.total,
                 closed_at=closed_at,
+                snapshot=snapshot,
             )
         )
-        lines.append(invoice_lines)
-        margins.append((margin, used.calls))
+        lines.append(period.invoice.lines)
+        margins.append((margin, period.calls))
         if margin.margin is not None and margin.margin < 0:
             logger.warning(
                 "negative margin: customer %s period %s margin %s USD",
@@ -229,6 +215,8 @@ def _close(subscriptions: list[Subscription], start: datetime, end: datetime) ->
                 start.date(),
                 margin.margin,
             )
+    if not invoices:
+        return []
     _insert_invoices(invoices)
     # Lines and margin rows by COPY: at thousands of invoices per close, building
     # model instances for bulk_create cost more than the database's own work.
@@ -307,10 +295,10 @@ def _close(subscriptions: list[Subscription], start: datetime, end: datetime) ->
 
 _INSERT_INVOICES_SQL = """
 INSERT INTO billing_invoice (customer_id, period_start, period_end, plan_version_id, currency,
-    total, status, closed_at, stripe_invoice_id, hosted_invoice_url, invoice_pdf, push_state,
-    push_step, push_attempts, push_error, drift, created_at, updated_at)
+    total, status, closed_at, snapshot, stripe_invoice_id, hosted_invoice_url, invoice_pdf,
+    push_state, push_step, push_attempts, push_error, drift, created_at, updated_at)
 SELECT customer_id, %(start)s, %(end)s, plan_version_id, currency, total, 'draft',
-       %(closed_at)s, '', '', '', 'pending', '', 0, '', '', %(now)s, %(now)s
+       %(closed_at)s, %(snapshot)s, '', '', '', 'pending', '', 0, '', '', %(now)s, %(now)s
 FROM unnest(%(customers)s::bigint[], %(versions)s::bigint[], %(currencies)s::text[],
             %(totals)s::bigint[]) AS i(customer_id, plan_version_id, currency, total)
 RETURNING id, customer_id
@@ -328,6 +316,7 @@ def _insert_invoices(invoices: list[Invoice]) -> None:
                 "start": first.period_start,
                 "end": first.period_end,
                 "closed_at": first.closed_at,
+                "snapshot": first.snapshot,
                 "now": timezone.now(),
                 "customers": [i.customer_id for i in invoices],
                 "versions": [i.plan_version_id for i in invoices],
@@ -352,7 +341,8 @@ def _copy(table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> 
 
 def period_close(*, customer_id: int, period_start: datetime) -> Invoice:
     """The invoice of one customer's period starting at `period_start` (see
-    periods_close); raises PeriodNotReady while the period before is not invoiced."""
+    periods_close); raises PeriodNotReady while the period before is not invoiced, and
+    MissingFxRate while its fees need a rate nobody entered."""
     subscription = Subscription.objects.get(customer_id=customer_id)
     start, end = subscription_period(
         period_start,
@@ -365,6 +355,8 @@ def period_close(*, customer_id: int, period_start: datetime) -> Invoice:
     closed = periods_close(customer_ids=[customer_id], period_start=start, period_end=end)
     if closed.not_ready:
         raise PeriodNotReady(f"the period before {start.isoformat()} is not invoiced yet")
+    if closed.waiting:
+        raise MissingFxRate(closed.waiting[customer_id])
     return closed.invoices[0]
 
 

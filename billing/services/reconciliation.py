@@ -15,9 +15,10 @@ from django.utils import timezone
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from billing.models import Invoice, InvoiceLine, ReconciliationCell
-from billing.selectors.cells import windows_usage
+from billing.models import Invoice, InvoiceLine, ReconciliationCell, Subscription
+from billing.selectors.cells import Cell, Window, windows_usage
 from billing.selectors.margins import revenue_spread, window_outcomes
+from billing.selectors.rating import late_changes
 
 CELL_COLUMNS = (
     "invoice_id",
@@ -51,10 +52,12 @@ WHERE r.invoice_id = u.invoice_id
 
 
 def invoices_reconcile(*, invoice_ids: list[int]) -> int:
-    """Write the cells and outcome counts of these invoices' periods, replacing any
-    (the invoice rows are locked, so two runs at once write once each, in turn). The
-    calls are those stored by the invoice's close: the same cells whenever this runs.
-    Returns how many invoices were reconciled."""
+    """Write the cells and outcome counts of these invoices, replacing any (the invoice
+    rows are locked, so two runs at once write once each, in turn). An invoice's cells are
+    the calls its close's snapshot saw: its period's, and those that arrived (or were
+    priced) late for earlier periods since the close before, whose cost counts where their
+    revenue is billed. The same cells whenever this runs. Returns how many invoices were
+    reconciled."""
     with transaction.atomic():
         invoices = list(
             Invoice.objects.select_for_update(of=("self",))
@@ -64,7 +67,7 @@ def invoices_reconcile(*, invoice_ids: list[int]) -> int:
                 "customer_id",
                 "period_start",
                 "period_end",
-                "closed_at",
+                "snapshot",
                 "currency",
                 "plan_version__included_features",
             )
@@ -75,17 +78,18 @@ def invoices_reconcile(*, invoice_ids: list[int]) -> int:
             "invoice_id", "kind", "amount", "outcome_type", "feature"
         ):
             lines[invoice_id].append(_Line(*line))
-        groups: dict[tuple[datetime, datetime, datetime], list[Invoice]] = defaultdict(list)
+        groups: dict[tuple[datetime, datetime, str], list[Invoice]] = defaultdict(list)
         for invoice in invoices:
-            groups[(invoice.period_start, invoice.period_end, invoice.closed_at)].append(invoice)
+            groups[(invoice.period_start, invoice.period_end, invoice.snapshot)].append(invoice)
         rows, outcome_counts = [], []
-        for (start, end, closed_at), members in groups.items():
-            windows = [(invoice.customer_id, start, end) for invoice in members]
-            usage = windows_usage(windows=windows, as_of=closed_at)
+        for (start, end, snapshot), members in groups.items():
+            windows = [Window(i.customer_id, start, end, snapshot or None) for i in members]
+            usage = windows_usage(windows=windows)
             outcomes = window_outcomes(windows=windows)
-            for invoice in members:
+            late = _late_cells(members, start=start, snapshot=snapshot or None)
+            for invoice, window in zip(members, windows, strict=True):
                 cells = revenue_spread(
-                    cells=usage[(invoice.customer_id, start)].cells,
+                    cells=usage[window].cells + late.get(invoice.customer_id, []),
                     lines=lines[invoice.pk],
                     currency=invoice.currency,
                     included=invoice.plan_version.included_features,
@@ -125,3 +129,29 @@ def invoices_reconcile(*, invoice_ids: list[int]) -> int:
                 },
             )
     return len(invoices)
+
+
+def _late_cells(
+    invoices: list[Invoice], *, start: datetime, snapshot: str | None
+) -> dict[int, list[Cell]]:
+    """Per customer, the calls of earlier periods that these invoices' close saw arrive or
+    get their price since the close before (the one of the period ending at `start`)."""
+    customer_ids = [invoice.customer_id for invoice in invoices]
+    previous = {
+        invoice.customer_id: invoice
+        for invoice in Invoice.objects.filter(customer_id__in=customer_ids, period_end=start).only(
+            "customer_id", "snapshot", "period_start", "period_end"
+        )
+    }
+    if not previous:
+        return {}
+    changes = late_changes(
+        subscriptions=list(Subscription.objects.filter(customer_id__in=list(previous))),
+        previous=previous,
+        snapshot=snapshot,
+        detail=True,
+    )
+    return {
+        customer_id: [cell for change in found for cell in change.cells]
+        for customer_id, (found, _) in changes.items()
+    }

@@ -3,6 +3,7 @@
 from django.db import transaction
 
 from config.queue import enqueue_on_commit
+from metering.fields import current_transaction_id
 from metering.models import CostSource, ModelPriceOverride, UsageEvent
 from metering.pricing import PriceBook, Tokens
 
@@ -57,8 +58,14 @@ def events_price_unpriced(*, provider: str, model: str, batch_size: int = 5000) 
                     event.cost = priced.cost
                     event.cost_source = priced.source
                     event.price_version = priced.version
+                    # The watermark: a close that saw the call unpriced did not bill its
+                    # cost; the first close that sees this transaction does
+                    # (billing/watermark.py).
+                    event.priced_xid = current_transaction_id()
                     updates.append(event)
-            UsageEvent.objects.bulk_update(updates, ["cost", "cost_source", "price_version"])
+            UsageEvent.objects.bulk_update(
+                updates, ["cost", "cost_source", "price_version", "priced_xid"]
+            )
         priced_total += len(updates)
         if len(batch) < batch_size:
             return priced_total

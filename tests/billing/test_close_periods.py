@@ -43,7 +43,7 @@ def succeed(customer, external_id, at, recorded_at=None):
     )
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_due_periods_wait_for_the_grace_window(settings):
     settings.BILLING_CLOSE_GRACE_MINUTES = 60
     subscription = subscribe()
@@ -59,7 +59,7 @@ def test_due_periods_wait_for_the_grace_window(settings):
     assert next(periods_due(as_of=NOW)).customer_id == subscription.customer_id
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_closing_a_period_bills_its_successes_and_records_the_margin():
     subscription = subscribe()
     customer = subscription.customer
@@ -82,14 +82,14 @@ def test_closing_a_period_bills_its_successes_and_records_the_margin():
     assert (reconciliation.revenue, reconciliation.margin) == (Decimal("2.97"), Decimal("2.97"))
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_a_zero_total_period_still_gets_an_invoice():
     subscription = subscribe()
     invoice = period_close(customer_id=subscription.customer_id, period_start=OCTOBER)
     assert invoice.total == 0 and invoice.lines.count() == 0
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_closing_again_creates_nothing():
     subscription = subscribe()
     first = period_close(customer_id=subscription.customer_id, period_start=OCTOBER)
@@ -98,7 +98,7 @@ def test_closing_again_creates_nothing():
     assert Invoice.objects.count() == 1 and Reconciliation.objects.count() == 1
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_a_start_that_is_not_a_period_start_is_refused():
     subscription = subscribe()
     with pytest.raises(ValueError, match="does not start a period"):
@@ -161,7 +161,7 @@ def test_beat_and_a_real_worker_close_each_due_period_once(celery_worker):
     assert Invoice.objects.count() == len(due)
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_close_periods_command_dry_run_lists_and_closes_nothing(capsys):
     subscribe()
     call_command("close_periods", "--as-of", "2026-11-01T02:00:00+00:00", "--dry-run")
@@ -169,7 +169,7 @@ def test_close_periods_command_dry_run_lists_and_closes_nothing(capsys):
     assert not Invoice.objects.exists()
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_close_periods_command_closes_one_customer_as_of_a_date(capsys):
     subscribe("acme")
     other = customer_create(external_id="other")
@@ -185,7 +185,7 @@ def test_close_periods_command_closes_one_customer_as_of_a_date(capsys):
     assert Invoice.objects.count() == 2
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize(
     ("path", "allowed"),
     [
@@ -215,7 +215,7 @@ def test_invoice_states_only_move_forward(path, allowed):
             invoice_move(invoice_id=invoice.pk, status=last)
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_the_customer_reads_its_invoices_with_lines(client_with_key):
     subscription = subscribe()
     succeed(subscription.customer, "o-1", OCTOBER + timedelta(days=1))
@@ -227,7 +227,7 @@ def test_the_customer_reads_its_invoices_with_lines(client_with_key):
     assert invoice["lines"][0]["description"] == "resolution: 1 outcome"
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_admin_voids_an_invoice_and_refuses_an_impossible_move(staff_client):
     subscription = subscribe()
     invoice = period_close(customer_id=subscription.customer_id, period_start=OCTOBER)
@@ -243,14 +243,14 @@ def test_admin_voids_an_invoice_and_refuses_an_impossible_move(staff_client):
     assert staff_client.get(f"{url}{invoice.pk}/change/").status_code == 200
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_admin_lists_negative_margins(staff_client):
     subscribe()
     response = staff_client.get("/admin/billing/reconciliation/?margin=negative")
     assert response.status_code == 200
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_a_berlin_customer_is_billed_by_local_month_across_dst():
     version = plan_load("p", outcomes=[{"type": "resolution", "unit_price": "1"}])
     customer = customer_create(external_id="berlin")

@@ -21,7 +21,9 @@ from outcomes.models import Outcome
 from tests.billing.factories import plan_load
 from tests.metering.factories import customer_create
 
-pytestmark = pytest.mark.django_db
+# Closes bill what their snapshot sees of committed transactions (billing/watermark.py):
+# facts and closes each commit.
+pytestmark = pytest.mark.django_db(transaction=True)
 
 OCTOBER = datetime(2026, 10, 1, tzinfo=UTC)
 

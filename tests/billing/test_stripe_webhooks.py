@@ -71,7 +71,7 @@ def process_all():
         stripe_event_process(event_id=stored.pk)
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_a_signed_payment_marks_the_invoice_paid(invoice):
     response = deliver(event("evt_1", "invoice.paid"))
 
@@ -81,7 +81,7 @@ def test_a_signed_payment_marks_the_invoice_paid(invoice):
     assert Invoice.objects.get(pk=invoice.pk).status == "paid"
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize(
     "signing",
     [
@@ -99,7 +99,7 @@ def test_a_forged_or_stale_signature_is_refused_and_changes_nothing(invoice, sig
     assert StripeWebhookDelivery.objects.get().verified is False  # kept, as received
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_a_missing_signature_is_refused(invoice):
     body = json.dumps(event("evt_1", "invoice.paid")).encode()
     response = APIClient().post("/v1/webhooks/stripe", body, content_type="application/json")
@@ -107,12 +107,12 @@ def test_a_missing_signature_is_refused(invoice):
     assert not StripeEvent.objects.exists()
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_the_previous_secret_still_verifies_during_a_rotation(invoice):
     assert deliver(event("evt_1", "invoice.paid"), secret=OLD_SECRET).status_code == 200
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_the_same_event_twice_is_processed_once(invoice):
     deliver(event("evt_1", "invoice.paid"))
     second = deliver(event("evt_1", "invoice.paid"))
@@ -149,7 +149,7 @@ def test_the_same_event_delivered_concurrently_is_stored_once(invoice):
     assert StripeEvent.objects.filter(stripe_id="evt_race").count() == 1
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_a_stale_payment_failed_after_paid_leaves_it_paid(invoice):
     deliver(event("evt_paid", "invoice.paid"))
     deliver(event("evt_failed", "invoice.payment_failed"))
@@ -161,7 +161,7 @@ def test_a_stale_payment_failed_after_paid_leaves_it_paid(invoice):
     assert outcomes["evt_void"].startswith("stale")
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_out_of_order_finalized_after_paid_does_not_reopen(invoice):
     deliver(event("evt_paid", "invoice.paid"))
     deliver(event("evt_final", "invoice.finalized"))
@@ -169,7 +169,7 @@ def test_out_of_order_finalized_after_paid_does_not_reopen(invoice):
     assert Invoice.objects.get(pk=invoice.pk).status == "paid"
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize(
     ("event_type", "status"),
     [
@@ -184,14 +184,14 @@ def test_invoice_events_move_the_local_status(invoice, event_type, status):
     assert Invoice.objects.get(pk=invoice.pk).status == status
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_an_event_for_an_unknown_invoice_is_recorded_and_ignored(invoice):
     deliver(event("evt_1", "invoice.paid", stripe_invoice="in_elsewhere"))
     process_all()
     assert StripeEvent.objects.get().outcome.startswith("ignored")
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_paid_before_the_local_finalize_is_committed_still_lands(invoice):
     Invoice.objects.filter(pk=invoice.pk).update(status="draft")  # the push is mid-way
     deliver(event("evt_1", "invoice.paid"))

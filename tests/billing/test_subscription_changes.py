@@ -12,7 +12,9 @@ from billing.periods import period_containing
 from billing.services.invoicing import period_close
 from tests.billing.factories import plan_load
 
-pytestmark = pytest.mark.django_db
+# Closes bill what their snapshot sees of committed transactions (billing/watermark.py):
+# facts and closes each commit.
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def usage_preview(client, **window):
