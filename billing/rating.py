@@ -133,6 +133,11 @@ def _line(
     )
 
 
+def _number(value: Decimal) -> str:
+    """A price or rate for people: 50, 0.99, 2.5, never 50.000000 or 5E+1."""
+    return f"{value.normalize():f}"
+
+
 def _plural(count: int | Decimal, noun: str) -> str:
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
@@ -178,23 +183,24 @@ def rate_outcomes(terms: OutcomeTerms, usage: OutcomeQuantity, currency: str) ->
             )
         )
     if terms.model == "percentage":
+        percentage = terms.percentage or ZERO
         if billable:
             clamp = "".join(
                 [
-                    f", floor {terms.floor}" if terms.floor is not None else "",
-                    f", cap {terms.cap}" if terms.cap is not None else "",
+                    f", floor {_number(terms.floor)}" if terms.floor is not None else "",
+                    f", cap {_number(terms.cap)}" if terms.cap is not None else "",
                 ]
             )
             lines.append(
                 _line(
                     "outcome",
-                    f"{name}: {terms.percentage} % of the value of {_plural(billable, 'outcome')}"
-                    f" (per outcome{clamp})",
+                    f"{name}: {_number(percentage)} % of the value of "
+                    f"{_plural(billable, 'outcome')} (per outcome{clamp})",
                     1,
                     usage.value_fees,
                     currency,
                     outcome_type=name,
-                    subject=f"{name}: {terms.percentage} % of the value (per outcome{clamp})",
+                    subject=f"{name}: {_number(percentage)} % of the value (per outcome{clamp})",
                 )
             )
         return lines
@@ -276,7 +282,7 @@ def rate_pass_through(
         lines.append(
             _line(
                 "pass_through",
-                f"AI usage at cost + {markup * 100:g} % ({label})",
+                f"AI usage at cost + {_number(markup * 100)} % ({label})",
                 cost,
                 1 + markup,
                 currency,
@@ -333,7 +339,7 @@ def rate_period(plan: PlanTerms, usage: PeriodQuantities) -> RatedInvoice:
             lines.append(
                 _line(
                     "minimum",
-                    f"top-up to the minimum spend of {plan.minimum_spend} {currency}",
+                    f"top-up to the minimum spend of {_number(plan.minimum_spend)} {currency}",
                     1,
                     top_up,
                     currency,

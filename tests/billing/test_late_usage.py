@@ -19,6 +19,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 OCTOBER = datetime(2026, 10, 1, tzinfo=UTC)
 NOVEMBER = datetime(2026, 11, 1, tzinfo=UTC)
+DECEMBER = datetime(2026, 12, 1, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -128,3 +129,55 @@ def test_nothing_is_billed_twice_over_three_closes(customer):
 def test_periods_close_in_order(customer):
     with pytest.raises(PeriodNotReady):
         period_close(customer_id=customer.pk, period_start=NOVEMBER)
+
+
+def test_late_usage_fills_a_minimum_spend_top_up_before_it_is_billed(customer):
+    """A minimum spend is a floor on a period's total: late usage first uses up the top-up
+    the period was billed, only what goes past the minimum is billed, and a credit lowers
+    the period no further than its minimum."""
+    version = plan_load(
+        "committed", outcomes=[{"type": "resolution", "unit_price": "1"}], minimum_spend="10"
+    )
+    Subscription.objects.filter(customer=customer).update(plan=version.plan)
+    for i in range(4):
+        succeeded(customer, f"on-time-{i}", OCTOBER + timedelta(days=1))
+    october = period_close(customer_id=customer.pk, period_start=OCTOBER)
+    assert lines(october) == [("outcome", 4, 400), ("minimum", 1, 600)]
+
+    # 3 more: October is now 7 + a top-up of 3: the top-up billed covers them.
+    for i in range(3):
+        succeeded(customer, f"late-{i}", OCTOBER + timedelta(days=2))
+    november = period_close(customer_id=customer.pk, period_start=NOVEMBER)
+    assert [(kind, amount) for kind, _, amount in lines(november)] == [
+        ("minimum", 1000),  # November's own: no usage, the minimum
+        ("late_usage", 300),  # 3 more resolutions of October
+        ("credit", -300),  # ... which October's top-up had paid for already
+    ]
+
+    # 8 more: October is 15, past its minimum: 5 more to pay.
+    for i in range(8):
+        succeeded(customer, f"later-{i}", OCTOBER + timedelta(days=3))
+    december = period_close(customer_id=customer.pk, period_start=DECEMBER)
+    assert [(kind, amount) for kind, _, amount in lines(december)] == [
+        ("minimum", 1000),
+        ("late_usage", 800),
+        ("credit", -300),  # the rest of the top-up
+    ]
+
+    # 6 reversed: October is 9, under its minimum again: credited down to 10, not to 9.
+    Outcome.objects.filter(external_id__in=[f"later-{i}" for i in range(6)]).update(
+        status="reversed", reversed_at=timezone.now()
+    )
+    january = period_close(customer_id=customer.pk, period_start=datetime(2027, 1, 1, tzinfo=UTC))
+    assert [(kind, amount) for kind, _, amount in lines(january)] == [
+        ("minimum", 1000),
+        ("credit", -600),
+        ("late_usage", 100),  # a top-up of 1 again
+    ]
+    october_billed = sum(
+        line.amount
+        for invoice in (october, november, december, january)
+        for line in invoice.lines.all()
+        if line.source_invoice_id == october.pk or invoice == october
+    )
+    assert october_billed == 1000  # 9 resolutions, topped up to the minimum of 10
