@@ -21,6 +21,10 @@ class AlertKind(models.TextChoices):
         "premium_below_break_even",
         "a premium tier whose seats' AI cost exceeds their fees",
     )
+    MISSING_FX_RATE = (
+        "missing_fx_rate",
+        "an FX rate that outcome values need and nobody entered: their closes wait for it",
+    )
 
 
 class AlertScope(models.TextChoices):

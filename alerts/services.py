@@ -31,6 +31,7 @@ from alerts.models import (
 from alerts.webhooks import UnsafeUrl, webhook_post
 from billing.selectors.margins import MarginFilters, MarginReport, margins_report
 from billing.selectors.premium import premium_break_even
+from billing.selectors.rating import periods_waiting_for_rates
 from config.queue import enqueue_on_commit
 
 logger = logging.getLogger(__name__)
@@ -173,11 +174,33 @@ def _premium_below_break_even(rule: AlertRule, reports: _Reports) -> list[Findin
     ]
 
 
+def _missing_fx_rate(rule: AlertRule, reports: _Reports) -> list[Finding]:
+    # Periods due for half an hour and still open: beat closes due periods every few
+    # minutes, so these wait for something, and here for a rate.
+    waiting = periods_waiting_for_rates(as_of=reports.now - timedelta(minutes=30))
+    return [
+        Finding(
+            rule,
+            f"fx_rate:{rate.currency}:{rate.day.isoformat()}",
+            f"the {rate.currency} rate of {rate.day.isoformat()} is missing: the closes of "
+            f"{', '.join(sorted(customers))} wait for it (add it in the admin's FX rates, "
+            "POST /v1/fx-rates or manage.py load_fx_rates)",
+            {
+                "currency": rate.currency,
+                "day": rate.day.isoformat(),
+                "customers": sorted(customers),
+            },
+        )
+        for rate, customers in sorted(waiting.items())
+    ]
+
+
 _EVALUATORS = {
     AlertKind.MARGIN_BELOW: _margin_below,
     AlertKind.COST_PER_SUCCESS_UP: _cost_per_success_up,
     AlertKind.UNPRICED_CALLS: _unpriced_calls,
     AlertKind.PREMIUM_BELOW_BREAK_EVEN: _premium_below_break_even,
+    AlertKind.MISSING_FX_RATE: _missing_fx_rate,
 }
 
 

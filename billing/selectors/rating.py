@@ -47,6 +47,7 @@ from billing.selectors.cells import (
     window_params,
     windows_usage,
 )
+from billing.selectors.invoices import periods_due
 from billing.selectors.plans import (
     FixedSeats,
     customer_period,
@@ -528,3 +529,22 @@ def invoice_preview(*, customer: Customer, moment: datetime) -> InvoicePreview |
         return InvoicePreview(start, end, None, invoiced)
     [period] = periods_rate(subscriptions=[subscription], start=start, end=end, snapshot=None)
     return InvoicePreview(start, end, period, None)
+
+
+def periods_waiting_for_rates(*, as_of: datetime) -> dict[FxRateNeeded, list[str]]:
+    """The FX rates that periods due by `as_of` and not invoiced yet need and nobody
+    entered (their closes wait for them), with the customers waiting (external ids)."""
+    by_period: dict[tuple[datetime, datetime], list[int]] = defaultdict(list)
+    for due in periods_due(as_of=as_of):
+        by_period[(due.start, due.end)].append(due.customer_id)
+    waiting: dict[FxRateNeeded, list[str]] = defaultdict(list)
+    for (start, end), customer_ids in sorted(by_period.items()):
+        subscriptions = list(
+            Subscription.objects.filter(customer_id__in=customer_ids).select_related("customer")
+        )
+        for period in periods_rate(
+            subscriptions=subscriptions, start=start, end=end, snapshot=None
+        ):
+            for rate in period.missing_rates:
+                waiting[rate].append(period.subscription.customer.external_id)
+    return dict(waiting)
