@@ -279,6 +279,7 @@ MARGIN_COLUMNS = (
     "key",
     "revenue",
     "inference_cost",
+    "cost_status",
     "margin",
     "margin_percent",
     "calls",
@@ -289,6 +290,7 @@ MARGIN_COLUMNS = (
     "reversed",
     "cost_per_success",
     "missing_rates",
+    "written_off",
 )
 
 
@@ -296,6 +298,9 @@ def _margin_cells(row: MarginRow) -> list[Any]:
     missing = " ".join(f"{m.currency}@{m.at:%Y-%m-%d}" for m in sorted(row.missing_rates, key=str))
     values = {
         "key": row.key,
+        # Unknown (every call unpriced) is empty, never 0; cost_status says which.
+        "inference_cost": row.known_cost,
+        "cost_status": row.cost_status.value,
         "margin": row.margin,
         "margin_percent": row.margin_percent,
         "cost_per_success": row.cost_per_success,

@@ -181,7 +181,9 @@ def _margin_row_body(row: MarginRow, group_by: str) -> dict[str, Any]:
     body: dict[str, Any] = {
         "key": row.key or None,
         "revenue": decimal_text(row.revenue),
-        "inference_cost": decimal_text(row.inference_cost),
+        "written_off": decimal_text(row.written_off),
+        "inference_cost": decimal_text(row.known_cost),
+        "cost_status": row.cost_status.value,
         "margin": decimal_text(row.margin),
         "margin_percent": decimal_text(row.margin_percent),
         "calls": row.calls,

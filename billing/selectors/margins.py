@@ -26,6 +26,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import ROUND_DOWN, Decimal
+from enum import StrEnum
 from typing import Protocol
 
 from django.conf import settings
@@ -33,7 +34,7 @@ from django.db import connection
 from django.db.models import Q
 
 from billing.fx import usd_per_unit
-from billing.models import Invoice, Subscription
+from billing.models import Invoice, InvoiceStatus, Subscription
 from billing.money import from_minor_units
 from billing.periods import period_after, subscription_period
 from billing.selectors.cells import Cell, Window, windows_usage
@@ -151,6 +152,8 @@ class PeriodEconomics:
     included_features: tuple[str, ...]
     cells: list[Cell]
     outcomes: OutcomeCounts
+    # Its invoice is void or uncollectible: what it billed is written off, not revenue.
+    written_off: bool = False
 
 
 def _unbroken_down_periods(*, start: datetime, end: datetime) -> list[PeriodEconomics]:
@@ -190,6 +193,7 @@ def _unbroken_down_periods(*, start: datetime, end: datetime) -> list[PeriodEcon
                 included_features=(),
                 cells=cells,
                 outcomes={},
+                written_off=invoice.status in WRITTEN_OFF,
             )
         )
     return periods
@@ -270,11 +274,16 @@ def periods_economics(*, start: datetime, end: datetime, now: datetime) -> list[
     )
 
 
+# Invoices whose amount is not revenue: voided, or given up on. Their calls still cost.
+WRITTEN_OFF = (InvoiceStatus.VOID, InvoiceStatus.UNCOLLECTIBLE)
+
 # Closed periods with their breakdown, summed in SQL per reporting key and per currency
 # and period start (what FX needs). {key} is the grouping column.
 _CLOSED_SQL = """
 SELECT i.currency, i.period_start, {key} AS key,
-       sum(c.revenue), sum(c.cost), coalesce(sum(c.cost) FILTER (WHERE c.outcome_type <> ''), 0),
+       coalesce(sum(c.revenue) FILTER (WHERE NOT i.status = ANY(%(written_off)s)), 0),
+       coalesce(sum(c.revenue) FILTER (WHERE i.status = ANY(%(written_off)s)), 0),
+       sum(c.cost), coalesce(sum(c.cost) FILTER (WHERE c.outcome_type <> ''), 0),
        sum(c.calls), sum(c.tokens), sum(c.unpriced_calls),
        bool_or(c.feature = ANY(pv.included_features))
 FROM billing_reconciliationcell c
@@ -322,6 +331,7 @@ class _Part:
     currency: str  # of the revenue
     at: datetime  # the period's start: the FX rates' moment
     revenue: Decimal
+    written_off: Decimal  # billed on a void or uncollectible invoice: not revenue
     cost: Decimal
     outcome_cost: Decimal
     calls: int
@@ -343,11 +353,22 @@ def _closed_parts(
         "model": filters.model,
         "feature": filters.feature,
         "tier": filters.tier,
+        "written_off": list(WRITTEN_OFF),
     }
     with connection.cursor() as cursor:
         cursor.execute(_CLOSED_SQL.format(key=_KEYS[group_by]), params)
         parts = []
-        for currency, at, key, revenue, cost, outcome_cost, *counts, included in cursor.fetchall():
+        for (
+            currency,
+            at,
+            key,
+            revenue,
+            written_off,
+            cost,
+            outcome_cost,
+            *counts,
+            included,
+        ) in cursor.fetchall():
             calls, tokens, unpriced = (int(count) for count in counts)
             parts.append(
                 _Part(
@@ -355,6 +376,7 @@ def _closed_parts(
                     currency,
                     at,
                     revenue,
+                    written_off,
                     cost,
                     outcome_cost,
                     calls,
@@ -381,11 +403,24 @@ class MissingRate:
     at: datetime
 
 
+class CostStatus(StrEnum):
+    """How much of a row's inference cost is known: a call without a price has none, which
+    is never taken as $0."""
+
+    COMPLETE = "complete"  # every call priced
+    INCOMPLETE = "incomplete"  # some calls unpriced: the cost shown is a lower bound
+    UNKNOWN = "unknown"  # every call unpriced: no cost, no margin
+
+
 @dataclass(slots=True)
 class MarginRow:
     key: str
     revenue: Decimal | None = ZERO  # reporting currency; None: a rate is missing
-    inference_cost: Decimal | None = ZERO  # reporting currency
+    # Billed on void and uncollectible invoices (reporting currency): not revenue, while
+    # their calls still count as cost.
+    written_off: Decimal | None = ZERO
+    # Reporting currency: the priced calls' cost (see cost_status and known_cost).
+    inference_cost: Decimal | None = ZERO
     calls: int = 0
     tokens: int = 0
     unpriced_calls: int = 0
@@ -400,10 +435,25 @@ class MarginRow:
     missing_rates: set[MissingRate] = field(default_factory=set)
 
     @property
+    def cost_status(self) -> CostStatus:
+        # `unpriced_calls` may be below zero where a row holds late costs of calls
+        # counted (unpriced) in an earlier period's row.
+        if self.calls > 0 and self.unpriced_calls >= self.calls:
+            return CostStatus.UNKNOWN
+        return CostStatus.INCOMPLETE if self.unpriced_calls > 0 else CostStatus.COMPLETE
+
+    @property
+    def known_cost(self) -> Decimal | None:
+        """The inference cost, or None where it is unknown (every call unpriced, or an FX
+        rate missing)."""
+        return None if self.cost_status == CostStatus.UNKNOWN else self.inference_cost
+
+    @property
     def margin(self) -> Decimal | None:
-        if self.revenue is None or self.inference_cost is None:
+        cost = self.known_cost
+        if self.revenue is None or cost is None:
             return None
-        return self.revenue - self.inference_cost
+        return self.revenue - cost
 
     @property
     def margin_percent(self) -> Decimal | None:
@@ -514,7 +564,8 @@ def margins_report(
                         _key(group_by, period.customer, cell),
                         period.currency,
                         period.start,
-                        cell.revenue,
+                        ZERO if period.written_off else cell.revenue,
+                        cell.revenue if period.written_off else ZERO,
                         cell.cost,
                         cell.cost if cell.outcome_type else ZERO,
                         cell.calls,
@@ -533,11 +584,13 @@ def margins_report(
                 outcome_counts.append((key, succeeded, failed, reversed_))
     for part in parts:
         revenue, revenue_lacking = convert(part.revenue, part.currency, part.at)
+        written_off, _ = convert(part.written_off, part.currency, part.at)
         cost, cost_lacking = convert(part.cost, "USD", part.at)
         outcome_cost, _ = convert(part.outcome_cost, "USD", part.at)
         for row in (rows.setdefault(part.key, MarginRow(key=part.key)), totals):
             row.missing_rates |= revenue_lacking | cost_lacking
             row.revenue = _add(row.revenue, revenue)
+            row.written_off = _add(row.written_off, written_off)
             row.inference_cost = _add(row.inference_cost, cost)
             row.outcome_cost = _add(row.outcome_cost, outcome_cost)
             row.calls += part.calls

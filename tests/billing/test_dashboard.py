@@ -13,6 +13,7 @@ from rest_framework.test import APIClient
 from rest_framework_api_key.models import APIKey
 
 from billing.models import Subscription
+from metering.models import UsageEvent
 from outcomes.models import Outcome
 from tests.billing.factories import plan_load
 from tests.metering.factories import customer_create, event_payload
@@ -128,6 +129,28 @@ def test_the_margin_table_exports_as_csv(staff_client, dashboard_data):
     assert by_key["duo"]["margin"].startswith("-")
     assert by_key["total"]["calls"] == str(9 + 12)
     assert {row["currency"] for row in rows} == {"USD"}
+
+
+def test_the_csv_leaves_an_unknown_cost_empty_and_says_so(staff_client, dashboard_data):
+    unpriced = customer_create(external_id="unpriced-co")
+    UsageEvent.objects.create(
+        event_id="secret-1", customer=unpriced, timestamp=timezone.now() - timedelta(days=1),
+        received_at=timezone.now(), provider="acme-ai", model="secret", cost=None,
+        cost_source="unpriced",
+    )  # fmt: skip
+
+    response = staff_client.get("/admin/dashboard/margins.csv", {"group_by": "model"})
+
+    by_key = {row["key"]: row for row in csv.DictReader(io.StringIO(response.content.decode()))}
+    secret = by_key["acme-ai:secret"]
+    assert (secret["inference_cost"], secret["cost_status"], secret["margin"]) == (
+        "",
+        "unknown",
+        "",
+    )
+    assert secret["unpriced_calls"] == "1"
+    assert by_key["total"]["cost_status"] == "incomplete"
+    assert by_key["openai:gpt-4o-mini"]["cost_status"] == "complete"
 
 
 def test_a_bad_window_is_refused(staff_client):

@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from billing.models import FxRate, Invoice, Reconciliation, ReconciliationCell, Subscription
 from billing.money import from_minor_units
-from billing.services.invoicing import period_close
+from billing.services.invoicing import invoice_move, period_close
 from billing.services.reconciliation import invoices_reconcile
 from billing.tasks import close_period, reconcile_missing
 from outcomes.models import Outcome
@@ -261,6 +261,79 @@ def test_a_margin_that_needs_a_missing_rate_says_so(october, client_with_key):
     assert rows["fin"]["margin"] == "4"  # the USD customers are still known
     assert report["totals"]["margin"] is None
     assert report["missing_rates"] == [{"currency": "EUR", "at": "2026-10-01T00:00:00Z"}]
+
+
+def test_unpriced_calls_make_a_cost_unknown_or_incomplete_never_zero(october, client_with_key):
+    unpriced = {
+        "provider": "acme-ai",
+        "model": "secret-model",
+        "timestamp": (OCTOBER + DAY).isoformat(),
+    }
+    post_events(
+        client_with_key,
+        [event_payload("fin", **unpriced), event_payload("duo", feature="seo", **unpriced)],
+    )
+    Invoice.objects.all().delete()  # closed again below, with the new calls
+    for external_id in ("fin", "duo"):
+        close(Subscription.objects.get(customer__external_id=external_id).customer_id)
+
+    models = {row["key"]: row for row in margins(october, group_by="model")["rows"]}
+    secret = models["acme-ai:secret-model"]
+    assert (secret["calls"], secret["unpriced_calls"]) == (2, 2)
+    assert (secret["inference_cost"], secret["cost_status"], secret["margin"]) == (
+        None,
+        "unknown",
+        None,
+    )
+    assert models["openai:gpt-4o"]["cost_status"] == "complete"
+    customers = {row["key"]: row for row in margins(october, group_by="customer")["rows"]}
+    assert (customers["fin"]["inference_cost"], customers["fin"]["cost_status"]) == (
+        "2",
+        "incomplete",
+    )  # a lower bound, said so
+    response = october.get("/v1/analytics/margins", {"group_by": "model"})
+    assert response.status_code == 200
+
+
+def test_void_and_uncollectible_invoices_are_written_off_not_revenue(october):
+    invoice_move(invoice_id=Invoice.objects.get(customer__external_id="fin").pk, status="void")
+    invoice = Invoice.objects.get(customer__external_id="duo")
+    invoice_move(invoice_id=invoice.pk, status="finalized")
+    invoice_move(invoice_id=invoice.pk, status="uncollectible")
+
+    report = margins(october, group_by="customer")
+
+    rows = {row["key"]: row for row in report["rows"]}
+    assert figures(rows["fin"]) == ("0", "2", "-2", None)  # the AI was still paid for
+    assert rows["fin"]["written_off"] == "6"
+    assert figures(rows["duo"]) == ("0", "45", "-45", None)
+    assert rows["duo"]["written_off"] == "30"
+    assert report["totals"]["written_off"] == "36"
+    # Before its breakdown, too.
+    ReconciliationCell.objects.all().delete()
+    Reconciliation.objects.update(breakdown_at=None)
+    assert margins(october, group_by="customer")["totals"]["revenue"] == "0"
+
+
+def test_a_late_calls_cost_counts_in_the_period_whose_invoice_bills_it(october, client_with_key):
+    version = plan_load("at-cost", token_pass_through=[{"feature": "", "markup": "0"}])
+    customer = subscribe("late-co", version.plan)
+    close(customer.pk)
+    post_events(
+        client_with_key,
+        [event_payload("late-co", cost="3", timestamp=(OCTOBER + 20 * DAY).isoformat())],
+    )
+    november = period_close(customer_id=customer.pk, period_start=NOVEMBER)
+    invoices_reconcile(invoice_ids=[november.pk])
+
+    in_october = margins(october, customer="late-co")["totals"]
+    in_november = margins(
+        october,
+        customer="late-co",
+        **{"from": NOVEMBER.isoformat(), "to": (NOVEMBER + DAY).isoformat()},
+    )["totals"]
+    assert figures(in_october) == ("0", "0", "0", None)
+    assert figures(in_november) == ("3", "3", "0", "0")  # billed in November: its cost too
 
 
 @pytest.mark.parametrize(
