@@ -8,12 +8,20 @@ from typing import Any
 from auditlog.registry import auditlog
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from billing.forms import DashboardWindowForm, OutcomePriceForm, PriceTierFormSet
+from billing.forms import (
+    DashboardWindowForm,
+    OutcomePriceForm,
+    PlanVersionForm,
+    PriceTierFormSet,
+    TokenPassThroughFormSet,
+    plan_document_of,
+)
 from billing.integrations.stripe import StripeRefused, StripeRetryable
 from billing.models import (
     FxRate,
@@ -23,14 +31,18 @@ from billing.models import (
     OutcomePrice,
     Plan,
     PlanVersion,
+    PriceModel,
     PriceTier,
     Reconciliation,
     Subscription,
+    TierMode,
     TokenPassThrough,
 )
 from billing.money import from_minor_units
+from billing.schemas import OutcomePriceDoc, PassThroughDoc, PlanDoc, TierDoc
 from billing.selectors.dashboard import dashboard_data
 from billing.selectors.margins import MarginFilters, MarginRow, margins_report
+from billing.services import PriceBookError, plan_version_billed, plan_version_revise
 from billing.services.invoicing import invoice_cancel
 from billing.tasks import push_invoice
 from config.admin import FactsAdmin
@@ -39,6 +51,9 @@ from config.queue import enqueue
 
 
 class PlanVersionInline(admin.TabularInline):
+    """A plan's versions, to read: each is edited on its own page (billed ones as a new
+    version)."""
+
     model = PlanVersion
     extra = 0
     fields = (
@@ -50,7 +65,12 @@ class PlanVersionInline(admin.TabularInline):
         "seat_mode",
         "reversal_window_days",
     )
+    readonly_fields = fields
     show_change_link = True
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 @admin.register(Plan)
@@ -58,6 +78,28 @@ class PlanAdmin(admin.ModelAdmin):
     list_display = ("code", "name", "created_at")
     search_fields = ("code", "name")
     inlines = [PlanVersionInline]
+
+
+def _billed(version: PlanVersion | None) -> bool:
+    return version is not None and plan_version_billed(version_id=version.pk)
+
+
+class BilledVersionReadOnly:
+    """Inlines and pages of a version's prices: read-only once an invoice used it."""
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return not _billed(_version_of(obj)) and super().has_change_permission(request, obj)  # type: ignore[misc]
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return not _billed(_version_of(obj)) and super().has_delete_permission(request, obj)  # type: ignore[misc]
+
+
+def _version_of(obj: Any) -> PlanVersion | None:
+    if isinstance(obj, PlanVersion):
+        return obj
+    if isinstance(obj, OutcomePrice):
+        return obj.plan_version
+    return None
 
 
 class OutcomePriceInline(admin.StackedInline):
@@ -69,24 +111,117 @@ class OutcomePriceInline(admin.StackedInline):
 
 class TokenPassThroughInline(admin.TabularInline):
     model = TokenPassThrough
+    formset = TokenPassThroughFormSet
     extra = 0
 
 
 @admin.register(PlanVersion)
 class PlanVersionAdmin(admin.ModelAdmin):
-    list_display = ("plan", "version", "currency", "base_fee", "premium_seat_fee", "created_at")
+    """A version no invoice used yet is edited in place. A billed one never is: saving it
+    makes a new version of the plan with the changes (as `load_plans` would), checked as
+    a loaded price book, and customers are billed on it from their next close."""
+
+    form = PlanVersionForm
+    list_display = (
+        "plan",
+        "version",
+        "currency",
+        "base_fee",
+        "premium_seat_fee",
+        "billed",
+        "created_at",
+    )
     list_filter = ("plan", "currency")
     inlines = [OutcomePriceInline, TokenPassThroughInline]
 
+    @admin.display(boolean=True, description="billed")
+    def billed(self, version: PlanVersion) -> bool:
+        return _billed(version)
 
-class PriceTierInline(admin.TabularInline):
+    def save_model(self, request: HttpRequest, obj: PlanVersion, form: Any, change: bool) -> None:
+        if change and _billed(obj):
+            return  # save_related makes the new version instead
+        super().save_model(request, obj, form, change)
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        version = form.instance
+        if not (change and _billed(version)):
+            super().save_related(request, form, formsets, change)
+            return
+        try:
+            loaded = plan_version_revise(
+                plan=version.plan, document=_edited_document(version, formsets)
+            )
+        except PriceBookError as refused:
+            self.message_user(request, f"Nothing saved: {refused}", messages.ERROR)
+            return
+        for formset in formsets:  # saved nothing: the log entry lists no inline change
+            formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+        new = PlanVersion.objects.get(plan=version.plan, version=loaded.version)
+        if loaded.changed:
+            self.message_user(
+                request,
+                f"{version} has been billed, so it is kept as it is: your changes are "
+                f"version {new.version}, billed from each customer's next close.",
+                messages.WARNING,
+            )
+        # The pages that follow (the log entry, the redirect) are the new version's.
+        version.pk, version.version = new.pk, new.version
+
+    def response_change(self, request: HttpRequest, obj: PlanVersion) -> HttpResponse:
+        edited = request.resolver_match.kwargs.get("object_id") if request.resolver_match else None
+        if "_continue" in request.POST and edited != str(obj.pk):  # a new version was made
+            return HttpResponseRedirect(reverse("admin:billing_planversion_change", args=[obj.pk]))
+        return super().response_change(request, obj)
+
+
+def _edited_document(version: PlanVersion, formsets: Any) -> PlanDoc:
+    """The plan as the admin's form and inlines now say it: the version's fields, its
+    outcome prices (with their tiers, edited on the prices' own pages) and pass-through."""
+    outcomes, pass_throughs = [], []
+    for formset in formsets:
+        for form in formset.forms:
+            data = form.cleaned_data
+            if not data or data.get("DELETE"):
+                continue
+            if isinstance(form.instance, TokenPassThrough):
+                pass_throughs.append(PassThroughDoc(markup=data["markup"], feature=data["feature"]))
+                continue
+            tiers = [
+                TierDoc(unit_price=tier.unit_price, up_to=tier.up_to)
+                for tier in PriceTier.objects.filter(outcome_price_id=form.instance.pk)
+            ]
+            percentage = data["percentage"] if data["model"] == PriceModel.PERCENTAGE else None
+            outcomes.append(
+                OutcomePriceDoc(
+                    type=data["outcome_type"],
+                    unit_price=data.get("unit_price"),
+                    percentage=percentage,
+                    floor=data.get("floor"),
+                    cap=data.get("cap"),
+                    included=data.get("included_quantity") or 0,
+                    tier_mode=None if data["tier_mode"] == TierMode.NONE else data["tier_mode"],
+                    tiers=tiers or None,
+                    package_size=data.get("package_size"),
+                )
+            )
+    return plan_document_of(version, outcomes=outcomes, token_pass_through=pass_throughs)
+
+
+class PriceTierInline(BilledVersionReadOnly, admin.TabularInline):
     model = PriceTier
     formset = PriceTierFormSet
     extra = 0
 
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return not _billed(_version_of(obj)) and super().has_add_permission(request, obj)
+
 
 @admin.register(OutcomePrice)
-class OutcomePriceAdmin(admin.ModelAdmin):
+class OutcomePriceAdmin(BilledVersionReadOnly, admin.ModelAdmin):
+    """An outcome price with its tiers; read-only once its version was billed (edit the
+    version to make a new one)."""
+
     form = OutcomePriceForm
     list_display = (
         "plan_version",

@@ -4,13 +4,94 @@ price book (billing/services.py), so that rating can always bill it."""
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+import msgspec
 from django import forms
 from django.core.exceptions import ValidationError
 
-from billing.models import OutcomePrice, PriceModel, TierMode
-from billing.schemas import OutcomePriceDoc, TierDoc
+from billing.models import OutcomePrice, PlanVersion, PriceModel, TierMode
+from billing.schemas import OutcomePriceDoc, PassThroughDoc, PlanDoc, TierDoc
 from billing.selectors.margins import GROUP_BYS
-from billing.services import PriceBookError, outcome_price_check, tiers_check
+from billing.services import PriceBookError, outcome_price_check, plan_check, tiers_check
+
+
+def plan_document_of(version: PlanVersion, **changes: Any) -> PlanDoc:
+    """A version's plan-level fields as a price-book document (its outcome prices and
+    pass-through left to the caller), for the loader's checks."""
+    fields = {
+        "code": version.plan.code,
+        "name": version.plan.name,
+        "currency": version.currency,
+        "base_fee": version.base_fee,
+        "minimum_spend": version.minimum_spend,
+        "premium_seat_fee": version.premium_seat_fee,
+        "seat_mode": version.seat_mode,
+        "reversal_window_days": version.reversal_window_days,
+        "collection_method": version.collection_method,
+        "days_until_due": version.days_until_due,
+        "included_features": list(version.included_features),
+        "premium_target_margin_percent": version.premium_target_margin_percent,
+    }
+    return PlanDoc(**(fields | changes))
+
+
+def _refused(exc: PriceBookError) -> ValidationError:
+    return ValidationError(str(exc).lstrip(": "))
+
+
+class PlanVersionForm(forms.ModelForm):
+    """A version's own fields, checked as the loader checks them (currency, fees, target
+    margin)."""
+
+    class Meta:
+        model = PlanVersion
+        fields = [
+            "plan",
+            "version",
+            "currency",
+            "base_fee",
+            "minimum_spend",
+            "premium_seat_fee",
+            "seat_mode",
+            "reversal_window_days",
+            "collection_method",
+            "days_until_due",
+            "included_features",
+            "premium_target_margin_percent",
+        ]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if self.errors or data.get("plan") is None:
+            return data
+        version = PlanVersion(**{name: data.get(name) for name in self.Meta.fields})
+        version.included_features = data.get("included_features") or []
+        try:
+            plan_check("", plan_document_of(version))
+        except (PriceBookError, msgspec.ValidationError, TypeError) as exc:
+            raise ValidationError(str(exc).lstrip(": ")) from exc
+        return data
+
+
+class TokenPassThroughFormSet(forms.BaseInlineFormSet):
+    """The pass-through of a version, checked with its (edited) currency and included
+    features as the loader checks them: USD plans only, a feature once, not included."""
+
+    def clean(self) -> None:
+        super().clean()
+        version = self.instance
+        if any(self.errors) or version is None or version.plan_id is None:
+            return
+        rows = [
+            PassThroughDoc(
+                markup=form.cleaned_data["markup"], feature=form.cleaned_data.get("feature") or ""
+            )
+            for form in self.forms
+            if form.cleaned_data and not form.cleaned_data.get("DELETE")
+        ]
+        try:
+            plan_check("", plan_document_of(version, token_pass_through=rows))
+        except PriceBookError as exc:
+            raise _refused(exc) from exc
 
 
 class OutcomePriceForm(forms.ModelForm):
@@ -48,7 +129,7 @@ class OutcomePriceForm(forms.ModelForm):
         try:
             outcome_price_check("", doc, tiers_apart=True)
         except PriceBookError as exc:
-            raise ValidationError(str(exc).lstrip(": ")) from exc
+            raise _refused(exc) from exc
         return data
 
 

@@ -12,6 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from billing.models import (
+    Invoice,
     OutcomePrice,
     Plan,
     PlanChange,
@@ -91,6 +92,12 @@ def outcome_price_check(where: str, price: OutcomePriceDoc, *, tiers_apart: bool
         raise PriceBookError(f"{where}.tiers", f"tier_mode {price.tier_mode} needs tiers")
     if price.unit_price is None:
         raise PriceBookError(where, "needs a unit_price, tiers, or a percentage")
+
+
+def plan_check(where: str, plan: PlanDoc) -> None:
+    """Raise PriceBookError for a plan rating could not bill: the loader's checks, which
+    the admin and the API apply too. `where` prefixes the key named."""
+    _check_plan(where, plan)
 
 
 def _check_plan(where: str, plan: PlanDoc) -> None:
@@ -208,6 +215,18 @@ def _plan_version_create(plan: Plan, doc: PlanDoc, version: int) -> PlanVersion:
         for p in doc.token_pass_through
     )
     return created
+
+
+def plan_version_billed(*, version_id: int | None) -> bool:
+    """Whether an invoice was rated on this version: then it is never edited in place."""
+    return version_id is not None and Invoice.objects.filter(plan_version_id=version_id).exists()
+
+
+def plan_version_revise(*, plan: Plan, document: PlanDoc) -> LoadedPlan:
+    """A plan edited as a whole (the admin's edit of a billed version): checked as a
+    loaded price book is, and made a new version when it differs from the current one."""
+    plan_check("", document)
+    return plans_load(document={"plans": [msgspec.to_builtins(document)]})[0]
 
 
 @dataclass(frozen=True, slots=True)

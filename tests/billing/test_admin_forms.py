@@ -1,13 +1,20 @@
-"""Prices edited in the admin pass the loader's checks, so rating can always bill them."""
+"""Prices edited in the admin pass the loader's checks, so rating can always bill them, and
+a version an invoice used is never edited in place."""
 
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
 
 from billing.forms import OutcomePriceForm
+from billing.models import Invoice, PlanVersion, Subscription
+from billing.services.invoicing import period_close
 from tests.billing.factories import plan_load
+from tests.metering.factories import customer_create
 
 pytestmark = pytest.mark.django_db
+
+OCTOBER = datetime(2026, 10, 1, tzinfo=UTC)
 
 
 def form(version, **fields):
@@ -41,3 +48,103 @@ def test_a_flat_price_is_accepted():
 def test_a_price_rating_could_not_bill_is_refused(fields):
     version = plan_load("p")
     assert not form(version, **fields).is_valid()
+
+
+def change_form_data(response) -> dict[str, object]:
+    """What the admin's change page would post back unchanged: its form's and inlines'
+    values, with their management forms."""
+    context = response.context
+    forms = [context["adminform"].form]
+    for inline in context["inline_admin_formsets"]:
+        forms += [inline.formset.management_form, *inline.formset.forms]
+    data: dict[str, object] = {}
+    for form in forms:
+        for name in form.fields:
+            value = form[name].value()
+            if value is None or value is False:
+                continue
+            if isinstance(value, list):
+                value = ",".join(value)
+            data[form.add_prefix(name)] = value
+    return data
+
+
+@pytest.fixture
+def billed_version(db):
+    version = plan_load(
+        "support-ai",
+        outcomes=[{"type": "resolution", "unit_price": "0.99"}],
+        token_pass_through=[{"feature": "", "markup": "0.2"}],
+    )
+    customer = customer_create(external_id="acme")
+    Subscription.objects.create(customer=customer, plan=version.plan, started_at=OCTOBER)
+    period_close(customer_id=customer.pk, period_start=OCTOBER)
+    return version
+
+
+def test_editing_a_billed_version_in_the_admin_makes_a_new_version(staff_client, billed_version):
+    url = f"/admin/billing/planversion/{billed_version.pk}/change/"
+    data = change_form_data(staff_client.get(url))
+    data["outcome_prices-0-unit_price"] = "1.10"
+    data["base_fee"] = "5"
+    data["_continue"] = "Save and continue editing"
+
+    response = staff_client.post(url, data)
+
+    assert response.status_code == 302, response.context and response.context["errors"]
+    billed_version.refresh_from_db()
+    assert billed_version.base_fee == 0  # the billed version is as it was
+    assert billed_version.outcome_prices.get().unit_price == Decimal("0.99")
+    new = PlanVersion.objects.get(plan=billed_version.plan, version=2)
+    assert new.base_fee == 5 and new.outcome_prices.get().unit_price == Decimal("1.10")
+    assert new.pass_throughs.get().markup == Decimal("0.2")
+    assert Invoice.objects.get().plan_version_id == billed_version.pk
+    assert response["Location"] == f"/admin/billing/planversion/{new.pk}/change/"
+
+
+def test_an_unbilled_version_is_edited_in_place(staff_client):
+    version = plan_load("draft-plan", outcomes=[{"type": "resolution", "unit_price": "0.99"}])
+    url = f"/admin/billing/planversion/{version.pk}/change/"
+    data = change_form_data(staff_client.get(url))
+    data["base_fee"] = "7"
+
+    assert staff_client.post(url, data).status_code == 302
+
+    version.refresh_from_db()
+    assert version.base_fee == 7
+    assert PlanVersion.objects.filter(plan=version.plan).count() == 1
+
+
+def test_the_admin_refuses_pass_through_on_a_plan_not_in_usd(staff_client, billed_version):
+    url = f"/admin/billing/planversion/{billed_version.pk}/change/"
+    data = change_form_data(staff_client.get(url))
+    data["currency"] = "EUR"
+
+    response = staff_client.post(url, data)
+
+    assert response.status_code == 200  # the form again, with the error
+    assert "needs a USD plan" in response.content.decode()
+    assert PlanVersion.objects.filter(plan=billed_version.plan).count() == 1
+
+
+def test_a_bad_currency_is_refused_in_the_admin(staff_client):
+    version = plan_load("draft-plan")
+    url = f"/admin/billing/planversion/{version.pk}/change/"
+    data = change_form_data(staff_client.get(url))
+    data["currency"] = "XYZ"
+
+    response = staff_client.post(url, data)
+
+    assert response.status_code == 200
+    assert "XYZ is not an ISO 4217 currency" in response.content.decode()
+
+
+def test_the_prices_of_a_billed_version_cannot_be_changed_on_their_own_page(
+    staff_client, billed_version
+):
+    price = billed_version.outcome_prices.get()
+    url = f"/admin/billing/outcomeprice/{price.pk}/change/"
+
+    assert staff_client.post(url, {"unit_price": "5"}).status_code == 403
+    price.refresh_from_db()
+    assert price.unit_price == Decimal("0.99")
