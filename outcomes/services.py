@@ -26,6 +26,7 @@ _STATUS_TIME_FIELD = {
     OutcomeStatus.FAILED: "failed_at",
     OutcomeStatus.REVERSED: "reversed_at",
 }
+_BILLABLE = frozenset({OutcomeStatus.SUCCEEDED, OutcomeStatus.REVERSED})
 _UPDATED_FIELDS = [
     "status",
     "succeeded_at",
@@ -117,6 +118,11 @@ def outcomes_record(*, outcomes: list[ValidOutcome]) -> BatchResult:
                 result.conflicts.append(item.id)
                 continue
             first_value = sent.value is not None and current.value is None
+            if first_value and current.status in _BILLABLE:
+                # A success's fee is fixed when it succeeds (and may be invoiced since):
+                # its value comes before or with the success, never after.
+                result.conflicts.append(item.id)
+                continue
             if first_value:
                 current.value, current.value_currency = sent.value, sent.currency
             target = item.status or current.status

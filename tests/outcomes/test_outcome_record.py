@@ -127,6 +127,16 @@ def test_value_may_arrive_with_the_success_but_not_change_after(client_with_key,
     assert post(client_with_key, changed).json()["conflicts"] == ["deal"]
 
 
+def test_a_value_sent_after_the_success_is_a_conflict(client_with_key, acme):
+    # The success's fee (a percentage of its value) is fixed when it succeeds, and may be
+    # invoiced by then: the value comes before the success or with it.
+    post(client_with_key, outcome_payload(acme, id="deal", status="succeeded"))
+
+    late_value = {"id": "deal", "status": "succeeded", "value": "1250", "currency": "USD"}
+    assert post(client_with_key, late_value).json()["conflicts"] == ["deal"]
+    assert Outcome.objects.get(external_id="deal").value is None
+
+
 def test_create_and_move_in_one_batch(client_with_key, acme):
     answer = post(
         client_with_key,
