@@ -14,6 +14,7 @@ from django.db import transaction
 
 from billing.models import FxRate
 from billing.money import is_currency
+from config.errors import ApiError, ErrorDetail
 
 USD = "USD"
 
@@ -61,6 +62,34 @@ def fx_convert(*, amount: Decimal, source: str, target: str, at: datetime) -> De
     if source_rate is None or target_rate is None:
         return None
     return (amount * source_rate / target_rate).quantize(Decimal("1e-12"))
+
+
+def fx_rate_create(
+    *, currency: str, effective_from: datetime, usd_per_unit: Decimal
+) -> tuple[FxRate, bool]:
+    """Add a rate (the API's create); the same rate again is a duplicate (False). Another
+    rate for the same currency and moment is refused (409): a rate closes may have
+    converted with is not changed over the API (the admin and the CSV loader can)."""
+    with transaction.atomic():
+        rate, created = FxRate.objects.get_or_create(
+            currency=currency,
+            effective_from=effective_from,
+            defaults={"usd_per_unit": usd_per_unit},
+        )
+    if not created and rate.usd_per_unit != usd_per_unit:
+        raise ApiError(
+            [
+                ErrorDetail(
+                    field="usd_per_unit",
+                    code="conflict",
+                    message=f"{currency} from {effective_from.isoformat()} is "
+                    f"{rate.usd_per_unit.normalize():f} USD already; add a rate from a later "
+                    "moment instead.",
+                )
+            ],
+            status_code=409,
+        )
+    return rate, created
 
 
 class FxFileError(Exception):

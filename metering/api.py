@@ -5,6 +5,7 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from drf_spectacular.utils import (
+    OpenApiParameter,
     OpenApiResponse,
     PolymorphicProxySerializer,
     extend_schema,
@@ -15,7 +16,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.errors import ApiError, ErrorDetail, api_error_response, json_response
-from metering import services
+from config.pagination import page_of, page_parameters, paged_response
+from config.parsers import ExactJSONParser
+from metering import selectors, services
 from metering.authentication import ApiKeyAuthentication, api_client
 from metering.schemas import parse_event_batch
 from metering.serializers import (
@@ -23,6 +26,8 @@ from metering.serializers import (
     EventBatchInputSerializer,
     EventInputSerializer,
     IngestResultSerializer,
+    PriceOverrideInputSerializer,
+    PriceOverrideSerializer,
 )
 
 API_ERRORS = {
@@ -93,3 +98,61 @@ def _ingest(request: Request | HttpRequest) -> dict[str, Any]:
     require_json(request)
     events = parse_event_batch(request.body, now=timezone.now())
     return services.events_ingest(events=events).as_dict()
+
+
+class PriceOverridesApi(APIView):
+    parser_classes = [ExactJSONParser]  # prices sent as numbers are read exactly
+
+    @extend_schema(
+        operation_id="price_overrides_list",
+        summary="Operator prices of models, by provider and model, newest first",
+        parameters=[
+            OpenApiParameter("provider", str, description="Only this provider."),
+            OpenApiParameter("model", str, description="Only this model."),
+            *page_parameters(1000),
+        ],
+        responses={200: PriceOverrideSerializer(many=True), **API_ERRORS},
+    )
+    def get(self, request: Request) -> Response:
+        page = page_of(request, default=1000, maximum=1000)
+        overrides = selectors.price_overrides(
+            provider=request.query_params.get("provider"),
+            model=request.query_params.get("model"),
+        )
+        return paged_response(
+            request,
+            PriceOverrideSerializer(
+                overrides[page.offset : page.offset + page.limit], many=True
+            ).data,
+            page=page,
+            total=overrides.count(),
+        )
+
+    @extend_schema(
+        operation_id="price_overrides_create",
+        summary="Price a model from a moment on (beats the genai-prices catalog)",
+        description=(
+            "As in the admin: calls of that model from `effective_from` on are priced by it "
+            "at ingest, and the unpriced calls it covers are priced by a task (a close bills "
+            "them as late usage where their feature is passed through). The same prices "
+            "again are answered 200; other prices for the same model and moment are refused "
+            "(409)."
+        ),
+        request=PriceOverrideInputSerializer,
+        responses={
+            200: PriceOverrideSerializer,
+            201: PriceOverrideSerializer,
+            **API_ERRORS,
+            409: OpenApiResponse(ErrorSerializer, description="Other prices for that moment."),
+            415: OpenApiResponse(ErrorSerializer, description="Not JSON."),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        require_json(request)
+        sent = PriceOverrideInputSerializer(data=request.data)
+        sent.is_valid(raise_exception=True)
+        override, created = services.price_override_create(**sent.validated_data)
+        return Response(
+            PriceOverrideSerializer(override).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )

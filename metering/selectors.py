@@ -141,6 +141,17 @@ def customer_usage(
     )
 
 
+def price_overrides(
+    *, provider: str | None = None, model: str | None = None
+) -> QuerySet[ModelPriceOverride]:
+    overrides = ModelPriceOverride.objects.order_by("provider", "model", "-effective_from")
+    if provider is not None:
+        overrides = overrides.filter(provider=provider)
+    if model is not None:
+        overrides = overrides.filter(model=model)
+    return overrides
+
+
 def unpriced_models_with_override() -> list[tuple[str, str]]:
     """(provider, model) pairs that have unpriced events and an operator price by now."""
     unpriced = (

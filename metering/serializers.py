@@ -2,9 +2,11 @@
 the events endpoint (whose hot path validates with msgspec, see schemas.py)."""
 
 import re
+from decimal import Decimal
 from typing import Any
 
 import msgspec
+from django.utils.dateparse import parse_datetime
 from rest_framework import serializers
 
 from config.batch import holds_nul
@@ -25,22 +27,54 @@ class ErrorSerializer(serializers.Serializer):
     errors = ErrorItemSerializer(many=True)
 
 
-class CustomerInputSerializer(serializers.Serializer):
+class AwareDateTimeField(serializers.DateTimeField):
+    """ISO 8601 with a UTC offset: a moment without one is refused, not guessed."""
+
+    def to_internal_value(self, value: Any) -> Any:
+        try:
+            parsed = parse_datetime(value) if isinstance(value, str) else None
+        except ValueError:  # well formed, not a moment (minute 99): the field says so
+            parsed = None
+        if parsed is not None and parsed.tzinfo is None:
+            self.fail("no_offset")
+        return super().to_internal_value(value)
+
+    default_error_messages = {
+        **serializers.DateTimeField.default_error_messages,
+        "no_offset": "Give a UTC offset (`Z` or `+02:00`).",
+    }
+
+
+def _price_per_mtok(help_text: str, *, required: bool = True) -> serializers.DecimalField:
+    return serializers.DecimalField(
+        max_digits=18,
+        decimal_places=6,
+        min_value=Decimal(0),
+        required=required,
+        allow_null=not required,
+        help_text=help_text,
+    )
+
+
+class StrictInputSerializer(serializers.Serializer):
+    """An input whose unknown fields (an id, a timestamp, an invoice total) are refused by
+    name rather than ignored: nothing is set that the API does not own."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        unknown = sorted(set(data) - set(self.fields)) if isinstance(data, dict) else []
+        if unknown:
+            refusal = serializers.ErrorDetail("Not a field of this endpoint.", code="unknown_field")
+            raise serializers.ValidationError({name: [refusal] for name in unknown})
+        return super().to_internal_value(data)
+
+
+class CustomerInputSerializer(StrictInputSerializer):
     name = serializers.CharField(max_length=200, required=False, allow_blank=True)
     email = serializers.EmailField(required=False, allow_blank=True)
     currency = serializers.CharField(
         required=False, help_text="ISO 4217 billing currency, e.g. `USD`, `EUR`, `JPY`."
     )
     metadata = serializers.DictField(required=False, help_text="Free-form, up to 8 KiB of JSON.")
-
-    def to_internal_value(self, data: Any) -> Any:
-        # A field this endpoint does not take (an id, a timestamp, an invoice total) is
-        # refused by name rather than ignored: nothing is set that the API does not own.
-        unknown = sorted(set(data) - set(self.fields)) if isinstance(data, dict) else []
-        if unknown:
-            refusal = serializers.ErrorDetail("Not a field of this endpoint.", code="unknown_field")
-            raise serializers.ValidationError({name: [refusal] for name in unknown})
-        return super().to_internal_value(data)
 
     def validate_currency(self, value: str) -> str:
         if not _CURRENCY_RE.match(value):
@@ -148,3 +182,44 @@ class UsageOutputSerializer(serializers.Serializer):
     totals = UsageTotalsSerializer()
     by_model = ModelUsageSerializer(many=True)
     by_feature = FeatureUsageSerializer(many=True)
+
+
+class PriceOverrideInputSerializer(StrictInputSerializer):
+    """An operator's price for a model (USD per million tokens, at most 6 decimals)."""
+
+    provider = serializers.CharField(max_length=100)
+    model = serializers.CharField(max_length=200)
+    effective_from = AwareDateTimeField(help_text="ISO 8601 with offset.")
+    input_per_mtok = _price_per_mtok("USD per million input tokens.")
+    output_per_mtok = _price_per_mtok("USD per million output tokens.")
+    cache_read_per_mtok = _price_per_mtok("Empty: the input price.", required=False)
+    cache_write_per_mtok = _price_per_mtok("Empty: the input price.", required=False)
+    note = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+
+
+PRICE_FIELDS = ("input_per_mtok", "output_per_mtok", "cache_read_per_mtok", "cache_write_per_mtok")
+
+
+class PriceOverrideSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    provider = serializers.CharField()
+    model = serializers.CharField()
+    effective_from = serializers.DateTimeField()
+    input_per_mtok = serializers.CharField()
+    output_per_mtok = serializers.CharField()
+    cache_read_per_mtok = serializers.CharField(allow_null=True)
+    cache_write_per_mtok = serializers.CharField(allow_null=True)
+    note = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+    def to_representation(self, instance: Any) -> Any:
+        body = super().to_representation(instance)
+        for name in (
+            "input_per_mtok",
+            "output_per_mtok",
+            "cache_read_per_mtok",
+            "cache_write_per_mtok",
+        ):
+            value = getattr(instance, name)
+            body[name] = None if value is None else f"{value.normalize():f}"
+        return body

@@ -6,4 +6,5 @@ from metering import api
 # plan and the invoice preview, which metering may not read.
 urlpatterns = [
     path("events", api.EventIngestApi.as_view(), name="events"),
+    path("price-overrides", api.PriceOverridesApi.as_view(), name="price-overrides"),
 ]

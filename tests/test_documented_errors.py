@@ -20,6 +20,8 @@ from rest_framework.test import APIClient
 from rest_framework_api_key.models import APIKey
 
 from billing.models import Subscription
+from billing.services.invoicing import period_close
+from metering.models import Customer
 from outcomes.models import Outcome
 from tests.billing.factories import plan_load
 from tests.faults import broker_down
@@ -72,6 +74,15 @@ def not_json(path: str, method: str = "post") -> Callable[[Api], Any]:
 EVENT = {"id": "call-1", "customer": "acme", "model": "gpt-4o", "input_tokens": 1}
 OUTCOME = {"id": "o-1", "customer": "acme", "type": "resolution"}
 CUSTOMER = {"name": "Acme"}
+PLAN = {"name": "Basic", "currency": "USD", "base_fee": "10"}
+FX_RATE = {"currency": "EUR", "effective_from": "2026-10-01T00:00:00Z", "usd_per_unit": "1.1"}
+OVERRIDE = {
+    "provider": "self-hosted",
+    "model": "llama-3-8b",
+    "effective_from": "2026-10-01T00:00:00Z",
+    "input_per_mtok": "0.1",
+    "output_per_mtok": "0.2",
+}
 
 # (method, path as in the schema, status) -> the request that provokes it.
 RECIPES: dict[tuple[str, str, int], Callable[[Api], Any]] = {
@@ -126,6 +137,21 @@ RECIPES: dict[tuple[str, str, int], Callable[[Api], Any]] = {
     ("GET", "/v1/customers/{external_id}/usage", 429): lambda a: a.over_rate(
         get("/v1/customers/acme/usage")
     ),
+    ("PUT", "/v1/customers/{external_id}", 409): lambda a: moved_after_an_invoice(a),
+    ("GET", "/v1/fx-rates", 400): lambda a: a.keyed.get("/v1/fx-rates?limit=0"),
+    ("GET", "/v1/fx-rates", 401): lambda a: a.anonymous.get("/v1/fx-rates"),
+    ("GET", "/v1/fx-rates", 429): lambda a: a.over_rate(get("/v1/fx-rates")),
+    ("POST", "/v1/fx-rates", 400): lambda a: a.keyed.post(
+        "/v1/fx-rates", {**FX_RATE, "currency": "USD"}, format="json"
+    ),
+    ("POST", "/v1/fx-rates", 401): lambda a: a.anonymous.post(
+        "/v1/fx-rates", FX_RATE, format="json"
+    ),
+    ("POST", "/v1/fx-rates", 409): lambda a: twice(
+        a, "/v1/fx-rates", FX_RATE, {**FX_RATE, "usd_per_unit": "1.2"}
+    ),
+    ("POST", "/v1/fx-rates", 415): not_json("/v1/fx-rates"),
+    ("POST", "/v1/fx-rates", 429): lambda a: a.over_rate(json_post("/v1/fx-rates", FX_RATE)),
     ("GET", "/v1/invoices/{invoice_id}", 401): lambda a: a.anonymous.get("/v1/invoices/1"),
     ("GET", "/v1/invoices/{invoice_id}", 404): lambda a: a.keyed.get("/v1/invoices/999999"),
     ("POST", "/v1/events", 400): lambda a: a.keyed.post(
@@ -161,6 +187,44 @@ RECIPES: dict[tuple[str, str, int], Callable[[Api], Any]] = {
     ("POST", "/v1/outcomes/{external_id}/reverse", 409): lambda a: a.keyed.post(
         "/v1/outcomes/o-pending/reverse"
     ),
+    ("GET", "/v1/plans/{code}", 401): lambda a: a.anonymous.get("/v1/plans/basic"),
+    ("GET", "/v1/plans/{code}", 404): lambda a: a.keyed.get("/v1/plans/nothing"),
+    ("PUT", "/v1/plans/{code}", 400): lambda a: a.keyed.put(
+        "/v1/plans/basic", {**PLAN, "base_fee": "-1"}, format="json"
+    ),
+    ("PUT", "/v1/plans/{code}", 401): lambda a: a.anonymous.put(
+        "/v1/plans/basic", PLAN, format="json"
+    ),
+    ("PUT", "/v1/plans/{code}", 415): not_json("/v1/plans/basic", "put"),
+    ("PUT", "/v1/plans/{code}", 429): lambda a: a.over_rate(
+        lambda c: c.put("/v1/plans/basic", PLAN, format="json")
+    ),
+    ("GET", "/v1/plans/{code}/versions", 400): lambda a: a.keyed.get(
+        "/v1/plans/basic/versions?limit=x"
+    ),
+    ("GET", "/v1/plans/{code}/versions", 401): lambda a: a.anonymous.get(
+        "/v1/plans/basic/versions"
+    ),
+    ("GET", "/v1/plans/{code}/versions", 404): lambda a: a.keyed.get("/v1/plans/nothing/versions"),
+    ("GET", "/v1/plans/{code}/versions", 429): lambda a: a.over_rate(
+        get("/v1/plans/basic/versions")
+    ),
+    ("GET", "/v1/price-overrides", 400): lambda a: a.keyed.get("/v1/price-overrides?offset=x"),
+    ("GET", "/v1/price-overrides", 401): lambda a: a.anonymous.get("/v1/price-overrides"),
+    ("GET", "/v1/price-overrides", 429): lambda a: a.over_rate(get("/v1/price-overrides")),
+    ("POST", "/v1/price-overrides", 400): lambda a: a.keyed.post(
+        "/v1/price-overrides", {**OVERRIDE, "input_per_mtok": "-1"}, format="json"
+    ),
+    ("POST", "/v1/price-overrides", 401): lambda a: a.anonymous.post(
+        "/v1/price-overrides", OVERRIDE, format="json"
+    ),
+    ("POST", "/v1/price-overrides", 409): lambda a: twice(
+        a, "/v1/price-overrides", OVERRIDE, {**OVERRIDE, "input_per_mtok": "0.2"}
+    ),
+    ("POST", "/v1/price-overrides", 415): not_json("/v1/price-overrides"),
+    ("POST", "/v1/price-overrides", 429): lambda a: a.over_rate(
+        json_post("/v1/price-overrides", OVERRIDE)
+    ),
     ("GET", "/v1/plans", 400): lambda a: a.keyed.get("/v1/plans?offset=-1"),
     ("GET", "/v1/plans", 401): lambda a: a.anonymous.get("/v1/plans"),
     ("GET", "/v1/plans", 429): lambda a: a.over_rate(get("/v1/plans")),
@@ -171,6 +235,18 @@ RECIPES: dict[tuple[str, str, int], Callable[[Api], Any]] = {
         HTTP_STRIPE_SIGNATURE="t=1,v1=00",
     ),
 }
+
+
+def twice(api: Api, path: str, first: Any, second: Any) -> Any:
+    """The second of two creates for the same moment, with other figures."""
+    assert api.keyed.post(path, first, format="json").status_code == 201
+    return api.keyed.post(path, second, format="json")
+
+
+def moved_after_an_invoice(api: Api) -> Any:
+    customer = Customer.objects.get(external_id="acme")
+    period_close(customer_id=customer.pk, period_start=datetime(2026, 10, 1, tzinfo=UTC))
+    return api.keyed.put("/v1/customers/acme", {"billing_anchor_day": 15}, format="json")
 
 
 def health_with_the_broker_down(client: APIClient) -> Any:

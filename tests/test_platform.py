@@ -105,6 +105,11 @@ def test_schema_lists_every_endpoint(client_with_key):
         "/v1/outcomes/{external_id}",
         "/v1/outcomes/{external_id}/reverse",
         "/v1/plans",
+        "/v1/plans/{code}",
+        "/v1/plans/{code}/versions",
+        "/v1/invoices/{invoice_id}",
+        "/v1/fx-rates",
+        "/v1/price-overrides",
     } <= set(paths)
     assert set(paths["/v1/customers/{external_id}"]) == {"get", "put"}
     customer = schema(client_with_key)["components"]["schemas"]["CustomerWithPlanInputRequest"]
@@ -115,7 +120,16 @@ def test_schema_lists_every_endpoint(client_with_key):
         "metadata",
         "plan",
         "premium_seats",
+        "started_at",
+        "billing_anchor_day",
+        "timezone",
     }
+    # The answers are typed: the analytics reports and invoice lines are components.
+    components = schema(client_with_key)["components"]["schemas"]
+    assert {"MarginReport", "MarginRow", "Savings", "PremiumBreakEven"} <= set(components)
+    for line in ("StoredInvoiceLine", "PreviewLine"):
+        assert components[line]["properties"]["kind"]["$ref"].endswith("/InvoiceLineKindEnum")
+    assert {"late_usage", "credit"} <= set(components["InvoiceLineKindEnum"]["enum"])
 
 
 def test_docs_page_opens_for_a_logged_in_operator(client):

@@ -7,18 +7,22 @@ from billing.api.customers import (
     CustomerUsageApi,
     InvoiceDetailApi,
     OutcomeReverseApi,
-    PlanListApi,
 )
+from billing.api.fx import FxRatesApi
+from billing.api.plans import PlanDetailApi, PlanListApi, PlanVersionsApi
 from billing.api.webhooks import StripeWebhookApi
 
 __all__ = [
     "CustomerDetailApi",
     "CustomerInvoicesApi",
     "CustomerUsageApi",
+    "FxRatesApi",
     "InvoiceDetailApi",
     "MarginsApi",
     "OutcomeReverseApi",
+    "PlanDetailApi",
     "PlanListApi",
+    "PlanVersionsApi",
     "PremiumBreakEvenApi",
     "SavingsApi",
     "StripeWebhookApi",

@@ -4,7 +4,6 @@ from decimal import Decimal
 from typing import Any
 
 from django.utils import timezone
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
     extend_schema,
@@ -18,6 +17,11 @@ from billing.api.common import WINDOW_PARAMETERS, UsageQuerySerializer, decimal_
 from billing.selectors.margins import GROUP_BYS, MarginFilters, MarginRow, margins_report
 from billing.selectors.premium import PremiumBreakEven, premium_break_even
 from billing.selectors.savings import Substitution, WhatIf, caching_levers, what_if
+from billing.serializers import (
+    MarginReportSerializer,
+    PremiumBreakEvenSerializer,
+    SavingsSerializer,
+)
 from config.errors import ApiError, ErrorDetail
 from config.pagination import page_of, page_parameters
 from metering import selectors as metering_selectors
@@ -105,7 +109,7 @@ class SavingsApi(APIView):
             ),
             OpenApiParameter("feature", str, description="What-ifs: only calls of this feature."),
         ],
-        responses={200: OpenApiTypes.OBJECT, **API_ERRORS, 404: ErrorSerializer},
+        responses={200: SavingsSerializer, **API_ERRORS, 404: ErrorSerializer},
     )
     def get(self, request: Request) -> Response:
         query = SavingsQuerySerializer(data=request.query_params)
@@ -229,7 +233,7 @@ class MarginsApi(APIView):
             OpenApiParameter("tier", str, description="Only calls of this tier."),
             *page_parameters(MARGIN_ROWS_MAX),
         ],
-        responses={200: OpenApiTypes.OBJECT, **API_ERRORS, 404: ErrorSerializer},
+        responses={200: MarginReportSerializer, **API_ERRORS, 404: ErrorSerializer},
     )
     def get(self, request: Request) -> Response:
         query = MarginsQuerySerializer(data=request.query_params)
@@ -313,7 +317,7 @@ class PremiumBreakEvenApi(APIView):
         parameters=[
             *WINDOW_PARAMETERS,
         ],
-        responses={200: OpenApiTypes.OBJECT, **API_ERRORS},
+        responses={200: PremiumBreakEvenSerializer, **API_ERRORS},
     )
     def get(self, request: Request) -> Response:
         query = UsageQuerySerializer(data=request.query_params)

@@ -3,7 +3,6 @@ plans, and reversing an outcome (within its plan's window)."""
 
 from typing import Any
 
-import msgspec
 from django.utils import timezone
 from drf_spectacular.utils import (
     OpenApiResponse,
@@ -24,7 +23,6 @@ from billing.serializers import (
     CustomerWithPlanInputSerializer,
     CustomerWithPlanOutputSerializer,
     InvoiceSerializer,
-    PlanDocumentSerializer,
     UsageWithPreviewSerializer,
 )
 from config.errors import ApiError, ErrorDetail
@@ -45,6 +43,9 @@ def _customer_body(customer: Customer) -> dict[str, Any]:
             "plan": None,
             "premium_seats": 0,
             "next_plan": None,
+            "started_at": None,
+            "billing_anchor_day": None,
+            "timezone": None,
         }
     now = timezone.now()
     plan_id = selectors.plan_in_effect(subscription=subscription, moment=now)
@@ -55,6 +56,9 @@ def _customer_body(customer: Customer) -> dict[str, Any]:
         "next_plan": (
             {"plan": pending.plan.code, "from": pending.effective_from} if pending else None
         ),
+        "started_at": subscription.started_at,
+        "billing_anchor_day": subscription.billing_anchor_day,
+        "timezone": subscription.timezone,
     }
 
 
@@ -74,12 +78,17 @@ class CustomerDetailApi(APIView):
 
     @extend_schema(
         operation_id="customers_upsert",
-        summary="Create or update a customer, its plan and premium seats",
+        summary="Create or update a customer, its plan, premium seats and how its periods run",
         request=CustomerWithPlanInputSerializer,
         responses={
             200: CustomerWithPlanOutputSerializer,
             201: CustomerWithPlanOutputSerializer,
             **API_ERRORS,
+            409: OpenApiResponse(
+                ErrorSerializer,
+                description="A change of how periods run (start, anchor day, time zone) "
+                "once a period has been invoiced.",
+            ),
             415: OpenApiResponse(ErrorSerializer, description="Not JSON."),
         },
     )
@@ -100,6 +109,11 @@ class CustomerDetailApi(APIView):
             external_id=external_id,
             plan_code=fields.pop("plan", None),
             premium_seats=fields.pop("premium_seats", None),
+            periods={
+                name: fields.pop(name)
+                for name in ("started_at", "billing_anchor_day", "timezone")
+                if name in fields
+            },
             **fields,
         )
         return Response(
@@ -212,35 +226,6 @@ class CustomerUsageApi(APIView):
                 **_preview_body(preview),
             }
         )
-
-
-class PlanListApi(APIView):
-    @extend_schema(
-        operation_id="plans_list",
-        summary="Plans, each at its current version, with all its prices",
-        parameters=page_parameters(100),
-        responses={200: PlanDocumentSerializer(many=True), **API_ERRORS},
-    )
-    def get(self, request: Request) -> Response:
-        page = page_of(request, default=100, maximum=100)
-        plans = Plan.objects.order_by("code")
-        documents = []
-        for plan in plans[page.offset : page.offset + page.limit]:
-            version = selectors.plan_version_current(plan_id=plan.pk)
-            if version is not None:
-                document = selectors.plan_document(version)
-                # Every top-level field, null or empty when unset (the loader's documents
-                # leave defaults out; the API's answer has one shape).
-                documents.append(
-                    {
-                        "version": version.version,
-                        **{
-                            name: msgspec.to_builtins(getattr(document, name))
-                            for name in document.__struct_fields__
-                        },
-                    }
-                )
-        return paged_response(request, documents, page=page, total=plans.count())
 
 
 class OutcomeReverseApi(APIView):

@@ -6,9 +6,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from django.db.models import Exists, OuterRef
+from django.http import Http404
 from django.utils import timezone as django_timezone
 
 from billing.models import (
+    Invoice,
+    Plan,
     PlanChange,
     PlanVersion,
     PriceModel,
@@ -40,6 +44,25 @@ def plan_version_current(*, plan_id: int) -> PlanVersion | None:
         .prefetch_related("outcome_prices__tiers", "pass_throughs")
         .order_by("-version")
         .first()
+    )
+
+
+def plan_get(*, code: str) -> Plan:
+    plan = Plan.objects.filter(code=code).first()
+    if plan is None:
+        raise Http404(f"No plan `{code}`.")
+    return plan
+
+
+def plan_versions(*, plan: Plan) -> list[PlanVersion]:
+    """The plan's versions, newest first, with their prices and whether an invoice used
+    them (`billed`)."""
+    return list(
+        PlanVersion.objects.filter(plan=plan)
+        .select_related("plan")
+        .prefetch_related("outcome_prices__tiers", "pass_throughs")
+        .annotate(billed=Exists(Invoice.objects.filter(plan_version=OuterRef("pk"))))
+        .order_by("-version")
     )
 
 

@@ -39,6 +39,7 @@ class PriceBookError(Exception):
     def __init__(self, where: str, message: str) -> None:
         super().__init__(f"{where}: {message}" if where else message)
         self.where = where
+        self.message = message
 
 
 def _non_negative(where: str, **amounts: Decimal | None) -> None:
@@ -268,19 +269,34 @@ def customer_save(
     external_id: str,
     plan_code: str | None = None,
     premium_seats: int | None = None,
+    periods: dict[str, Any] | None = None,
     **customer_fields: Any,
 ) -> tuple[Customer, bool]:
-    """Create or update a customer and, when given, its plan and fixed premium seats."""
+    """Create or update a customer and, when given, its plan, fixed premium seats and how
+    its periods run (`periods`: started_at, billing_anchor_day, timezone)."""
     with transaction.atomic():
         customer, created = customer_upsert(external_id=external_id, **customer_fields)
-        if plan_code is not None or premium_seats is not None:
-            subscription_set(customer=customer, plan_code=plan_code, premium_seats=premium_seats)
+        if plan_code is not None or premium_seats is not None or periods:
+            subscription_set(
+                customer=customer,
+                plan_code=plan_code,
+                premium_seats=premium_seats,
+                periods=periods or {},
+            )
     return customer, created
 
 
 def subscription_set(
-    *, customer: Customer, plan_code: str | None, premium_seats: int | None
+    *,
+    customer: Customer,
+    plan_code: str | None,
+    premium_seats: int | None,
+    periods: dict[str, Any] | None = None,
 ) -> Subscription:
+    """Subscribe the customer, or change its subscription: a plan from the next period,
+    fixed seats at once. How its periods run (start, anchor day, time zone) may change
+    only until its first invoice: an invoiced period is never moved."""
+    periods = periods or {}
     subscription = Subscription.objects.select_for_update().filter(customer=customer).first()
     plan = Plan.objects.get(code=plan_code) if plan_code is not None else None
     if subscription is None:
@@ -295,8 +311,28 @@ def subscription_set(
                 ]
             )
         return Subscription.objects.create(
-            customer=customer, plan=plan, premium_seats=premium_seats or 0
+            customer=customer, plan=plan, premium_seats=premium_seats or 0, **periods
         )
+    changed = {
+        name: value for name, value in periods.items() if getattr(subscription, name) != value
+    }
+    if changed:
+        if Invoice.objects.filter(customer=customer).exists():
+            raise ApiError(
+                [
+                    ErrorDetail(
+                        field=name,
+                        code="periods_invoiced",
+                        message=f"{customer.external_id} has invoiced periods: changing "
+                        f"`{name}` would move them.",
+                    )
+                    for name in sorted(changed)
+                ],
+                status_code=409,
+            )
+        for name, value in changed.items():
+            setattr(subscription, name, value)
+        subscription.save(update_fields=[*changed, "updated_at"])
     now = timezone.now()
     if plan is not None:
         _, current_end = subscription_period(

@@ -33,6 +33,8 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
         "OutcomeStatusEnum": "outcomes.models.OutcomeStatus",
+        "InvoiceLineKindEnum": "billing.models.LineKind",
+        "InvoiceStatusEnum": "billing.models.InvoiceStatus",
         "OutcomeInputStatusEnum": ["pending", "succeeded", "failed"],
         "HealthStatusEnum": ["ok", "unavailable"],
     },

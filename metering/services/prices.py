@@ -1,7 +1,10 @@
 """Writes of prices: operator overrides, and the repricing of unpriced events."""
 
+from typing import Any
+
 from django.db import transaction
 
+from config.errors import ApiError, ErrorDetail
 from config.queue import enqueue_on_commit
 from metering.fields import current_transaction_id
 from metering.models import CostSource, ModelPriceOverride, UsageEvent
@@ -18,6 +21,35 @@ def price_override_save(*, override: ModelPriceOverride) -> ModelPriceOverride:
         override.save()
         enqueue_on_commit(price_unpriced_events, override.pk)
     return override
+
+
+_PRICES = ("input_per_mtok", "output_per_mtok", "cache_read_per_mtok", "cache_write_per_mtok")
+
+
+def price_override_create(**fields: Any) -> tuple[ModelPriceOverride, bool]:
+    """Add an operator price (the API's create): saved as the admin saves one, pricing the
+    unpriced calls it covers. The same prices again for the same model and moment are a
+    duplicate (False); other prices for them are refused (409): calls priced by an
+    override keep the price they got."""
+    sent = ModelPriceOverride(**fields)
+    found = ModelPriceOverride.objects.filter(
+        provider=sent.provider, model=sent.model, effective_from=sent.effective_from
+    ).first()
+    if found is None:
+        return price_override_save(override=sent), True
+    if any(getattr(found, name) != getattr(sent, name) for name in _PRICES):
+        raise ApiError(
+            [
+                ErrorDetail(
+                    field="effective_from",
+                    code="conflict",
+                    message=f"{sent.provider}:{sent.model} has other prices from "
+                    f"{sent.effective_from.isoformat()}; add an override from a later moment.",
+                )
+            ],
+            status_code=409,
+        )
+    return found, False
 
 
 def events_price_unpriced(*, provider: str, model: str, batch_size: int = 5000) -> int:

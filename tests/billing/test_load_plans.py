@@ -131,9 +131,9 @@ def test_plans_endpoint_lists_each_plan_at_its_current_version(tmp_path, client_
 
     assert plans["support-ai"]["version"] == 2
     assert plans["support-ai"]["outcomes"] == [
-        {"type": "resolution", "unit_price": "0.990000000000", "included": 100}
+        {"type": "resolution", "unit_price": "0.99", "included": 100}
     ]
-    assert plans["finance"]["outcomes"][0]["percentage"] == "5.000000"
+    assert plans["finance"]["outcomes"][0]["percentage"] == "5"
 
 
 def test_the_example_price_book_in_the_readme_loads(capsys):
