@@ -368,7 +368,7 @@ class NegativeMarginFilter(admin.SimpleListFilter):
         return [
             ("negative", "negative"),
             ("positive", "zero or positive"),
-            ("not_comparable", "not comparable (not USD)"),
+            ("not_comparable", "none (not USD, or every call unpriced)"),
         ]
 
     def queryset(

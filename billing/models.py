@@ -299,11 +299,14 @@ class Reconciliation(models.Model):
 
     invoice = models.OneToOneField(Invoice, on_delete=models.CASCADE, related_name="reconciliation")
     revenue = models.DecimalField(max_digits=30, decimal_places=12)  # invoice currency
-    # USD: every priced call of the period, failed outcomes and unbilled features included.
+    # USD: the priced calls the invoice covers, failed outcomes and unbilled features
+    # included: its period's, and those of earlier periods that arrived or were priced
+    # since the close before (cost follows revenue).
     inference_cost = models.DecimalField(max_digits=30, decimal_places=12)
     calls = models.BigIntegerField()
     unpriced_calls = models.BigIntegerField()
-    # Only when revenue is in USD (until FX rates exist); NULL otherwise.
+    # Only when revenue is in USD (the margin report converts the others with FX rates)
+    # and some of the calls are priced; NULL otherwise.
     margin = models.DecimalField(max_digits=30, decimal_places=12, null=True, blank=True)
     margin_percent = models.DecimalField(max_digits=9, decimal_places=2, null=True, blank=True)
     # Made after the close (billing/services/reconciliation.py), with the cells: per

@@ -167,7 +167,15 @@ class InvoicePreviewSerializer(serializers.Serializer):
 class MarginSerializer(serializers.Serializer):
     currency = serializers.CharField(help_text="Of the revenue.")
     revenue = serializers.CharField()
-    inference_cost = serializers.CharField(help_text="USD, every priced call in the window.")
+    inference_cost = serializers.CharField(
+        allow_null=True,
+        help_text="USD: the calls the invoice covers (the period's, and those that came late "
+        "for earlier periods); null when every one is unpriced.",
+    )
+    cost_status = serializers.ChoiceField(
+        ["complete", "incomplete", "unknown"],
+        help_text="incomplete: some calls are unpriced, the cost is a lower bound.",
+    )
     comparable = serializers.BooleanField(
         help_text="False when revenue is not in USD: no margin until FX rates exist."
     )

@@ -167,7 +167,8 @@ def _preview_body(preview: selectors.InvoicePreview | None) -> dict[str, Any]:
         "margin": {
             "currency": margin.currency,
             "revenue": decimal_text(margin.revenue),
-            "inference_cost": decimal_text(margin.inference_cost),
+            "inference_cost": decimal_text(margin.known_cost),
+            "cost_status": margin.cost_status.value,
             "comparable": margin.comparable,
             "margin": decimal_text(margin.margin),
             "margin_percent": decimal_text(margin.margin_percent),

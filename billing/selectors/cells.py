@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
+from enum import StrEnum
 from typing import Any, NamedTuple
 
 from django.db import connection
@@ -16,6 +17,23 @@ from django.db import connection
 from billing.watermark import call_priced, call_recorded
 
 ZERO = Decimal(0)
+
+
+class CostStatus(StrEnum):
+    """How much of some calls' inference cost is known: a call without a price has none,
+    which is never taken as $0."""
+
+    COMPLETE = "complete"  # every call priced
+    INCOMPLETE = "incomplete"  # some calls unpriced: the cost shown is a lower bound
+    UNKNOWN = "unknown"  # every call unpriced: no cost, no margin
+
+
+def cost_status(*, calls: int, unpriced_calls: int) -> CostStatus:
+    # `unpriced_calls` is below zero where late costs of calls counted (unpriced) in an
+    # earlier period arrive (cells_difference).
+    if calls > 0 and unpriced_calls >= calls:
+        return CostStatus.UNKNOWN
+    return CostStatus.INCOMPLETE if unpriced_calls > 0 else CostStatus.COMPLETE
 
 
 class Window(NamedTuple):

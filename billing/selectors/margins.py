@@ -26,7 +26,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import ROUND_DOWN, Decimal
-from enum import StrEnum
 from typing import Protocol
 
 from django.conf import settings
@@ -37,7 +36,7 @@ from billing.fx import usd_per_unit
 from billing.models import Invoice, InvoiceStatus, Subscription
 from billing.money import from_minor_units
 from billing.periods import period_after, subscription_period
-from billing.selectors.cells import Cell, Window, windows_usage
+from billing.selectors.cells import Cell, CostStatus, Window, cost_status, windows_usage
 from billing.selectors.rating import periods_rate
 from metering.models import Customer
 
@@ -403,15 +402,6 @@ class MissingRate:
     at: datetime
 
 
-class CostStatus(StrEnum):
-    """How much of a row's inference cost is known: a call without a price has none, which
-    is never taken as $0."""
-
-    COMPLETE = "complete"  # every call priced
-    INCOMPLETE = "incomplete"  # some calls unpriced: the cost shown is a lower bound
-    UNKNOWN = "unknown"  # every call unpriced: no cost, no margin
-
-
 @dataclass(slots=True)
 class MarginRow:
     key: str
@@ -436,11 +426,7 @@ class MarginRow:
 
     @property
     def cost_status(self) -> CostStatus:
-        # `unpriced_calls` may be below zero where a row holds late costs of calls
-        # counted (unpriced) in an earlier period's row.
-        if self.calls > 0 and self.unpriced_calls >= self.calls:
-            return CostStatus.UNKNOWN
-        return CostStatus.INCOMPLETE if self.unpriced_calls > 0 else CostStatus.COMPLETE
+        return cost_status(calls=self.calls, unpriced_calls=self.unpriced_calls)
 
     @property
     def known_cost(self) -> Decimal | None:

@@ -41,9 +41,11 @@ from billing.rating import (
 )
 from billing.selectors.cells import (
     Cell,
+    CostStatus,
     PeriodUsage,
     Window,
     cells_difference,
+    cost_status,
     window_params,
     windows_usage,
 )
@@ -476,23 +478,36 @@ def plan_version_of(invoice: Invoice) -> PlanVersion:
 @dataclass(frozen=True, slots=True)
 class Margin:
     revenue: Decimal  # in the invoice currency
-    inference_cost: Decimal  # USD, every priced call of the period
+    inference_cost: Decimal  # USD: the priced calls the invoice covers
     currency: str
     # Comparable only when the invoice is in USD: a margin across currencies needs FX
     # rates (the margin report converts: billing/selectors/margins.py).
     comparable: bool
-    margin: Decimal | None
+    margin: Decimal | None  # None: not comparable, or the cost is unknown
     margin_percent: Decimal | None
     unpriced_calls: int
+    cost_status: CostStatus
+
+    @property
+    def known_cost(self) -> Decimal | None:
+        """The cost, or None where every call is unpriced (never $0)."""
+        return None if self.cost_status == CostStatus.UNKNOWN else self.inference_cost
 
 
-def margin_of(*, invoice: RatedInvoice, inference_cost: Decimal, unpriced_calls: int) -> Margin:
+def margin_of(*, period: RatedPeriod) -> Margin:
+    """What the period's invoice earns against the calls it covers (its own period's and
+    those that arrived late for earlier periods)."""
+    invoice = period.invoice
     revenue = from_minor_units(invoice.total, invoice.currency)
+    status = cost_status(calls=period.calls, unpriced_calls=period.unpriced_calls)
+    cost, unpriced = period.inference_cost, period.unpriced_calls
     if invoice.currency != INFERENCE_COST_CURRENCY:
-        return Margin(revenue, inference_cost, invoice.currency, False, None, None, unpriced_calls)
-    margin = revenue - inference_cost
+        return Margin(revenue, cost, invoice.currency, False, None, None, unpriced, status)
+    if status == CostStatus.UNKNOWN:
+        return Margin(revenue, cost, invoice.currency, True, None, None, unpriced, status)
+    margin = revenue - cost
     percent = (margin / revenue * 100).quantize(Decimal("0.01")) if revenue else None
-    return Margin(revenue, inference_cost, invoice.currency, True, margin, percent, unpriced_calls)
+    return Margin(revenue, cost, invoice.currency, True, margin, percent, unpriced, status)
 
 
 @dataclass(frozen=True, slots=True)
@@ -508,11 +523,7 @@ class InvoicePreview:
     def margin(self) -> Margin | None:
         if self.period is None:
             return None
-        return margin_of(
-            invoice=self.period.invoice,
-            inference_cost=self.period.inference_cost,
-            unpriced_calls=self.period.unpriced_calls,
-        )
+        return margin_of(period=self.period)
 
 
 def invoice_preview(*, customer: Customer, moment: datetime) -> InvoicePreview | None:

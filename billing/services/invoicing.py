@@ -189,11 +189,7 @@ def _close(
             continue
         # The margin of what this invoice bills: its period's calls and those that came
         # late for earlier periods (cost follows revenue).
-        margin = margin_of(
-            invoice=period.invoice,
-            inference_cost=period.inference_cost,
-            unpriced_calls=period.unpriced_calls,
-        )
+        margin = margin_of(period=period)
         invoices.append(
             Invoice(
                 customer_id=customer_id,

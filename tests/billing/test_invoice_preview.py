@@ -70,6 +70,7 @@ def test_pay_per_resolution_bills_successes_only_and_shows_the_margin(client_wit
         "currency": "USD",
         "revenue": "2.97",
         "inference_cost": "0.7",
+        "cost_status": "complete",
         "comparable": True,
         "margin": "2.27",
         "margin_percent": "76.43",
@@ -240,3 +241,18 @@ def test_an_outcome_reports_its_calls_and_cost(client_with_key):
     body = client_with_key.get("/v1/outcomes/o-1").json()
 
     assert (body["calls"], body["cost"], body["unpriced_calls"]) == (2, "0.250000000000", 1)
+
+
+def test_a_margin_over_unpriced_calls_only_is_unknown_not_zero(client_with_key):
+    plan_load("basic", base_fee="10")
+    put_customer(client_with_key, "acme", plan="basic")
+    post_events(client_with_key, event_payload("acme", provider="acme-ai", model="secret"))
+
+    margin = usage(client_with_key, "acme")["margin"]
+
+    assert (margin["inference_cost"], margin["cost_status"], margin["margin"]) == (
+        None,
+        "unknown",
+        None,
+    )
+    assert margin["unpriced_calls"] == 1
