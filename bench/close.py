@@ -11,9 +11,13 @@ SQL), then times:
   - closing again: nothing is created;
   - the margin breakdown of every invoice (what the task after each close does:
     billing/services/reconciliation.py), in chunks of 5,000 in one process per core;
+  - closing the next month after late facts for the closed one (--late-customers of
+    them, 10% by default, get 10 calls and 2 successes each after October's close): the
+    late usage read by commit order and billed as the difference of two ratings;
 and reports peak RSS of this process. Writes bench/results/close.json. Targets (issue 4):
 close ≤ 15× the baseline, second close ≤ 0.5× the first, RSS bounded.
-Options: --customers (10,000), --events (1,000,000), --outcomes (100,000).
+Options: --customers (10,000), --events (1,000,000), --outcomes (100,000),
+--late-customers (1,000).
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ RESULTS = ROOT / "bench" / "results"
 BENCH_DB = "payback_bench_close"
 MONTH = datetime(2026, 10, 1, tzinfo=UTC)
 NEXT_MONTH = datetime(2026, 11, 1, tzinfo=UTC)
+NEXT_MONTH_END = datetime(2026, 12, 1, tzinfo=UTC)
 
 
 def load(customers: int, events: int, outcomes: int) -> None:
@@ -104,6 +109,37 @@ def load(customers: int, events: int, outcomes: int) -> None:
         )
 
 
+def late_facts(customers: int) -> None:
+    """After October's close: 10 calls and 2 successes of October for each of the first
+    `customers` customers, committed now (late by commit order)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            INSERT INTO metering_usageevent (event_id, customer_id, "timestamp", received_at,
+                provider, model, input_tokens, output_tokens, cache_read_tokens,
+                cache_write_tokens, cost, cost_source, price_version, outcome_ref, end_user,
+                feature, tier, prompt_hash, cache_hit, properties)
+            SELECT 'late-' || c.id || '-' || n, c.id, %(month)s + n * interval '1 day', now(),
+                   'openai', 'gpt-4o-mini', 1000, 100, 0, 0, 0.000210, 'catalog', '', '',
+                   'u-late', '', '', '', NULL, '{}'
+            FROM metering_customer c CROSS JOIN generate_series(1, 10) AS n
+            WHERE c.id <= %(customers)s;
+            INSERT INTO outcomes_outcome (external_id, customer_id, type, status, occurred_at,
+                succeeded_at, succeeded_recorded_at, value, value_currency, properties,
+                created_at, updated_at)
+            SELECT 'late-o-' || c.id || '-' || n, c.id, 'resolution', 'succeeded',
+                   %(month)s + n * interval '1 day', %(month)s + n * interval '1 day', now(),
+                   NULL, '', '{}', now(), now()
+            FROM metering_customer c CROSS JOIN generate_series(1, 2) AS n
+            WHERE c.id <= %(customers)s;
+            ANALYZE;
+            """,
+            {"customers": customers, "month": MONTH},
+        )
+
+
 def _reconcile_chunk(invoice_ids: list[int]) -> int:
     from billing.services.reconciliation import invoices_reconcile
 
@@ -117,6 +153,7 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=10_000)
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--outcomes", type=int, default=100_000)
+    parser.add_argument("--late-customers", type=int, default=1_000)
     options = parser.parse_args()
 
     os.environ["DATABASE_URL"] = scratch_database(BENCH_DB)
@@ -130,7 +167,7 @@ def main() -> None:
     from django.core.management import call_command
     from django.db import connection
 
-    from billing.models import Invoice
+    from billing.models import Invoice, InvoiceLine
     from billing.services.invoicing import due_periods_close
 
     call_command("migrate", verbosity=0)
@@ -165,6 +202,7 @@ def main() -> None:
     first, closed = close_all()
     invoices = Invoice.objects.count()
     second, closed_again = close_all()
+    invoices_after_second = Invoice.objects.count()
     invoice_ids = list(Invoice.objects.order_by("pk").values_list("pk", flat=True))
     chunks = [invoice_ids[i : i + 5000] for i in range(0, len(invoice_ids), 5000)]
     connection.close()  # the processes open their own
@@ -172,6 +210,14 @@ def main() -> None:
     with multiprocessing.get_context("fork").Pool(os.cpu_count() or 1) as pool:
         reconciled = sum(pool.map(_reconcile_chunk, chunks))
     breakdown = time.perf_counter() - begun
+    connection.close()
+    late_facts(options.late_customers)
+    begun = time.perf_counter()
+    next_closed = due_periods_close(
+        as_of=NEXT_MONTH_END + timedelta(hours=2), processes=os.cpu_count() or 1
+    )
+    next_close = time.perf_counter() - begun
+    late_lines = InvoiceLine.objects.exclude(source_invoice=None).count()
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     # The closing processes (forked, one per core): the largest of them.
     worker_rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
@@ -186,12 +232,16 @@ def main() -> None:
         "invoices": invoices,
         "second_close_s": second,
         "invoices_made_second_time": closed_again,
-        "invoices_after_second": Invoice.objects.count(),
+        "invoices_after_second": invoices_after_second,
         "close_to_baseline": first / baseline,
         "breakdown_s": breakdown,
         "invoices_reconciled": reconciled,
         "breakdown_to_baseline": breakdown / baseline,
         "second_to_first": second / first,
+        "late_customers": options.late_customers,
+        "next_close_s": next_close,
+        "next_close_to_baseline": next_close / baseline,
+        "late_lines": late_lines,
         "peak_rss_mb": peak_rss_mb,
         "closing_process_peak_rss_mb": worker_rss_mb,
     }
@@ -211,6 +261,11 @@ def main() -> None:
     print(
         f"{'margin breakdown of every invoice':40} {breakdown:12.2f} s   "
         f"{breakdown / baseline:.1f}× baseline ({reconciled:,} invoices, after the close)"
+    )
+    print(
+        f"{'close the next month, late facts':40} {next_close:12.2f} s   "
+        f"{next_close / baseline:.1f}× baseline ({next_closed:,} invoices; "
+        f"{options.late_customers:,} customers with late facts: {late_lines:,} late lines)"
     )
     print(f"{'peak RSS of this process':40} {peak_rss_mb:12.0f} MB")
     print(f"{'peak RSS of a closing process':40} {worker_rss_mb:12.0f} MB")

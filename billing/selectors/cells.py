@@ -95,31 +95,63 @@ class PeriodUsage:
         return costs
 
 
-# One scan of each window's calls as its snapshot sees them (billing/watermark.py):
-# grouped with the premium user first (a small result), then summed into cells and
-# counted into distinct premium users; the rows with a NULL outcome type carry the seats.
-# A call the snapshot sees unpriced (unpriced then, or priced after it) counts as unpriced.
-# {keys} are the cell's columns: in detail (the outcome's type, joined by id, feature,
-# tier, provider, model) or by feature only, which is what rating needs and half the work.
-_USAGE_SQL = f"""
+@dataclass(frozen=True, slots=True)
+class WindowsSql:
+    """How a query names its windows: the relation `w` (`customer_id`, and `key`, the
+    window's place from 1) and the snapshot to see facts with. A set of windows that
+    share their start, end and snapshot (a close's, a preview's) is listed as customers
+    only, with the rest as single parameters: several times cheaper to send and to join
+    than a row per window."""
+
+    relation: str
+    snapshot: str
+    per_window: bool
+
+    def within(self, column: str) -> str:
+        """SQL: the fact's moment `column` lies in its window (the caller also bounds it
+        by the windows' overall range, which is the window itself when they share it)."""
+        return f"{column} >= w.start_at AND {column} < w.end_at" if self.per_window else "TRUE"
+
+
+WINDOWS = {
+    False: WindowsSql(
+        """unnest(%(customers)s::bigint[], %(starts)s::timestamptz[], %(ends)s::timestamptz[],
+                  %(snapshots)s::text[]::pg_snapshot[])
+           WITH ORDINALITY AS w(customer_id, start_at, end_at, snapshot, key)""",
+        "w.snapshot",
+        per_window=True,
+    ),
+    True: WindowsSql(
+        "unnest(%(customers)s::bigint[]) WITH ORDINALITY AS w(customer_id, key)",
+        "%(snapshot)s::pg_snapshot",
+        per_window=False,
+    ),
+}
+
+
+def _usage_sql(windows: WindowsSql, *, keys: str, join: str) -> str:
+    """One scan of each window's calls as its snapshot sees them (billing/watermark.py):
+    grouped with the premium user first (a small result), then summed into cells and
+    counted into distinct premium users; the rows with a NULL outcome type carry the
+    seats. A call the snapshot sees unpriced (unpriced then, or priced after it) counts as
+    unpriced. `keys` are the cell's columns: in detail (the outcome's type, joined by id,
+    feature, tier, provider, model) or by feature only, which is what rating needs and
+    half the work."""
+    return f"""
 WITH grouped AS MATERIALIZED (
-    SELECT w.key, {{keys}},
+    SELECT w.key, {keys},
            CASE WHEN e.tier = 'premium' AND e.end_user <> '' THEN e.end_user END
                AS premium_user,
            count(*) AS calls, sum(e.input_tokens + e.output_tokens) AS tokens,
-           coalesce(sum(e.cost) FILTER (WHERE {call_priced("w.snapshot")}), 0) AS cost,
-           count(*) FILTER (WHERE NOT {call_priced("w.snapshot")}) AS unpriced
+           coalesce(sum(e.cost) FILTER (WHERE {call_priced(windows.snapshot)}), 0) AS cost,
+           count(*) FILTER (WHERE NOT {call_priced(windows.snapshot)}) AS unpriced
     FROM metering_usageevent e
-    JOIN unnest(%(customers)s::bigint[], %(starts)s::timestamptz[], %(ends)s::timestamptz[],
-                %(snapshots)s::text[]::pg_snapshot[])
-         WITH ORDINALITY AS w(customer_id, start_at, end_at, snapshot, key)
-         ON w.customer_id = e.customer_id
-    {{join}}
+    JOIN {windows.relation} ON w.customer_id = e.customer_id
+    {join}
     -- The windows' customers and overall range too, so that the scan can use them.
     WHERE e.customer_id = ANY(%(customers)s) AND e."timestamp" >= %(first_start)s
-      AND e."timestamp" < %(last_end)s
-      AND e."timestamp" >= w.start_at AND e."timestamp" < w.end_at
-      AND {call_recorded("w.snapshot")}
+      AND e."timestamp" < %(last_end)s AND {windows.within('e."timestamp"')}
+      AND {call_recorded(windows.snapshot)}
     GROUP BY 1, 2, 3, 4, 5, 6, 7
 )
 SELECT key, outcome_type, feature, tier, provider, model,
@@ -129,27 +161,44 @@ UNION ALL
 SELECT key, NULL, NULL, NULL, NULL, NULL, 0, 0, 0, 0, count(DISTINCT premium_user)
 FROM grouped WHERE premium_user IS NOT NULL GROUP BY 1
 """  # noqa: S608 -- built from constants
-_DETAILED_SQL = _USAGE_SQL.format(
-    keys="coalesce(o.type, '') AS outcome_type, e.feature, e.tier, e.provider, e.model",
-    join="LEFT JOIN outcomes_outcome o ON e.outcome_ref <> '' AND o.external_id = e.outcome_ref",
-)
-_BY_FEATURE_SQL = _USAGE_SQL.format(
-    keys="'' AS outcome_type, e.feature, '' AS tier, '' AS provider, '' AS model", join=""
-)
 
 
-def window_params(windows: Sequence[Window]) -> tuple[list[Window], dict[str, Any]]:
-    """The windows, each once, and the query parameters that list them: `key` n in a
-    result row is the n-th window (WITH ORDINALITY, from 1)."""
+# (detail, shared window) -> the query
+_USAGE_SQLS = {
+    (detail, shared): _usage_sql(
+        WINDOWS[shared],
+        keys="coalesce(o.type, '') AS outcome_type, e.feature, e.tier, e.provider, e.model"
+        if detail
+        else "'' AS outcome_type, e.feature, '' AS tier, '' AS provider, '' AS model",
+        join="LEFT JOIN outcomes_outcome o ON e.outcome_ref <> '' AND o.external_id = e.outcome_ref"
+        if detail
+        else "",
+    )
+    for detail in (True, False)
+    for shared in (True, False)
+}
+
+
+def window_params(windows: Sequence[Window]) -> tuple[list[Window], dict[str, Any], bool]:
+    """The windows, each once, the query parameters that list them (`key` n in a result
+    row is the n-th window), and whether they share their start, end and snapshot (then
+    name them with WINDOWS[True])."""
     ordered = list(dict.fromkeys(windows))
-    return ordered, {
+    shared = len({(w.start, w.end, w.snapshot) for w in ordered}) == 1
+    params: dict[str, Any] = {
         "customers": [w.customer_id for w in ordered],
-        "starts": [w.start for w in ordered],
-        "ends": [w.end for w in ordered],
-        "snapshots": [w.snapshot for w in ordered],
         "first_start": min(w.start for w in ordered),
         "last_end": max(w.end for w in ordered),
     }
+    if shared:
+        params["snapshot"] = ordered[0].snapshot
+    else:
+        params |= {
+            "starts": [w.start for w in ordered],
+            "ends": [w.end for w in ordered],
+            "snapshots": [w.snapshot for w in ordered],
+        }
+    return ordered, params, shared
 
 
 def windows_usage(*, windows: Sequence[Window], detail: bool = True) -> dict[Window, PeriodUsage]:
@@ -158,9 +207,9 @@ def windows_usage(*, windows: Sequence[Window], detail: bool = True) -> dict[Win
     usage = {window: PeriodUsage() for window in windows}
     if not windows:
         return usage
-    ordered, params = window_params(windows)
+    ordered, params, shared = window_params(windows)
     with connection.cursor() as cursor:
-        cursor.execute(_DETAILED_SQL if detail else _BY_FEATURE_SQL, params)
+        cursor.execute(_USAGE_SQLS[(detail, shared)], params)
         for key, outcome_type, *cell_key, calls, tokens, cost, unpriced, seats in cursor.fetchall():
             period = usage[ordered[key - 1]]
             if outcome_type is None:

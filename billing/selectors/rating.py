@@ -40,10 +40,12 @@ from billing.rating import (
     rate_period,
 )
 from billing.selectors.cells import (
+    WINDOWS,
     Cell,
     CostStatus,
     PeriodUsage,
     Window,
+    WindowsSql,
     cells_difference,
     cost_status,
     window_params,
@@ -67,21 +69,26 @@ logger = logging.getLogger(__name__)
 ZERO = Decimal(0)
 INFERENCE_COST_CURRENCY = "USD"
 
-# The outcomes of each window that succeeded in it and are billable as its snapshot sees
-# them. (The windows' customers and overall range too, so that the scan can use them.)
-_WINDOW_OUTCOMES = """
-FROM unnest(%(customers)s::bigint[], %(starts)s::timestamptz[], %(ends)s::timestamptz[],
-            %(snapshots)s::text[]::pg_snapshot[])
-     WITH ORDINALITY AS w(customer_id, start_at, end_at, snapshot, key)
+
+def _window_outcomes(windows: WindowsSql, lateral: str = "") -> str:
+    """SQL: FROM and WHERE of the outcomes of each window that succeeded in it and are
+    billable as its snapshot sees them. (The windows' customers and overall range too,
+    so that the scan can use them.)"""
+    return f"""
+FROM {windows.relation}
 JOIN outcomes_outcome o ON o.customer_id = w.customer_id
-     AND o.succeeded_at >= w.start_at AND o.succeeded_at < w.end_at
+     AND {windows.within("o.succeeded_at")}
 {lateral}
 WHERE o.customer_id = ANY(%(customers)s) AND o.succeeded_at >= %(first_start)s
-  AND o.succeeded_at < %(last_end)s AND {billable}
+  AND o.succeeded_at < %(last_end)s AND {outcome_billable(windows.snapshot)}
 """
-_SUCCEEDED_SQL = "SELECT w.key, o.type, count(*) {outcomes} GROUP BY 1, 2".format(
-    outcomes=_WINDOW_OUTCOMES.format(lateral="", billable=outcome_billable("w.snapshot"))
-)
+
+
+# shared window -> the query
+_SUCCEEDED_SQLS = {
+    shared: f"SELECT w.key, o.type, count(*) {_window_outcomes(windows)} GROUP BY 1, 2"
+    for shared, windows in WINDOWS.items()
+}
 
 # The fee of one unit of a percentage price: value × percentage / 100 (`fee`) clamped to
 # [floor, cap]; a unit without a value pays the floor, or nothing without one. GREATEST
@@ -100,13 +107,20 @@ def _usd_per_unit(currency: str) -> str:
         ORDER BY r.effective_from DESC LIMIT 1) END"""  # noqa: S608 -- a constant's SQL
 
 
-# The value fees of one percentage price in each window: each billable unit past the
-# included ones (the first N by time of success) at its clamped fee. A value in another
-# currency than the plan's is converted at the rates of the moment it succeeded, to 12
-# places; without a rate its fee is unknown: nothing is billed for it, and the currency and
-# day are returned.
-_VALUE_FEES_SQL = """
-SELECT key, coalesce(sum({clamped}) FILTER (WHERE NOT missing), 0),
+# The rates a value in another currency than the plan's is converted with.
+_RATES = f"""CROSS JOIN LATERAL (
+    SELECT {_usd_per_unit("o.value_currency")} AS value_rate,
+           {_usd_per_unit("%(currency)s")} AS plan_rate) AS rates"""
+
+
+def _value_fees_sql(windows: WindowsSql) -> str:
+    """The value fees of one percentage price in each window: each billable unit past the
+    included ones (the first N by time of success) at its clamped fee. A value in another
+    currency than the plan's is converted at the rates of the moment it succeeded, to 12
+    places; without a rate its fee is unknown: nothing is billed for it, and the currency
+    and day are returned."""
+    return f"""
+SELECT key, coalesce(sum({CLAMPED_FEE_SQL}) FILTER (WHERE NOT missing), 0),
        array_agg(DISTINCT value_currency || ' ' || day)
            FILTER (WHERE missing AND value_rate IS NULL),
        array_agg(DISTINCT %(currency)s || ' ' || day) FILTER (WHERE missing AND plan_rate IS NULL)
@@ -119,20 +133,16 @@ FROM (
                           ELSE o.value * rates.value_rate / rates.plan_rate END, 12)
                    * %(percentage)s / 100 AS fee,
                row_number() OVER (PARTITION BY w.key ORDER BY o.succeeded_at, o.id) AS position
-        {outcomes} AND o.type = %(type)s
+        {_window_outcomes(windows, lateral=_RATES)} AND o.type = %(type)s
     ) AS units
     WHERE position > %(included)s
 ) AS fees
 GROUP BY key
-""".format(  # noqa: S608 -- built from constants
-    clamped=CLAMPED_FEE_SQL,
-    outcomes=_WINDOW_OUTCOMES.format(
-        lateral=f"""CROSS JOIN LATERAL (
-            SELECT {_usd_per_unit("o.value_currency")} AS value_rate,
-                   {_usd_per_unit("%(currency)s")} AS plan_rate) AS rates""",
-        billable=outcome_billable("w.snapshot"),
-    ),
-)
+"""  # noqa: S608 -- built from constants
+
+
+# shared window -> the query
+_VALUE_FEES_SQLS = {shared: _value_fees_sql(windows) for shared, windows in WINDOWS.items()}
 
 
 @dataclass(slots=True)
@@ -153,9 +163,9 @@ def outcome_quantities(
     found = {window: WindowOutcomes() for window in windows}
     if not windows:
         return found
-    ordered, params = window_params(windows)
+    ordered, params, shared = window_params(windows)
     with connection.cursor() as cursor:
-        cursor.execute(_SUCCEEDED_SQL, params)
+        cursor.execute(_SUCCEEDED_SQLS[shared], params)
         for key, outcome_type, count in cursor.fetchall():
             found[ordered[key - 1]].quantities[outcome_type] = OutcomeQuantity(count)
         # Windows sharing one percentage price (and currency) get one query.
@@ -170,9 +180,9 @@ def outcome_quantities(
                 ):
                     shared[(plan.currency, outcome)].append(window)
         for (currency, outcome), members in shared.items():
-            some, some_params = window_params(members)
+            some, some_params, some_shared = window_params(members)
             cursor.execute(
-                _VALUE_FEES_SQL,
+                _VALUE_FEES_SQLS[some_shared],
                 some_params
                 | {
                     "type": outcome.outcome_type,
@@ -262,13 +272,15 @@ def periods_rate(
     end: datetime,
     snapshot: str | None,
     detail: bool = False,
+    previous: dict[int, Invoice] | None = None,
 ) -> list[RatedPeriod]:
     """The invoices of many customers' [start, end) as `snapshot` sees things (None: now),
     each on the plan in effect at `start`, with the late usage and credits of a customer's
     earlier periods when this is the period after its last invoice: a fixed number of
     queries, whatever the number of customers. What a close bills, what the preview shows,
     and (with the calls in `detail`: by outcome type, feature, tier and model) what the
-    margin report computes live for open periods."""
+    margin report computes live for open periods. `previous`: each customer's invoice of
+    the period before, when the caller has read them already."""
     plan_ids = plans_in_effect(subscriptions=subscriptions, moment=start)
     versions = {
         plan_id: plan_version_current(plan_id=plan_id) for plan_id in set(plan_ids.values())
@@ -281,12 +293,8 @@ def periods_rate(
     usage = windows_usage(windows=list(windows.values()), detail=detail)
     outcomes = outcome_quantities(windows=list(windows.values()), terms=terms)
     seats = fixed_seats_many(subscriptions=subscriptions, start=start, end=end)
-    previous = {
-        invoice.customer_id: invoice
-        for invoice in Invoice.objects.filter(customer_id__in=list(windows), period_end=start).only(
-            "customer_id", "snapshot", "period_start", "period_end"
-        )
-    }
+    if previous is None:
+        previous = previous_invoices(customer_ids=list(windows), before=start)
     late = late_changes(
         subscriptions=[s for s in subscriptions if s.customer_id in previous],
         previous=previous,
@@ -366,6 +374,17 @@ WHERE e.customer_id = ANY(%(customers)s) AND e."timestamp" < %(last_end)s
   AND (({call_recorded("%(snapshot)s::pg_snapshot")} AND NOT {call_recorded("l.snapshot")})
        OR ({call_priced("%(snapshot)s::pg_snapshot")} AND NOT {call_priced("l.snapshot")}))
 """  # noqa: S608 -- built from constants
+
+
+def previous_invoices(*, customer_ids: list[int], before: datetime) -> dict[int, Invoice]:
+    """Each customer's invoice of the period that ends at `before` (its last close, for
+    the period starting there), if any."""
+    return {
+        invoice.customer_id: invoice
+        for invoice in Invoice.objects.filter(period_end=before, customer_id__in=customer_ids).only(
+            "customer_id", "snapshot", "period_start", "period_end"
+        )
+    }
 
 
 def late_changes(

@@ -20,6 +20,7 @@ from billing.integrations import stripe as stripe_api
 from billing.models import Invoice, InvoiceStatus, Subscription
 from billing.periods import subscription_period
 from billing.selectors import margin_of, periods_due, periods_rate
+from billing.selectors.rating import previous_invoices
 from billing.watermark import snapshot_take
 from config.errors import ApiError, ErrorDetail
 from config.queue import enqueue_on_commit
@@ -94,24 +95,17 @@ def periods_close(
             )
         }
         result.invoices.extend(existing.values())
-        previous_closed = set(
-            Invoice.objects.filter(
-                customer_id__in=customer_ids, period_end=period_start
-            ).values_list("customer_id", flat=True)
-        )
+        previous = previous_invoices(customer_ids=customer_ids, before=period_start)
         todo = []
         for subscription in subscriptions:
             if subscription.customer_id in existing:
                 continue
-            if (
-                period_start > subscription.started_at
-                and subscription.customer_id not in previous_closed
-            ):
+            if period_start > subscription.started_at and subscription.customer_id not in previous:
                 result.not_ready.append(subscription.customer_id)
             else:
                 todo.append(subscription)
         if todo:
-            new = _close(todo, period_start, period_end, snapshot_take(), result)
+            new = _close(todo, period_start, period_end, snapshot_take(), previous, result)
             result.invoices.extend(new)
             result.created = len(new)
     return result
@@ -169,12 +163,13 @@ def _close(
     start: datetime,
     end: datetime,
     snapshot: str,
+    previous: dict[int, Invoice],
     result: ClosedPeriods,
 ) -> list[Invoice]:
     closed_at = timezone.now()
     invoices, lines, margins = [], [], []
     for period in periods_rate(
-        subscriptions=subscriptions, start=start, end=end, snapshot=snapshot
+        subscriptions=subscriptions, start=start, end=end, snapshot=snapshot, previous=previous
     ):
         subscription = period.subscription
         customer_id = subscription.customer_id
