@@ -97,36 +97,72 @@ class PeriodUsage:
 
 @dataclass(frozen=True, slots=True)
 class WindowsSql:
-    """How a query names its windows: the relation `w` (`customer_id`, and `key`, the
-    window's place from 1) and the snapshot to see facts with. A set of windows that
-    share their start, end and snapshot (a close's, a preview's) is listed as customers
-    only, with the rest as single parameters: several times cheaper to send and to join
-    than a row per window."""
+    """How a query names its windows, for facts aliased `fact`: the join that gives each
+    fact its window, the window's `key` in result rows, the test that the fact's moment
+    lies in it, and the snapshot to see it with. Windows that share their start, end and
+    snapshot (a close's, a preview's) need no join at all: a fact's customer is its window
+    (the query's overall range is the window); several times cheaper to send and to run
+    than a row per window, which windows of several periods or snapshots need (late
+    usage, the margin breakdown)."""
 
-    relation: str
-    snapshot: str
-    per_window: bool
+    shared: bool
+
+    def join(self, fact: str) -> str:
+        if self.shared:
+            return ""
+        return f"""JOIN unnest(%(customers)s::bigint[], %(starts)s::timestamptz[],
+                        %(ends)s::timestamptz[], %(snapshots)s::text[]::pg_snapshot[])
+                 WITH ORDINALITY AS w(customer_id, start_at, end_at, snapshot, key)
+                 ON w.customer_id = {fact}.customer_id"""
+
+    def key(self, fact: str) -> str:
+        return f"{fact}.customer_id" if self.shared else "w.key"
 
     def within(self, column: str) -> str:
-        """SQL: the fact's moment `column` lies in its window (the caller also bounds it
-        by the windows' overall range, which is the window itself when they share it)."""
-        return f"{column} >= w.start_at AND {column} < w.end_at" if self.per_window else "TRUE"
+        return "TRUE" if self.shared else f"{column} >= w.start_at AND {column} < w.end_at"
+
+    @property
+    def snapshot(self) -> str:
+        return "%(snapshot)s::pg_snapshot" if self.shared else "w.snapshot"
 
 
-WINDOWS = {
-    False: WindowsSql(
-        """unnest(%(customers)s::bigint[], %(starts)s::timestamptz[], %(ends)s::timestamptz[],
-                  %(snapshots)s::text[]::pg_snapshot[])
-           WITH ORDINALITY AS w(customer_id, start_at, end_at, snapshot, key)""",
-        "w.snapshot",
-        per_window=True,
-    ),
-    True: WindowsSql(
-        "unnest(%(customers)s::bigint[]) WITH ORDINALITY AS w(customer_id, key)",
-        "%(snapshot)s::pg_snapshot",
-        per_window=False,
-    ),
-}
+WINDOWS = {shared: WindowsSql(shared) for shared in (True, False)}
+
+
+@dataclass(frozen=True, slots=True)
+class WindowSet:
+    """Windows (each once) as a query takes them: `sql` names them, `params` lists them,
+    `of(key)` is the window of a result row's key."""
+
+    windows: list[Window]
+    sql: WindowsSql
+    params: dict[str, Any]
+    by_customer: dict[int, Window]  # shared windows: one per customer
+
+    def of(self, key: int) -> Window:
+        if self.sql.shared:
+            return self.by_customer[key]
+        return self.windows[key - 1]  # WITH ORDINALITY counts from 1
+
+
+def window_set(windows: Sequence[Window]) -> WindowSet:
+    ordered = list(dict.fromkeys(windows))
+    shared = len({(w.start, w.end, w.snapshot) for w in ordered}) == 1
+    params: dict[str, Any] = {
+        "customers": [w.customer_id for w in ordered],
+        "first_start": min(w.start for w in ordered),
+        "last_end": max(w.end for w in ordered),
+    }
+    if shared:
+        params["snapshot"] = ordered[0].snapshot
+    else:
+        params |= {
+            "starts": [w.start for w in ordered],
+            "ends": [w.end for w in ordered],
+            "snapshots": [w.snapshot for w in ordered],
+        }
+    by_customer = {w.customer_id: w for w in ordered} if shared else {}
+    return WindowSet(ordered, WINDOWS[shared], params, by_customer)
 
 
 def _usage_sql(windows: WindowsSql, *, keys: str, join: str) -> str:
@@ -139,14 +175,14 @@ def _usage_sql(windows: WindowsSql, *, keys: str, join: str) -> str:
     half the work."""
     return f"""
 WITH grouped AS MATERIALIZED (
-    SELECT w.key, {keys},
+    SELECT {windows.key("e")} AS key, {keys},
            CASE WHEN e.tier = 'premium' AND e.end_user <> '' THEN e.end_user END
                AS premium_user,
            count(*) AS calls, sum(e.input_tokens + e.output_tokens) AS tokens,
            coalesce(sum(e.cost) FILTER (WHERE {call_priced(windows.snapshot)}), 0) AS cost,
            count(*) FILTER (WHERE NOT {call_priced(windows.snapshot)}) AS unpriced
     FROM metering_usageevent e
-    JOIN {windows.relation} ON w.customer_id = e.customer_id
+    {windows.join("e")}
     {join}
     -- The windows' customers and overall range too, so that the scan can use them.
     WHERE e.customer_id = ANY(%(customers)s) AND e."timestamp" >= %(first_start)s
@@ -179,39 +215,17 @@ _USAGE_SQLS = {
 }
 
 
-def window_params(windows: Sequence[Window]) -> tuple[list[Window], dict[str, Any], bool]:
-    """The windows, each once, the query parameters that list them (`key` n in a result
-    row is the n-th window), and whether they share their start, end and snapshot (then
-    name them with WINDOWS[True])."""
-    ordered = list(dict.fromkeys(windows))
-    shared = len({(w.start, w.end, w.snapshot) for w in ordered}) == 1
-    params: dict[str, Any] = {
-        "customers": [w.customer_id for w in ordered],
-        "first_start": min(w.start for w in ordered),
-        "last_end": max(w.end for w in ordered),
-    }
-    if shared:
-        params["snapshot"] = ordered[0].snapshot
-    else:
-        params |= {
-            "starts": [w.start for w in ordered],
-            "ends": [w.end for w in ordered],
-            "snapshots": [w.snapshot for w in ordered],
-        }
-    return ordered, params, shared
-
-
 def windows_usage(*, windows: Sequence[Window], detail: bool = True) -> dict[Window, PeriodUsage]:
     """Each window's calls as its snapshot sees them: one query. With `detail` false the
     cells are per feature only (enough to rate a period)."""
     usage = {window: PeriodUsage() for window in windows}
     if not windows:
         return usage
-    ordered, params, shared = window_params(windows)
+    found = window_set(windows)
     with connection.cursor() as cursor:
-        cursor.execute(_USAGE_SQLS[(detail, shared)], params)
+        cursor.execute(_USAGE_SQLS[(detail, found.sql.shared)], found.params)
         for key, outcome_type, *cell_key, calls, tokens, cost, unpriced, seats in cursor.fetchall():
-            period = usage[ordered[key - 1]]
+            period = usage[found.of(key)]
             if outcome_type is None:
                 period.active_seats = seats
                 continue

@@ -48,7 +48,7 @@ from billing.selectors.cells import (
     WindowsSql,
     cells_difference,
     cost_status,
-    window_params,
+    window_set,
     windows_usage,
 )
 from billing.selectors.invoices import periods_due
@@ -75,18 +75,18 @@ def _window_outcomes(windows: WindowsSql, lateral: str = "") -> str:
     billable as its snapshot sees them. (The windows' customers and overall range too,
     so that the scan can use them.)"""
     return f"""
-FROM {windows.relation}
-JOIN outcomes_outcome o ON o.customer_id = w.customer_id
-     AND {windows.within("o.succeeded_at")}
+FROM outcomes_outcome o
+{windows.join("o")}
 {lateral}
 WHERE o.customer_id = ANY(%(customers)s) AND o.succeeded_at >= %(first_start)s
-  AND o.succeeded_at < %(last_end)s AND {outcome_billable(windows.snapshot)}
+  AND o.succeeded_at < %(last_end)s AND {windows.within("o.succeeded_at")}
+  AND {outcome_billable(windows.snapshot)}
 """
 
 
 # shared window -> the query
 _SUCCEEDED_SQLS = {
-    shared: f"SELECT w.key, o.type, count(*) {_window_outcomes(windows)} GROUP BY 1, 2"
+    shared: f"SELECT {windows.key('o')}, o.type, count(*) {_window_outcomes(windows)} GROUP BY 1, 2"
     for shared, windows in WINDOWS.items()
 }
 
@@ -127,12 +127,14 @@ SELECT key, coalesce(sum({CLAMPED_FEE_SQL}) FILTER (WHERE NOT missing), 0),
 FROM (
     SELECT *, value IS NOT NULL AND fee IS NULL AS missing
     FROM (
-        SELECT w.key, o.value, o.value_currency, rates.value_rate, rates.plan_rate,
+        SELECT {windows.key("o")} AS key, o.value, o.value_currency, rates.value_rate,
+               rates.plan_rate,
                (o.succeeded_at AT TIME ZONE 'UTC')::date::text AS day,
                round(CASE WHEN o.value_currency = %(currency)s THEN o.value
                           ELSE o.value * rates.value_rate / rates.plan_rate END, 12)
                    * %(percentage)s / 100 AS fee,
-               row_number() OVER (PARTITION BY w.key ORDER BY o.succeeded_at, o.id) AS position
+               row_number() OVER (PARTITION BY {windows.key("o")} ORDER BY o.succeeded_at, o.id)
+                   AS position
         {_window_outcomes(windows, lateral=_RATES)} AND o.type = %(type)s
     ) AS units
     WHERE position > %(included)s
@@ -163,14 +165,14 @@ def outcome_quantities(
     found = {window: WindowOutcomes() for window in windows}
     if not windows:
         return found
-    ordered, params, shared = window_params(windows)
+    listed = window_set(windows)
     with connection.cursor() as cursor:
-        cursor.execute(_SUCCEEDED_SQLS[shared], params)
+        cursor.execute(_SUCCEEDED_SQLS[listed.sql.shared], listed.params)
         for key, outcome_type, count in cursor.fetchall():
-            found[ordered[key - 1]].quantities[outcome_type] = OutcomeQuantity(count)
+            found[listed.of(key)].quantities[outcome_type] = OutcomeQuantity(count)
         # Windows sharing one percentage price (and currency) get one query.
         shared: dict[tuple[str, OutcomeTerms], list[Window]] = defaultdict(list)
-        for window in ordered:
+        for window in listed.windows:
             plan = terms[window]
             for outcome in plan.outcomes:
                 count = found[window].quantities.get(outcome.outcome_type, OutcomeQuantity(0))
@@ -180,10 +182,10 @@ def outcome_quantities(
                 ):
                     shared[(plan.currency, outcome)].append(window)
         for (currency, outcome), members in shared.items():
-            some, some_params, some_shared = window_params(members)
+            some = window_set(members)
             cursor.execute(
-                _VALUE_FEES_SQLS[some_shared],
-                some_params
+                _VALUE_FEES_SQLS[some.sql.shared],
+                some.params
                 | {
                     "type": outcome.outcome_type,
                     "currency": currency,
@@ -194,7 +196,7 @@ def outcome_quantities(
                 },
             )
             for key, fees, *needed in cursor.fetchall():
-                window = some[key - 1]
+                window = some.of(key)
                 count = found[window].quantities[outcome.outcome_type].succeeded
                 found[window].quantities[outcome.outcome_type] = OutcomeQuantity(count, fees)
                 for text in [*(needed[0] or ()), *(needed[1] or ())]:
