@@ -182,7 +182,7 @@ def main() -> None:
         "outcome summaries": lambda: outcome_selectors.outcome_type_summaries(
             customer=customer, start=start, end=end
         ),
-        "the invoice (the close's rating pipeline)": lambda: billing_selectors.periods_rate(
+        "the invoice (rating pipeline)": lambda: billing_selectors.periods_rate(
             subscriptions=[subscription], start=start, end=end, snapshot=None
         ),
         "plan terms": lambda: billing_selectors.customer_plan_terms(customer=customer),
@@ -195,7 +195,7 @@ def main() -> None:
     issued = (
         "usage totals (and active seats)",
         "outcome summaries",
-        "the invoice (the close's rating pipeline)",
+        "the invoice (rating pipeline)",
         "plan terms",
     )
     parts_p50 = sum(parts[name]["p50_ms"] for name in issued)
