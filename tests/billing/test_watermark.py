@@ -14,6 +14,7 @@ from decimal import Decimal
 
 import pytest
 from django.db import connection, transaction
+from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
 from billing.models import Invoice, Reconciliation, Subscription
@@ -181,3 +182,66 @@ def test_each_invoice_keeps_the_snapshot_of_its_close(customer):
 
     xmin, xmax, _ = Invoice.objects.get(pk=october.pk).snapshot.split(":")
     assert int(xmin) <= int(xmax)
+
+
+def test_an_upgrade_from_the_clock_bills_what_was_late_once_and_nothing_again(customer):
+    """An older payback marked what a close billed by its `closed_at`; after the upgrade
+    (billing migration 0006) the next close bills exactly the facts that were late by
+    that rule."""
+    executor = MigrationExecutor(connection)
+    executor.migrate(
+        [
+            ("billing", "0005_stripe_links_and_line_sources"),
+            ("outcomes", "0001_initial"),
+            ("metering", "0002_partition_events"),
+        ]
+    )
+    try:
+        closed_at = datetime(2026, 11, 1, 2, tzinfo=UTC)
+        october_end = NOVEMBER - timedelta(days=2)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                """
+                INSERT INTO billing_invoice (customer_id, period_start, period_end,
+                    plan_version_id, currency, total, status, closed_at, stripe_invoice_id,
+                    hosted_invoice_url, invoice_pdf, push_state, push_step, push_attempts,
+                    push_error, drift, created_at, updated_at)
+                SELECT %(customer)s, %(october)s, %(november)s, pv.id, 'USD', 249,
+                       'finalized', %(closed_at)s, '', '', '', 'not_sent', '', 0, '', '',
+                       now(), now()
+                FROM billing_planversion pv;
+                INSERT INTO outcomes_outcome (external_id, customer_id, type, status,
+                    occurred_at, succeeded_at, succeeded_recorded_at, value_currency,
+                    properties, created_at, updated_at)
+                VALUES ('on-time', %(customer)s, 'resolution', 'succeeded', %(at)s, %(at)s,
+                        %(before)s, '', '{}', now(), now()),
+                       ('late', %(customer)s, 'resolution', 'succeeded', %(at)s, %(at)s,
+                        %(after)s, '', '{}', now(), now());
+                INSERT INTO metering_usageevent (event_id, customer_id, "timestamp",
+                    received_at, provider, model, input_tokens, output_tokens,
+                    cache_read_tokens, cache_write_tokens, cost, cost_source, price_version,
+                    outcome_ref, end_user, feature, tier, prompt_hash, properties)
+                VALUES ('on-time-call', %(customer)s, %(at)s, %(before)s, 'openai', 'gpt-4o',
+                        0, 0, 0, 0, 1, 'explicit', 'explicit', '', '', '', '', '', '{}'),
+                       ('late-call', %(customer)s, %(at)s, %(after)s, 'openai', 'gpt-4o',
+                        0, 0, 0, 0, 2, 'explicit', 'explicit', '', '', '', '', '', '{}');
+                """,
+                {
+                    "customer": customer.pk,
+                    "october": OCTOBER,
+                    "november": NOVEMBER,
+                    "closed_at": closed_at,
+                    "at": october_end,
+                    "before": closed_at - timedelta(hours=1),
+                    "after": closed_at + timedelta(hours=1),
+                },
+            )
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.migrate(executor.loader.graph.leaf_nodes())
+
+    november = period_close(customer_id=customer.pk, period_start=NOVEMBER)
+
+    # The late success at 0.99, the late call's $2 at cost + 50 %: nothing on time again.
+    assert lines(november) == [("late_usage", Decimal(1), 99), ("late_usage", Decimal(2), 300)]
+    assert period_close(customer_id=customer.pk, period_start=DECEMBER).total == 0
