@@ -76,13 +76,10 @@ class CustomerUsage:
     premium_users: int
 
 
-def customer_events(
-    *, customer: Customer, start: datetime, end: datetime, received_until: datetime | None = None
-) -> QuerySet[UsageEvent]:
-    """The customer's events in the half-open window [start, end); with `received_until`,
-    only those stored by then (what an invoice closed at that moment knew)."""
-    events = UsageEvent.objects.filter(customer=customer, timestamp__gte=start, timestamp__lt=end)
-    return events if received_until is None else events.filter(received_at__lte=received_until)
+def customer_events(*, customer: Customer, start: datetime, end: datetime) -> QuerySet[UsageEvent]:
+    """The customer's events in the half-open window [start, end). (What a close saw of
+    them is billing's to say: billing/watermark.py.)"""
+    return UsageEvent.objects.filter(customer=customer, timestamp__gte=start, timestamp__lt=end)
 
 
 # The window's calls in one scan: grouped by provider, model, feature and premium user
@@ -98,7 +95,6 @@ WITH grouped AS MATERIALIZED (
            count(*) FILTER (WHERE cost_source = 'unpriced') AS unpriced_calls
     FROM metering_usageevent
     WHERE customer_id = %(customer)s AND "timestamp" >= %(start)s AND "timestamp" < %(end)s
-      AND (%(received_until)s::timestamptz IS NULL OR received_at <= %(received_until)s)
     GROUP BY 1, 2, 3, 4
 )
 SELECT provider, model, feature, sum(calls) AS calls, sum(input_tokens) AS input_tokens,
@@ -112,13 +108,11 @@ FROM grouped WHERE premium_user IS NOT NULL
 """
 
 
-def customer_usage(
-    *, customer: Customer, start: datetime, end: datetime, received_until: datetime | None = None
-) -> CustomerUsage:
+def customer_usage(*, customer: Customer, start: datetime, end: datetime) -> CustomerUsage:
     """Totals, by model and by feature, and the distinct premium users, from one scan of
     the window's events (_USAGE_SQL), whose few rows are then added up. One scan beats
     one per breakdown, and beats GROUPING SETS, which PostgreSQL cannot run in parallel."""
-    window = {"customer": customer.pk, "start": start, "end": end, "received_until": received_until}
+    window = {"customer": customer.pk, "start": start, "end": end}
     with connection.cursor() as cursor:
         cursor.execute(_USAGE_SQL, window)
         names = [column.name for column in cursor.description]
