@@ -43,6 +43,8 @@ class UsageEvent(models.Model):
     event_id = models.CharField(max_length=200)
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, db_index=False)
     timestamp = models.DateTimeField()
+    # Server time of receipt, stamped before the ingest commits: for people. What a close
+    # saw goes by recorded_xid below (billing/watermark.py).
     received_at = models.DateTimeField()
     provider = models.CharField(max_length=100, blank=True)
     model = models.CharField(max_length=200, blank=True)
