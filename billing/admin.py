@@ -19,6 +19,7 @@ from billing.forms import (
     OutcomePriceForm,
     PlanVersionForm,
     PriceTierFormSet,
+    SubscriptionForm,
     TokenPassThroughFormSet,
     plan_document_of,
 )
@@ -239,6 +240,7 @@ class OutcomePriceAdmin(BilledVersionReadOnly, admin.ModelAdmin):
 
 @admin.register(Subscription)
 class SubscriptionAdmin(admin.ModelAdmin):
+    form = SubscriptionForm
     list_display = ("customer", "plan", "premium_seats", "updated_at")
     list_filter = ("plan",)
     search_fields = ("customer__external_id",)

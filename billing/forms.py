@@ -8,10 +8,16 @@ import msgspec
 from django import forms
 from django.core.exceptions import ValidationError
 
-from billing.models import OutcomePrice, PlanVersion, PriceModel, TierMode
+from billing.models import OutcomePrice, PlanVersion, PriceModel, Subscription, TierMode
 from billing.schemas import OutcomePriceDoc, PassThroughDoc, PlanDoc, TierDoc
 from billing.selectors.margins import GROUP_BYS
-from billing.services import PriceBookError, outcome_price_check, plan_check, tiers_check
+from billing.services import (
+    PriceBookError,
+    outcome_price_check,
+    plan_check,
+    subscription_periods_refused,
+    tiers_check,
+)
 
 
 def plan_document_of(version: PlanVersion, **changes: Any) -> PlanDoc:
@@ -36,6 +42,32 @@ def plan_document_of(version: PlanVersion, **changes: Any) -> PlanDoc:
 
 def _refused(exc: PriceBookError) -> ValidationError:
     return ValidationError(str(exc).lstrip(": "))
+
+
+class SubscriptionForm(forms.ModelForm):
+    """A subscription edited in the admin: how its periods run is fixed once one of them is
+    invoiced (as over the API)."""
+
+    class Meta:
+        model = Subscription
+        fields = [
+            "customer",
+            "plan",
+            "premium_seats",
+            "started_at",
+            "billing_anchor_day",
+            "timezone",
+        ]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if self.instance.pk is not None:
+            refused = subscription_periods_refused(
+                customer=self.instance.customer, changed=self.changed_data
+            )
+            if refused:
+                raise ValidationError(refused)
+        return data
 
 
 class PlanVersionForm(forms.ModelForm):

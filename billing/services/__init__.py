@@ -10,6 +10,7 @@ from billing.services.plans import (
     plan_version_billed,
     plan_version_revise,
     plans_load,
+    subscription_periods_refused,
     subscription_set,
     tiers_check,
 )
@@ -23,6 +24,7 @@ __all__ = [
     "plan_version_billed",
     "plan_version_revise",
     "plans_load",
+    "subscription_periods_refused",
     "subscription_set",
     "tiers_check",
 ]

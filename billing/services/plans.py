@@ -286,6 +286,23 @@ def customer_save(
     return customer, created
 
 
+# How a subscription's periods run: fixed once one of them is invoiced.
+PERIOD_FIELDS = ("started_at", "billing_anchor_day", "timezone")
+
+
+def subscription_periods_refused(*, customer: Customer, changed: Any) -> dict[str, str]:
+    """Of the subscription fields `changed`, those that may not change (name -> why): how
+    periods run, once the customer has an invoice, since that would move invoiced
+    periods. The API and the admin both ask here."""
+    moved = sorted(name for name in changed if name in PERIOD_FIELDS)
+    if not moved or not Invoice.objects.filter(customer=customer).exists():
+        return {}
+    return {
+        name: f"{customer.external_id} has invoiced periods: changing `{name}` would move them."
+        for name in moved
+    }
+
+
 def subscription_set(
     *,
     customer: Customer,
@@ -317,16 +334,12 @@ def subscription_set(
         name: value for name, value in periods.items() if getattr(subscription, name) != value
     }
     if changed:
-        if Invoice.objects.filter(customer=customer).exists():
+        refused = subscription_periods_refused(customer=customer, changed=changed)
+        if refused:
             raise ApiError(
                 [
-                    ErrorDetail(
-                        field=name,
-                        code="periods_invoiced",
-                        message=f"{customer.external_id} has invoiced periods: changing "
-                        f"`{name}` would move them.",
-                    )
-                    for name in sorted(changed)
+                    ErrorDetail(field=name, code="periods_invoiced", message=message)
+                    for name, message in refused.items()
                 ],
                 status_code=409,
             )

@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+from django.forms import MultiWidget
 
 from billing.forms import OutcomePriceForm
 from billing.models import Invoice, PlanVersion, Subscription
@@ -59,13 +60,21 @@ def change_form_data(response) -> dict[str, object]:
         forms += [inline.formset.management_form, *inline.formset.forms]
     data: dict[str, object] = {}
     for form in forms:
-        for name in form.fields:
+        for name, field in form.fields.items():
             value = form[name].value()
             if value is None or value is False:
                 continue
-            if isinstance(value, list):
-                value = ",".join(value)
-            data[form.add_prefix(name)] = value
+            # A field with a callable default also posts its initial value back, hidden.
+            keys = [form.add_prefix(name)]
+            if field.show_hidden_initial:
+                keys.append(form.add_initial_prefix(name))
+            for key in keys:
+                if isinstance(field.widget, MultiWidget):  # a date and a time, say
+                    parts = field.widget.decompress(value)
+                    for suffix, part in zip(field.widget.widgets_names, parts, strict=True):
+                        data[key + suffix] = part
+                else:
+                    data[key] = ",".join(value) if isinstance(value, list) else value
     return data
 
 
@@ -148,3 +157,22 @@ def test_the_prices_of_a_billed_version_cannot_be_changed_on_their_own_page(
     assert staff_client.post(url, {"unit_price": "5"}).status_code == 403
     price.refresh_from_db()
     assert price.unit_price == Decimal("0.99")
+
+
+def test_the_admin_keeps_how_invoiced_periods_run(staff_client, billed_version):
+    subscription = Subscription.objects.get()
+    url = f"/admin/billing/subscription/{subscription.pk}/change/"
+    data = change_form_data(staff_client.get(url))
+    data["billing_anchor_day"] = 15
+
+    response = staff_client.post(url, data)
+
+    assert response.status_code == 200  # the form again, with the error
+    assert response.context["adminform"].form.errors == {
+        "billing_anchor_day": ["acme has invoiced periods: changing `billing_anchor_day` would "
+                               "move them."]
+    }  # fmt: skip
+    assert Subscription.objects.get().billing_anchor_day == 1
+    data["billing_anchor_day"] = 1
+    data["premium_seats"] = 3  # what may change
+    assert staff_client.post(url, data).status_code == 302
