@@ -12,8 +12,10 @@ repeat.
 
 Where they may go: an endpoint's host must resolve only to public addresses. Loopback,
 private (RFC 1918, unique-local), link-local (and so the 169.254.169.254 metadata
-service), shared, reserved, multicast and unspecified addresses are refused, however the
-address is spelled (a decimal 2130706433 is 127.0.0.1) or reached (a name, a redirect).
+service), shared, reserved, site-local, multicast and unspecified addresses are refused,
+however the address is spelled (a decimal 2130706433 is 127.0.0.1; an IPv6 address that
+carries an IPv4 one, mapped, compatible, NAT64, 6to4 or Teredo, is judged by both) or
+reached (a name, a redirect).
 The check runs when an endpoint is saved and again at each send, which then connects to
 the address it checked (no second lookup for a rebinding DNS server to answer).
 Networks listed in ALERT_WEBHOOK_ALLOWED_NETWORKS (an internal alert relay) are let
@@ -50,23 +52,52 @@ def _allowed(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     )
 
 
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 one carries, which a network may route to: IPv4-mapped
+    (::ffff:a.b.c.d), IPv4-compatible (::a.b.c.d), NAT64 (64:ff9b::/96), 6to4 (2002::/16)
+    and Teredo (2001::/32, its client)."""
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address.teredo is not None:
+        return address.teredo[1]
+    if address in _NAT64 or (int(address) >> 32 == 0 and int(address) > 0xFFFF):
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
 def address_check(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
-    """The address, if a webhook may be sent to it; else UnsafeUrl."""
+    """The address, if a webhook may be sent to it; else UnsafeUrl. An IPv6 address that
+    carries an IPv4 one is judged by both."""
     address = ipaddress.ip_address(text.split("%", 1)[0])
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    if _allowed(address):
+    candidates: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = [address]
+    if isinstance(address, ipaddress.IPv6Address):
+        embedded = _embedded_ipv4(address)
+        if embedded is not None:
+            candidates.insert(0, embedded)
+    if any(_allowed(candidate) for candidate in candidates):
         return address
-    for test, what in (
-        (address.is_loopback, "loopback"),
-        (address.is_link_local, "link-local (cloud metadata lives there)"),
-        (address.is_private, "private"),
-        (address.is_multicast, "multicast"),
-        (address.is_unspecified, "unspecified"),
-        (not address.is_global, "not public"),
-    ):
-        if test:
-            raise UnsafeUrl(f"{address} is a {what} address")
+    for candidate in candidates:
+        for test, what in (
+            (candidate.is_loopback, "loopback"),
+            (candidate.is_link_local, "link-local (cloud metadata lives there)"),
+            (candidate.is_private, "private"),
+            (candidate.is_multicast, "multicast"),
+            (candidate.is_unspecified, "unspecified"),
+            (candidate.is_reserved, "reserved"),
+            (
+                isinstance(candidate, ipaddress.IPv6Address) and candidate.is_site_local,
+                "site-local",
+            ),
+            (not candidate.is_global, "not public"),
+        ):
+            if test:
+                shown = candidate if candidate == address else f"{address} ({candidate})"
+                raise UnsafeUrl(f"{shown} is a {what} address")
     return address
 
 

@@ -271,6 +271,14 @@ def test_out_of_attempts_the_delivery_is_marked_failed(client_with_key, receiver
         "http://0x7f000001/hook",  # and in hex
         "http://localhost:8000/hook",  # a name resolving to loopback
         "http://[::ffff:10.0.0.1]/hook",  # IPv4-mapped IPv6
+        "http://[::127.0.0.1]/hook",  # IPv4-compatible IPv6
+        "http://[64:ff9b::7f00:1]/hook",  # NAT64 of 127.0.0.1
+        "http://[64:ff9b::a9fe:a9fe]/hook",  # NAT64 of the metadata service
+        "http://[2002:7f00:1::]/hook",  # 6to4 of 127.0.0.1
+        "http://[2002:a00:1::1]/hook",  # 6to4 of 10.0.0.1
+        "http://[2001:0:4136:e378:8000:63bf:f5ff:fffe]/hook",  # Teredo of 10.0.0.1
+        "http://[fec0::1]/hook",  # site-local (deprecated, reserved)
+        "http://240.0.0.1/hook",  # reserved
         "http://192.168.1.10/hook",
         "http://0.0.0.0/hook",
         "ftp://example.com/hook",
