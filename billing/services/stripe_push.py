@@ -53,10 +53,13 @@ def invoice_push(*, invoice_id: int) -> Invoice:
     if invoice.push_state in ("pushed", "not_sent") or invoice.status == InvoiceStatus.VOID:
         return invoice
     if invoice.total == 0 and not settings.BILLING_SEND_ZERO_INVOICES:
-        Invoice.objects.filter(pk=invoice.pk, status=InvoiceStatus.DRAFT).update(
-            push_state="not_sent", status=InvoiceStatus.FINALIZED
-        )
-        invoice.refresh_from_db()
+        with transaction.atomic():
+            invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
+            invoice.push_state = "not_sent"
+            if invoice.status == InvoiceStatus.DRAFT:
+                invoice.status = InvoiceStatus.FINALIZED
+            # save(), not update(): every status change is in the audit log.
+            invoice.save(update_fields=["push_state", "status", "updated_at"])
         return invoice
     Invoice.objects.filter(pk=invoice.pk).update(push_attempts=F("push_attempts") + 1)
     _mark(invoice, "customer")

@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 import stripe as stripe_sdk
+from auditlog.models import LogEntry
 from django.db import connection
 from django.utils import timezone
 
@@ -271,6 +272,9 @@ def test_a_zero_invoice_is_not_sent_by_default(stripe, settings):
 
     assert (pushed.push_state, pushed.status, pushed.total) == ("not_sent", "finalized", 0)
     assert stripe.writes() == before
+    # The status change is in the audit log, as every other is.
+    [entry] = LogEntry.objects.get_for_object(pushed).filter(changes__has_key="status")
+    assert entry.changes["status"] == ["draft", "finalized"]
 
 
 def test_refused_is_not_retryable():
