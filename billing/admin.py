@@ -1,12 +1,12 @@
 """Operators edit plans here (or load them with `manage.py load_plans`), and see which
 plan each customer is on."""
 
-import csv
 from decimal import Decimal
 from typing import Any
 
 from auditlog.registry import auditlog
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
@@ -48,6 +48,7 @@ from billing.services.invoicing import invoice_cancel
 from billing.tasks import push_invoice
 from config.admin import FactsAdmin
 from config.errors import ApiError
+from config.exports import SafeCsvWriter
 from config.queue import enqueue
 
 
@@ -326,7 +327,22 @@ class InvoiceAdmin(FactsAdmin):
             invoice.invoice_pdf or invoice.hosted_invoice_url,
         )
 
-    @admin.action(description="Push the selected invoices to Stripe again")
+    # Each action its own permission, with change_invoice: a view-only user can do none.
+    # (has_change_permission stays False: invoices are never edited by hand.)
+    def _may(self, request: HttpRequest, permission: str) -> bool:
+        user = request.user
+        return user.has_perm("billing.change_invoice") and user.has_perm(f"billing.{permission}")
+
+    def has_push_permission(self, request: HttpRequest) -> bool:
+        return self._may(request, "push_invoice")
+
+    def has_void_permission(self, request: HttpRequest) -> bool:
+        return self._may(request, "void_invoice")
+
+    def has_mark_uncollectible_permission(self, request: HttpRequest) -> bool:
+        return self._may(request, "mark_uncollectible_invoice")
+
+    @admin.action(description="Push the selected invoices to Stripe again", permissions=["push"])
     def retry_push(self, request: HttpRequest, queryset: QuerySet[Invoice]) -> None:
         for invoice in queryset.exclude(push_state__in=["pushed", "not_sent"]):
             if enqueue(push_invoice, invoice.pk):
@@ -353,11 +369,14 @@ class InvoiceAdmin(FactsAdmin):
             else:
                 self.message_user(request, f"Invoice {invoice.pk} is {status}.")
 
-    @admin.action(description="Void the selected invoices")
+    @admin.action(description="Void the selected invoices", permissions=["void"])
     def void(self, request: HttpRequest, queryset: QuerySet[Invoice]) -> None:
         self._move(request, queryset, InvoiceStatus.VOID)
 
-    @admin.action(description="Mark the selected invoices uncollectible")
+    @admin.action(
+        description="Mark the selected invoices uncollectible",
+        permissions=["mark_uncollectible"],
+    )
     def mark_uncollectible(self, request: HttpRequest, queryset: QuerySet[Invoice]) -> None:
         self._move(request, queryset, InvoiceStatus.UNCOLLECTIBLE)
 
@@ -451,9 +470,15 @@ def _window_form(request: HttpRequest) -> DashboardWindowForm:
     return DashboardWindowForm(request.GET, today=timezone.now().date())
 
 
+ANALYTICS_PERMISSION = "billing.view_analytics"
+
+
 def dashboard_view(request: HttpRequest) -> HttpResponse:
     """Margin by customer, cost by model and per success over time, premium seats against
-    their fee, savings; and the margin table (CSV at dashboard/margins.csv)."""
+    their fee, savings; and the margin table (CSV at dashboard/margins.csv). Staff with the
+    analytics permission only: it shows every customer's revenue and margin."""
+    if not request.user.has_perm(ANALYTICS_PERMISSION):
+        raise PermissionDenied
     form = _window_form(request)
     context: dict[str, Any] = {**admin.site.each_context(request), "title": "Unit economics"}
     if not form.is_valid():
@@ -490,7 +515,10 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
 
 
 def dashboard_margins_csv(request: HttpRequest) -> HttpResponse:
-    """The dashboard's margin table as CSV, for the same window and grouping."""
+    """The dashboard's margin table as CSV, for the same window and grouping (the same
+    permission)."""
+    if not request.user.has_perm(ANALYTICS_PERMISSION):
+        raise PermissionDenied
     form = _window_form(request)
     if not form.is_valid():
         return HttpResponse(form.errors.as_text(), status=400, content_type="text/plain")
@@ -505,7 +533,7 @@ def dashboard_margins_csv(request: HttpRequest) -> HttpResponse:
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     name = f"margins-{window['group_by']}-{window['start']:%Y%m%d}-{window['end']:%Y%m%d}.csv"
     response["Content-Disposition"] = f'attachment; filename="{name}"'
-    writer = csv.writer(response)
+    writer = SafeCsvWriter(response)
     writer.writerow([*MARGIN_COLUMNS, "currency"])
     for row in [*report.rows, report.totals]:
         cells = _margin_cells(row)

@@ -240,6 +240,13 @@ class Invoice(models.Model):
 
     class Meta:
         ordering = ["-period_start"]
+        # The admin's actions on invoices, each its own permission (on top of
+        # change_invoice): a view-only operator can do none of them.
+        permissions = [
+            ("void_invoice", "Can void invoices"),
+            ("mark_uncollectible_invoice", "Can mark invoices uncollectible"),
+            ("push_invoice", "Can push invoices to Stripe again"),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["customer", "period_start"], name="invoice_once_per_period"
@@ -314,6 +321,10 @@ class Reconciliation(models.Model):
     outcomes = models.JSONField(default=dict, blank=True)
     breakdown_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        # Revenue, cost and margin of every customer: the dashboard and its CSV need it.
+        permissions = [("view_analytics", "Can view the unit-economics dashboard")]
 
     def __str__(self) -> str:
         return f"{self.invoice}: margin {self.margin}"

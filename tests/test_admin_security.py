@@ -5,10 +5,10 @@ from decimal import Decimal
 
 import pytest
 from auditlog.models import LogEntry
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Permission, User
 
 from billing.models import Invoice, PlanVersion, Subscription
-from billing.services.invoicing import period_close
+from billing.services.invoicing import invoice_move, period_close
 from tests.billing.factories import plan_load
 from tests.metering.factories import customer_create
 
@@ -96,3 +96,69 @@ def test_editing_a_plan_version_in_the_admin_is_recorded(staff_client):
     )
     assert entry.actor.username == "admin"
     assert Decimal(entry.changes_dict["base_fee"][1]) == 12
+
+
+def staff_with(client, *permissions: str):
+    """A logged-in staff user who holds these permissions (billing.<codename>) only."""
+    user = User.objects.create_user("operator", password="pw-operator-12345", is_staff=True)
+    for permission in permissions:
+        app, codename = permission.split(".")
+        user.user_permissions.add(
+            Permission.objects.get(content_type__app_label=app, codename=codename)
+        )
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def invoice(db):
+    version = plan_load("p", outcomes=[{"type": "resolution", "unit_price": "1"}])
+    customer = customer_create(external_id="acme")
+    Subscription.objects.create(customer=customer, plan=version.plan, started_at=OCTOBER)
+    return period_close(customer_id=customer.pk, period_start=OCTOBER)
+
+
+@pytest.mark.parametrize("action", ["void", "mark_uncollectible", "retry_push"])
+def test_staff_who_may_only_view_invoices_cannot_act_on_them(client, invoice, action):
+    operator = staff_with(client, "billing.view_invoice")
+    page = operator.get("/admin/billing/invoice/")
+    assert page.status_code == 200
+    invoice_move(invoice_id=invoice.pk, status="finalized")
+
+    response = operator.post(
+        "/admin/billing/invoice/", {"action": action, "_selected_action": [invoice.pk]}, follow=True
+    )
+
+    form = page.context["action_form"]  # None when no action is offered
+    offered = [name for name, _ in form.fields["action"].choices] if form else []
+    assert action not in offered
+    after = Invoice.objects.get(pk=invoice.pk)
+    assert (after.status, after.push_state) == ("finalized", "pending")
+    assert not [m for m in response.context["messages"] if "queued" in str(m)]
+
+
+def test_voiding_takes_the_void_permission(client, invoice):
+    operator = staff_with(client, "billing.view_invoice", "billing.change_invoice")
+    operator.post("/admin/billing/invoice/", {"action": "void", "_selected_action": [invoice.pk]})
+    assert Invoice.objects.get(pk=invoice.pk).status == "draft"  # change alone is not enough
+
+    User.objects.get(username="operator").user_permissions.add(
+        Permission.objects.get(content_type__app_label="billing", codename="void_invoice")
+    )
+    operator.post("/admin/billing/invoice/", {"action": "void", "_selected_action": [invoice.pk]})
+
+    assert Invoice.objects.get(pk=invoice.pk).status == "void"
+
+
+def test_the_dashboard_and_its_csv_take_the_analytics_permission(client):
+    operator = staff_with(client, "billing.view_invoice")
+    assert operator.get("/admin/dashboard/").status_code == 403
+    assert operator.get("/admin/dashboard/margins.csv").status_code == 403
+    assert "/admin/dashboard/" not in operator.get("/admin/").content.decode()
+
+    User.objects.get(username="operator").user_permissions.add(
+        Permission.objects.get(content_type__app_label="billing", codename="view_analytics")
+    )
+
+    assert client.get("/admin/dashboard/").status_code == 200
+    assert client.get("/admin/dashboard/margins.csv").status_code == 200

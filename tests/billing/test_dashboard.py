@@ -153,6 +153,27 @@ def test_the_csv_leaves_an_unknown_cost_empty_and_says_so(staff_client, dashboar
     assert by_key["openai:gpt-4o-mini"]["cost_status"] == "complete"
 
 
+def test_the_csv_neutralises_cells_a_spreadsheet_would_run(staff_client, dashboard_data):
+    hostile = customer_create(external_id='=HYPERLINK("http://evil.test")')
+    for feature in ("@SUM(1+1)", "+1+1", "-2+3", "\tcmd"):
+        UsageEvent.objects.create(
+            event_id=f"hostile-{feature}", customer=hostile, feature=feature, cost="1",
+            timestamp=timezone.now() - timedelta(days=1), received_at=timezone.now(),
+            cost_source="explicit",
+        )  # fmt: skip
+
+    by_customer = staff_client.get("/admin/dashboard/margins.csv", {"group_by": "customer"})
+    by_feature = staff_client.get("/admin/dashboard/margins.csv", {"group_by": "feature"})
+
+    customers = {
+        row["key"]: row for row in csv.DictReader(io.StringIO(by_customer.content.decode()))
+    }
+    assert '\'=HYPERLINK("http://evil.test")' in customers
+    assert customers["duo"]["margin"].startswith("-")  # a negative number stays a number
+    features = {row["key"] for row in csv.DictReader(io.StringIO(by_feature.content.decode()))}
+    assert {"'@SUM(1+1)", "'+1+1", "'-2+3", "'\tcmd"} <= features
+
+
 def test_a_bad_window_is_refused(staff_client):
     response = staff_client.get("/admin/dashboard/", {"from": "2026-11-10", "to": "2026-11-01"})
 
