@@ -405,13 +405,18 @@ class StripeCustomer(models.Model):
 
 
 class StripeWebhookDelivery(models.Model):
-    """A webhook request as received, stored before anything else: untrusted until its
-    signature verifies. Kept for the record either way."""
+    """A webhook request. One whose signature verifies is kept whole with its event (until
+    STRIPE_WEBHOOK_RETENTION_DAYS after it was processed); one that does not is kept for
+    diagnosis only: its first bytes and why it was refused, the newest
+    STRIPE_WEBHOOK_REFUSALS_KEPT of them (billing/services/webhooks.py)."""
 
-    body = models.BinaryField()
+    body = models.BinaryField()  # refused: its first bytes only (`size` says how many)
+    size = models.PositiveIntegerField(default=0)  # bytes received
     signature = models.CharField(max_length=1000, blank=True)
+    remote_address = models.CharField(max_length=64, blank=True)
     received_at = models.DateTimeField(auto_now_add=True)
-    verified = models.BooleanField(null=True)  # None: not checked yet
+    verified = models.BooleanField(null=True)  # None: not checked yet (older paybacks)
+    refusal = models.CharField(max_length=300, blank=True)  # why, when not verified
     event = models.ForeignKey(
         "StripeEvent", on_delete=models.SET_NULL, null=True, blank=True, related_name="deliveries"
     )

@@ -19,11 +19,17 @@ from metering.serializers import (
     UsageOutputSerializer,
 )
 
+# What the seats column holds (a PostgreSQL integer).
+MAX_SEATS = 2**31 - 1
+
 
 class CustomerWithPlanInputSerializer(CustomerInputSerializer):
     plan = serializers.SlugField(required=False, help_text="The code of the customer's plan.")
     premium_seats = serializers.IntegerField(
-        required=False, min_value=0, help_text="Fixed premium seats (plans with fixed seats)."
+        required=False,
+        min_value=0,
+        max_value=MAX_SEATS,
+        help_text="Fixed premium seats (plans with fixed seats).",
     )
 
     started_at = AwareDateTimeField(

@@ -19,7 +19,7 @@ from billing.selectors.invoices import (
 from billing.services.invoicing import PeriodNotReady, period_close
 from billing.services.reconciliation import invoices_reconcile
 from billing.services.stripe_push import invoice_push, invoice_push_failed, stripe_drift_check
-from billing.services.webhooks import stripe_event_process
+from billing.services.webhooks import stripe_deliveries_prune, stripe_event_process
 from config.queue import enqueue
 
 
@@ -97,6 +97,13 @@ def reconcile_missing(limit: int = 5000) -> int:
     an older payback)."""
     invoice_ids = invoices_unreconciled(limit=limit)
     return invoices_reconcile(invoice_ids=invoice_ids) if invoice_ids else 0
+
+
+@shared_task
+def prune_stripe_deliveries() -> int:
+    """Beat (daily): drop the bodies of Stripe deliveries processed more than
+    STRIPE_WEBHOOK_RETENTION_DAYS ago, and refusals as old."""
+    return stripe_deliveries_prune(now=timezone.now())
 
 
 @shared_task

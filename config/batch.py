@@ -38,17 +38,75 @@ class BatchResult:
         }
 
 
+MAX_UTC_OFFSET = timedelta(hours=16)
 _DECIMAL_RE = re.compile(r"-?\d{1,12}(?:\.\d{1,12})?")
 _MSGSPEC_PATH_RE = re.compile(r" - at `\$\.?([^`]*)`$")
 
 
+# How deep a request's JSON may nest: far more than any payload needs (`properties` and
+# `metadata` included), far less than a parser's stack.
+MAX_JSON_DEPTH = 32
+
+
 def decode_json_body(body: bytes) -> Any:
+    """The body as JSON; 400 for what is not JSON, not UTF-8 (msgspec also refuses a lone
+    surrogate escape), or nested deeper than the decoder goes. The free-form parts of an
+    item (`properties`) are checked for depth by properties_json."""
     try:
         return msgspec.json.decode(body)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise ApiError(
             [ErrorDetail(code="malformed_json", message=f"Malformed JSON: {exc}")]
         ) from exc
+    except RecursionError as exc:
+        raise ApiError([too_deep(None)]) from exc
+
+
+def too_deep(field: str | None) -> ErrorDetail:
+    return ErrorDetail(
+        field=field, code="too_deep", message=f"JSON nested deeper than {MAX_JSON_DEPTH} levels."
+    )
+
+
+def json_value_check(value: Any) -> None:
+    """Raise ApiError (400) when decoded JSON nests deeper than MAX_JSON_DEPTH or holds a
+    string that is not Unicode text (a lone surrogate, `\\ud800`, which JSON's escapes
+    allow and no database can store), naming the top-level field it is under."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            problem = _problem(key, 1) or _problem(item, 1)
+            if problem is not None:
+                raise ApiError([problem(_printable(key))])
+    elif (problem := _problem(value, 0)) is not None:
+        raise ApiError([problem(None)])
+
+
+def _problem(value: Any, depth: int) -> Any:
+    """A maker of the error for `value` at `depth`, or None when it is fine."""
+    if depth > MAX_JSON_DEPTH:
+        return too_deep
+    if isinstance(value, str):
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return lambda field: ErrorDetail(
+                field=field, code="invalid_text", message="Holds text that is not Unicode."
+            )
+        return None
+    children: Any = ()
+    if isinstance(value, dict):
+        children = [part for pair in value.items() for part in pair]
+    elif isinstance(value, list):
+        children = value
+    for child in children:
+        problem = _problem(child, depth + 1)
+        if problem is not None:
+            return problem
+    return None
+
+
+def _printable(text: str) -> str:
+    return text.encode("utf-8", "replace").decode()
 
 
 def batch_items(raw: Any, *, key: str, max_items: int) -> list[Any]:
@@ -159,11 +217,18 @@ def parse_timestamp(value: str | None, *, now: datetime) -> tuple[datetime, Erro
             code="invalid_timestamp",
             message="`timestamp` must be ISO 8601 with an offset.",
         )
-    if timestamp.tzinfo is None or timestamp.utcoffset() is None:
+    offset = timestamp.utcoffset()
+    if offset is None:
         return now, ErrorDetail(
             field="timestamp",
             code="timestamp_without_offset",
             message="`timestamp` needs a UTC offset, e.g. `Z` or `+02:00`.",
+        )
+    if abs(offset) >= MAX_UTC_OFFSET:  # PostgreSQL stores offsets up to 15:59
+        return now, ErrorDetail(
+            field="timestamp",
+            code="invalid_timestamp",
+            message="`timestamp` has a UTC offset beyond ±15:59.",
         )
     if timestamp > now + timedelta(seconds=settings.METERING_FUTURE_TOLERANCE_SECONDS):
         return now, ErrorDetail(
@@ -205,10 +270,13 @@ def holds_nul(value: Any) -> bool:
 
 
 def properties_json(properties: dict[str, Any] | None) -> tuple[bytes, ErrorDetail | None]:
-    """The `properties` object encoded, or an error when it is over the size limit or
-    holds U+0000."""
+    """The `properties` object encoded, or an error when it is over the size limit, nests
+    too deep, or holds U+0000."""
     if properties is None:
         return b"{}", None
+    problem = _problem(properties, 1)
+    if problem is not None:
+        return b"{}", problem("properties")
     encoded = msgspec.json.encode(properties)
     if holds_nul(properties):
         return encoded, ErrorDetail(

@@ -20,6 +20,10 @@ def page_parameters(maximum: int) -> list[OpenApiParameter]:
     ]
 
 
+# Far past any list payback keeps, and within what PostgreSQL's OFFSET takes.
+MAX_OFFSET = 10**9
+
+
 @dataclass(frozen=True, slots=True)
 class Page:
     limit: int
@@ -30,14 +34,15 @@ def page_of(request: Request, *, default: int, maximum: int) -> Page:
     """The page a request asks for; 400 naming the parameter when it is not a whole
     number in range."""
     values = {}
-    for name, fallback, top in (("limit", default, maximum), ("offset", 0, None)):
+    for name, fallback, top in (("limit", default, maximum), ("offset", 0, MAX_OFFSET)):
         raw = request.query_params.get(name)
         if raw is None:
             values[name] = fallback
             continue
         low = 1 if name == "limit" else 0
-        if not raw.isdigit() or int(raw) < low or (top is not None and int(raw) > top):
-            bound = f"between {low} and {top}" if top is not None else f"at least {low}"
+        # The length first: int() of thousands of digits is refused by Python itself.
+        if not raw.isdigit() or len(raw) > len(str(top)) or int(raw) < low or int(raw) > top:
+            bound = f"between {low} and {top}"
             raise ApiError(
                 [
                     ErrorDetail(

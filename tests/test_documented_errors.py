@@ -228,6 +228,8 @@ RECIPES: dict[tuple[str, str, int], Callable[[Api], Any]] = {
     ("GET", "/v1/plans", 400): lambda a: a.keyed.get("/v1/plans?offset=-1"),
     ("GET", "/v1/plans", 401): lambda a: a.anonymous.get("/v1/plans"),
     ("GET", "/v1/plans", 429): lambda a: a.over_rate(get("/v1/plans")),
+    ("POST", "/v1/webhooks/stripe", 413): lambda a: too_large_webhook(a),
+    ("POST", "/v1/webhooks/stripe", 429): lambda a: webhooks_over_rate(a),
     ("POST", "/v1/webhooks/stripe", 400): lambda a: a.anonymous.post(
         "/v1/webhooks/stripe",
         b"{}",
@@ -247,6 +249,17 @@ def moved_after_an_invoice(api: Api) -> Any:
     customer = Customer.objects.get(external_id="acme")
     period_close(customer_id=customer.pk, period_start=datetime(2026, 10, 1, tzinfo=UTC))
     return api.keyed.put("/v1/customers/acme", {"billing_anchor_day": 15}, format="json")
+
+
+def too_large_webhook(api: Api) -> Any:
+    api.settings.STRIPE_WEBHOOK_MAX_BODY_BYTES = 100
+    return api.anonymous.post("/v1/webhooks/stripe", b"{}" * 100, content_type="application/json")
+
+
+def webhooks_over_rate(api: Api) -> Any:
+    api.settings.STRIPE_WEBHOOK_RATE_LIMIT = "1/h"
+    api.anonymous.post("/v1/webhooks/stripe", b"{}", content_type="application/json")
+    return api.anonymous.post("/v1/webhooks/stripe", b"{}", content_type="application/json")
 
 
 def health_with_the_broker_down(client: APIClient) -> Any:

@@ -73,7 +73,7 @@ def _what_if_body(result: WhatIf) -> dict[str, Any]:
 
 class SavingsQuerySerializer(UsageQuerySerializer):
     customer = serializers.CharField(required=False, help_text="One customer's external id.")
-    max_input_tokens = serializers.IntegerField(required=False, min_value=0)
+    max_input_tokens = serializers.IntegerField(required=False, min_value=0, max_value=2**62)
     feature = serializers.CharField(required=False)
 
     def to_internal_value(self, data: Any) -> dict[str, Any]:

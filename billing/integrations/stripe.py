@@ -11,6 +11,7 @@ task decides (billing/tasks.py).
 from __future__ import annotations
 
 import functools
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -39,6 +40,11 @@ class StripeRefused(Exception):
 
 class InvalidSignature(Exception):
     """A webhook whose Stripe-Signature does not verify with any configured secret."""
+
+
+class InvalidPayload(Exception):
+    """A webhook body that is not a Stripe event: not UTF-8, or (signed) not a JSON object
+    with an `id` and a `type`."""
 
 
 def configured() -> bool:
@@ -257,16 +263,32 @@ def invoice_state(*, stripe_invoice: str) -> StripeInvoice:
 
 
 def webhook_event(*, payload: bytes, signature: str | None) -> dict[str, Any]:
-    """The verified event of a webhook delivery; raises InvalidSignature. Any of the
-    configured secrets may have signed it (two during a rotation)."""
+    """The verified event of a webhook delivery. Raises InvalidSignature unless one of the
+    configured secrets (two during a rotation) signed it within STRIPE_WEBHOOK_TOLERANCE
+    of now, either way (the library checks only the past), and InvalidPayload for a body
+    that is not a Stripe event."""
+    try:
+        text = payload.decode()
+    except UnicodeDecodeError:
+        raise InvalidPayload("the body is not UTF-8") from None
+    tolerance = settings.STRIPE_WEBHOOK_TOLERANCE
+    stamp = next((part[2:] for part in (signature or "").split(",") if part.startswith("t=")), "")
+    if stamp.isdigit() and int(stamp) > time.time() + tolerance:
+        raise InvalidSignature("the signature's timestamp is in the future")
     for secret in settings.STRIPE_WEBHOOK_SECRETS:
         try:
-            stripe.WebhookSignature.verify_header(
-                payload.decode(), signature or "", secret, settings.STRIPE_WEBHOOK_TOLERANCE
-            )
+            stripe.WebhookSignature.verify_header(text, signature or "", secret, tolerance)
         except stripe.SignatureVerificationError:
             continue
-        return stripe.Webhook.construct_event(
-            payload.decode(), signature or "", secret, settings.STRIPE_WEBHOOK_TOLERANCE
-        ).to_dict()
+        try:
+            event = json.loads(text)
+        except ValueError:
+            raise InvalidPayload("signed, but not JSON") from None
+        if not (
+            isinstance(event, dict)
+            and isinstance(event.get("id"), str)
+            and isinstance(event.get("type"), str)
+        ):
+            raise InvalidPayload("signed, but not an event: no `id` or `type`")
+        return event
     raise InvalidSignature("no configured secret verifies this Stripe-Signature")

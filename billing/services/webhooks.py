@@ -1,12 +1,14 @@
-"""Stripe webhooks: stored raw first, verified, then processed once per Stripe event id.
-Statuses only move forward: a stale delivery (a payment_failed after paid, say) changes
-nothing."""
+"""Stripe webhooks: verified first (what is not signed by Stripe stores next to nothing),
+stored with their event, then processed once per Stripe event id. Statuses only move
+forward: a stale delivery (a payment_failed after paid, say) changes nothing."""
 
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -28,14 +30,20 @@ _INVOICE_EVENTS: dict[str, str | None] = {
 }
 
 
-def webhook_receive(*, body: bytes, signature: str | None) -> tuple[StripeEvent | None, bool]:
-    """Store the delivery, verify it, record its event once. Returns (event, created);
-    raises InvalidSignature (the delivery stays stored, marked unverified)."""
-    delivery = StripeWebhookDelivery.objects.create(body=body, signature=(signature or "")[:1000])
+# What a refused request keeps of its body, for diagnosis.
+REFUSED_BODY_KEPT = 2048
+
+
+def webhook_receive(
+    *, body: bytes, signature: str | None, address: str = ""
+) -> tuple[StripeEvent, bool]:
+    """Verify a delivery, then record it and its event once (the unique Stripe event id).
+    Returns (event, created). Raises InvalidSignature or InvalidPayload after keeping a
+    small record of the refusal: what is not signed by Stripe stores next to nothing."""
     try:
         payload = stripe_api.webhook_event(payload=body, signature=signature)
-    except stripe_api.InvalidSignature:
-        StripeWebhookDelivery.objects.filter(pk=delivery.pk).update(verified=False)
+    except (stripe_api.InvalidSignature, stripe_api.InvalidPayload) as refused:
+        _refusal_record(body=body, signature=signature, address=address, why=str(refused))
         raise
     try:
         with transaction.atomic():
@@ -44,12 +52,47 @@ def webhook_receive(*, body: bytes, signature: str | None) -> tuple[StripeEvent 
             )
     except IntegrityError:  # a concurrent delivery of the same event won the insert
         event, created = StripeEvent.objects.get(stripe_id=payload["id"]), False
-    StripeWebhookDelivery.objects.filter(pk=delivery.pk).update(verified=True, event=event)
+    StripeWebhookDelivery.objects.create(
+        body=body,
+        size=len(body),
+        signature=(signature or "")[:1000],
+        remote_address=address[:64],
+        verified=True,
+        event=event,
+    )
     if created:
         from billing.tasks import process_stripe_event
 
         enqueue_on_commit(process_stripe_event, event.pk)
     return event, created
+
+
+def _refusal_record(*, body: bytes, signature: str | None, address: str, why: str) -> None:
+    """Keep the first bytes of a refused request and why, and only the newest
+    STRIPE_WEBHOOK_REFUSALS_KEPT refusals."""
+    kept = StripeWebhookDelivery.objects.create(
+        body=body[:REFUSED_BODY_KEPT],
+        size=len(body),
+        signature=(signature or "")[:1000],
+        remote_address=address[:64],
+        verified=False,
+        refusal=why[:300],
+    )
+    StripeWebhookDelivery.objects.filter(
+        verified=False, pk__lte=kept.pk - settings.STRIPE_WEBHOOK_REFUSALS_KEPT
+    ).delete()
+
+
+def stripe_deliveries_prune(*, now: datetime) -> int:
+    """Delete the bodies of deliveries whose event was processed more than
+    STRIPE_WEBHOOK_RETENTION_DAYS ago, and refusals as old (the events stay: they are
+    the record of what payback applied). Returns how many were deleted."""
+    before = now - timedelta(days=settings.STRIPE_WEBHOOK_RETENTION_DAYS)
+    processed, _ = StripeWebhookDelivery.objects.filter(event__processed_at__lt=before).delete()
+    refused, _ = StripeWebhookDelivery.objects.filter(
+        verified=False, received_at__lt=before
+    ).delete()
+    return processed + refused
 
 
 def _apply(payload: dict[str, Any], event_type: str) -> str:

@@ -61,6 +61,10 @@ CELERY_BEAT_SCHEDULE = {
     },
     # Work whose message was lost (a broker outage at enqueue): pushes, Stripe events,
     # alert deliveries (config/queue.py).
+    "prune-stripe-deliveries": {
+        "task": "billing.tasks.prune_stripe_deliveries",
+        "schedule": 86400.0,
+    },
     "resend-stalled-billing-work": {
         "task": "billing.tasks.resend_stalled",
         "schedule": 300.0,

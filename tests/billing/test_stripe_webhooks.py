@@ -6,15 +6,17 @@ import hmac
 import json
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from billing.models import Invoice, StripeEvent, StripeWebhookDelivery, Subscription
 from billing.services.invoicing import invoice_move, period_close
 from billing.services.webhooks import stripe_event_process
+from billing.tasks import prune_stripe_deliveries
 from tests.billing.factories import plan_load
 from tests.metering.factories import customer_create
 
@@ -96,7 +98,9 @@ def test_a_forged_or_stale_signature_is_refused_and_changes_nothing(invoice, sig
     assert response.json()["errors"][0]["code"] == "invalid_signature"
     assert not StripeEvent.objects.exists()
     assert Invoice.objects.get(pk=invoice.pk).status == "finalized"
-    assert StripeWebhookDelivery.objects.get().verified is False  # kept, as received
+    refused = StripeWebhookDelivery.objects.get()  # kept for diagnosis, with why
+    assert (refused.verified, refused.event) == (False, None)
+    assert "verif" in refused.refusal or "timestamp" in refused.refusal
 
 
 @pytest.mark.django_db(transaction=True)
@@ -197,3 +201,114 @@ def test_paid_before_the_local_finalize_is_committed_still_lands(invoice):
     deliver(event("evt_1", "invoice.paid"))
     process_all()
     assert Invoice.objects.get(pk=invoice.pk).status == "paid"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_signature_from_the_future_is_refused(invoice):
+    response = deliver(event("evt_1", "invoice.paid"), timestamp=int(time.time()) + 301)
+
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["code"] == "invalid_signature"
+    assert not StripeEvent.objects.exists()
+
+
+def post_signed_body(body: bytes, secret: str = SECRET):
+    timestamp = int(time.time())
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return APIClient().post(
+        "/v1/webhooks/stripe",
+        body,
+        content_type="application/json",
+        HTTP_STRIPE_SIGNATURE=f"t={timestamp},v1={digest.hexdigest()}",
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        (b'{"id": "evt_1", "type": "invoice.paid", "x": "\xff\xfe"}', "invalid_body"),
+        (b"not json at all", "invalid_body"),
+        (b'[{"id": "evt_1", "type": "invoice.paid"}]', "invalid_body"),
+        (b'{"id": "evt_1", "object": "event"}', "invalid_body"),
+    ],
+)
+def test_a_signed_body_that_is_not_an_event_is_refused(invoice, body, code):
+    response = post_signed_body(body)
+
+    assert response.status_code == 400, response.content
+    assert response.json()["errors"][0]["code"] == code
+    assert not StripeEvent.objects.exists()
+    assert not StripeWebhookDelivery.objects.filter(verified=True).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_unsigned_bodies_store_next_to_nothing(invoice, settings):
+    settings.STRIPE_WEBHOOK_REFUSALS_KEPT = 5
+    big = b'{"id": "evt_x", "type": "invoice.paid", "pad": "' + b"x" * (512 * 1024) + b'"}'
+    for _ in range(8):
+        response = APIClient().post(
+            "/v1/webhooks/stripe", big, content_type="application/json",
+            HTTP_STRIPE_SIGNATURE="t=1,v1=00",
+        )  # fmt: skip
+        assert response.status_code == 400
+
+    refusals = StripeWebhookDelivery.objects.all()
+    assert refusals.count() == 5  # the newest only
+    assert all(r.size == len(big) and len(r.body) <= 2048 for r in refusals)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_body_larger_than_any_stripe_event_is_refused_before_it_is_read(invoice, settings):
+    settings.STRIPE_WEBHOOK_MAX_BODY_BYTES = 1024 * 1024
+    response = APIClient().post(
+        "/v1/webhooks/stripe", b"x" * (9 * 1024 * 1024), content_type="application/json",
+        HTTP_STRIPE_SIGNATURE="t=1,v1=00",
+    )  # fmt: skip
+
+    assert response.status_code == 413
+    assert not StripeWebhookDelivery.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_endpoint_is_rate_limited_per_address(invoice, settings):
+    settings.STRIPE_WEBHOOK_RATE_LIMIT = "3/m"
+    statuses = [
+        APIClient().post(
+            "/v1/webhooks/stripe", b"{}", content_type="application/json",
+            HTTP_STRIPE_SIGNATURE="t=1,v1=00", REMOTE_ADDR="203.0.113.9",
+        ).status_code
+        for _ in range(4)
+    ]  # fmt: skip
+
+    assert statuses == [400, 400, 400, 429]
+    other = APIClient().post(
+        "/v1/webhooks/stripe", b"{}", content_type="application/json",
+        HTTP_STRIPE_SIGNATURE="t=1,v1=00", REMOTE_ADDR="203.0.113.10",
+    )  # fmt: skip
+    assert other.status_code == 400
+
+
+@pytest.mark.django_db(transaction=True)
+def test_processed_deliveries_are_pruned_after_the_retention(invoice, settings):
+    settings.STRIPE_WEBHOOK_RETENTION_DAYS = 30
+    deliver(event("evt_old", "invoice.finalized"))
+    deliver(event("evt_new", "invoice.paid"))
+    process_all()
+    StripeEvent.objects.filter(stripe_id="evt_old").update(
+        processed_at=timezone.now() - timedelta(days=31)
+    )
+    APIClient().post(
+        "/v1/webhooks/stripe", b"{}", content_type="application/json",
+        HTTP_STRIPE_SIGNATURE="t=1,v1=00",
+    )  # fmt: skip
+    StripeWebhookDelivery.objects.filter(verified=False).update(
+        received_at=timezone.now() - timedelta(days=31)
+    )
+
+    assert prune_stripe_deliveries.apply().get() == 2
+
+    assert list(StripeWebhookDelivery.objects.values_list("event__stripe_id", flat=True)) == [
+        "evt_new"
+    ]
+    assert StripeEvent.objects.count() == 2  # the record of what was applied stays
