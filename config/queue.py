@@ -6,6 +6,12 @@ logged, and a beat sweep finds the work still undone and sends it again (prices:
 metering.tasks.price_unpriced_events_sweep; invoice pushes, Stripe events and margin
 breakdowns: billing.tasks; alert deliveries: alerts.tasks). Every task is safe to run
 twice, so a sweep racing a late message does no harm.
+
+Sending fails fast, because a caller (a request, a close of thousands of periods) waits on
+it: no publish retries, each connect and reply bounded by CELERY_BROKER_TIMEOUT_SECONDS,
+and after one failure the process does not try that broker again for
+CELERY_ENQUEUE_BACKOFF_SECONDS (a frozen broker would otherwise cost every enqueue the
+whole timeout).
 """
 
 from __future__ import annotations
@@ -15,16 +21,32 @@ from typing import Any
 
 import kombu.exceptions
 from celery import Task
+from django.conf import settings
 from django.db import transaction
+
+from config.backoff import UNREACHABLE, Backoff
 
 logger = logging.getLogger(__name__)
 
+_brokers = Backoff()  # by broker URL
+
+_UNREACHABLE = (*UNREACHABLE, kombu.exceptions.KombuError)
+
 
 def enqueue(task: Task, *args: Any) -> bool:
-    """Send now; False (logged) when the broker is unreachable."""
+    """Send now; False (logged) when the broker is unreachable, now or moments ago."""
+    broker = task.app.conf.broker_write_url or task.app.conf.broker_url
+    if _brokers.active(broker):
+        logger.warning(
+            "%s%r not enqueued, the broker was unreachable moments ago: a sweep will send it",
+            task.name,
+            args,
+        )
+        return False
     try:
-        task.delay(*args)
-    except (OSError, kombu.exceptions.KombuError) as unreachable:
+        task.apply_async(args, retry=False)
+    except _UNREACHABLE as unreachable:
+        _brokers.failed(broker, settings.CELERY_ENQUEUE_BACKOFF_SECONDS)
         logger.warning(
             "%s%r not enqueued, the broker is unreachable (%s): a sweep will send it",
             task.name,

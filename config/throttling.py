@@ -5,24 +5,38 @@ per-process local memory cache). With the default local memory cache each proces
 its own requests, so N gunicorn workers allow up to N times the limit; set
 `CACHE_URL=redis://…` for one count across processes. A refused request gets 429 with
 `Retry-After` (seconds to the next window) and a JSON error.
+
+A shared cache that fails (down, or frozen past CACHE_TIMEOUT_SECONDS) does not fail the
+request: for CACHE_BACKOFF_SECONDS the process counts in its own memory, as with the
+default cache, then tries the shared one again.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.core.cache import cache
+from django.core.cache.backends.base import BaseCache
+from django.core.cache.backends.locmem import LocMemCache
 from django.http import HttpRequest
 from rest_framework.throttling import BaseThrottle
+
+from config.backoff import UNREACHABLE, Backoff
 
 if TYPE_CHECKING:  # rest_framework.views imports the authentication, which imports this
     from rest_framework.request import Request
     from rest_framework.views import APIView
 
+logger = logging.getLogger(__name__)
+
 _PERIODS = {"s": 1, "m": 60, "h": 3600}
+_shared_cache = Backoff()
+_local_counters = LocMemCache("payback-rate-limits", {})
 
 
 def parse_rate(rate: str) -> tuple[int, int] | None:
@@ -47,15 +61,30 @@ def window_hit(scope: str, ident: str, rate: str) -> float | None:
     now = time.time()
     window = int(now // seconds)
     key = _counter_key(scope, ident, window)
-    cache.add(key, 0, timeout=seconds + 1)
-    try:
-        hits = cache.incr(key)
-    except ValueError:  # expired between add and incr: a new window
-        cache.add(key, 1, timeout=seconds + 1)
-        hits = 1
+    hits = _with_counters(lambda counters: _count(counters, key, seconds))
     if hits <= limit:
         return None
     return (window + 1) * seconds - now
+
+
+def _with_counters(use: Callable[[BaseCache], int]) -> int:
+    """`use` on the shared cache, or on this process' own counters while it fails."""
+    if not _shared_cache.active("default"):
+        try:
+            return use(cache)
+        except UNREACHABLE as unreachable:
+            _shared_cache.failed("default", settings.CACHE_BACKOFF_SECONDS)
+            logger.warning("rate limits count per process for now: %s", unreachable)
+    return use(_local_counters)
+
+
+def _count(counters: BaseCache, key: str, seconds: int) -> int:
+    counters.add(key, 0, timeout=seconds + 1)
+    try:
+        return counters.incr(key)
+    except ValueError:  # expired between add and incr: a new window
+        counters.add(key, 1, timeout=seconds + 1)
+        return 1
 
 
 def window_count(scope: str, ident: str, rate: str) -> int:
@@ -63,7 +92,8 @@ def window_count(scope: str, ident: str, rate: str) -> int:
     if parsed is None:
         return 0
     _, seconds = parsed
-    return int(cache.get(_counter_key(scope, ident, int(time.time() // seconds)), 0))
+    key = _counter_key(scope, ident, int(time.time() // seconds))
+    return _with_counters(lambda counters: int(counters.get(key, 0)))
 
 
 class ApiKeyRateThrottle(BaseThrottle):

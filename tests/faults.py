@@ -1,15 +1,22 @@
 """Taking real parts away in tests: a TCP proxy between payback and a real server (stop:
-every open connection is cut and new ones refused; start: back on the same port), and
-the broker pointed at a port where nothing listens."""
+every open connection is cut and new ones refused; start: back on the same port), the
+broker pointed at a port where nothing listens, and a Redis server frozen by SIGSTOP (it
+accepts connections and never answers, as a hung or half-partitioned server does)."""
 
 from __future__ import annotations
 
 import contextlib
+import os
+import shutil
+import signal
 import socket
+import tempfile
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 from config.celery import app as celery_app
+from config.embedded import redis_start
 
 
 def _publish_to(url: str) -> None:
@@ -20,15 +27,39 @@ def _publish_to(url: str) -> None:
 
 
 @contextlib.contextmanager
-def broker_down() -> Iterator[None]:
-    """Enqueueing fails inside the block, as with the broker down (a worker already
-    running keeps its own connection)."""
+def publishing_to(url: str) -> Iterator[None]:
+    """This process publishes to `url` inside the block (a worker already running keeps
+    its own connection)."""
     broker = celery_app.conf.broker_url
-    _publish_to("redis://127.0.0.1:1/0")  # nothing listens there
+    _publish_to(url)
     try:
         yield
     finally:
         _publish_to(broker)
+
+
+@contextlib.contextmanager
+def broker_down() -> Iterator[None]:
+    """Enqueueing fails inside the block, as with the broker down."""
+    with publishing_to("redis://127.0.0.1:1/0"):  # nothing listens there
+        yield
+
+
+@contextlib.contextmanager
+def frozen_redis() -> Iterator[str]:
+    """A Redis server of the test's own, stopped with SIGSTOP: connecting works (the
+    kernel accepts), no command is ever answered. Yields its URL (a unix socket);
+    resumed and shut down after the block."""
+    folder = Path(tempfile.mkdtemp(prefix="payback-frozen-"))  # a short unix socket path
+    server, url = redis_start(folder)
+    os.kill(server.pid, signal.SIGSTOP)
+    try:
+        yield url
+    finally:
+        os.kill(server.pid, signal.SIGCONT)
+        server.terminate()
+        server.wait(timeout=10)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 class TcpProxy:

@@ -4,25 +4,24 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('billing', '0007_admin_permissions'),
+        ("billing", "0007_admin_permissions"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='stripewebhookdelivery',
-            name='refusal',
+            model_name="stripewebhookdelivery",
+            name="refusal",
             field=models.CharField(blank=True, max_length=300),
         ),
         migrations.AddField(
-            model_name='stripewebhookdelivery',
-            name='remote_address',
+            model_name="stripewebhookdelivery",
+            name="remote_address",
             field=models.CharField(blank=True, max_length=64),
         ),
         migrations.AddField(
-            model_name='stripewebhookdelivery',
-            name='size',
+            model_name="stripewebhookdelivery",
+            name="size",
             field=models.PositiveIntegerField(default=0),
         ),
     ]

@@ -1,4 +1,4 @@
-from config.env import env_int, env_str
+from config.env import env_float, env_int, env_str
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["metering.authentication.ApiKeyAuthentication"],
@@ -57,9 +57,20 @@ API_AUTH_FAILURE_LIMIT = env_str("API_AUTH_FAILURE_LIMIT", "20/m")
 # Where rate-limit counters live: per process by default; `redis://…` for one count
 # across processes (and a Django cache for anything else that wants one).
 _CACHE_URL = env_str("CACHE_URL", "")
+# A cache call waits at most this long for a connection and for a reply; after a failure
+# the rate limits count per process for CACHE_BACKOFF_SECONDS (config/throttling.py).
+CACHE_TIMEOUT_SECONDS = env_float("CACHE_TIMEOUT_SECONDS", 0.5)
+CACHE_BACKOFF_SECONDS = env_float("CACHE_BACKOFF_SECONDS", 5.0)
 CACHES = {
     "default": (
-        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _CACHE_URL}
+        {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": _CACHE_URL,
+            "OPTIONS": {
+                "socket_timeout": CACHE_TIMEOUT_SECONDS,
+                "socket_connect_timeout": CACHE_TIMEOUT_SECONDS,
+            },
+        }
         if _CACHE_URL.startswith(("redis://", "rediss://"))
         else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
     )

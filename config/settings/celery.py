@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from config.env import VAR_DIR, env_bool, env_int, env_str
+from config.env import VAR_DIR, env_bool, env_float, env_int, env_str
 from config.settings.alerts import ALERTS_EVALUATE_SECONDS
 
 # Redis or RabbitMQ in production; `filesystem://` is kombu's server-less transport that
@@ -8,6 +8,15 @@ from config.settings.alerts import ALERTS_EVALUATE_SECONDS
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
 CELERY_BROKER_VISIBILITY_TIMEOUT = env_int("CELERY_BROKER_VISIBILITY_TIMEOUT", 3600)
 _BROKER_FOLDER = env_str("CELERY_BROKER_FOLDER", str(VAR_DIR / "broker"))
+# Every call to the broker is bounded: one that accepts connections and then never
+# answers (stopped by SIGSTOP, a dead NAT mapping, a failover) costs a caller this many
+# seconds per connect and per reply, then an error. Keep it above Redis' BRPOP wait (1 s).
+CELERY_BROKER_TIMEOUT_SECONDS = env_float("CELERY_BROKER_TIMEOUT_SECONDS", 2.0)
+CELERY_BROKER_CONNECTION_TIMEOUT = CELERY_BROKER_TIMEOUT_SECONDS
+# After an enqueue found the broker unreachable, the process sends nothing to it for this
+# many seconds (each attempt would wait out the timeout); the sweeps send that work later
+# (config/queue.py).
+CELERY_ENQUEUE_BACKOFF_SECONDS = env_float("CELERY_ENQUEUE_BACKOFF_SECONDS", 5.0)
 CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = (
     {
         "data_folder_in": _BROKER_FOLDER,
@@ -27,6 +36,11 @@ CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = (
         # Look for such messages every tenth of the timeout, from 1 s to kombu's 100 s.
         "unacked_restore_interval": max(1, min(100, CELERY_BROKER_VISIBILITY_TIMEOUT // 10)),
         "unacked_restore_throttle": 1,
+        # Redis (redis-py) reads these; RabbitMQ (py-amqp) reads the two below them.
+        "socket_timeout": CELERY_BROKER_TIMEOUT_SECONDS,
+        "socket_connect_timeout": CELERY_BROKER_TIMEOUT_SECONDS,
+        "read_timeout": CELERY_BROKER_TIMEOUT_SECONDS,
+        "write_timeout": CELERY_BROKER_TIMEOUT_SECONDS,
     }
 )
 if CELERY_BROKER_URL.startswith("filesystem"):
@@ -59,12 +73,13 @@ CELERY_BEAT_SCHEDULE = {
         "task": "billing.tasks.reconcile_missing",
         "schedule": 600.0,
     },
-    # Work whose message was lost (a broker outage at enqueue): pushes, Stripe events,
-    # alert deliveries (config/queue.py).
+    # Processed Stripe deliveries' bodies, after STRIPE_WEBHOOK_RETENTION_DAYS.
     "prune-stripe-deliveries": {
         "task": "billing.tasks.prune_stripe_deliveries",
         "schedule": 86400.0,
     },
+    # Work whose message was lost (a broker outage at enqueue): pushes, Stripe events,
+    # alert deliveries (config/queue.py).
     "resend-stalled-billing-work": {
         "task": "billing.tasks.resend_stalled",
         "schedule": 300.0,
