@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench install test-tools
+.PHONY: run test lint bench install run-tools test-tools
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -15,13 +15,20 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-run: $(STAMP)
+# What `make run` runs besides Python: nginx in front of the API (config/front.py).
+NGINX := PATH="$$PATH:/usr/sbin" command -v nginx >/dev/null
+run-tools:
+	@$(NGINX) || { echo "installing nginx-light (apt, needs root)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    nginx-light >/dev/null; }
+
+run: $(STAMP) run-tools
 	$(PY) -m config.embedded run
 
 # What the test suite runs besides Python: a private Redis as its broker
-# (config/embedded.py) and, for the dashboard's browser test, Debian's chromium through
-# chromium-driver. Installed with apt when missing.
-test-tools:
+# (config/embedded.py), nginx for the slow-client test, and, for the dashboard's browser
+# test, Debian's chromium through chromium-driver. Installed with apt when missing.
+test-tools: run-tools
 	@command -v redis-server >/dev/null && command -v chromium >/dev/null \
 	  && command -v chromedriver >/dev/null || { \
 	  echo "installing redis-server, chromium and chromium-driver (apt, needs root)"; \

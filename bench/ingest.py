@@ -7,9 +7,10 @@ In one run, on one machine and one PostgreSQL server, in a scratch database of i
   (a) baseline: psycopg binary COPY of events-shaped rows into a scratch table with the
       events table's columns and indexes, transactions of 1,000 rows, from as many
       parallel connections as the API has gunicorn workers;
-  (b) POST /v1/events through gunicorn (config/gunicorn.py, the production
-      configuration): batches of 1,000 and of 100 from concurrent clients, events/s and
-      the ratio to (a);
+  (b) POST /v1/events through the API as it is served (gunicorn behind nginx,
+      config/front.py) and, for the ratio, through gunicorn alone as it was served
+      before nginx, one after the other in the same run: batches of 1,000 and of 100
+      from concurrent clients, events/s and the ratio to (a);
   (c) the batches of 1,000 replayed: rate, and zero new rows;
   (d) single-event POSTs from 4 concurrent keep-alive connections: requests/s, p50, p99;
       once from 4 Python client processes, and once from wrk (a C load generator,
@@ -32,11 +33,11 @@ import os
 import random
 import re
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -344,32 +345,46 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
-    gunicorn = Path(sys.executable).parent / "gunicorn"
-    server = subprocess.Popen(
-        [str(gunicorn), "config.wsgi", "-c", "config/gunicorn.py", "--bind", f"127.0.0.1:{port}"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    for _ in range(200):
+# The API as served (`make run`, docker-compose.yml): gunicorn behind nginx; and gunicorn
+# alone on a TCP port, as it was served before nginx (issue 13), measured in the same run
+# for the ratio.
+SERVERS = ("nginx+gunicorn", "gunicorn alone")
+
+
+def start_server(kind: str, env: dict[str, str], port: int) -> list[subprocess.Popen[bytes]]:
+    """The API on `port`; its processes, gunicorn's first."""
+    from config import front
+
+    if kind == "nginx+gunicorn":
+        folder = Path(tempfile.mkdtemp(prefix="payback-bench-"))  # a short socket path
+        processes = front.start(folder, listen=f"127.0.0.1:{port}", env=env)
+    else:
+        processes = [
+            subprocess.Popen(
+                front.gunicorn_command(f"127.0.0.1:{port}"),
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        ]
+    for _ in range(300):
         try:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
             conn.request("GET", "/v1/health")
             if conn.getresponse().status == 200:
-                return server
+                return processes
         except OSError:
             pass
         time.sleep(0.1)
-    server.kill()
-    sys.exit("gunicorn did not start")
+    front.stop(processes)
+    sys.exit(f"{kind} did not start")
 
 
-def worker_peak_rss_mb(server: subprocess.Popen[bytes]) -> float:
+def worker_peak_rss_mb(gunicorn: subprocess.Popen[bytes]) -> float:
     """Largest VmHWM (peak resident set) among the gunicorn master's worker processes."""
-    children = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
+    children = Path(f"/proc/{gunicorn.pid}/task/{gunicorn.pid}/children").read_text().split()
     peaks = []
     for pid in children:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -419,6 +434,63 @@ def count_events(conninfo: str) -> int:
         return conn.execute("SELECT count(*) FROM metering_usageevent").fetchone()[0]
 
 
+def measure_api(
+    kind: str,
+    env: dict[str, str],
+    key: str,
+    conninfo: str,
+    options: argparse.Namespace,
+    bodies_1000: list[bytes],
+    bodies_100: list[bytes],
+    singles: list[bytes],
+) -> dict[str, Any]:
+    """(b) to (e) through one server. Each server gets its own copy of the events (ids
+    made unique per server), so that both insert rather than the second replaying."""
+    from config import front
+
+    def own(bodies: list[bytes]) -> list[bytes]:
+        return [body.replace(b'"id": "', f'"id": "{kind[:1]}'.encode()) for body in bodies]
+
+    port = free_port()
+    processes = start_server(kind, env, port)
+    try:
+        post_all(
+            port,
+            key,
+            batches(make_events(2000, options.customers, seed=9), 100),
+            options.clients,
+            100,
+        )
+        print(f"{kind}: batches of 1,000 ...", flush=True)
+        api_1000 = post_all(port, key, own(bodies_1000), options.clients, 1000)
+        rows_before_replay = count_events(conninfo)
+        print(f"{kind}: replaying the batches of 1,000 ...", flush=True)
+        replay = post_all(port, key, own(bodies_1000), options.clients, 1000)
+        replay["new_rows"] = count_events(conninfo) - rows_before_replay
+        print(f"{kind}: batches of 100 ...", flush=True)
+        api_100 = post_all(port, key, own(bodies_100), options.clients, 100)
+        print(f"{kind}: single events, 4 connections ...", flush=True)
+        single = post_all(port, key, own(singles), 4, 1)
+        single_wrk = None
+        if shutil.which("wrk"):
+            print(f"{kind}: single events, 4 connections, from wrk ...", flush=True)
+            single_wrk = wrk_singles(port, key, options.customers, 20, conninfo)
+        rss = worker_peak_rss_mb(processes[0])
+    finally:
+        front.stop(processes)
+    return {
+        "api_batch_1000": api_1000,
+        "replay_batch_1000": {
+            **replay,
+            "ratio_to_first_insert": replay["events_per_s"] / api_1000["events_per_s"],
+        },
+        "api_batch_100": api_100,
+        "single_event": single,
+        "single_event_wrk": single_wrk,
+        "worker_peak_rss_mb": rss,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -427,6 +499,11 @@ def main() -> None:
     parser.add_argument("--singles", type=int, default=8_000, help="single-event POSTs")
     parser.add_argument("--clients", type=int, default=4, help="concurrent clients for batches")
     parser.add_argument("--customers", type=int, default=100)
+    parser.add_argument(
+        "--alone-first",
+        action="store_true",
+        help="measure gunicorn alone first (the second server works on a larger table)",
+    )
     options = parser.parse_args()
 
     from config.gunicorn import workers
@@ -446,34 +523,10 @@ def main() -> None:
     print(f"baseline: binary COPY, {workers} connections, 3 runs ...", flush=True)
     baseline = run_baseline(bench_conninfo, events_1000, workers, repeats=3)
 
-    port = free_port()
-    server = start_server(env, port)
-    try:
-        post_all(
-            port,
-            key,
-            batches(make_events(2000, options.customers, seed=9), 100),
-            options.clients,
-            100,
-        )
-        print("API: batches of 1,000 ...", flush=True)
-        api_1000 = post_all(port, key, bodies_1000, options.clients, 1000)
-        rows_before_replay = count_events(bench_conninfo)
-        print("API: replaying the batches of 1,000 ...", flush=True)
-        replay = post_all(port, key, bodies_1000, options.clients, 1000)
-        replay["new_rows"] = count_events(bench_conninfo) - rows_before_replay
-        print("API: batches of 100 ...", flush=True)
-        api_100 = post_all(port, key, bodies_100, options.clients, 100)
-        print("API: single events, 4 connections ...", flush=True)
-        single = post_all(port, key, singles, 4, 1)
-        single_wrk = None
-        if shutil.which("wrk"):
-            print("API: single events, 4 connections, from wrk ...", flush=True)
-            single_wrk = wrk_singles(port, key, options.customers, 20, bench_conninfo)
-        rss = worker_peak_rss_mb(server)
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+    api = {
+        kind: measure_api(kind, env, key, bench_conninfo, options, bodies_1000, bodies_100, singles)
+        for kind in (reversed(SERVERS) if options.alone_first else SERVERS)
+    }
     print("single events in process, no HTTP, 4 processes ...", flush=True)
     in_process = ingest_in_process(
         env["DATABASE_URL"],
@@ -482,6 +535,9 @@ def main() -> None:
     )
 
     base = baseline["rows_per_s"]
+    for figures in api.values():
+        for name in ("api_batch_1000", "api_batch_100"):
+            figures[name]["ratio_to_baseline"] = figures[name]["events_per_s"] / base
     results = {
         "machine": {
             "cores": os.cpu_count(),
@@ -489,55 +545,71 @@ def main() -> None:
             "clients": options.clients,
         },
         "baseline_copy": baseline,
-        "api_batch_1000": {**api_1000, "ratio_to_baseline": api_1000["events_per_s"] / base},
-        "api_batch_100": {**api_100, "ratio_to_baseline": api_100["events_per_s"] / base},
-        "replay_batch_1000": {
-            **replay,
-            "ratio_to_first_insert": replay["events_per_s"] / api_1000["events_per_s"],
-        },
-        "single_event": single,
-        "single_event_wrk": single_wrk,
-        "worker_peak_rss_mb": rss,
+        "servers": api,
         "single_event_in_process": in_process,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "ingest.json").write_text(json.dumps(results, indent=2))
-
-    rows = [
-        ("(a) COPY baseline, txn of 1,000", f"{base:,.0f} rows/s", "1.00x", "-",
-         "median of " + ", ".join(f"{r:,.0f}" for r in baseline["runs_rows_per_s"])),
-        ("(b) API, batches of 1,000", f"{api_1000['events_per_s']:,.0f} ev/s",
-         f"{api_1000['events_per_s'] / base:.2f}x", "≥ 0.7x", f"p99 {api_1000['p99_ms']:.0f} ms"),
-        ("(b) API, batches of 100", f"{api_100['events_per_s']:,.0f} ev/s",
-         f"{api_100['events_per_s'] / base:.2f}x", "≥ 0.4x", f"p99 {api_100['p99_ms']:.0f} ms"),
-        ("(c) replay of the 1,000s", f"{replay['events_per_s']:,.0f} ev/s",
-         f"{replay['events_per_s'] / api_1000['events_per_s']:.2f}x of (b)", "≥ 1.0x",
-         f"new rows: {replay['new_rows']}"),
-        ("(d) single events, 4 conns", f"{single['requests_per_s']:,.0f} req/s", "-",
-         "≥ 1,000/s, p99 ≤ 10 ms", f"p50 {single['p50_ms']:.1f} ms, p99 {single['p99_ms']:.1f} ms"),
-        ("(e) gunicorn worker peak RSS", f"{rss:.0f} MB", "-", "≤ 150 MB", ""),
-        ("(f) single events, no HTTP, 4 procs", f"{in_process['events_per_s']:,.0f} ev/s", "-",
-         "ceiling of (d)",
-         f"p50 {in_process['p50_ms']:.1f} ms, p99 {in_process['p99_ms']:.1f} ms"),
-    ]  # fmt: skip
-    if single_wrk is not None:
-        rows.insert(5, (
-            "(d) single events, 4 conns, wrk", f"{single_wrk['requests_per_s']:,.0f} req/s",
-            "-", "≥ 1,000/s, p99 ≤ 10 ms",
-            f"p50 {single_wrk['p50_ms']:.1f} ms, p99 {single_wrk['p99_ms']:.1f} ms;"
-            f" stored {single_wrk['stored']:,} of {single_wrk['requests']:,}",
-        ))  # fmt: skip
-    print()
-    print(f"{'measure':34} {'rate':>16} {'ratio':>12} {'target':>22}  notes")
-    for name, rate, ratio, target, notes in rows:
-        print(f"{name:34} {rate:>16} {ratio:>12} {target:>22}  {notes}")
-    failures = sum(r["non_200"] for r in (api_1000, api_100, replay, single))
-    failures += single_wrk["non_2xx"] if single_wrk else 0
-    print(
-        f"\nnon-200 answers: {failures}; accepted {api_1000['accepted']:,} of "
-        f"{api_1000['events']:,} (batches of 1,000), replay new rows {replay['new_rows']}"
-    )
+    print_table(base, baseline, api, in_process)
     print(f"written to {RESULTS / 'ingest.json'}")
+
+
+def print_table(
+    base: float,
+    baseline: dict[str, Any],
+    api: dict[str, dict[str, Any]],
+    in_process: dict[str, Any],
+) -> None:
+    served, alone = (api[kind] for kind in SERVERS)
+
+    def rate(figures: dict[str, Any], measure: str) -> tuple[float, str]:
+        if measure == "(e)":
+            return figures["worker_peak_rss_mb"], f"{figures['worker_peak_rss_mb']:.0f} MB"
+        name, unit, key = MEASURES[measure]
+        run = figures[name]
+        if run is None:
+            return 0.0, "-"
+        value = run[key]
+        p99 = f", p99 {run['p99_ms']:.1f} ms"
+        ratio = f" {value / base:.2f}x" if name.startswith("api_batch") else ""
+        return value, f"{value:,.0f} {unit}{ratio}{p99}"
+
+    print()
+    print(f"(a) COPY baseline, txn of 1,000: {base:,.0f} rows/s (median of "
+          + ", ".join(f"{r:,.0f}" for r in baseline["runs_rows_per_s"]) + ")")  # fmt: skip
+    print(f"{'measure':32} {SERVERS[0]:>32} {SERVERS[1]:>32} {'ratio':>6}  target")
+    for measure, (label, target) in LABELS.items():
+        new, new_text = rate(served, measure)
+        old, old_text = rate(alone, measure)
+        ratio = f"{new / old:.2f}" if old else "-"
+        print(f"{label:32} {new_text:>32} {old_text:>32} {ratio:>6}  {target}")
+    print(f"{'(f) single events, no HTTP':32} {in_process['events_per_s']:,.0f} ev/s, p99 "
+          f"{in_process['p99_ms']:.1f} ms (4 processes: the ceiling of (d))")  # fmt: skip
+    failures = sum(
+        figures[name]["non_200"]
+        for figures in api.values()
+        for name in ("api_batch_1000", "api_batch_100", "replay_batch_1000", "single_event")
+    ) + sum(f["single_event_wrk"]["non_2xx"] for f in api.values() if f["single_event_wrk"])
+    replayed = [f["replay_batch_1000"]["new_rows"] for f in api.values()]
+    print(f"\nnon-200 answers: {failures}; new rows on replay: {replayed}")
+
+
+# measure: (figures' key, unit, field)
+MEASURES = {
+    "(b) 1,000": ("api_batch_1000", "ev/s", "events_per_s"),
+    "(b) 100": ("api_batch_100", "ev/s", "events_per_s"),
+    "(c)": ("replay_batch_1000", "ev/s", "events_per_s"),
+    "(d)": ("single_event", "req/s", "requests_per_s"),
+    "(d) wrk": ("single_event_wrk", "req/s", "requests_per_s"),
+}
+LABELS = {
+    "(b) 1,000": ("(b) API, batches of 1,000", "≥ 0.7x of (a)"),
+    "(b) 100": ("(b) API, batches of 100", "≥ 0.4x of (a)"),
+    "(c)": ("(c) replay of the 1,000s", "≥ (b), no new rows"),
+    "(d)": ("(d) single events, 4 clients", "≥ 1,000/s, p99 ≤ 10 ms"),
+    "(d) wrk": ("(d) single events, wrk", "≥ 1,000/s, p99 ≤ 10 ms"),
+    "(e)": ("(e) gunicorn worker peak RSS", "≤ 150 MB"),
+}
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Soak: sustained mixed traffic through gunicorn (the production configuration) for a
+"""Soak: sustained mixed traffic through the API as served (gunicorn behind nginx) for a
 long while, at 80 % (--load) of the capacity measured for the same mix just before.
 
 Run with `.venv/bin/python -m config.embedded exec .venv/bin/python bench/soak.py` or with
@@ -21,6 +21,7 @@ import http.client
 import json
 import multiprocessing
 import random
+import sys
 import time
 import uuid
 from collections import Counter
@@ -30,6 +31,8 @@ from typing import Any
 
 from ingest import (  # bench/ingest.py: the same set-up and server
     RESULTS,
+    ROOT,
+    SERVERS,
     count_events,
     create_key_and_customers,
     database_urls,
@@ -37,6 +40,9 @@ from ingest import (  # bench/ingest.py: the same set-up and server
     fresh_database,
     start_server,
 )
+
+sys.path.insert(0, str(ROOT))
+from config import front
 
 CUSTOMERS = 200
 KINDS = [("single", 60), ("batch", 10), ("outcome", 20), ("usage", 10)]
@@ -156,7 +162,8 @@ def main() -> None:
     env["API_KEY_RATE_LIMIT"] = "0"  # the soak measures the service, not the limiter
     key = create_key_and_customers(env, CUSTOMERS)
     port = free_port()
-    server = start_server(env, port)
+    processes = start_server(SERVERS[0], env, port)  # as served: nginx in front
+    server = processes[0]  # gunicorn's master
     try:
         capacity = drive(port, key, options.clients, options.probe, rate=0)
         target = options.load * capacity["requests_per_s"]
@@ -167,8 +174,7 @@ def main() -> None:
         rss_end = workers_rss_mb(server.pid)
         stored = count_events(bench_url)
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        front.stop(processes)
     results = {
         "capacity": capacity,
         "load": options.load,

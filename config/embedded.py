@@ -9,9 +9,9 @@ installs when missing) on a unix socket. With both set it uses those servers ins
 CI and production do.
 
 `run` migrates, creates a demo customer and API key on first start (printing the key
-once, with a curl line), then runs the API (gunicorn), a Celery worker and Celery beat
-until interrupted. `test` runs pytest with the arguments given; `exec` runs any command
-(a benchmark, manage.py) against the same defaults.
+once, with a curl line), then runs the API (gunicorn behind nginx, config/front.py), a
+Celery worker and Celery beat until interrupted. `test` runs pytest with the arguments
+given; `exec` runs any command (a benchmark, manage.py) against the same defaults.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from config import front
 from config.env import BASE_DIR, VAR_DIR
 
 VAR = VAR_DIR
@@ -108,15 +109,9 @@ def run() -> int:
     shutil.rmtree(metrics_folder, ignore_errors=True)
     metrics_folder.mkdir(parents=True)
     os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(metrics_folder))
+    # The API as in production: gunicorn behind nginx (config/front.py).
+    api, proxy = front.start(VAR / "front", listen=f"127.0.0.1:{port}")
     commands = {
-        "api": [
-            str(venv_bin / "gunicorn"),
-            "config.wsgi",
-            "-c",
-            str(BASE_DIR / "config" / "gunicorn.py"),
-            "--bind",
-            f"127.0.0.1:{port}",
-        ],
         "worker": [
             str(venv_bin / "celery"),
             "-A",
@@ -136,7 +131,11 @@ def run() -> int:
             "INFO",
         ],
     }
-    children = {name: subprocess.Popen(cmd, cwd=BASE_DIR) for name, cmd in commands.items()}
+    children = {
+        "api": api,
+        "proxy": proxy,
+        **{name: subprocess.Popen(cmd, cwd=BASE_DIR) for name, cmd in commands.items()},
+    }
     print(f"payback is up: http://127.0.0.1:{port}/v1/health (Ctrl-C stops it)", flush=True)
 
     stopping = False
@@ -154,6 +153,7 @@ def run() -> int:
                 print(f"{name} exited with {child.returncode}; stopping", flush=True)
                 stopping, exit_code = True, 1
         time.sleep(0.5)
+    front.stop([proxy, api])
     for child in children.values():
         if child.poll() is None:
             child.terminate()

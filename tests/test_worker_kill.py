@@ -20,16 +20,12 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
-from django.db import connection
 
 from billing.models import Invoice, Subscription
 from billing.tasks import close_period
@@ -37,20 +33,13 @@ from config.celery import app as celery_app
 from config.embedded import redis_start
 from tests.billing.factories import plan_load
 from tests.metering.factories import customer_create
+from tests.processes import database_url, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 OCTOBER = datetime(2026, 10, 1, tzinfo=UTC)
 QUEUE = "kill-test"
 VISIBILITY_TIMEOUT = 5  # seconds
-T = TypeVar("T")
-
-
-def database_url() -> str:
-    """The test database as a DATABASE_URL, for the worker processes: the session's
-    DATABASE_URL (a server, or the embedded one's socket) naming the test database."""
-    url = urlsplit(os.environ["DATABASE_URL"])
-    return urlunsplit(url._replace(path=f"/{connection.settings_dict['NAME']}"))
 
 
 @pytest.fixture
@@ -104,15 +93,6 @@ class Worker:
                 self.process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 self.kill_all()
-
-
-def wait_for(check: Callable[[], T], *, what: str, timeout: float = 60) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if result := check():
-            return result
-        time.sleep(0.05)
-    raise AssertionError(f"waited {timeout} s for {what}")
 
 
 class InvoicesLocked:

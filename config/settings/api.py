@@ -1,4 +1,4 @@
-from config.env import env_float, env_int, env_str
+from config.env import env_float, env_int, env_list, env_str
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["metering.authentication.ApiKeyAuthentication"],
@@ -48,6 +48,11 @@ API_KEY_CACHE_SECONDS = env_int("API_KEY_CACHE_SECONDS", 10)
 # 1,000 events with 8 KiB of properties each stays under this.
 API_MAX_BODY_BYTES = env_int("API_MAX_BODY_BYTES", 10 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
+
+# Proxies in front of the API over TCP (addresses or networks, comma-separated) whose
+# X-Forwarded-For names the client (config/wsgi.py). A peer on gunicorn's unix socket,
+# the proxy of `make run` and docker-compose.yml, is trusted without being listed.
+API_TRUSTED_PROXIES = env_list("API_TRUSTED_PROXIES", [])
 
 # Requests per API key ("N/s", "N/m" or "N/h"; "0": no limit), and failed
 # authentications per client address before 429 (config/throttling.py).
