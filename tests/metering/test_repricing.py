@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from metering.models import CostSource, ModelPriceOverride, UsageEvent
-from metering.services import events_price_unpriced, price_override_save
+from metering.services import event_partitions_ensure, events_price_unpriced, price_override_save
 from metering.tasks import price_unpriced_events_sweep
 from tests.metering.factories import customer_create, event_payload, override_create
 
@@ -120,3 +120,49 @@ def test_repricing_walks_past_a_full_batch_of_unpriceable_events(client_with_key
 
     assert priced == 1
     assert UsageEvent.objects.get(event_id=priceable).cost == Decimal("3")
+
+
+@pytest.mark.django_db
+def test_repricing_in_batches_across_partitions_prices_each_call_at_its_time(client_with_key):
+    """Set-based repricing (a SELECT and one UPDATE per batch) over two monthly
+    partitions and two prices: each call gets the price valid at its timestamp, once,
+    with the watermark of the transaction that priced it; another model is untouched."""
+    now = timezone.now()
+    event_partitions_ensure(now=now - timedelta(days=31), ahead=1)
+    customer = customer_create()
+    ages = [
+        timedelta(days=days, minutes=minutes) for days in (1, 10, 20, 33) for minutes in (0, 1, 2)
+    ]
+    ids = {
+        age: post_unpriced(client_with_key, customer, timestamp=(now - age).isoformat())
+        for age in ages
+    }
+    other_model = event_payload(customer, provider="self-hosted", model="mistral-7b-distilled")
+    assert client_with_key.post("/v1/events", other_model, format="json").json()["accepted"] == 1
+    old = override_create(
+        effective_from=now - timedelta(days=30), input_per_mtok="1", output_per_mtok="1"
+    )
+    new = override_create(
+        effective_from=now - timedelta(days=15), input_per_mtok="2", output_per_mtok="2"
+    )
+
+    priced = events_price_unpriced(
+        provider="self-hosted", model="llama-3-8b-distilled", batch_size=4
+    )
+
+    assert priced == 9  # the three calls from before the first price stay unpriced
+    for age, event_id in ids.items():
+        event = UsageEvent.objects.get(event_id=event_id)
+        if age > timedelta(days=30):
+            assert (event.cost, event.cost_source, event.priced_xid) == (None, "unpriced", None)
+        else:
+            override = new if age < timedelta(days=15) else old
+            rate = override.input_per_mtok
+            assert event.cost == 3 * rate  # 2M input and 1M output tokens at `rate` per M
+            assert (event.cost_source, event.price_version) == (
+                "override",
+                f"override:{override.pk}",
+            )
+            assert event.priced_xid is not None
+    assert UsageEvent.objects.get(event_id=other_model["id"]).cost_source == "unpriced"
+    assert events_price_unpriced(provider="self-hosted", model="llama-3-8b-distilled") == 0
