@@ -98,10 +98,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": ALERTS_EVALUATE_SECONDS,  # seconds
     },
     # A safety net behind the on-commit enqueue in price_override_save: whatever a lost
-    # message left unpriced is priced here.
+    # message left unpriced is priced here. Every minute: a broker back from an outage
+    # should not leave calls unpriced for long, and finding none is one index probe.
     "price-unpriced-events": {
         "task": "metering.tasks.price_unpriced_events_sweep",
-        "schedule": 300.0,
+        "schedule": 60.0,
     },
     # The events table's monthly partitions, months ahead; events that landed in the
     # default partition meanwhile move to their month's (metering/services/partitions.py).
