@@ -50,6 +50,7 @@ from config.admin import FactsAdmin
 from config.errors import ApiError
 from config.exports import SafeCsvWriter
 from config.queue import enqueue
+from config.replicas import replica_reads
 
 
 class PlanVersionInline(admin.TabularInline):
@@ -473,6 +474,7 @@ def _window_form(request: HttpRequest) -> DashboardWindowForm:
 ANALYTICS_PERMISSION = "billing.view_analytics"
 
 
+@replica_reads()
 def dashboard_view(request: HttpRequest) -> HttpResponse:
     """Margin by customer, cost by model and per success over time, premium seats against
     their fee, savings; and the margin table (CSV at dashboard/margins.csv). Staff with the
@@ -514,6 +516,7 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
     )
 
 
+@replica_reads()
 def dashboard_margins_csv(request: HttpRequest) -> HttpResponse:
     """The dashboard's margin table as CSV, for the same window and grouping (the same
     permission)."""

@@ -7,10 +7,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from django.db import connection
 from django.db.models import QuerySet
 from django.http import Http404
 
+from config.replicas import reading
 from metering.models import CostSource, Customer, EventKey, ModelPriceOverride, UsageEvent
 from metering.services.partitions import DEFAULT_PARTITION, EVENTS_TABLE, Month, partition_month
 
@@ -113,7 +113,7 @@ def customer_usage(*, customer: Customer, start: datetime, end: datetime) -> Cus
     the window's events (_USAGE_SQL), whose few rows are then added up. One scan beats
     one per breakdown, and beats GROUPING SETS, which PostgreSQL cannot run in parallel."""
     window = {"customer": customer.pk, "start": start, "end": end}
-    with connection.cursor() as cursor:
+    with reading().cursor() as cursor:
         cursor.execute(_USAGE_SQL, window)
         names = [column.name for column in cursor.description]
         fetched = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
@@ -170,7 +170,7 @@ class EventPartition:
 def event_partitions() -> list[EventPartition]:
     """The events table's partitions, and month tables detached from it (kept for the
     operator to dump and drop), oldest first, the default partition last."""
-    with connection.cursor() as cursor:
+    with reading().cursor() as cursor:
         cursor.execute(
             """SELECT c.relname, i.inhparent IS NOT NULL, greatest(c.reltuples, 0)::bigint
             FROM pg_class c LEFT JOIN pg_inherits i ON i.inhrelid = c.oid

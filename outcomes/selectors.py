@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from django.db import connection
 from django.db.models import Count, Q, Sum
 from django.http import Http404
 
+from config.replicas import reading
 from metering.models import CostSource, Customer, UsageEvent
 from outcomes.models import Outcome
 
@@ -95,7 +95,7 @@ def outcome_type_summaries(
 ) -> list[OutcomeTypeSummary]:
     """Per outcome type, the outcomes that occurred in [start, end) and the cost of every
     call attributed to them, whenever the call was made."""
-    with connection.cursor() as cursor:
+    with reading().cursor() as cursor:
         cursor.execute(_TYPE_SUMMARY_SQL, {"customer": customer.pk, "start": start, "end": end})
         return [
             OutcomeTypeSummary(type_, int(s), int(f), int(p), int(r), int(calls), cost, int(u))

@@ -24,6 +24,7 @@ from billing.serializers import (
 )
 from config.errors import ApiError, ErrorDetail
 from config.pagination import page_of, page_parameters
+from config.replicas import replica_reads
 from metering import selectors as metering_selectors
 from metering.api import API_ERRORS
 from metering.serializers import ErrorSerializer
@@ -111,6 +112,7 @@ class SavingsApi(APIView):
         ],
         responses={200: SavingsSerializer, **API_ERRORS, 404: ErrorSerializer},
     )
+    @replica_reads()
     def get(self, request: Request) -> Response:
         query = SavingsQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
@@ -235,6 +237,7 @@ class MarginsApi(APIView):
         ],
         responses={200: MarginReportSerializer, **API_ERRORS, 404: ErrorSerializer},
     )
+    @replica_reads()
     def get(self, request: Request) -> Response:
         query = MarginsQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
@@ -319,6 +322,7 @@ class PremiumBreakEvenApi(APIView):
         ],
         responses={200: PremiumBreakEvenSerializer, **API_ERRORS},
     )
+    @replica_reads()
     def get(self, request: Request) -> Response:
         query = UsageQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)

@@ -12,9 +12,8 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any, NamedTuple
 
-from django.db import connection
-
 from billing.watermark import call_priced, call_recorded
+from config.replicas import reading
 
 ZERO = Decimal(0)
 
@@ -222,7 +221,7 @@ def windows_usage(*, windows: Sequence[Window], detail: bool = True) -> dict[Win
     if not windows:
         return usage
     found = window_set(windows)
-    with connection.cursor() as cursor:
+    with reading().cursor() as cursor:
         cursor.execute(_USAGE_SQLS[(detail, found.sql.shared)], found.params)
         for key, outcome_type, *cell_key, calls, tokens, cost, unpriced, seats in cursor.fetchall():
             period = usage[found.of(key)]

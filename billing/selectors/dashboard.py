@@ -8,11 +8,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from django.db import connection
-
 from billing.selectors.margins import MarginFilters, MarginReport, margins_report
 from billing.selectors.premium import PremiumBreakEven, premium_break_even
 from billing.selectors.savings import caching_levers
+from config.replicas import reading
 
 TOP = 5
 HISTOGRAM_BINS = 8
@@ -100,7 +99,7 @@ def dashboard_data(*, start: datetime, end: datetime, now: datetime) -> Dashboar
     best = ranked[-TOP:][::-1]
     worst = [row for row in ranked[:TOP] if all(row is not b for b in best)][::-1]
     shown = best + worst
-    with connection.cursor() as cursor:
+    with reading().cursor() as cursor:
         cursor.execute(_COST_BY_MODEL_SQL, {"start": start, "end": end})
         by_model = cursor.fetchall()
         cursor.execute(_COST_PER_SUCCESS_SQL, {"start": start, "end": end})

@@ -29,7 +29,6 @@ from decimal import ROUND_DOWN, Decimal
 from typing import Protocol
 
 from django.conf import settings
-from django.db import connection
 from django.db.models import Q
 
 from billing.fx import usd_per_unit
@@ -38,6 +37,7 @@ from billing.money import from_minor_units
 from billing.periods import period_after, subscription_period
 from billing.selectors.cells import Cell, CostStatus, Window, cost_status, windows_usage
 from billing.selectors.rating import periods_rate
+from config.replicas import reading
 from metering.models import Customer
 
 ZERO = Decimal(0)
@@ -127,7 +127,7 @@ def window_outcomes(*, windows: Sequence[Window]) -> dict[tuple[int, datetime], 
     outcomes: dict[tuple[int, datetime], OutcomeCounts] = {(w[0], w[1]): {} for w in windows}
     if not windows:
         return outcomes
-    with connection.cursor() as cursor:
+    with reading().cursor() as cursor:
         cursor.execute(
             _OUTCOMES_SQL,
             {
@@ -354,7 +354,7 @@ def _closed_parts(
         "tier": filters.tier,
         "written_off": list(WRITTEN_OFF),
     }
-    with connection.cursor() as cursor:
+    with reading().cursor() as cursor:
         cursor.execute(_CLOSED_SQL.format(key=_KEYS[group_by]), params)
         parts = []
         for (

@@ -14,11 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_DOWN, Decimal
 
-from django.db import connection
-
 from billing.fx import fx_convert
 from billing.models import Subscription
 from billing.selectors.plans import plan_version_current, plans_in_effect
+from config.replicas import reading
 
 ZERO = Decimal(0)
 EXACT = Decimal("1e-12")
@@ -120,7 +119,7 @@ class PremiumBreakEven:
 def premium_break_even(*, start: datetime, end: datetime) -> list[PremiumBreakEven]:
     """Per plan with a premium seat fee (its current version), the seats of its customers
     (the plan in effect at `start`) over [start, end)."""
-    with connection.cursor() as cursor:
+    with reading().cursor() as cursor:
         cursor.execute(_SEAT_COSTS_SQL, {"start": start, "end": end})
         seat_costs = cursor.fetchall()
     subscriptions = list(Subscription.objects.all())

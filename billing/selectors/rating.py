@@ -24,8 +24,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 
-from django.db import connection
-
 from billing.fx import FxRateNeeded
 from billing.models import Invoice, PlanVersion, PriceModel, Subscription
 from billing.money import from_minor_units
@@ -62,6 +60,7 @@ from billing.selectors.plans import (
     subscription_of,
 )
 from billing.watermark import call_priced, call_recorded, outcome_billable
+from config.replicas import reading
 from metering.models import Customer
 
 logger = logging.getLogger(__name__)
@@ -166,7 +165,7 @@ def outcome_quantities(
     if not windows:
         return found
     listed = window_set(windows)
-    with connection.cursor() as cursor:
+    with reading().cursor() as cursor:
         cursor.execute(_SUCCEEDED_SQLS[listed.sql.shared], listed.params)
         for key, outcome_type, count in cursor.fetchall():
             found[listed.of(key)].quantities[outcome_type] = OutcomeQuantity(count)
@@ -402,7 +401,7 @@ def late_changes(
     if not previous:
         return {}
     customers = list(previous)
-    with connection.cursor() as cursor:
+    with reading().cursor() as cursor:
         cursor.execute(
             _CHANGED_SQL,
             {

@@ -14,8 +14,7 @@ from datetime import datetime, time
 from decimal import Decimal
 from typing import Any
 
-from django.db import connection
-
+from config.replicas import reading
 from metering.pricing import PriceBook, Tokens
 
 ZERO = Decimal(0)
@@ -63,7 +62,7 @@ def caching_levers(
 ) -> CachingLevers:
     params = {"start": start, "end": end, "customer": customer_id}
     scope = _window(customer_id)
-    with connection.cursor() as cursor:
+    with reading().cursor() as cursor:
         cursor.execute(
             f"""
             SELECT count(*), count(*) FILTER (WHERE seen > 1),
@@ -147,7 +146,7 @@ def what_if(
         "max_input": max_input_tokens,
         "feature": feature,
     }
-    with connection.cursor() as cursor:
+    with reading().cursor() as cursor:
         cursor.execute(
             f"""
             SELECT date_trunc('day', "timestamp"), count(*), sum(input_tokens),

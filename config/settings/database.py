@@ -21,3 +21,20 @@ _PREPARE_THRESHOLD = env_str("DATABASE_PREPARE_THRESHOLD", "5")
 DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = (
     int(_PREPARE_THRESHOLD) if _PREPARE_THRESHOLD else None
 )
+
+# A streaming replica for analytics (config/replicas.py): the margin, savings and premium
+# reports and the dashboard read from it; everything else, invoices and their closes
+# first, reads and writes the primary. Empty: everything on the primary.
+DATABASE_REPLICA_URL = env_str("DATABASE_REPLICA_URL", "")
+if DATABASE_REPLICA_URL:
+    DATABASES["replica"] = dj_database_url.parse(
+        DATABASE_REPLICA_URL,
+        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
+        conn_health_checks=True,
+    )
+    DATABASES["replica"].setdefault("OPTIONS", {})["prepare_threshold"] = DATABASES["default"][
+        "OPTIONS"
+    ]["prepare_threshold"]
+    # Tests run the replica alias on the test database (a real replica is a test's own).
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+DATABASE_ROUTERS = ["config.replicas.ReplicaRouter"]
