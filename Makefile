@@ -26,14 +26,17 @@ run: $(STAMP) run-tools
 	$(PY) -m config.embedded run
 
 # What the test suite runs besides Python: a private Redis as its broker
-# (config/embedded.py), nginx for the slow-client test, and, for the dashboard's browser
-# test, Debian's chromium through chromium-driver. Installed with apt when missing.
+# (config/embedded.py), nginx for the slow-client test, RabbitMQ and iproute2 for the
+# scale-out test, and, for the dashboard's browser test, Debian's chromium through
+# chromium-driver. Installed with apt when missing.
 test-tools: run-tools
 	@command -v redis-server >/dev/null && command -v chromium >/dev/null \
-	  && command -v chromedriver >/dev/null || { \
-	  echo "installing redis-server, chromium and chromium-driver (apt, needs root)"; \
+	  && command -v chromedriver >/dev/null && command -v ip >/dev/null \
+	  && PATH="$$PATH:/usr/sbin" command -v rabbitmq-server >/dev/null || { \
+	  echo "installing redis-server, rabbitmq-server, iproute2, chromium and" \
+	    "chromium-driver (apt, needs root)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	    redis-server chromium chromium-driver >/dev/null; }
+	    redis-server rabbitmq-server iproute2 chromium chromium-driver >/dev/null; }
 
 test: $(STAMP) test-tools
 	$(PY) -m config.embedded test

@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -186,10 +187,37 @@ def redis_start(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
     return server, f"redis+socket://{sock}"
 
 
+RABBITMQ_ADDRESS = ("127.0.0.1", 5672)
+
+
+def rabbitmq_ensure(timeout: float = 90) -> None:
+    """The local RabbitMQ server the scale-out test runs Celery on
+    (tests/test_scale_out.py): started (`rabbitmq-server -detached`, Debian's package,
+    which `make test` installs) when nothing answers on its port. Left running, as the
+    machine's other servers are."""
+
+    def listening() -> bool:
+        with socket.socket() as probe:
+            probe.settimeout(1)
+            return probe.connect_ex(RABBITMQ_ADDRESS) == 0
+
+    if listening():
+        return
+    print("starting RabbitMQ (rabbitmq-server -detached)", flush=True)
+    subprocess.run(["rabbitmq-server", "-detached"], check=True)
+    deadline = time.monotonic() + timeout
+    while not listening():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"RabbitMQ did not start listening in {timeout:.0f} s")
+        time.sleep(1)
+
+
 def test(pytest_args: list[str]) -> int:
     """The test suite on the embedded PostgreSQL and, as the broker, a private Redis
     server: the tests' tasks go through a real Redis, as in CI and production (the
-    filesystem transport of `run` cannot redeliver a killed worker's task)."""
+    filesystem transport of `run` cannot redeliver a killed worker's task). The
+    scale-out test runs its Celery on the local RabbitMQ, started here if it is down."""
+    rabbitmq_ensure()
     redis = None
     if not os.environ.get("CELERY_BROKER_URL"):
         redis, url = redis_start(VAR / "test-redis")

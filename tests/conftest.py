@@ -48,7 +48,9 @@ def expired_api_key(db: None) -> str:
 @pytest.fixture
 def celery_worker(transactional_db: None) -> Iterator[None]:
     """A real worker (solo pool, in a thread of this process) on the real broker. Tests
-    using it need committed data, hence transactional_db."""
+    using it need committed data, hence transactional_db. The queue is emptied first:
+    messages an earlier test sent and no worker took name rows of another database."""
+    celery_app.control.purge()
     with start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=30):
         yield
 

@@ -63,10 +63,11 @@ def frozen_redis() -> Iterator[str]:
 
 
 class TcpProxy:
-    def __init__(self, target_host: str, target_port: int) -> None:
+    def __init__(self, target_host: str, target_port: int, listen_host: str = "127.0.0.1") -> None:
         self.target = (target_host, target_port)
+        self.listen_host = listen_host
         with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
+            probe.bind((listen_host, 0))
             self.port = probe.getsockname()[1]
         self._listener: socket.socket | None = None
         self._open: set[socket.socket] = set()
@@ -83,7 +84,7 @@ class TcpProxy:
     def start(self) -> None:
         listener = socket.socket()
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
+        listener.bind((self.listen_host, self.port))
         listener.listen()
         self._listener = listener
         threading.Thread(target=self._accept, args=(listener,), daemon=True).start()

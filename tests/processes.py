@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -28,3 +29,13 @@ def wait_for(check: Callable[[], T], *, what: str, timeout: float = 60) -> T:
             return result
         time.sleep(0.05)
     raise AssertionError(f"waited {timeout} s for {what}")
+
+
+def closable_month(now: datetime | None = None) -> tuple[datetime, datetime, datetime]:
+    """Last calendar month (UTC), for tests that post facts over HTTP and close them: its
+    start, its last day at noon (within the late-fact window whatever today is) and its
+    end."""
+    now = now or datetime.now(UTC)
+    end = datetime(now.year, now.month, 1, tzinfo=UTC)
+    start = (end - timedelta(days=1)).replace(day=1)
+    return start, end - timedelta(hours=12), end

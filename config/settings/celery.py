@@ -49,6 +49,9 @@ if CELERY_BROKER_URL.startswith("filesystem"):
     # them (a test run by hand, `celery worker`).
     for _folder in (_BROKER_FOLDER, _BROKER_FOLDER + "-processed", _BROKER_FOLDER + "-control"):
         Path(_folder).mkdir(parents=True, exist_ok=True)
+# The queue tasks go to and workers take from: another name lets deployments (or tests)
+# share one broker without taking each other's tasks.
+CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_TASK_DEFAULT_QUEUE", "celery")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_RESULT_BACKEND = None

@@ -377,3 +377,19 @@ def test_two_closes_at_once_make_one_invoice_and_one_stripe_invoice(stripe, sett
     assert after.get("invoices", 0) - before.get("invoices", 0) == 2
     assert after.get("customers", 0) - before.get("customers", 0) == 1
     assert after.get("invoiceitems", 0) - before.get("invoiceitems", 0) == 1
+
+
+def test_a_close_delivered_again_sends_the_push_its_first_delivery_lost(invoice, celery_worker):
+    """The first close committed its invoice, then its worker died before the push was
+    sent (the `invoice` fixture closes with Stripe off: nothing was sent). The close's
+    redelivery finds the invoice and sends its push, which a worker runs."""
+    assert invoice.push_state == "pending"
+
+    again = period_close(customer_id=invoice.customer_id, period_start=OCTOBER)
+
+    assert again.pk == invoice.pk
+    deadline = time.monotonic() + 20
+    while Invoice.objects.get(pk=invoice.pk).push_state != "pushed":
+        assert time.monotonic() < deadline, "the push was not sent"
+        time.sleep(0.1)
+    assert Invoice.objects.get(pk=invoice.pk).stripe_invoice_id
