@@ -2,6 +2,7 @@
 broker answer, 503 (with which one failed) when either does not."""
 
 import threading
+import time
 from typing import Any
 
 from django.conf import settings
@@ -39,24 +40,38 @@ def _probe_broker(outcome: dict[str, Any]) -> None:
 # at most one waiting thread per process, not one per health request.
 _broker_probe: threading.Thread | None = None
 _broker_probe_lock = threading.Lock()
+# Per broker URL, the last failed answer and until when it stands (time.monotonic()). The
+# probe's own socket timeout equals the budget, so it often ends just after the caller gave
+# up on it; without this the next check would start a new probe and wait again.
+_broker_failures: dict[str, tuple[float, dict[str, Any]]] = {}
 
 
 def broker_status(budget: float | None = None) -> dict[str, Any]:
     """The broker's answer within `budget` seconds (CELERY_BROKER_TIMEOUT_SECONDS), or
     "Timeout": the probe runs in a thread, so whatever the broker does (refuse, accept and
-    never answer, answer a byte at a time) the caller waits no longer than the budget."""
+    never answer, answer a byte at a time) the caller waits no longer than the budget. A
+    failure is the answer, without a new probe, for one more budget after it."""
     global _broker_probe
+    budget = settings.CELERY_BROKER_TIMEOUT_SECONDS if budget is None else budget
+    broker = str(celery_app.conf.broker_write_url or celery_app.conf.broker_url)
     outcome: dict[str, Any] = {}
     with _broker_probe_lock:
         if _broker_probe is not None and _broker_probe.is_alive():
             return {"ok": False, "error": "Timeout"}
+        until, failure = _broker_failures.get(broker, (0.0, {}))
+        if time.monotonic() < until:
+            return dict(failure)
         probe = threading.Thread(target=_probe_broker, args=(outcome,), daemon=True)
         _broker_probe = probe
         probe.start()
-    probe.join(settings.CELERY_BROKER_TIMEOUT_SECONDS if budget is None else budget)
-    if probe.is_alive():
-        return {"ok": False, "error": "Timeout"}
-    return dict(outcome)
+    probe.join(budget)
+    answer = {"ok": False, "error": "Timeout"} if probe.is_alive() else dict(outcome)
+    with _broker_probe_lock:
+        if answer["ok"]:
+            _broker_failures.pop(broker, None)
+        else:  # a failed answer stands for one more budget
+            _broker_failures[broker] = (time.monotonic() + budget, answer)
+    return answer
 
 
 _Check = inline_serializer(

@@ -17,7 +17,7 @@ from django.conf import settings
 from django.core.management import call_command
 
 from billing.models import Invoice, Subscription
-from config import throttling
+from config import health, throttling
 from metering.models import ModelPriceOverride, UsageEvent
 from tests.billing.factories import plan_load
 from tests.billing.test_operator_api import OVERRIDE
@@ -56,6 +56,13 @@ def test_health_answers_503_within_its_budget_when_the_broker_is_frozen(client, 
     again, waited_again = timed(lambda: client.get("/v1/health"))
     assert again.status_code == 503
     assert waited_again < 0.5
+    # Nor does the next check wait when the probe has just given up by itself (its socket
+    # timeout equals the budget): the failure stands for one more budget. Before, that
+    # check started a new probe and waited the whole budget again.
+    health._broker_probe.join()
+    after, waited_after = timed(lambda: client.get("/v1/health"))
+    assert after.status_code == 503
+    assert waited_after < 0.5
 
 
 def test_ingest_does_not_touch_a_frozen_broker(
