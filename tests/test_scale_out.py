@@ -15,8 +15,6 @@ pushing to the fake Stripe server; the hosts reach all three only over their lin
 from __future__ import annotations
 
 import contextlib
-import http.client
-import json
 import os
 import signal
 import sys
@@ -43,7 +41,7 @@ from tests.billing.factories import plan_load
 from tests.faults import publishing_to
 from tests.hosts import Host
 from tests.metering.factories import customer_create
-from tests.processes import closable_month, wait_for
+from tests.processes import closable_month, json_request, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -137,15 +135,7 @@ def _healthy(host: Host) -> bool:
 
 
 def _request(host: Host, method: str, path: str, body: Any = None, key: str = "") -> Any:
-    connection_ = http.client.HTTPConnection(host.inside, 8000, timeout=30)
-    connection_.request(
-        method,
-        path,
-        body=None if body is None else json.dumps(body),
-        headers={"Authorization": f"Api-Key {key}", "Content-Type": "application/json"},
-    )
-    response = connection_.getresponse()
-    return response.status, json.loads(response.read() or b"null")
+    return json_request(host.inside, 8000, method, path, body, key=key)
 
 
 def _events() -> list[dict[str, Any]]:
