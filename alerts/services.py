@@ -1,7 +1,7 @@
 """Evaluating the alert rules and delivering what fires.
 
 A rule is evaluated over the calendar month (UTC) so far, from the same reports the API
-answers (billing/selectors/margins.py, premium.py). A firing is stored once per rule,
+answers (billing/analytics/selectors/margins.py, premium.py). A firing is stored once per rule,
 subject and month (the unique constraint on Alert is the guard, so concurrent or repeated
 evaluations fire nothing twice); each new alert gets one delivery per enabled webhook
 endpoint, sent by a task after the commit.
@@ -29,12 +29,14 @@ from alerts.models import (
     WebhookEndpoint,
 )
 from alerts.webhooks import UnsafeUrl, webhook_post
-from billing.selectors.margins import MarginFilters, MarginReport, margins_report
-from billing.selectors.premium import premium_break_even
-from billing.selectors.rating import periods_waiting_for_rates
+from billing.analytics.selectors.margins import MarginFilters, MarginReport, margins_report
+from billing.analytics.selectors.premium import premium_break_even
+from billing.invoicing.selectors.rating import periods_waiting_for_rates
 from config.queue import enqueue_on_commit
 
 logger = logging.getLogger(__name__)
+
+DELIVER_ALERT = "alerts.tasks.deliver_alert"  # by name: services import no task
 
 
 def month_of(moment: datetime) -> tuple[datetime, datetime]:
@@ -229,10 +231,8 @@ def alerts_evaluate(*, now: datetime | None = None) -> list[Alert]:
             deliveries = AlertDelivery.objects.bulk_create(
                 AlertDelivery(alert=alert, endpoint=endpoint) for endpoint in endpoints
             )
-            from alerts.tasks import deliver_alert
-
             for delivery in deliveries:
-                enqueue_on_commit(deliver_alert, delivery.pk)
+                enqueue_on_commit(DELIVER_ALERT, delivery.pk)
             created.append(alert)
     return created
 

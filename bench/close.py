@@ -10,7 +10,7 @@ SQL), then times:
     process per core; Stripe not configured, so nothing is pushed);
   - closing again: nothing is created;
   - the margin breakdown of every invoice (what the task after each close does:
-    billing/services/reconciliation.py), in chunks of 5,000 in one process per core;
+    billing/analytics/services.py), in chunks of 5,000 in one process per core;
   - closing the next month after late facts for the closed one (--late-customers of
     them, 10% by default, get 10 calls and 2 successes each after October's close): the
     late usage read by commit order and billed as the difference of two ratings;
@@ -47,7 +47,7 @@ NEXT_MONTH_END = datetime(2026, 12, 1, tzinfo=UTC)
 def load(customers: int, events: int, outcomes: int) -> None:
     from django.db import connection
 
-    from billing.services import plans_load
+    from billing.plans.services import plans_load
     from metering.services import event_partitions_ensure
 
     # The month's partition, so that its events are not routed to the default partition.
@@ -141,7 +141,7 @@ def late_facts(customers: int) -> None:
 
 
 def _reconcile_chunk(invoice_ids: list[int]) -> int:
-    from billing.services.reconciliation import invoices_reconcile
+    from billing.analytics.services import invoices_reconcile
 
     return invoices_reconcile(invoice_ids=invoice_ids)
 
@@ -167,8 +167,8 @@ def main() -> None:
     from django.core.management import call_command
     from django.db import connection
 
-    from billing.models import Invoice, InvoiceLine
-    from billing.services.invoicing import due_periods_close
+    from billing.invoicing.models import Invoice, InvoiceLine
+    from billing.invoicing.services import due_periods_close
 
     call_command("migrate", verbosity=0)
     started = time.perf_counter()

@@ -66,11 +66,11 @@ def main() -> None:
     from django.core.management import call_command
     from django.db import connection
 
-    from billing.models import Invoice
-    from billing.selectors.dashboard import dashboard_data
-    from billing.selectors.margins import MarginFilters, margins_report
-    from billing.services.invoicing import due_periods_close
-    from billing.services.reconciliation import invoices_reconcile
+    from billing.analytics.selectors.dashboard import dashboard_data
+    from billing.analytics.selectors.margins import MarginFilters, margins_report
+    from billing.analytics.services import invoices_reconcile
+    from billing.invoicing.models import Invoice
+    from billing.invoicing.services import due_periods_close
 
     call_command("migrate", verbosity=0)
     load(options.customers, options.events, options.outcomes)

@@ -65,8 +65,8 @@ def fill(events: int, outcomes: int) -> None:
     from django.db import connection
     from django.utils import timezone
 
-    from billing.models import Subscription
-    from billing.services import customer_save, plans_load
+    from billing.plans.models import Subscription
+    from billing.plans.services import customer_save, plans_load
 
     plans_load(document=PRICE_BOOK)
     customer, _ = customer_save(external_id="big", plan_code="bench")
@@ -154,7 +154,8 @@ def main() -> None:
     from django.utils import timezone
     from rest_framework_api_key.models import APIKey
 
-    from billing import selectors as billing_selectors
+    from billing.invoicing import selectors as invoicing_selectors
+    from billing.plans import selectors as plans_selectors
     from metering import selectors as metering_selectors
     from metering.models import Customer
     from outcomes import selectors as outcome_selectors
@@ -164,10 +165,10 @@ def main() -> None:
     _, key = APIKey.objects.create_key(name="bench")
     client = Client(HTTP_AUTHORIZATION=f"Api-Key {key}")
     customer = Customer.objects.get(external_id="big")
-    period = billing_selectors.customer_period(customer=customer, moment=timezone.now())
+    period = plans_selectors.customer_period(customer=customer, moment=timezone.now())
     assert period is not None
     start, end = period  # the window GET /usage reads by default
-    subscription, terms = billing_selectors.customer_plan_terms(customer=customer)
+    subscription, terms = plans_selectors.customer_plan_terms(customer=customer)
     assert subscription is not None and terms is not None
 
     def request() -> None:
@@ -182,10 +183,10 @@ def main() -> None:
         "outcome summaries": lambda: outcome_selectors.outcome_type_summaries(
             customer=customer, start=start, end=end
         ),
-        "the invoice (rating pipeline)": lambda: billing_selectors.periods_rate(
+        "the invoice (rating pipeline)": lambda: invoicing_selectors.periods_rate(
             subscriptions=[subscription], start=start, end=end, snapshot=None
         ),
-        "plan terms": lambda: billing_selectors.customer_plan_terms(customer=customer),
+        "plan terms": lambda: plans_selectors.customer_plan_terms(customer=customer),
         "events in window (count)": lambda: events.count(),
     }
 

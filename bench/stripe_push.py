@@ -70,11 +70,12 @@ def main() -> None:
     from django.conf import settings
     from django.core.management import call_command
 
-    from billing.integrations import stripe as stripe_api
-    from billing.models import Invoice, Subscription
-    from billing.services import plans_load
-    from billing.services.invoicing import due_periods_close
-    from billing.services.stripe_push import invoice_push
+    from billing.invoicing.models import Invoice
+    from billing.invoicing.services import due_periods_close
+    from billing.plans.models import Subscription
+    from billing.plans.services import plans_load
+    from billing.stripe_sync import stripe_api
+    from billing.stripe_sync.services.push import invoice_push
     from metering.models import Customer
 
     try:

@@ -4,7 +4,7 @@ With DATABASE_REPLICA_URL set, code running inside `replica_reads()` reads from 
 server: the ORM through ReplicaRouter, raw SQL through `reading()`. The margin, savings
 and premium reports and the dashboard run inside it (their views say so). Everything else
 reads and writes the primary: ingest, the invoice preview, and the close above all, whose
-snapshot decides what an invoice bills (billing/watermark.py). A lagging replica makes a
+snapshot decides what an invoice bills (billing/invoicing/watermark.py). A lagging replica makes a
 report a little behind; it never makes an invoice.
 """
 

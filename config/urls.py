@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from billing import admin as billing_admin
+from billing.analytics import admin as analytics_admin
 from config.health import HealthApi
 from config.metrics import metrics_view
 
@@ -15,7 +15,10 @@ v1 = [
     path("docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("", include("metering.urls")),
     path("", include("outcomes.urls")),
-    path("", include("billing.urls")),
+    path("", include("billing.plans.urls")),
+    path("", include("billing.invoicing.urls")),
+    path("", include("billing.analytics.urls")),
+    path("", include("billing.stripe_sync.urls")),
 ]
 
 urlpatterns = [
@@ -23,12 +26,12 @@ urlpatterns = [
     # The unit-economics dashboard: admin views, for staff only (admin_view checks).
     path(
         "admin/dashboard/",
-        admin.site.admin_view(billing_admin.dashboard_view),
+        admin.site.admin_view(analytics_admin.dashboard_view),
         name="admin-dashboard",
     ),
     path(
         "admin/dashboard/margins.csv",
-        admin.site.admin_view(billing_admin.dashboard_margins_csv),
+        admin.site.admin_view(analytics_admin.dashboard_margins_csv),
         name="admin-dashboard-margins-csv",
     ),
     path("admin/", admin.site.urls),

@@ -9,7 +9,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 class TransactionIdField(models.Field):  # type: ignore[type-arg]
     """A PostgreSQL `xid8`: the id of the transaction that wrote a change. Billing compares
     it with a close's snapshot (`pg_visible_in_snapshot`) to tell what that close saw by
-    commit order rather than by a clock (billing/watermark.py). Written by the database
+    commit order rather than by a clock (billing/invoicing/watermark.py). Written by the database
     (a column default, a trigger, `pg_current_xact_id()` in an update), never by Python."""
 
     description = "PostgreSQL transaction id (xid8)"

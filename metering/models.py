@@ -44,7 +44,7 @@ class UsageEvent(models.Model):
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, db_index=False)
     timestamp = models.DateTimeField()
     # Server time of receipt, stamped before the ingest commits: for people. What a close
-    # saw goes by recorded_xid below (billing/watermark.py).
+    # saw goes by recorded_xid below (billing/invoicing/watermark.py).
     received_at = models.DateTimeField()
     provider = models.CharField(max_length=100, blank=True)
     model = models.CharField(max_length=200, blank=True)
@@ -67,7 +67,7 @@ class UsageEvent(models.Model):
     prompt_hash = models.CharField(max_length=128, blank=True)
     cache_hit = models.BooleanField(null=True, blank=True)
     properties = models.JSONField(default=dict, blank=True)
-    # The watermark (billing/watermark.py): the transaction that stored the call, and the
+    # The watermark (billing/invoicing/watermark.py): the transaction that stored the call, and the
     # one that priced it if it was stored unpriced (NULL: priced when stored). A close
     # bills what its snapshot sees of them, by commit order: `received_at` is stamped
     # before the commit, so a clock cannot tell what a close saw. NULL recorded_xid:

@@ -78,7 +78,7 @@ class CustomerUsage:
 
 def customer_events(*, customer: Customer, start: datetime, end: datetime) -> QuerySet[UsageEvent]:
     """The customer's events in the half-open window [start, end). (What a close saw of
-    them is billing's to say: billing/watermark.py.)"""
+    them is billing's to say: billing/invoicing/watermark.py.)"""
     return UsageEvent.objects.filter(customer=customer, timestamp__gte=start, timestamp__lt=end)
 
 

@@ -30,7 +30,7 @@ class Outcome(models.Model):
     succeeded_recorded_at = models.DateTimeField(null=True, blank=True)
     failed_at = models.DateTimeField(null=True, blank=True)
     reversed_at = models.DateTimeField(null=True, blank=True)
-    # The watermark (billing/watermark.py): the transactions that made it succeeded and
+    # The watermark (billing/invoicing/watermark.py): the transactions that made it succeeded and
     # reversed, stamped by a database trigger on every write (outcomes migration 0002), so
     # that a close bills what its snapshot saw by commit order. NULL: not (yet) in that
     # status, or moved there before payback stamped them (seen by every close since).

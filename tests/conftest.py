@@ -115,7 +115,7 @@ def stripe_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeStri
 @pytest.fixture
 def stripe(stripe_server: FakeStripe, settings: Any) -> Iterator[FakeStripe]:
     """Point payback's Stripe integration (the real `stripe` client) at localstripe."""
-    from billing.integrations import stripe as stripe_api
+    from billing.stripe_sync import stripe_api
 
     settings.STRIPE_API_KEY = "sk_test_payback"
     settings.STRIPE_API_BASE = stripe_server.url

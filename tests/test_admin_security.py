@@ -7,12 +7,13 @@ import pytest
 from auditlog.models import LogEntry
 from django.contrib.auth.models import Permission, User
 
-from billing.models import Invoice, PlanVersion, Subscription
-from billing.services.invoicing import invoice_move, period_close
+from billing.invoicing.models import Invoice
+from billing.invoicing.services import invoice_move, period_close
+from billing.plans.models import PlanVersion, Subscription
 from tests.billing.factories import plan_load
 from tests.metering.factories import customer_create
 
-# Closes bill what their snapshot sees of committed transactions (billing/watermark.py):
+# Closes bill what their snapshot sees of committed transactions (billing/invoicing/watermark.py):
 # facts and closes each commit.
 pytestmark = pytest.mark.django_db(transaction=True)
 OCTOBER = datetime(2026, 10, 1, tzinfo=UTC)
@@ -53,7 +54,7 @@ def test_non_staff_users_are_kept_out_of_the_admin(client):
     User.objects.create_user("clerk", password="pw-clerk-12345")
     client.force_login(User.objects.get(username="clerk"))
 
-    assert client.get("/admin/billing/invoice/").status_code == 302
+    assert client.get("/admin/invoicing/invoice/").status_code == 302
 
 
 def test_voiding_an_invoice_in_the_admin_is_recorded_with_who_and_when(staff_client):
@@ -63,7 +64,7 @@ def test_voiding_an_invoice_in_the_admin_is_recorded_with_who_and_when(staff_cli
     invoice = period_close(customer_id=customer.pk, period_start=OCTOBER)
 
     staff_client.post(
-        "/admin/billing/invoice/", {"action": "void", "_selected_action": [invoice.pk]}
+        "/admin/invoicing/invoice/", {"action": "void", "_selected_action": [invoice.pk]}
     )
 
     entry = LogEntry.objects.get_for_object(Invoice.objects.get(pk=invoice.pk)).latest("timestamp")
@@ -74,7 +75,7 @@ def test_voiding_an_invoice_in_the_admin_is_recorded_with_who_and_when(staff_cli
 
 def test_editing_a_plan_version_in_the_admin_is_recorded(staff_client):
     version = plan_load("p", base_fee="10")
-    url = f"/admin/billing/planversion/{version.pk}/change/"
+    url = f"/admin/plans/planversion/{version.pk}/change/"
     form = staff_client.get(url).context["adminform"].form
     data = {name: form[name].value() for name in form.fields if form[name].value() is not None}
     data.update(
@@ -120,13 +121,15 @@ def invoice(db):
 
 @pytest.mark.parametrize("action", ["void", "mark_uncollectible", "retry_push"])
 def test_staff_who_may_only_view_invoices_cannot_act_on_them(client, invoice, action):
-    operator = staff_with(client, "billing.view_invoice")
-    page = operator.get("/admin/billing/invoice/")
+    operator = staff_with(client, "invoicing.view_invoice")
+    page = operator.get("/admin/invoicing/invoice/")
     assert page.status_code == 200
     invoice_move(invoice_id=invoice.pk, status="finalized")
 
     response = operator.post(
-        "/admin/billing/invoice/", {"action": action, "_selected_action": [invoice.pk]}, follow=True
+        "/admin/invoicing/invoice/",
+        {"action": action, "_selected_action": [invoice.pk]},
+        follow=True,
     )
 
     form = page.context["action_form"]  # None when no action is offered
@@ -138,26 +141,26 @@ def test_staff_who_may_only_view_invoices_cannot_act_on_them(client, invoice, ac
 
 
 def test_voiding_takes_the_void_permission(client, invoice):
-    operator = staff_with(client, "billing.view_invoice", "billing.change_invoice")
-    operator.post("/admin/billing/invoice/", {"action": "void", "_selected_action": [invoice.pk]})
+    operator = staff_with(client, "invoicing.view_invoice", "invoicing.change_invoice")
+    operator.post("/admin/invoicing/invoice/", {"action": "void", "_selected_action": [invoice.pk]})
     assert Invoice.objects.get(pk=invoice.pk).status == "draft"  # change alone is not enough
 
     User.objects.get(username="operator").user_permissions.add(
-        Permission.objects.get(content_type__app_label="billing", codename="void_invoice")
+        Permission.objects.get(content_type__app_label="invoicing", codename="void_invoice")
     )
-    operator.post("/admin/billing/invoice/", {"action": "void", "_selected_action": [invoice.pk]})
+    operator.post("/admin/invoicing/invoice/", {"action": "void", "_selected_action": [invoice.pk]})
 
     assert Invoice.objects.get(pk=invoice.pk).status == "void"
 
 
 def test_the_dashboard_and_its_csv_take_the_analytics_permission(client):
-    operator = staff_with(client, "billing.view_invoice")
+    operator = staff_with(client, "invoicing.view_invoice")
     assert operator.get("/admin/dashboard/").status_code == 403
     assert operator.get("/admin/dashboard/margins.csv").status_code == 403
     assert "/admin/dashboard/" not in operator.get("/admin/").content.decode()
 
     User.objects.get(username="operator").user_permissions.add(
-        Permission.objects.get(content_type__app_label="billing", codename="view_analytics")
+        Permission.objects.get(content_type__app_label="analytics", codename="view_analytics")
     )
 
     assert client.get("/admin/dashboard/").status_code == 200

@@ -19,8 +19,8 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 from rest_framework_api_key.models import APIKey
 
-from billing.models import Subscription
-from billing.services.invoicing import period_close
+from billing.invoicing.services import period_close
+from billing.plans.models import Subscription
 from metering.models import Customer
 from outcomes.models import Outcome
 from tests.billing.factories import plan_load

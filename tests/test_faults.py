@@ -12,8 +12,8 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from billing.models import StripeEvent
-from billing.tasks import resend_stalled
+from billing.stripe_sync.models import StripeEvent
+from billing.stripe_sync.tasks import resend_stalled
 from metering.models import ModelPriceOverride, UsageEvent
 from metering.schemas import parse_event_batch
 from metering.services import events_ingest, price_override_save

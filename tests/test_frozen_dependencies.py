@@ -16,7 +16,8 @@ import pytest
 from django.conf import settings
 from django.core.management import call_command
 
-from billing.models import Invoice, Subscription
+from billing.invoicing.models import Invoice
+from billing.plans.models import Subscription
 from config import health, throttling
 from metering.models import ModelPriceOverride, UsageEvent
 from tests.billing.factories import plan_load

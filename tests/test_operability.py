@@ -13,8 +13,8 @@ from django.contrib.auth.models import User
 from prometheus_client import REGISTRY
 
 from alerts.tasks import evaluate_alerts
-from billing.integrations import stripe as stripe_api
-from billing.integrations.stripe import StripeRetryable
+from billing.stripe_sync import stripe_api
+from billing.stripe_sync.stripe_api import StripeRetryable
 from metering.models import UsageEvent
 from tests.metering.factories import customer_create, event_payload
 

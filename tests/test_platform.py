@@ -177,10 +177,10 @@ def test_admin_events_are_read_only(staff_client):
         "/admin/metering/modelpriceoverride/add/",
         "/admin/rest_framework_api_key/apikey/",
         "/admin/outcomes/outcome/",
-        "/admin/billing/plan/",
-        "/admin/billing/planversion/",
-        "/admin/billing/outcomeprice/",
-        "/admin/billing/subscription/",
+        "/admin/plans/plan/",
+        "/admin/plans/planversion/",
+        "/admin/plans/outcomeprice/",
+        "/admin/plans/subscription/",
     ],
 )
 def test_admin_pages_open(staff_client, page):
@@ -204,5 +204,5 @@ def test_admin_outcome_page_shows_its_attributed_calls_and_cost(staff_client, cl
 
 def test_admin_plan_version_page_shows_its_prices(staff_client):
     version = plan_load("support-ai", outcomes=[{"type": "resolution", "unit_price": "0.99"}])
-    page = staff_client.get(f"/admin/billing/planversion/{version.pk}/change/")
+    page = staff_client.get(f"/admin/plans/planversion/{version.pk}/change/")
     assert page.status_code == 200 and b"resolution" in page.content

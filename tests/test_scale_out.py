@@ -33,8 +33,10 @@ from django.db import connection
 from kombu import Connection
 from rest_framework_api_key.models import APIKey
 
-from billing.models import Invoice, StripeCustomer, Subscription
-from billing.tasks import close_period
+from billing.invoicing.models import Invoice
+from billing.invoicing.tasks import close_period
+from billing.plans.models import Subscription
+from billing.stripe_sync.models import StripeCustomer
 from config import front
 from metering.models import UsageEvent
 from tests.billing.factories import plan_load

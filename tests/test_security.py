@@ -13,12 +13,12 @@ from django.db import connection
 from rest_framework.test import APIClient
 from rest_framework_api_key.models import APIKey
 
-from billing.models import Subscription
-from billing.services.invoicing import period_close
+from billing.invoicing.services import period_close
+from billing.plans.models import Subscription
 from tests.billing.factories import plan_load
 from tests.metering.factories import customer_create, event_payload
 
-# Closes bill what their snapshot sees of committed transactions (billing/watermark.py):
+# Closes bill what their snapshot sees of committed transactions (billing/invoicing/watermark.py):
 # facts and closes each commit.
 pytestmark = pytest.mark.django_db(transaction=True)
 

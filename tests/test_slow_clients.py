@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from rest_framework_api_key.models import APIKey
 
-from billing.models import StripeWebhookDelivery
+from billing.stripe_sync.models import StripeWebhookDelivery
 from config import front
 from config.wsgi import client_address_from_proxy
 from tests.metering.factories import customer_create

@@ -27,8 +27,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from billing.models import Invoice, Subscription
-from billing.tasks import close_period
+from billing.invoicing.models import Invoice
+from billing.invoicing.tasks import close_period
+from billing.plans.models import Subscription
 from config.celery import app as celery_app
 from config.embedded import redis_start
 from tests.billing.factories import plan_load

@@ -1,4 +1,4 @@
-"""Invoices keep their close's snapshot (billing/watermark.py); the invoices and facts of
+"""Invoices keep their close's snapshot (billing/invoicing/watermark.py); the invoices and facts of
 an older payback are brought under the new rule, without billing anything twice or
 dropping anything.
 

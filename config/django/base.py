@@ -29,7 +29,11 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "metering",
     "outcomes",
-    "billing",
+    "billing",  # migrations only: the history of the billing_* tables
+    "billing.plans",
+    "billing.invoicing",
+    "billing.stripe_sync",
+    "billing.analytics",
     "alerts",
     "axes",
     "auditlog",

@@ -33,8 +33,8 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
         "OutcomeStatusEnum": "outcomes.models.OutcomeStatus",
-        "InvoiceLineKindEnum": "billing.models.LineKind",
-        "InvoiceStatusEnum": "billing.models.InvoiceStatus",
+        "InvoiceLineKindEnum": "billing.invoicing.models.LineKind",
+        "InvoiceStatusEnum": "billing.invoicing.models.InvoiceStatus",
         "OutcomeInputStatusEnum": ["pending", "succeeded", "failed"],
         "HealthStatusEnum": ["ok", "unavailable"],
     },

@@ -1,4 +1,4 @@
-"""The watermark columns of usage events (billing/watermark.py): `recorded_xid`, the
+"""The watermark columns of usage events (billing/invoicing/watermark.py): `recorded_xid`, the
 transaction that stored the call (a column default), and `priced_xid`, the one that priced
 it later (set by the repricing).
 

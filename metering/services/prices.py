@@ -10,16 +10,16 @@ from config.queue import enqueue_on_commit
 from metering.models import ModelPriceOverride
 from metering.pricing import PriceBook, Tokens
 
+PRICE_UNPRICED_EVENTS = "metering.tasks.price_unpriced_events"  # by name: services import no task
+
 
 def price_override_save(*, override: ModelPriceOverride) -> ModelPriceOverride:
     """Save an operator price and, once committed, price the events it covers that are
     still unpriced (the task takes the override's id)."""
-    from metering.tasks import price_unpriced_events
-
     override.full_clean()
     with transaction.atomic():
         override.save()
-        enqueue_on_commit(price_unpriced_events, override.pk)
+        enqueue_on_commit(PRICE_UNPRICED_EVENTS, override.pk)
     return override
 
 
@@ -83,7 +83,7 @@ def events_price_unpriced(*, provider: str, model: str, batch_size: int = 20_000
             if priced:
                 pks, timestamps, costs, sources, versions = map(list, zip(*priced, strict=True))
                 # The watermark: a close that saw the call unpriced did not bill its cost;
-                # the first close that sees this transaction does (billing/watermark.py).
+                # the first close that sees this transaction does (billing/invoicing/watermark.py).
                 cursor.execute(
                     _PRICE_BATCH_SQL,
                     [pks, timestamps, costs, sources, versions, min(timestamps), max(timestamps)],

@@ -1,4 +1,4 @@
-"""The watermark columns of outcomes (billing/watermark.py): the transactions that made an
+"""The watermark columns of outcomes (billing/invoicing/watermark.py): the transactions that made an
 outcome succeeded and reversed, stamped by a trigger on every insert and update, whatever
 writes the row (the API, the admin, a shell, a test), so that no path can forget them. A
 row whose status does not change keeps its stamps, whatever the update says of them.

@@ -17,7 +17,7 @@ from alerts.models import Alert, AlertDelivery, AlertRule, DeliveryState, Webhoo
 from alerts.services import alert_deliver, alerts_evaluate, month_of
 from alerts.tasks import evaluate_alerts
 from alerts.webhooks import UnsafeUrl, url_check
-from billing.models import Subscription
+from billing.plans.models import Subscription
 from outcomes.models import Outcome
 from tests.billing.factories import plan_load
 from tests.metering.factories import customer_create, event_payload

@@ -1,8 +1,8 @@
 from typing import Any
 
-from billing.models import PlanVersion
-from billing.selectors import plan_version_current
-from billing.services import plans_load
+from billing.plans.models import PlanVersion
+from billing.plans.selectors import plan_version_current
+from billing.plans.services import plans_load
 
 
 def plan_load(code: str = "plan", currency: str = "USD", **fields: Any) -> PlanVersion:

@@ -7,9 +7,10 @@ from decimal import Decimal
 import pytest
 from django.forms import MultiWidget
 
-from billing.forms import OutcomePriceForm
-from billing.models import Invoice, PlanVersion, Subscription
-from billing.services.invoicing import period_close
+from billing.invoicing.models import Invoice
+from billing.invoicing.services import period_close
+from billing.plans.forms import OutcomePriceForm
+from billing.plans.models import PlanVersion, Subscription
 from tests.billing.factories import plan_load
 from tests.metering.factories import customer_create
 
@@ -92,7 +93,7 @@ def billed_version(db):
 
 
 def test_editing_a_billed_version_in_the_admin_makes_a_new_version(staff_client, billed_version):
-    url = f"/admin/billing/planversion/{billed_version.pk}/change/"
+    url = f"/admin/plans/planversion/{billed_version.pk}/change/"
     data = change_form_data(staff_client.get(url))
     data["outcome_prices-0-unit_price"] = "1.10"
     data["base_fee"] = "5"
@@ -108,12 +109,12 @@ def test_editing_a_billed_version_in_the_admin_makes_a_new_version(staff_client,
     assert new.base_fee == 5 and new.outcome_prices.get().unit_price == Decimal("1.10")
     assert new.pass_throughs.get().markup == Decimal("0.2")
     assert Invoice.objects.get().plan_version_id == billed_version.pk
-    assert response["Location"] == f"/admin/billing/planversion/{new.pk}/change/"
+    assert response["Location"] == f"/admin/plans/planversion/{new.pk}/change/"
 
 
 def test_an_unbilled_version_is_edited_in_place(staff_client):
     version = plan_load("draft-plan", outcomes=[{"type": "resolution", "unit_price": "0.99"}])
-    url = f"/admin/billing/planversion/{version.pk}/change/"
+    url = f"/admin/plans/planversion/{version.pk}/change/"
     data = change_form_data(staff_client.get(url))
     data["base_fee"] = "7"
 
@@ -125,7 +126,7 @@ def test_an_unbilled_version_is_edited_in_place(staff_client):
 
 
 def test_the_admin_refuses_pass_through_on_a_plan_not_in_usd(staff_client, billed_version):
-    url = f"/admin/billing/planversion/{billed_version.pk}/change/"
+    url = f"/admin/plans/planversion/{billed_version.pk}/change/"
     data = change_form_data(staff_client.get(url))
     data["currency"] = "EUR"
 
@@ -138,7 +139,7 @@ def test_the_admin_refuses_pass_through_on_a_plan_not_in_usd(staff_client, bille
 
 def test_a_bad_currency_is_refused_in_the_admin(staff_client):
     version = plan_load("draft-plan")
-    url = f"/admin/billing/planversion/{version.pk}/change/"
+    url = f"/admin/plans/planversion/{version.pk}/change/"
     data = change_form_data(staff_client.get(url))
     data["currency"] = "XYZ"
 
@@ -152,7 +153,7 @@ def test_the_prices_of_a_billed_version_cannot_be_changed_on_their_own_page(
     staff_client, billed_version
 ):
     price = billed_version.outcome_prices.get()
-    url = f"/admin/billing/outcomeprice/{price.pk}/change/"
+    url = f"/admin/plans/outcomeprice/{price.pk}/change/"
 
     assert staff_client.post(url, {"unit_price": "5"}).status_code == 403
     price.refresh_from_db()
@@ -161,7 +162,7 @@ def test_the_prices_of_a_billed_version_cannot_be_changed_on_their_own_page(
 
 def test_the_admin_keeps_how_invoiced_periods_run(staff_client, billed_version):
     subscription = Subscription.objects.get()
-    url = f"/admin/billing/subscription/{subscription.pk}/change/"
+    url = f"/admin/plans/subscription/{subscription.pk}/change/"
     data = change_form_data(staff_client.get(url))
     data["billing_anchor_day"] = 15
 

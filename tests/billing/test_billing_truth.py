@@ -23,8 +23,10 @@ from django.db import connection, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
-from billing.models import Invoice, InvoiceLine, Reconciliation, Subscription
-from billing.services.invoicing import period_close
+from billing.analytics.models import Reconciliation
+from billing.invoicing.models import Invoice, InvoiceLine
+from billing.invoicing.services import period_close
+from billing.plans.models import Subscription
 from metering.schemas import parse_event_batch
 from metering.services import events_ingest
 from outcomes.schemas import parse_outcome_batch

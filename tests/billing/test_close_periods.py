@@ -10,10 +10,12 @@ from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
 
-from billing.models import Invoice, InvoiceStatus, Reconciliation, Subscription
-from billing.selectors import periods_due
-from billing.services.invoicing import invoice_move, period_close
-from billing.tasks import close_due_periods, close_period
+from billing.analytics.models import Reconciliation
+from billing.invoicing.models import Invoice, InvoiceStatus
+from billing.invoicing.selectors import periods_due
+from billing.invoicing.services import invoice_move, period_close
+from billing.invoicing.tasks import close_due_periods, close_period
+from billing.plans.models import Subscription
 from config.errors import ApiError
 from outcomes.models import Outcome
 from tests.billing.factories import plan_load
@@ -231,7 +233,7 @@ def test_the_customer_reads_its_invoices_with_lines(client_with_key):
 def test_admin_voids_an_invoice_and_refuses_an_impossible_move(staff_client):
     subscription = subscribe()
     invoice = period_close(customer_id=subscription.customer_id, period_start=OCTOBER)
-    url = "/admin/billing/invoice/"
+    url = "/admin/invoicing/invoice/"
 
     staff_client.post(url, {"action": "mark_uncollectible", "_selected_action": [invoice.pk]})
     invoice.refresh_from_db()
@@ -246,7 +248,7 @@ def test_admin_voids_an_invoice_and_refuses_an_impossible_move(staff_client):
 @pytest.mark.django_db(transaction=True)
 def test_admin_lists_negative_margins(staff_client):
     subscribe()
-    response = staff_client.get("/admin/billing/reconciliation/?margin=negative")
+    response = staff_client.get("/admin/analytics/reconciliation/?margin=negative")
     assert response.status_code == 200
 
 

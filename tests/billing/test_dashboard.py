@@ -12,7 +12,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 from rest_framework_api_key.models import APIKey
 
-from billing.models import Subscription
+from billing.plans.models import Subscription
 from metering.models import UsageEvent
 from outcomes.models import Outcome
 from tests.billing.factories import plan_load

@@ -9,9 +9,10 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from billing.models import Invoice, Subscription
-from billing.selectors import periods_due
-from billing.tasks import close_due_periods
+from billing.invoicing.models import Invoice
+from billing.invoicing.selectors import periods_due
+from billing.invoicing.tasks import close_due_periods
+from billing.plans.models import Subscription
 from tests.billing.factories import plan_load
 from tests.billing.test_stripe_webhooks import deliver, event
 

@@ -6,8 +6,8 @@ from decimal import Decimal
 import pytest
 from django.core.management import CommandError, call_command
 
-from billing.fx import fx_convert
-from billing.models import FxRate
+from billing.invoicing.fx import fx_convert
+from billing.invoicing.models import FxRate
 
 pytestmark = pytest.mark.django_db
 

@@ -7,13 +7,13 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from billing.models import Subscription
-from billing.services.invoicing import PeriodNotReady, period_close
+from billing.invoicing.services import PeriodNotReady, period_close
+from billing.plans.models import Subscription
 from outcomes.models import Outcome
 from tests.billing.factories import plan_load
 from tests.metering.factories import customer_create
 
-# Closes bill what their snapshot sees of committed transactions (billing/watermark.py):
+# Closes bill what their snapshot sees of committed transactions (billing/invoicing/watermark.py):
 # facts and closes each commit.
 pytestmark = pytest.mark.django_db(transaction=True)
 

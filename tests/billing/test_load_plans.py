@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
-from billing.models import OutcomePrice, Plan, PlanVersion
+from billing.plans.models import OutcomePrice, Plan, PlanVersion
 
 pytestmark = pytest.mark.django_db
 
@@ -137,7 +137,7 @@ def test_plans_endpoint_lists_each_plan_at_its_current_version(tmp_path, client_
 
 
 def test_the_example_price_book_in_the_readme_loads(capsys):
-    call_command("load_plans", str(Path(__file__).parents[2] / "billing/examples/plans.yaml"))
+    call_command("load_plans", str(Path(__file__).parents[2] / "billing/plans/examples/plans.yaml"))
     assert set(Plan.objects.values_list("code", flat=True)) == {
         "support-ai",
         "premium-seats",

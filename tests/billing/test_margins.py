@@ -24,17 +24,20 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from billing.models import FxRate, Invoice, Reconciliation, ReconciliationCell, Subscription
+from billing.analytics.models import Reconciliation, ReconciliationCell
+from billing.analytics.services import invoices_reconcile
+from billing.analytics.tasks import reconcile_missing
+from billing.invoicing.models import FxRate, Invoice
+from billing.invoicing.services import invoice_move, period_close
+from billing.invoicing.tasks import close_period
 from billing.money import from_minor_units
-from billing.services.invoicing import invoice_move, period_close
-from billing.services.reconciliation import invoices_reconcile
-from billing.tasks import close_period, reconcile_missing
+from billing.plans.models import Subscription
 from outcomes.models import Outcome
 from tests.billing.factories import plan_load
 from tests.faults import broker_down
 from tests.metering.factories import customer_create, event_payload
 
-# Closes bill what their snapshot sees of committed transactions (billing/watermark.py):
+# Closes bill what their snapshot sees of committed transactions (billing/invoicing/watermark.py):
 # facts and closes each commit.
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -6,8 +6,9 @@ from decimal import Decimal
 
 import pytest
 
-from billing.models import FxRate, PlanVersion, Subscription
-from billing.services.invoicing import period_close
+from billing.invoicing.models import FxRate
+from billing.invoicing.services import period_close
+from billing.plans.models import PlanVersion, Subscription
 from metering.models import ModelPriceOverride
 
 pytestmark = pytest.mark.django_db

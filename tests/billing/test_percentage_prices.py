@@ -7,14 +7,15 @@ import pytest
 
 from alerts.models import AlertKind, AlertRule
 from alerts.services import alerts_evaluate
-from billing.fx import MissingFxRate
-from billing.models import FxRate, Subscription
-from billing.services.invoicing import period_close, periods_close
+from billing.invoicing.fx import MissingFxRate
+from billing.invoicing.models import FxRate
+from billing.invoicing.services import period_close, periods_close
+from billing.plans.models import Subscription
 from outcomes.models import Outcome
 from tests.billing.factories import plan_load
 from tests.metering.factories import customer_create
 
-# Closes bill what their snapshot sees of committed transactions (billing/watermark.py):
+# Closes bill what their snapshot sees of committed transactions (billing/invoicing/watermark.py):
 # facts and closes each commit.
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from billing.periods import period_after, period_containing, subscription_period
+from billing.plans.periods import period_after, period_containing, subscription_period
 
 
 def utc(*args: int) -> datetime:

@@ -12,8 +12,8 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from billing.models import Subscription
-from billing.selectors.premium import fair_use_cap, percentile
+from billing.analytics.selectors.premium import fair_use_cap, percentile
+from billing.plans.models import Subscription
 from tests.billing.factories import plan_load
 from tests.metering.factories import customer_create, event_payload
 

@@ -12,8 +12,9 @@ from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from billing.models import Invoice, Subscription
-from billing.services.invoicing import period_close
+from billing.invoicing.models import Invoice
+from billing.invoicing.services import period_close
+from billing.plans.models import Subscription
 from metering.models import UsageEvent
 from outcomes.models import Outcome
 from tests.billing.factories import plan_load

@@ -3,7 +3,7 @@
 from decimal import Decimal as D
 
 from billing.money import to_minor_units
-from billing.rating import (
+from billing.plans.pricing import (
     OutcomeQuantity,
     OutcomeTerms,
     PeriodQuantities,

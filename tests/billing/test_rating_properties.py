@@ -5,7 +5,7 @@ from decimal import Decimal
 from hypothesis import given
 from hypothesis import strategies as st
 
-from billing.rating import (
+from billing.plans.pricing import (
     OutcomeQuantity,
     OutcomeTerms,
     PeriodQuantities,

@@ -12,17 +12,19 @@ from auditlog.models import LogEntry
 from django.db import connection
 from django.utils import timezone
 
-from billing.integrations import stripe as stripe_api
-from billing.integrations.stripe import StripeRefused, StripeRetryable
-from billing.models import Invoice, StripeCustomer, Subscription
-from billing.services.invoicing import period_close
-from billing.services.stripe_push import invoice_push, stripe_drift_check, stripe_line_terms
-from billing.tasks import push_invoice
+from billing.invoicing.models import Invoice
+from billing.invoicing.services import period_close
+from billing.plans.models import Subscription
+from billing.stripe_sync import stripe_api
+from billing.stripe_sync.models import StripeCustomer
+from billing.stripe_sync.services.push import invoice_push, stripe_drift_check, stripe_line_terms
+from billing.stripe_sync.stripe_api import StripeRefused, StripeRetryable
+from billing.stripe_sync.tasks import push_invoice
 from outcomes.models import Outcome
 from tests.billing.factories import plan_load
 from tests.metering.factories import customer_create
 
-# Closes bill what their snapshot sees of committed transactions (billing/watermark.py):
+# Closes bill what their snapshot sees of committed transactions (billing/invoicing/watermark.py):
 # facts and closes each commit.
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -285,7 +287,7 @@ def test_voiding_a_pushed_invoice_voids_it_in_stripe_first(invoice, staff_client
     pushed = invoice_push(invoice_id=invoice.pk)
 
     staff_client.post(
-        "/admin/billing/invoice/", {"action": "void", "_selected_action": [pushed.pk]}
+        "/admin/invoicing/invoice/", {"action": "void", "_selected_action": [pushed.pk]}
     )
 
     assert Invoice.objects.get(pk=pushed.pk).status == "void"
@@ -296,7 +298,8 @@ def test_marking_uncollectible_reaches_stripe(invoice, staff_client):
     pushed = invoice_push(invoice_id=invoice.pk)
 
     staff_client.post(
-        "/admin/billing/invoice/", {"action": "mark_uncollectible", "_selected_action": [pushed.pk]}
+        "/admin/invoicing/invoice/",
+        {"action": "mark_uncollectible", "_selected_action": [pushed.pk]},
     )
 
     assert Invoice.objects.get(pk=pushed.pk).status == "uncollectible"
@@ -321,7 +324,7 @@ def test_the_admin_queues_a_failed_push_again(invoice, staff_client, stripe):
     assert Invoice.objects.get(pk=invoice.pk).push_state == "failed"
 
     response = staff_client.post(
-        "/admin/billing/invoice/", {"action": "retry_push", "_selected_action": [invoice.pk]}
+        "/admin/invoicing/invoice/", {"action": "retry_push", "_selected_action": [invoice.pk]}
     )
 
     assert response.status_code == 302

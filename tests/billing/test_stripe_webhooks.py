@@ -13,10 +13,12 @@ from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from billing.models import Invoice, StripeEvent, StripeWebhookDelivery, Subscription
-from billing.services.invoicing import invoice_move, period_close
-from billing.services.webhooks import stripe_event_process
-from billing.tasks import prune_stripe_deliveries
+from billing.invoicing.models import Invoice
+from billing.invoicing.services import invoice_move, period_close
+from billing.plans.models import Subscription
+from billing.stripe_sync.models import StripeEvent, StripeWebhookDelivery
+from billing.stripe_sync.services.webhooks import stripe_event_process
+from billing.stripe_sync.tasks import prune_stripe_deliveries
 from tests.billing.factories import plan_load
 from tests.metering.factories import customer_create
 

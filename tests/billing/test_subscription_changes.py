@@ -7,12 +7,12 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from billing.models import SeatChange, Subscription
-from billing.periods import period_containing
-from billing.services.invoicing import period_close
+from billing.invoicing.services import period_close
+from billing.plans.models import SeatChange, Subscription
+from billing.plans.periods import period_containing
 from tests.billing.factories import plan_load
 
-# Closes bill what their snapshot sees of committed transactions (billing/watermark.py):
+# Closes bill what their snapshot sees of committed transactions (billing/invoicing/watermark.py):
 # facts and closes each commit.
 pytestmark = pytest.mark.django_db(transaction=True)
 

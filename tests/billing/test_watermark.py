@@ -1,4 +1,4 @@
-"""What a close has seen goes by commit order, not by a clock (billing/watermark.py).
+"""What a close has seen goes by commit order, not by a clock (billing/invoicing/watermark.py).
 
 Each test holds a fact's transaction open across a close: the fact is stamped (received,
 succeeded, reversed) before the close, and commits after it took its snapshot. By a clock
@@ -17,9 +17,11 @@ from django.db import connection, transaction
 from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
-from billing.models import Invoice, Reconciliation, Subscription
-from billing.services.invoicing import period_close
-from billing.services.reconciliation import invoices_reconcile
+from billing.analytics.models import Reconciliation
+from billing.analytics.services import invoices_reconcile
+from billing.invoicing.models import Invoice
+from billing.invoicing.services import period_close
+from billing.plans.models import Subscription
 from metering.schemas import parse_event_batch
 from metering.services import events_ingest
 from metering.services.prices import events_price_unpriced

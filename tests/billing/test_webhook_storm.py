@@ -12,8 +12,10 @@ import pytest
 import requests
 from auditlog.models import LogEntry
 
-from billing.models import Invoice, StripeEvent, StripeWebhookDelivery, Subscription
-from billing.services.invoicing import periods_close
+from billing.invoicing.models import Invoice
+from billing.invoicing.services import periods_close
+from billing.plans.models import Subscription
+from billing.stripe_sync.models import StripeEvent, StripeWebhookDelivery
 from tests.billing.factories import plan_load
 from tests.billing.test_stripe_webhooks import SECRET, event, signed
 from tests.metering.factories import customer_create

@@ -1,0 +1,36 @@
+"""The dashboard's form."""
+
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from django import forms
+from django.core.exceptions import ValidationError
+
+from billing.analytics.selectors.margins import GROUP_BYS
+
+
+class DashboardWindowForm(forms.Form):
+    """The dashboard's window: `from` (inclusive) and `to` (exclusive) days, UTC; by
+    default the 30 days up to and including today."""
+
+    group_by = forms.ChoiceField(
+        choices=[(g, g.replace("_", " ")) for g in GROUP_BYS], required=False
+    )
+
+    def __init__(self, *args: Any, today: date, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.today = today
+        # `from` is a Python keyword: the fields are added by name.
+        self.fields["from"] = forms.DateField(required=False)
+        self.fields["to"] = forms.DateField(required=False)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        end = data.get("to") or self.today + timedelta(days=1)
+        start = data.get("from") or end - timedelta(days=30)
+        if start >= end:
+            raise ValidationError({"to": "`to` must be after `from`."})
+        data["start"] = datetime.combine(start, time(0), tzinfo=UTC)
+        data["end"] = datetime.combine(end, time(0), tzinfo=UTC)
+        data["group_by"] = data.get("group_by") or "customer"
+        return data

@@ -1,0 +1,624 @@
+"""The margin report: revenue, inference cost and margin per customer, outcome type,
+model, feature or tier, in one reporting currency.
+
+A period's economics are its calls grouped into cells (outcome type × feature × tier ×
+model) and its invoice lines spread over those cells:
+
+- a line that bills an outcome type goes to the calls of that type's outcomes, a
+  pass-through line to its feature's calls, the premium seat fee to premium-tier calls,
+  and the rest (base fee, minimum top-up) to every call;
+- within its calls, a line is spread in proportion to their cost (to their number when
+  they cost nothing); a line with no calls to spread over keeps a cell of its own (an
+  outcome type, a feature or the premium tier with no model);
+- no fee is spread over a plan's included features: their calls are cost with zero
+  revenue, the price of retention.
+
+So revenue by customer or outcome type is exact, and revenue by model, feature or tier
+is the share of each line that the calls behind it earned. A closed period's cells are
+stored by a task after its close (billing/analytics/services.py; ReconciliationCell,
+summing to its invoice) and summed here in SQL; an open period's are computed live from
+the same SQL (billing/invoicing/selectors/cells.py) and the same rating.
+
+One module of about 600 lines: the report's SQL, the spreading of lines over cells and the
+grouping share their row types, and the spreading is the rule the stored breakdown
+(billing/analytics/services.py) follows too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from decimal import ROUND_DOWN, Decimal
+from typing import Protocol
+
+from django.conf import settings
+from django.db.models import Q
+
+from billing.invoicing.fx import usd_per_unit
+from billing.invoicing.models import Invoice, InvoiceStatus
+from billing.invoicing.selectors.cells import Cell, CostStatus, Window, cost_status, windows_usage
+from billing.invoicing.selectors.rating import periods_rate
+from billing.money import from_minor_units
+from billing.plans.models import Subscription
+from billing.plans.periods import period_after, subscription_period
+from config.replicas import reading
+from metering.models import Customer
+
+ZERO = Decimal(0)
+EXACT = Decimal("1e-12")
+PREMIUM_TIER = "premium"
+GROUP_BYS: tuple[str, ...] = ("customer", "outcome_type", "model", "feature", "tier")
+
+
+class BilledLine(Protocol):
+    """An invoice line, rated (billing/plans/pricing.py) or stored (billing.models)."""
+
+    kind: str
+    amount: int
+    outcome_type: str
+    feature: str | None
+
+
+def _line_scope(line: BilledLine, cells: list[Cell], included: Sequence[str]) -> list[Cell]:
+    if line.outcome_type:
+        return [c for c in cells if c.outcome_type == line.outcome_type]
+    if line.feature is not None:
+        return [c for c in cells if c.feature == line.feature]
+    billed = [c for c in cells if c.feature not in included]
+    if line.kind == "seats":
+        return [c for c in billed if c.tier == PREMIUM_TIER]
+    return billed
+
+
+def revenue_spread(
+    *, cells: list[Cell], lines: Iterable[BilledLine], currency: str, included: Sequence[str]
+) -> list[Cell]:
+    """The cells with each line's amount spread over the calls it billed (see the module
+    docstring); the cells' revenue sums to the lines' amounts exactly. Cells for lines
+    with no calls are added."""
+    cells = [replace(cell, revenue=ZERO) for cell in cells]
+    for line in lines:
+        if not line.amount:
+            continue
+        amount = from_minor_units(line.amount, currency)
+        scope = _line_scope(line, cells, included)
+        weights = [c.cost for c in scope]
+        if not sum(weights):
+            weights = [Decimal(c.calls) for c in scope]
+        total = sum(weights)
+        if not total:
+            own = Cell(
+                outcome_type=line.outcome_type,
+                feature=line.feature or "",
+                tier=PREMIUM_TIER if line.kind == "seats" else "",
+                provider="",
+                model="",
+            )
+            existing = next((c for c in cells if c.key == own.key), None)
+            if existing is None:
+                cells.append(own)
+                existing = own
+            existing.revenue += amount
+            continue
+        shares = [(amount * w / total).quantize(EXACT, rounding=ROUND_DOWN) for w in weights]
+        # The rounding remainder (under 1e-12 per cell) goes to the heaviest cell.
+        heaviest = max(range(len(scope)), key=lambda i: weights[i])
+        shares[heaviest] += amount - sum(shares)
+        for cell, share in zip(scope, shares, strict=True):
+            cell.revenue += share
+    return cells
+
+
+# Outcomes per type of the same windows: successes (still succeeded), failures, and the
+# window's successes since reversed.
+_OUTCOMES_SQL = """
+SELECT w.customer_id, w.start_at, o.type,
+       count(*) FILTER (WHERE o.status = 'succeeded' AND o.succeeded_at >= w.start_at),
+       count(*) FILTER (WHERE o.status = 'failed' AND o.failed_at >= w.start_at),
+       count(*) FILTER (WHERE o.status = 'reversed' AND o.succeeded_at >= w.start_at)
+FROM unnest(%(customers)s::bigint[], %(starts)s::timestamptz[], %(ends)s::timestamptz[])
+     AS w(customer_id, start_at, end_at)
+JOIN outcomes_outcome o ON o.customer_id = w.customer_id
+     AND ((o.succeeded_at >= w.start_at AND o.succeeded_at < w.end_at)
+          OR (o.failed_at >= w.start_at AND o.failed_at < w.end_at))
+GROUP BY 1, 2, 3
+"""
+
+OutcomeCounts = dict[str, tuple[int, int, int]]  # type -> succeeded, failed, reversed
+
+
+def window_outcomes(*, windows: Sequence[Window]) -> dict[tuple[int, datetime], OutcomeCounts]:
+    outcomes: dict[tuple[int, datetime], OutcomeCounts] = {(w[0], w[1]): {} for w in windows}
+    if not windows:
+        return outcomes
+    with reading().cursor() as cursor:
+        cursor.execute(
+            _OUTCOMES_SQL,
+            {
+                "customers": [w[0] for w in windows],
+                "starts": [w[1] for w in windows],
+                "ends": [w[2] for w in windows],
+            },
+        )
+        for customer_id, start, outcome_type, succeeded, failed, reversed_ in cursor.fetchall():
+            outcomes[(customer_id, start)][outcome_type] = (succeeded, failed, reversed_)
+    return outcomes
+
+
+@dataclass(slots=True)
+class PeriodEconomics:
+    customer: str  # external id
+    start: datetime
+    end: datetime
+    closed: bool
+    currency: str  # of the revenue
+    included_features: tuple[str, ...]
+    cells: list[Cell]
+    outcomes: OutcomeCounts
+    # Its invoice is void or uncollectible: what it billed is written off, not revenue.
+    written_off: bool = False
+
+
+def _unbroken_down_periods(*, start: datetime, end: datetime) -> list[PeriodEconomics]:
+    """Closed periods whose breakdown is not made yet (the task after the close makes
+    it; older paybacks did not): one cell with the period's totals each, right per
+    customer, with no outcome type, model, feature or tier."""
+    invoices = Invoice.objects.filter(
+        Q(reconciliation__isnull=True) | Q(reconciliation__breakdown_at__isnull=True),
+        period_start__lt=end,
+        period_end__gt=start,
+    ).select_related("customer", "reconciliation")
+    periods = []
+    for invoice in invoices:
+        reconciliation = getattr(invoice, "reconciliation", None)
+        cells = []
+        if reconciliation is not None:
+            cells.append(
+                Cell(
+                    "",
+                    "",
+                    "",
+                    "",
+                    "",
+                    calls=reconciliation.calls,
+                    cost=reconciliation.inference_cost,
+                    unpriced_calls=reconciliation.unpriced_calls,
+                    revenue=from_minor_units(invoice.total, invoice.currency),
+                )
+            )
+        periods.append(
+            PeriodEconomics(
+                customer=invoice.customer.external_id,
+                start=invoice.period_start,
+                end=invoice.period_end,
+                closed=True,
+                currency=invoice.currency,
+                included_features=(),
+                cells=cells,
+                outcomes={},
+                written_off=invoice.status in WRITTEN_OFF,
+            )
+        )
+    return periods
+
+
+def _open_periods(*, start: datetime, end: datetime, now: datetime) -> list[PeriodEconomics]:
+    """Every subscription's periods in [start, min(end, now)) that are not invoiced yet,
+    rated and spread live; customers without a plan over the whole window, cost only."""
+    until = min(end, now)
+    invoiced = set(
+        Invoice.objects.filter(period_start__lt=end, period_end__gt=start).values_list(
+            "customer_id", "period_start"
+        )
+    )
+    by_window: dict[tuple[datetime, datetime], list[Subscription]] = {}
+    for subscription in Subscription.objects.select_related("customer"):
+        rules = {"anchor_day": subscription.billing_anchor_day, "timezone": subscription.timezone}
+        moment = max(start, subscription.started_at)
+        if moment >= until:
+            continue
+        p_start, p_end = subscription_period(moment, started_at=subscription.started_at, **rules)
+        while p_start < until:
+            if (subscription.customer_id, p_start) not in invoiced:
+                by_window.setdefault((p_start, p_end), []).append(subscription)
+            p_start, p_end = period_after(p_end, **rules)
+    periods: list[PeriodEconomics] = []
+    windows: list[Window] = []
+    for (p_start, p_end), subscriptions in by_window.items():
+        for rated in periods_rate(
+            subscriptions=subscriptions, start=p_start, end=p_end, snapshot=None, detail=True
+        ):
+            windows.append(Window(rated.subscription.customer_id, p_start, p_end))
+            periods.append(
+                PeriodEconomics(
+                    customer=rated.subscription.customer.external_id,
+                    start=p_start,
+                    end=p_end,
+                    closed=False,
+                    currency=rated.terms.currency,
+                    included_features=rated.terms.included_features,
+                    cells=revenue_spread(
+                        cells=rated.cells,
+                        lines=rated.invoice.lines,
+                        currency=rated.terms.currency,
+                        included=rated.terms.included_features,
+                    ),
+                    outcomes={},
+                )
+            )
+    unsubscribed = list(Customer.objects.filter(subscription__isnull=True)) if start < until else []
+    plain = [Window(customer.pk, start, until) for customer in unsubscribed]
+    usage = windows_usage(windows=plain)
+    outcomes = window_outcomes(windows=windows + plain)
+    for period, (customer_id, p_start, *_) in zip(periods, windows, strict=True):
+        period.outcomes = outcomes[(customer_id, p_start)]
+    for customer in unsubscribed:
+        periods.append(
+            PeriodEconomics(
+                customer=customer.external_id,
+                start=start,
+                end=until,
+                closed=False,
+                currency=settings.REPORTING_CURRENCY,
+                included_features=(),
+                cells=usage[Window(customer.pk, start, until)].cells,
+                outcomes=outcomes[(customer.pk, start)],
+            )
+        )
+    return periods
+
+
+def periods_economics(*, start: datetime, end: datetime, now: datetime) -> list[PeriodEconomics]:
+    """The customer periods overlapping [start, end) that the stored breakdowns do not
+    cover: open ones, live as of `now`, and closed ones whose breakdown is not made yet.
+    (Closed periods with their breakdown are summed in SQL: _closed_parts.)"""
+    return _unbroken_down_periods(start=start, end=end) + _open_periods(
+        start=start, end=end, now=now
+    )
+
+
+# Invoices whose amount is not revenue: voided, or given up on. Their calls still cost.
+WRITTEN_OFF = (InvoiceStatus.VOID, InvoiceStatus.UNCOLLECTIBLE)
+
+# Closed periods with their breakdown, summed in SQL per reporting key and per currency
+# and period start (what FX needs). {key} is the grouping column.
+_CLOSED_SQL = """
+SELECT i.currency, i.period_start, {key} AS key,
+       coalesce(sum(c.revenue) FILTER (WHERE NOT i.status = ANY(%(written_off)s)), 0),
+       coalesce(sum(c.revenue) FILTER (WHERE i.status = ANY(%(written_off)s)), 0),
+       sum(c.cost), coalesce(sum(c.cost) FILTER (WHERE c.outcome_type <> ''), 0),
+       sum(c.calls), sum(c.tokens), sum(c.unpriced_calls),
+       bool_or(c.feature = ANY(pv.included_features))
+FROM billing_reconciliationcell c
+JOIN billing_invoice i ON i.id = c.invoice_id
+JOIN billing_reconciliation r ON r.invoice_id = i.id AND r.breakdown_at IS NOT NULL
+JOIN billing_planversion pv ON pv.id = i.plan_version_id
+JOIN metering_customer cu ON cu.id = i.customer_id
+WHERE i.period_start < %(end)s AND i.period_end > %(start)s
+  AND (%(customer)s::text IS NULL OR cu.external_id = %(customer)s)
+  AND (%(outcome_type)s::text IS NULL OR c.outcome_type = %(outcome_type)s)
+  AND (%(model)s::text IS NULL OR c.model = %(model)s
+       OR c.provider || ':' || c.model = %(model)s)
+  AND (%(feature)s::text IS NULL OR c.feature = %(feature)s)
+  AND (%(tier)s::text IS NULL OR c.tier = %(tier)s)
+GROUP BY 1, 2, 3
+"""
+_KEYS = {
+    "customer": "cu.external_id",
+    "outcome_type": "c.outcome_type",
+    "model": "CASE WHEN c.provider <> '' OR c.model <> '' "
+    "THEN c.provider || ':' || c.model ELSE '' END",
+    "feature": "c.feature",
+    "tier": "c.tier",
+}
+# Their outcomes per type (stored with the breakdown).
+_CLOSED_OUTCOMES_SQL = """
+SELECT {key} AS key, sum((o.counts->>0)::bigint), sum((o.counts->>1)::bigint),
+       sum((o.counts->>2)::bigint)
+FROM billing_reconciliation r
+JOIN billing_invoice i ON i.id = r.invoice_id
+JOIN metering_customer cu ON cu.id = i.customer_id
+CROSS JOIN LATERAL jsonb_each(r.outcomes) AS o(type, counts)
+WHERE r.breakdown_at IS NOT NULL AND i.period_start < %(end)s AND i.period_end > %(start)s
+  AND (%(customer)s::text IS NULL OR cu.external_id = %(customer)s)
+  AND (%(outcome_type)s::text IS NULL OR o.type = %(outcome_type)s)
+GROUP BY 1
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class _Part:
+    """What some calls of one period add to one row of the report."""
+
+    key: str
+    currency: str  # of the revenue
+    at: datetime  # the period's start: the FX rates' moment
+    revenue: Decimal
+    written_off: Decimal  # billed on a void or uncollectible invoice: not revenue
+    cost: Decimal
+    outcome_cost: Decimal
+    calls: int
+    tokens: int
+    unpriced_calls: int
+    included: bool
+
+
+def _closed_parts(
+    *, start: datetime, end: datetime, group_by: str, filters: MarginFilters
+) -> tuple[list[_Part], list[tuple[str, int, int, int]], int]:
+    """The broken-down closed periods' parts, their outcome counts (key, succeeded,
+    failed, reversed) and the number of closed periods in the window."""
+    params = {
+        "start": start,
+        "end": end,
+        "customer": filters.customer,
+        "outcome_type": filters.outcome_type,
+        "model": filters.model,
+        "feature": filters.feature,
+        "tier": filters.tier,
+        "written_off": list(WRITTEN_OFF),
+    }
+    with reading().cursor() as cursor:
+        cursor.execute(_CLOSED_SQL.format(key=_KEYS[group_by]), params)
+        parts = []
+        for (
+            currency,
+            at,
+            key,
+            revenue,
+            written_off,
+            cost,
+            outcome_cost,
+            *counts,
+            included,
+        ) in cursor.fetchall():
+            calls, tokens, unpriced = (int(count) for count in counts)
+            parts.append(
+                _Part(
+                    key,
+                    currency,
+                    at,
+                    revenue,
+                    written_off,
+                    cost,
+                    outcome_cost,
+                    calls,
+                    tokens,
+                    unpriced,
+                    bool(included),
+                )
+            )
+        outcomes: list[tuple[str, int, int, int]] = []
+        if group_by in ("customer", "outcome_type") and _outcomes_follow(filters):
+            key = "cu.external_id" if group_by == "customer" else "o.type"
+            cursor.execute(_CLOSED_OUTCOMES_SQL.format(key=key), params)
+            outcomes = [(k, int(s), int(f), int(r)) for k, s, f, r in cursor.fetchall()]
+    closed = Invoice.objects.filter(period_start__lt=end, period_end__gt=start).count()
+    return parts, outcomes, closed
+
+
+# --- the report ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MissingRate:
+    currency: str
+    at: datetime
+
+
+@dataclass(slots=True)
+class MarginRow:
+    key: str
+    revenue: Decimal | None = ZERO  # reporting currency; None: a rate is missing
+    # Billed on void and uncollectible invoices (reporting currency): not revenue, while
+    # their calls still count as cost.
+    written_off: Decimal | None = ZERO
+    # Reporting currency: the priced calls' cost (see cost_status and known_cost).
+    inference_cost: Decimal | None = ZERO
+    calls: int = 0
+    tokens: int = 0
+    unpriced_calls: int = 0
+    outcome_cost: Decimal | None = ZERO  # of calls linked to outcomes
+    # Outcome counts exist per customer and outcome type only (an outcome's calls may
+    # span models, features and tiers).
+    succeeded: int | None = None
+    failed: int | None = None
+    reversed: int | None = None
+    revenue_by_currency: dict[str, Decimal] = field(default_factory=dict)
+    included: bool = False  # a feature some plan gives away
+    missing_rates: set[MissingRate] = field(default_factory=set)
+
+    @property
+    def cost_status(self) -> CostStatus:
+        return cost_status(calls=self.calls, unpriced_calls=self.unpriced_calls)
+
+    @property
+    def known_cost(self) -> Decimal | None:
+        """The inference cost, or None where it is unknown (every call unpriced, or an FX
+        rate missing)."""
+        return None if self.cost_status == CostStatus.UNKNOWN else self.inference_cost
+
+    @property
+    def margin(self) -> Decimal | None:
+        cost = self.known_cost
+        if self.revenue is None or cost is None:
+            return None
+        return self.revenue - cost
+
+    @property
+    def margin_percent(self) -> Decimal | None:
+        margin = self.margin
+        if margin is None or not self.revenue:
+            return None
+        return (margin / self.revenue * 100).quantize(Decimal("0.01"))
+
+    @property
+    def cost_per_success(self) -> Decimal | None:
+        if not self.succeeded or self.outcome_cost is None:
+            return None
+        return (self.outcome_cost / self.succeeded).quantize(EXACT)
+
+
+@dataclass(frozen=True, slots=True)
+class MarginFilters:
+    customer: str | None = None
+    outcome_type: str | None = None
+    model: str | None = None  # "model" or "provider:model"
+    feature: str | None = None
+    tier: str | None = None
+
+    def keeps(self, customer: str, cell: Cell) -> bool:
+        if self.customer is not None and customer != self.customer:
+            return False
+        if self.outcome_type is not None and cell.outcome_type != self.outcome_type:
+            return False
+        if self.model is not None and self.model not in (
+            cell.model,
+            f"{cell.provider}:{cell.model}",
+        ):
+            return False
+        if self.feature is not None and cell.feature != self.feature:
+            return False
+        return self.tier is None or cell.tier == self.tier
+
+
+@dataclass(slots=True)
+class MarginReport:
+    currency: str
+    group_by: str
+    rows: list[MarginRow]
+    totals: MarginRow
+    closed_periods: int
+    open_periods: int
+    missing_rates: set[MissingRate]
+
+
+def _key(group_by: str, customer: str, cell: Cell) -> str:
+    if group_by == "customer":
+        return customer
+    if group_by == "model":
+        return f"{cell.provider}:{cell.model}" if cell.provider or cell.model else ""
+    return str(getattr(cell, group_by))
+
+
+def _add(target: Decimal | None, amount: Decimal | None) -> Decimal | None:
+    return None if target is None or amount is None else target + amount
+
+
+def margins_report(
+    *,
+    start: datetime,
+    end: datetime,
+    group_by: str,
+    filters: MarginFilters,
+    now: datetime,
+    currency: str | None = None,
+) -> MarginReport:
+    """Revenue, inference cost and margin over [start, end) grouped by `group_by`, in the
+    reporting currency (setting REPORTING_CURRENCY) at the rates valid at each period's
+    start. A figure that needs a rate nobody entered is None, and the rate is named."""
+    currency = currency or settings.REPORTING_CURRENCY
+    rows: dict[str, MarginRow] = {}
+    totals = MarginRow(key="")
+    periods = periods_economics(start=start, end=end, now=now)
+    factors: dict[tuple[str, datetime], tuple[Decimal | None, frozenset[MissingRate]]] = {}
+
+    def convert(
+        amount: Decimal, source: str, at: datetime
+    ) -> tuple[Decimal | None, frozenset[MissingRate]]:
+        """`amount` of `source` in the reporting currency at the rates valid at `at`, and
+        the rates that were missing for it."""
+        if source == currency:
+            return amount, frozenset()
+        if (source, at) not in factors:
+            source_usd = usd_per_unit(currency=source, at=at)
+            target_usd = usd_per_unit(currency=currency, at=at)
+            lacking = frozenset(
+                MissingRate(code, at)
+                for code, found in ((source, source_usd), (currency, target_usd))
+                if found is None
+            )
+            factor = None if lacking else source_usd / target_usd  # type: ignore[operator]
+            factors[(source, at)] = (factor, lacking)
+        factor, lacking = factors[(source, at)]
+        return (None if factor is None else (amount * factor).quantize(EXACT)), lacking
+
+    parts, outcome_counts, closed = _closed_parts(
+        start=start, end=end, group_by=group_by, filters=filters
+    )
+    for period in periods:
+        for cell in period.cells:
+            if filters.keeps(period.customer, cell):
+                parts.append(
+                    _Part(
+                        _key(group_by, period.customer, cell),
+                        period.currency,
+                        period.start,
+                        ZERO if period.written_off else cell.revenue,
+                        cell.revenue if period.written_off else ZERO,
+                        cell.cost,
+                        cell.cost if cell.outcome_type else ZERO,
+                        cell.calls,
+                        cell.tokens,
+                        cell.unpriced_calls,
+                        cell.feature in period.included_features,
+                    )
+                )
+        if group_by in ("customer", "outcome_type") and _outcomes_follow(filters):
+            for outcome_type, (succeeded, failed, reversed_) in period.outcomes.items():
+                if filters.customer not in (None, period.customer):
+                    continue
+                if filters.outcome_type not in (None, outcome_type):
+                    continue
+                key = period.customer if group_by == "customer" else outcome_type
+                outcome_counts.append((key, succeeded, failed, reversed_))
+    for part in parts:
+        revenue, revenue_lacking = convert(part.revenue, part.currency, part.at)
+        written_off, _ = convert(part.written_off, part.currency, part.at)
+        cost, cost_lacking = convert(part.cost, "USD", part.at)
+        outcome_cost, _ = convert(part.outcome_cost, "USD", part.at)
+        for row in (rows.setdefault(part.key, MarginRow(key=part.key)), totals):
+            row.missing_rates |= revenue_lacking | cost_lacking
+            row.revenue = _add(row.revenue, revenue)
+            row.written_off = _add(row.written_off, written_off)
+            row.inference_cost = _add(row.inference_cost, cost)
+            row.outcome_cost = _add(row.outcome_cost, outcome_cost)
+            row.calls += part.calls
+            row.tokens += part.tokens
+            row.unpriced_calls += part.unpriced_calls
+            if part.revenue:
+                row.revenue_by_currency[part.currency] = (
+                    row.revenue_by_currency.get(part.currency, ZERO) + part.revenue
+                )
+            if group_by == "feature" and row is not totals and part.included:
+                row.included = True
+    for key, succeeded, failed, reversed_ in outcome_counts:
+        for row in (rows.setdefault(key, MarginRow(key=key)), totals):
+            row.succeeded = (row.succeeded or 0) + succeeded
+            row.failed = (row.failed or 0) + failed
+            row.reversed = (row.reversed or 0) + reversed_
+    if group_by in ("customer", "outcome_type"):
+        for row in (*rows.values(), totals):
+            row.succeeded, row.failed, row.reversed = (
+                row.succeeded or 0,
+                row.failed or 0,
+                row.reversed or 0,
+            )
+    else:
+        totals.succeeded = totals.failed = totals.reversed = None
+    return MarginReport(
+        currency=currency,
+        group_by=group_by,
+        rows=sorted(rows.values(), key=lambda row: row.key),
+        totals=totals,
+        closed_periods=closed,
+        open_periods=sum(1 for p in periods if not p.closed),
+        missing_rates=totals.missing_rates,
+    )
+
+
+def _outcomes_follow(filters: MarginFilters) -> bool:
+    """Outcome counts follow the customer and outcome type filters; a filter on a call's
+    model, feature or tier leaves them out (outcomes have no model, feature or tier)."""
+    return filters.model is None and filters.feature is None and filters.tier is None

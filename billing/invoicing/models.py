@@ -1,0 +1,159 @@
+"""Invoices (one per customer period, closed once), their lines, and the FX rates that
+bring other currencies to USD.
+
+The tables keep the names they had when billing was one app (billing_*): moving a model
+between apps moved its state, not its data (migrations/0001_initial.py).
+"""
+
+from django.db import models
+from django.db.models import Q
+
+from billing.plans.models import PlanVersion
+from metering.models import Customer
+
+
+class InvoiceStatus(models.TextChoices):
+    DRAFT = "draft"
+    FINALIZED = "finalized"
+    PAID = "paid"
+    VOID = "void"
+    UNCOLLECTIBLE = "uncollectible"
+
+
+class Invoice(models.Model):
+    """One customer period, billed once: the unique (customer, period_start) is the
+    exactly-once guard of closing a period. Its lines are fixed when it is created;
+    once finalized it is never edited (corrections: void, or credits on a later invoice)."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="invoices")
+    period_start = models.DateTimeField()
+    period_end = models.DateTimeField()
+    # The version it was rated on; `version.invoices` lets plans ask "billed yet?" without
+    # reaching up into this app.
+    plan_version = models.ForeignKey(PlanVersion, on_delete=models.PROTECT, related_name="invoices")
+    currency = models.CharField(max_length=3)
+    # Minor units of `currency`: the sum of the lines' amounts.
+    total = models.BigIntegerField()
+    # draft -> finalized -> paid | void | uncollectible (see billing/invoicing/services.py).
+    status = models.CharField(
+        max_length=16, choices=InvoiceStatus.choices, default=InvoiceStatus.DRAFT
+    )
+    closed_at = models.DateTimeField()
+    # The close's "invoiced through" mark: its PostgreSQL snapshot (`pg_snapshot` as text,
+    # "xmin:xmax:xip,…"). This invoice bills exactly the facts whose transactions the
+    # snapshot sees (committed before it was taken); anything committed later is late and
+    # goes on the next invoice. See billing/invoicing/watermark.py.
+    snapshot = models.TextField(blank=True)
+    # The mirror in Stripe (billing/stripe_sync/services/push.py). push_step is the marker set
+    # before each Stripe call; a retry repeats that call with the same idempotency key.
+    stripe_invoice_id = models.CharField(max_length=100, blank=True)
+    # Where the customer reads and pays it, as Stripe answered the finalize (empty until
+    # then, or when Stripe gives none).
+    hosted_invoice_url = models.URLField(max_length=1000, blank=True)
+    invoice_pdf = models.URLField(max_length=1000, blank=True)
+    push_state = models.CharField(
+        max_length=16,
+        choices=[
+            ("pending", "pending"),
+            ("pushing", "pushing"),
+            ("pushed", "pushed"),
+            ("failed", "failed"),
+            ("not_sent", "not sent ($0)"),
+        ],
+        default="pending",
+    )
+    push_step = models.CharField(max_length=40, blank=True)
+    push_attempts = models.PositiveIntegerField(default=0)
+    push_error = models.TextField(blank=True)
+    # The periodic drift check (billing/stripe_sync/services/push.py): what Stripe says, and
+    # how it differs from here ("" when it agrees).
+    drift = models.CharField(max_length=300, blank=True)
+    drift_checked_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "billing_invoice"
+        ordering = ["-period_start"]
+        # The admin's actions on invoices, each its own permission (on top of
+        # change_invoice): a view-only operator can do none of them.
+        permissions = [
+            ("void_invoice", "Can void invoices"),
+            ("mark_uncollectible_invoice", "Can mark invoices uncollectible"),
+            ("push_invoice", "Can push invoices to Stripe again"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer", "period_start"], name="invoice_once_per_period"
+            ),
+            models.CheckConstraint(
+                condition=Q(period_end__gt=models.F("period_start")), name="invoice_period_order"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.customer} {self.period_start:%Y-%m-%d}"
+
+
+class LineKind(models.TextChoices):
+    BASE_FEE = "base_fee", "base fee"
+    OUTCOME = "outcome", "succeeded outcomes"
+    INCLUDED = "included", "outcomes included free"
+    SEATS = "seats", "premium seats"
+    PASS_THROUGH = "pass_through", "AI usage at cost plus markup"
+    MINIMUM = "minimum", "top-up to the minimum spend"
+    LATE_USAGE = "late_usage", "late usage of an earlier period"
+    CREDIT = "credit", "credit for an earlier period"
+
+
+class InvoiceLine(models.Model):
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="lines")
+    position = models.PositiveIntegerField()
+    kind = models.CharField(max_length=16, choices=LineKind.choices)
+    description = models.CharField(max_length=300)
+    quantity = models.DecimalField(max_digits=30, decimal_places=12)
+    unit_price = models.DecimalField(max_digits=30, decimal_places=12)
+    # Minor units of the invoice's currency, rounded once (billing/money.py).
+    amount = models.BigIntegerField()
+    # What the line bills (billing/plans/pricing.py InvoiceLine): an outcome type, or the feature
+    # of a pass-through line (NULL: not a feature's line).
+    outcome_type = models.CharField(max_length=100, blank=True)
+    feature = models.CharField(max_length=100, null=True, blank=True)  # noqa: DJ001 -- "" is a feature
+    # Late usage and credits: the earlier invoice whose period they belong to (their
+    # service period); NULL for the invoice's own period.
+    source_invoice = models.ForeignKey(
+        "Invoice", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    stripe_item_id = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        db_table = "billing_invoiceline"
+        ordering = ["invoice", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["invoice", "position"], name="invoice_line_position"),
+        ]
+
+    def __str__(self) -> str:
+        return self.description
+
+
+class FxRate(models.Model):
+    """What one unit of a currency is worth in USD from `effective_from` on (until the
+    next rate of that currency). Inference cost is USD; revenue is in each plan's
+    currency; these rates bring both to the reporting currency (billing/invoicing/fx.py)."""
+
+    currency = models.CharField(max_length=3)
+    effective_from = models.DateTimeField()
+    usd_per_unit = models.DecimalField(max_digits=24, decimal_places=12)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "billing_fxrate"
+        ordering = ["currency", "-effective_from"]
+        constraints = [
+            models.UniqueConstraint(fields=["currency", "effective_from"], name="fx_rate_once"),
+            models.CheckConstraint(condition=Q(usd_per_unit__gt=0), name="fx_rate_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"1 {self.currency} = {self.usd_per_unit} USD from {self.effective_from:%Y-%m-%d}"

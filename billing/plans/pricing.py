@@ -1,0 +1,416 @@
+"""Rating: from a plan's terms and a period's quantities to invoice lines. Pure functions.
+
+Every input quantity comes from SQL aggregates (billing/invoicing/selectors/); nothing here
+touches the database or loops over events. Each line carries its quantity and exact
+unit price, and its amount in integer minor units rounded once, by
+money.to_minor_units (half up). An invoice's total is the sum of its lines.
+
+About 400 lines: every price model, tier mode, the percentage clamp and the difference of
+two ratings, each once; together they are what a plan charges.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from billing.money import from_minor_units, to_minor_units
+
+ZERO = Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class Tier:
+    up_to: int | None  # inclusive unit count; None: and above
+    unit_price: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeTerms:
+    outcome_type: str
+    model: str = "unit"  # "unit" | "percentage"
+    unit_price: Decimal | None = None
+    percentage: Decimal | None = None
+    floor: Decimal | None = None
+    cap: Decimal | None = None
+    included_quantity: int = 0
+    tier_mode: str = "none"  # "none" | "graduated" | "volume"
+    tiers: tuple[Tier, ...] = ()
+    package_size: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PlanTerms:
+    code: str
+    version: int
+    currency: str
+    base_fee: Decimal = ZERO
+    minimum_spend: Decimal | None = None
+    premium_seat_fee: Decimal | None = None
+    seat_mode: str = "fixed"
+    reversal_window_days: int = 7
+    outcomes: tuple[OutcomeTerms, ...] = ()
+    # feature -> markup (0.2 = +20 %); "" is every feature not named.
+    pass_through: dict[str, Decimal] = field(default_factory=dict)
+    # Features given away (not billed): the margin report spreads no fee over them.
+    included_features: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeQuantity:
+    """A period's succeeded outcomes of one type, reversed ones excluded."""
+
+    succeeded: int
+    # PERCENTAGE only: the sum over billable units (past the included ones) of
+    # clamp(value × percentage / 100, floor, cap), computed in SQL, in plan currency.
+    value_fees: Decimal = ZERO
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodQuantities:
+    outcomes: dict[str, OutcomeQuantity] = field(default_factory=dict)
+    seats: int = 0
+    # USD inference cost per feature ("" for calls without one), priced calls only.
+    cost_by_feature: dict[str, Decimal] = field(default_factory=dict)
+    # Fixed seats changed within the period: seats × days, and the period's days.
+    seat_days: int | None = None
+    period_days: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceLine:
+    kind: str  # LineKind: base_fee, outcome, included, seats, pass_through, minimum, ...
+    description: str
+    quantity: Decimal
+    unit_price: Decimal
+    amount: int  # minor units of the invoice currency
+    # What the line bills, for the margin report (billing/analytics/selectors/margins.py): the
+    # outcome type of an outcome line or its late usage and credits, the feature of a
+    # pass-through line (None: not a feature's line; "" is the calls without a feature).
+    outcome_type: str = ""
+    feature: str | None = None
+    # Late usage and credits: the invoice of the earlier period they belong to.
+    source_invoice_id: int | None = None
+    # What the line is of, without its count ("resolution (up to 100)"), and what its
+    # quantity counts ("outcome"; "" when the quantity is not a count): the same line of
+    # a period rated twice has the same subject (rate_changes pairs lines by it).
+    subject: str = ""
+    noun: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RatedInvoice:
+    currency: str
+    lines: tuple[InvoiceLine, ...]
+
+    @property
+    def total(self) -> int:
+        return sum(line.amount for line in self.lines)
+
+
+def _line(
+    kind: str,
+    description: str,
+    quantity: Decimal | int,
+    unit_price: Decimal,
+    currency: str,
+    *,
+    outcome_type: str = "",
+    feature: str | None = None,
+    subject: str = "",
+    noun: str = "",
+) -> InvoiceLine:
+    quantity = Decimal(quantity)
+    amount = to_minor_units(quantity * unit_price, currency)
+    return InvoiceLine(
+        kind,
+        description,
+        quantity,
+        unit_price,
+        amount,
+        outcome_type,
+        feature,
+        subject=subject or description,
+        noun=noun,
+    )
+
+
+def _number(value: Decimal) -> str:
+    """A price or rate for people: 50, 0.99, 2.5, never 50.000000 or 5E+1."""
+    return f"{value.normalize():f}"
+
+
+def _plural(count: int | Decimal, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def graduated(quantity: int, tiers: tuple[Tier, ...]) -> list[tuple[int, Tier]]:
+    """Each unit at the price of the tier it falls in: (units in tier, tier) pairs."""
+    parts = []
+    floor = 0
+    for tier in tiers:
+        ceiling = quantity if tier.up_to is None else min(quantity, tier.up_to)
+        if ceiling > floor:
+            parts.append((ceiling - floor, tier))
+        if tier.up_to is None or tier.up_to >= quantity:
+            break
+        floor = tier.up_to
+    return parts
+
+
+def volume_tier(quantity: int, tiers: tuple[Tier, ...]) -> Tier:
+    """The tier the total reaches: every unit is priced by it."""
+    for tier in tiers:
+        if tier.up_to is None or quantity <= tier.up_to:
+            return tier
+    return tiers[-1]
+
+
+def rate_outcomes(terms: OutcomeTerms, usage: OutcomeQuantity, currency: str) -> list[InvoiceLine]:
+    name = terms.outcome_type
+    included = min(usage.succeeded, terms.included_quantity)
+    billable = usage.succeeded - included
+    lines = []
+    if included:
+        lines.append(
+            _line(
+                "included",
+                f"{name}: {_plural(included, 'outcome')} included",
+                included,
+                ZERO,
+                currency,
+                outcome_type=name,
+                subject=f"{name} included",
+                noun="outcome",
+            )
+        )
+    if terms.model == "percentage":
+        percentage = terms.percentage or ZERO
+        if billable:
+            clamp = "".join(
+                [
+                    f", floor {_number(terms.floor)}" if terms.floor is not None else "",
+                    f", cap {_number(terms.cap)}" if terms.cap is not None else "",
+                ]
+            )
+            lines.append(
+                _line(
+                    "outcome",
+                    f"{name}: {_number(percentage)} % of the value of "
+                    f"{_plural(billable, 'outcome')} (per outcome{clamp})",
+                    1,
+                    usage.value_fees,
+                    currency,
+                    outcome_type=name,
+                    subject=f"{name}: {_number(percentage)} % of the value (per outcome{clamp})",
+                )
+            )
+        return lines
+    if billable == 0:
+        return lines
+    if terms.tier_mode == "graduated":
+        for units, tier in graduated(billable, terms.tiers):
+            upper = f"up to {tier.up_to}" if tier.up_to is not None else "and above"
+            lines.append(
+                _line(
+                    "outcome",
+                    f"{name}: {_plural(units, 'outcome')} ({upper})",
+                    units,
+                    tier.unit_price,
+                    currency,
+                    outcome_type=name,
+                    subject=f"{name} ({upper})",
+                    noun="outcome",
+                )
+            )
+        return lines
+    if terms.tier_mode == "volume":
+        tier = volume_tier(billable, terms.tiers)
+        return [
+            *lines,
+            _line(
+                "outcome",
+                f"{name}: {_plural(billable, 'outcome')} (volume tier)",
+                billable,
+                tier.unit_price,
+                currency,
+                outcome_type=name,
+                subject=f"{name} (volume tier)",
+                noun="outcome",
+            ),
+        ]
+    assert terms.unit_price is not None, "a unit price without tiers needs unit_price"
+    if terms.package_size:
+        blocks = math.ceil(billable / terms.package_size)
+        return [
+            *lines,
+            _line(
+                "outcome",
+                f"{name}: {_plural(billable, 'outcome')} in {_plural(blocks, 'block')} of "
+                f"{terms.package_size}",
+                blocks,
+                terms.unit_price,
+                currency,
+                outcome_type=name,
+                subject=f"{name} in blocks of {terms.package_size}",
+                noun="block",
+            ),
+        ]
+    return [
+        *lines,
+        _line(
+            "outcome",
+            f"{name}: {_plural(billable, 'outcome')}",
+            billable,
+            terms.unit_price,
+            currency,
+            outcome_type=name,
+            subject=name,
+            noun="outcome",
+        ),
+    ]
+
+
+def rate_pass_through(
+    pass_through: dict[str, Decimal], cost_by_feature: dict[str, Decimal], currency: str
+) -> list[InvoiceLine]:
+    """Inference cost at cost × (1 + markup): the quantity is the cost itself."""
+    lines = []
+    for feature, cost in sorted(cost_by_feature.items()):
+        markup = pass_through.get(feature, pass_through.get(""))
+        if markup is None or not cost:
+            continue
+        label = feature or "calls without a feature"
+        lines.append(
+            _line(
+                "pass_through",
+                f"AI usage at cost + {_number(markup * 100)} % ({label})",
+                cost,
+                1 + markup,
+                currency,
+                feature=feature,
+            )
+        )
+    return lines
+
+
+def rate_period(plan: PlanTerms, usage: PeriodQuantities) -> RatedInvoice:
+    """The invoice lines of one period. Failures are never billed (they are not in
+    `usage.outcomes[...].succeeded`); a total under the minimum spend gets a top-up."""
+    currency = plan.currency
+    lines: list[InvoiceLine] = []
+    if plan.base_fee:
+        lines.append(_line("base_fee", f"{plan.code} base fee", 1, plan.base_fee, currency))
+    for terms in plan.outcomes:
+        quantity = usage.outcomes.get(terms.outcome_type, OutcomeQuantity(0))
+        lines.extend(rate_outcomes(terms, quantity, currency))
+    if plan.premium_seat_fee is not None and usage.seat_days is not None:
+        # The fee per seat-day, to 12 decimals: off by at most 5e-13 per seat-day.
+        per_day = (plan.premium_seat_fee / usage.period_days).quantize(Decimal("1e-12"))
+        lines.append(
+            _line(
+                "seats",
+                f"premium seats prorated by day: {usage.seat_days} "
+                f"seat-days of {usage.period_days}",
+                usage.seat_days,
+                per_day,
+                currency,
+                subject="premium seats prorated by day",
+                noun="seat-day",
+            )
+        )
+    elif plan.premium_seat_fee is not None and usage.seats:
+        kind = "active premium seat" if plan.seat_mode == "active" else "premium seat"
+        lines.append(
+            _line(
+                "seats",
+                _plural(usage.seats, kind),
+                usage.seats,
+                plan.premium_seat_fee,
+                currency,
+                subject=f"{kind}s",
+                noun=kind,
+            )
+        )
+    lines.extend(rate_pass_through(plan.pass_through, usage.cost_by_feature, currency))
+    if plan.minimum_spend is not None:
+        minimum = to_minor_units(plan.minimum_spend, currency)
+        subtotal = sum(line.amount for line in lines)
+        if subtotal < minimum:
+            top_up = from_minor_units(minimum - subtotal, currency)
+            lines.append(
+                _line(
+                    "minimum",
+                    f"top-up to the minimum spend of {_number(plan.minimum_spend)} {currency}",
+                    1,
+                    top_up,
+                    currency,
+                )
+            )
+    return RatedInvoice(currency, tuple(lines))
+
+
+# --- late usage and credits ------------------------------------------------------------------
+
+
+def rate_changes(
+    before: RatedInvoice, after: RatedInvoice, *, period: str, source_invoice_id: int | None
+) -> list[InvoiceLine]:
+    """Late usage and credits for an earlier period: the period rated as its last invoice
+    saw it (`before`) and as it stands now (`after`), line by line. Each line's amount is
+    the difference of the two lines' amounts, so that, summed over every invoice that
+    carries a part of it, the period is billed exactly as rated once on everything it
+    holds: included allowances, tiers, floors and caps, minimum spend and all.
+
+    Lines pair by kind and subject. A count at one unit price changes by a count (`+1
+    outcome at 0.99`); a line that is an amount (a percentage of values, the minimum's
+    top-up) by its amount; a line whose unit price changed (a volume tier reached) is
+    taken back whole and billed anew. Positive changes are late usage, negative ones
+    credits (`period` names the source period: "2026-10-01 – 2026-11-01")."""
+
+    def key(line: InvoiceLine) -> tuple[str, str, str | None, str]:
+        return (line.kind, line.outcome_type, line.feature, line.subject)
+
+    old = {key(line): line for line in before.lines}
+    changes: list[tuple[InvoiceLine, Decimal, Decimal, int]] = []  # line, quantity, price, amount
+    for line in after.lines:
+        was = old.pop(key(line), None)
+        if was is None:
+            changes.append((line, line.quantity, line.unit_price, line.amount))
+        elif was.quantity == line.quantity == 1 and not line.noun:
+            changes.append(
+                (line, Decimal(1), line.unit_price - was.unit_price, line.amount - was.amount)
+            )
+        elif was.unit_price == line.unit_price:
+            changes.append(
+                (line, line.quantity - was.quantity, line.unit_price, line.amount - was.amount)
+            )
+        else:
+            changes.append((was, -was.quantity, was.unit_price, -was.amount))
+            changes.append((line, line.quantity, line.unit_price, line.amount))
+    changes += [(was, -was.quantity, was.unit_price, -was.amount) for was in old.values()]
+    lines = []
+    for line, quantity, unit_price, amount in changes:
+        if not amount and not (line.noun and quantity):
+            continue  # nothing to bill, and no count to tell (an allowance's is told)
+        late = amount > 0 or (amount == 0 and quantity > 0)
+        what = "late usage from" if late else "credit for"
+        count = ""
+        if line.noun:
+            count = f": {'+' if quantity > 0 else '-'}{_plural(abs(quantity), line.noun)}"
+        lines.append(
+            InvoiceLine(
+                "late_usage" if late else "credit",
+                f"{what} {period}: {line.subject}{count}",
+                quantity,
+                unit_price,
+                amount,
+                line.outcome_type,
+                line.feature,
+                source_invoice_id,
+                line.subject,
+                line.noun,
+            )
+        )
+    return lines

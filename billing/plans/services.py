@@ -1,0 +1,370 @@
+"""Writes of plans: price books (loaded from documents), subscriptions, and
+customers with their plan."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+from django.db import transaction
+from django.utils import timezone
+
+from billing.money import is_currency
+from billing.plans.models import (
+    OutcomePrice,
+    Plan,
+    PlanChange,
+    PlanVersion,
+    PriceModel,
+    PriceTier,
+    SeatChange,
+    Subscription,
+    TierMode,
+    TokenPassThrough,
+)
+from billing.plans.periods import subscription_period
+from billing.plans.schemas import OutcomePriceDoc, PlanDoc, PriceBookDoc, TierDoc
+from billing.plans.selectors import plan_document, plan_in_effect, plan_version_current, seats_at
+from config.errors import ApiError, ErrorDetail
+from metering.models import Customer
+from metering.services import customer_upsert
+
+
+class PriceBookError(Exception):
+    """A price book that cannot be loaded; `where` names the key (plans[0].outcomes[1])."""
+
+    def __init__(self, where: str, message: str) -> None:
+        super().__init__(f"{where}: {message}" if where else message)
+        self.where = where
+        self.message = message
+
+
+def _non_negative(where: str, **amounts: Decimal | None) -> None:
+    for name, amount in amounts.items():
+        if amount is not None and (not amount.is_finite() or amount < 0):
+            raise PriceBookError(f"{where}.{name}", "must be a number >= 0")
+
+
+def tiers_check(where: str, tiers: list[TierDoc]) -> None:
+    bounds = [tier.up_to for tier in tiers]
+    if not bounds or bounds[-1] is not None or None in bounds[:-1]:
+        raise PriceBookError(where, "only the last tier has no up_to")
+    if bounds[:-1] != sorted(set(bounds[:-1])):  # type: ignore[type-var]
+        raise PriceBookError(where, "up_to must increase from tier to tier")
+    for index, tier in enumerate(tiers):
+        _non_negative(f"{where}[{index}]", unit_price=tier.unit_price)
+
+
+def outcome_price_check(where: str, price: OutcomePriceDoc, *, tiers_apart: bool = False) -> None:
+    """Raise PriceBookError for a price that rating could not bill. `tiers_apart`: the
+    tiers are edited elsewhere (the admin), so only the price's own fields are checked."""
+    _non_negative(where, unit_price=price.unit_price, floor=price.floor, cap=price.cap)
+    if price.percentage is not None:
+        if price.unit_price is not None or price.tiers or price.package_size:
+            raise PriceBookError(
+                where, "a percentage price has no unit_price, tiers or package_size"
+            )
+        if not (0 < price.percentage <= 100):
+            raise PriceBookError(f"{where}.percentage", "must be above 0 and at most 100")
+        if price.floor is not None and price.cap is not None and price.floor > price.cap:
+            raise PriceBookError(f"{where}.floor", "is above the cap")
+        return
+    if price.floor is not None or price.cap is not None:
+        raise PriceBookError(where, "floor and cap belong to a percentage price")
+    if tiers_apart and price.tier_mode is not None:
+        if price.unit_price is not None or price.package_size:
+            raise PriceBookError(
+                where, "tiers carry their own prices: no unit_price or package_size"
+            )
+        return
+    if price.tiers:
+        if price.tier_mode is None:
+            raise PriceBookError(f"{where}.tier_mode", "say `graduated` or `volume` with tiers")
+        if price.unit_price is not None or price.package_size:
+            raise PriceBookError(
+                where, "tiers carry their own prices: no unit_price or package_size"
+            )
+        tiers_check(f"{where}.tiers", price.tiers)
+        return
+    if price.tier_mode is not None:
+        raise PriceBookError(f"{where}.tiers", f"tier_mode {price.tier_mode} needs tiers")
+    if price.unit_price is None:
+        raise PriceBookError(where, "needs a unit_price, tiers, or a percentage")
+
+
+def plan_check(where: str, plan: PlanDoc) -> None:
+    """Raise PriceBookError for a plan rating could not bill: the loader's checks, which
+    the admin and the API apply too. `where` prefixes the key named."""
+    _check_plan(where, plan)
+
+
+def _check_plan(where: str, plan: PlanDoc) -> None:
+    if not is_currency(plan.currency):
+        raise PriceBookError(f"{where}.currency", f"{plan.currency} is not an ISO 4217 currency")
+    _non_negative(
+        where,
+        base_fee=plan.base_fee,
+        minimum_spend=plan.minimum_spend,
+        premium_seat_fee=plan.premium_seat_fee,
+    )
+    seen: set[str] = set()
+    for index, price in enumerate(plan.outcomes):
+        if price.type in seen:
+            raise PriceBookError(f"{where}.outcomes[{index}].type", f"{price.type} appears twice")
+        seen.add(price.type)
+        outcome_price_check(f"{where}.outcomes[{index}]", price)
+    if plan.token_pass_through and plan.currency != "USD":
+        # Inference cost is USD; billing it in another currency needs FX rates (later).
+        raise PriceBookError(f"{where}.token_pass_through", "needs a USD plan until FX rates exist")
+    features = [p.feature for p in plan.token_pass_through]
+    if len(features) != len(set(features)):
+        raise PriceBookError(f"{where}.token_pass_through", "a feature appears twice")
+    for index, pass_through in enumerate(plan.token_pass_through):
+        _non_negative(f"{where}.token_pass_through[{index}]", markup=pass_through.markup)
+    if not (0 <= plan.premium_target_margin_percent < 100):
+        raise PriceBookError(
+            f"{where}.premium_target_margin_percent", "must be at least 0 and below 100"
+        )
+    billed_at_cost = set(features) & set(plan.included_features)
+    if billed_at_cost:
+        raise PriceBookError(
+            f"{where}.included_features",
+            f"{', '.join(sorted(billed_at_cost))} is billed by token pass-through, not included",
+        )
+
+
+def price_book_parse(document: Any) -> list[PlanDoc]:
+    """Check a price book (already read from YAML or JSON); raise PriceBookError naming
+    the first bad key."""
+    try:
+        book = msgspec.convert(document, PriceBookDoc, strict=False)
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+        where = text.rsplit(" - at `$", 1)[1].rstrip("`").lstrip(".") if " - at `$" in text else ""
+        raise PriceBookError(where, text.split(" - at ")[0]) from exc
+    seen: set[str] = set()
+    for index, plan in enumerate(book.plans):
+        if plan.code in seen:
+            raise PriceBookError(f"plans[{index}].code", f"{plan.code} appears twice")
+        seen.add(plan.code)
+        _check_plan(f"plans[{index}]", plan)
+    return book.plans
+
+
+def plan_canonical(plan: PlanDoc) -> Any:
+    """A plan document as plain data with one spelling per meaning (sorted lists, decimals
+    normalised, empty values left out): two documents with equal canonical forms are the
+    same prices."""
+
+    def canonical(value: Any) -> Any:
+        if isinstance(value, Decimal):
+            return str(value.normalize())
+        if isinstance(value, msgspec.Struct):
+            fields = {name: canonical(getattr(value, name)) for name in value.__struct_fields__}
+            return {name: v for name, v in fields.items() if v not in (None, [], "0")}
+        if isinstance(value, list):
+            return [canonical(item) for item in value]
+        return value
+
+    data = canonical(plan)
+    data["outcomes"] = sorted(data.get("outcomes", []), key=lambda o: o["type"])
+    if "included_features" in data:
+        data["included_features"] = sorted(set(data["included_features"]))
+    data["token_pass_through"] = sorted(
+        data.get("token_pass_through", []), key=lambda p: p.get("feature", "")
+    )
+    return data
+
+
+def _plan_version_create(plan: Plan, doc: PlanDoc, version: int) -> PlanVersion:
+    created = PlanVersion.objects.create(
+        plan=plan,
+        version=version,
+        currency=doc.currency,
+        base_fee=doc.base_fee,
+        minimum_spend=doc.minimum_spend,
+        premium_seat_fee=doc.premium_seat_fee,
+        seat_mode=doc.seat_mode,
+        reversal_window_days=doc.reversal_window_days,
+        collection_method=doc.collection_method,
+        days_until_due=doc.days_until_due,
+        included_features=sorted(doc.included_features),
+        premium_target_margin_percent=doc.premium_target_margin_percent,
+    )
+    for price in doc.outcomes:
+        outcome_price = OutcomePrice.objects.create(
+            plan_version=created,
+            outcome_type=price.type,
+            model=PriceModel.PERCENTAGE if price.percentage is not None else PriceModel.UNIT,
+            unit_price=price.unit_price,
+            percentage=price.percentage,
+            floor=price.floor,
+            cap=price.cap,
+            included_quantity=price.included,
+            tier_mode=price.tier_mode or TierMode.NONE,
+            package_size=price.package_size,
+        )
+        PriceTier.objects.bulk_create(
+            PriceTier(outcome_price=outcome_price, up_to=t.up_to, unit_price=t.unit_price)
+            for t in price.tiers or []
+        )
+    TokenPassThrough.objects.bulk_create(
+        TokenPassThrough(plan_version=created, feature=p.feature, markup=p.markup)
+        for p in doc.token_pass_through
+    )
+    return created
+
+
+def plan_version_billed(*, version_id: int | None) -> bool:
+    """Whether an invoice was rated on this version: then it is never edited in place."""
+    return (
+        version_id is not None
+        and PlanVersion.objects.filter(pk=version_id, invoices__isnull=False).exists()
+    )
+
+
+def plan_version_revise(*, plan: Plan, document: PlanDoc) -> LoadedPlan:
+    """A plan edited as a whole (the admin's edit of a billed version): checked as a
+    loaded price book is, and made a new version when it differs from the current one."""
+    plan_check("", document)
+    return plans_load(document={"plans": [msgspec.to_builtins(document)]})[0]
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedPlan:
+    code: str
+    version: int
+    changed: bool  # False: the document matched the current version; nothing was written
+
+
+def plans_load(*, document: Any) -> list[LoadedPlan]:
+    """Load a price book, all or nothing: a plan whose prices differ from its current
+    version gets a new version; an unchanged plan is left alone."""
+    plans = price_book_parse(document)
+    loaded = []
+    with transaction.atomic():
+        for doc in plans:
+            plan, _ = Plan.objects.select_for_update().get_or_create(
+                code=doc.code, defaults={"name": doc.name}
+            )
+            if plan.name != doc.name:
+                plan.name = doc.name
+                plan.save(update_fields=["name"])
+            current = plan_version_current(plan_id=plan.pk)
+            if current is not None and plan_canonical(plan_document(current)) == plan_canonical(
+                doc
+            ):
+                loaded.append(LoadedPlan(doc.code, current.version, changed=False))
+                continue
+            version = _plan_version_create(plan, doc, (current.version + 1) if current else 1)
+            loaded.append(LoadedPlan(doc.code, version.version, changed=True))
+    return loaded
+
+
+# --- customers and subscriptions ------------------------------------------------------------
+
+
+def customer_save(
+    *,
+    external_id: str,
+    plan_code: str | None = None,
+    premium_seats: int | None = None,
+    periods: dict[str, Any] | None = None,
+    **customer_fields: Any,
+) -> tuple[Customer, bool]:
+    """Create or update a customer and, when given, its plan, fixed premium seats and how
+    its periods run (`periods`: started_at, billing_anchor_day, timezone)."""
+    with transaction.atomic():
+        customer, created = customer_upsert(external_id=external_id, **customer_fields)
+        if plan_code is not None or premium_seats is not None or periods:
+            subscription_set(
+                customer=customer,
+                plan_code=plan_code,
+                premium_seats=premium_seats,
+                periods=periods or {},
+            )
+    return customer, created
+
+
+# How a subscription's periods run: fixed once one of them is invoiced.
+PERIOD_FIELDS = ("started_at", "billing_anchor_day", "timezone")
+
+
+def subscription_periods_refused(*, customer: Customer, changed: Any) -> dict[str, str]:
+    """Of the subscription fields `changed`, those that may not change (name -> why): how
+    periods run, once the customer has an invoice, since that would move invoiced
+    periods. The API and the admin both ask here."""
+    moved = sorted(name for name in changed if name in PERIOD_FIELDS)
+    if not moved or not customer.invoices.exists():
+        return {}
+    return {
+        name: f"{customer.external_id} has invoiced periods: changing `{name}` would move them."
+        for name in moved
+    }
+
+
+def subscription_set(
+    *,
+    customer: Customer,
+    plan_code: str | None,
+    premium_seats: int | None,
+    periods: dict[str, Any] | None = None,
+) -> Subscription:
+    """Subscribe the customer, or change its subscription: a plan from the next period,
+    fixed seats at once. How its periods run (start, anchor day, time zone) may change
+    only until its first invoice: an invoiced period is never moved."""
+    periods = periods or {}
+    subscription = Subscription.objects.select_for_update().filter(customer=customer).first()
+    plan = Plan.objects.get(code=plan_code) if plan_code is not None else None
+    if subscription is None:
+        if plan is None:
+            raise ApiError(
+                [
+                    ErrorDetail(
+                        field="plan",
+                        code="plan_required",
+                        message="This customer has no plan yet: send `plan` too.",
+                    )
+                ]
+            )
+        return Subscription.objects.create(
+            customer=customer, plan=plan, premium_seats=premium_seats or 0, **periods
+        )
+    changed = {
+        name: value for name, value in periods.items() if getattr(subscription, name) != value
+    }
+    if changed:
+        refused = subscription_periods_refused(customer=customer, changed=changed)
+        if refused:
+            raise ApiError(
+                [
+                    ErrorDetail(field=name, code="periods_invoiced", message=message)
+                    for name, message in refused.items()
+                ],
+                status_code=409,
+            )
+        for name, value in changed.items():
+            setattr(subscription, name, value)
+        subscription.save(update_fields=[*changed, "updated_at"])
+    now = timezone.now()
+    if plan is not None:
+        _, current_end = subscription_period(
+            now,
+            started_at=subscription.started_at,
+            anchor_day=subscription.billing_anchor_day,
+            timezone=subscription.timezone,
+        )
+        if plan.pk != plan_in_effect(subscription=subscription, moment=now):
+            # From the next period: a period is billed on one plan.
+            PlanChange.objects.update_or_create(
+                subscription=subscription, effective_from=current_end, defaults={"plan": plan}
+            )
+        else:  # back to the current plan: a pending change is called off
+            PlanChange.objects.filter(subscription=subscription, effective_from__gt=now).delete()
+    if premium_seats is not None and premium_seats != seats_at(
+        subscription=subscription, moment=now
+    ):
+        SeatChange.objects.create(subscription=subscription, seats=premium_seats, effective_at=now)
+    return subscription

@@ -1,0 +1,107 @@
+"""billing became a package of apps (plans, invoicing, stripe_sync, analytics) without
+touching a row: a database that holds data written by the one-app layout, migrated
+forward, shows every row through the new apps' models, and what points at the old models'
+content types (an operator's permission) points at the new ones."""
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth.models import Permission, User
+from django.contrib.contenttypes.models import ContentType
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+
+from billing.analytics.models import Reconciliation
+from billing.invoicing.models import FxRate, Invoice, InvoiceStatus
+from billing.plans.models import Subscription
+from billing.stripe_sync.models import StripeCustomer
+from tests.metering.factories import customer_create
+
+pytestmark = pytest.mark.django_db
+
+ONE_APP = ("billing", "0008_webhook_refusals")  # the last migration of the one-app layout
+# Back to it: billing's state move undone, and the new apps' migrations (None: all of them).
+BEFORE_THE_SPLIT = [
+    ONE_APP,
+    *((app, None) for app in ("analytics", "stripe_sync", "invoicing", "plans")),
+]
+OCTOBER, NOVEMBER = datetime(2026, 10, 1, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC)
+
+
+def _rows_of_the_one_app_layout(apps, customer_id: int) -> dict[str, int]:
+    """Rows written through billing's own historical models, as an older payback did."""
+    plan = apps.get_model("billing", "Plan").objects.create(code="pro", name="Pro")
+    version = apps.get_model("billing", "PlanVersion").objects.create(
+        plan=plan, version=1, currency="EUR", base_fee=Decimal("49")
+    )
+    subscription = apps.get_model("billing", "Subscription").objects.create(
+        customer_id=customer_id, plan=plan, premium_seats=3
+    )
+    invoice = apps.get_model("billing", "Invoice").objects.create(
+        customer_id=customer_id,
+        period_start=OCTOBER,
+        period_end=NOVEMBER,
+        plan_version=version,
+        currency="EUR",
+        total=4900,
+        status="finalized",
+        closed_at=NOVEMBER,
+        stripe_invoice_id="in_old",
+    )
+    apps.get_model("billing", "InvoiceLine").objects.create(
+        invoice=invoice,
+        position=1,
+        kind="base_fee",
+        description="Pro",
+        quantity=1,
+        unit_price=49,
+        amount=4900,
+    )
+    apps.get_model("billing", "Reconciliation").objects.create(
+        invoice=invoice, revenue=49, inference_cost=12, calls=7, unpriced_calls=0
+    )
+    apps.get_model("billing", "StripeCustomer").objects.create(
+        customer_id=customer_id, stripe_id="cus_old"
+    )
+    apps.get_model("billing", "FxRate").objects.create(
+        currency="EUR", effective_from=OCTOBER, usd_per_unit=Decimal("1.08")
+    )
+    return {"subscription": subscription.pk, "invoice": invoice.pk}
+
+
+def test_rows_and_permissions_of_the_one_app_layout_survive_the_split():
+    customer = customer_create(external_id="acme")
+    operator = User.objects.create_user("operator", is_staff=True)
+    executor = MigrationExecutor(connection)
+    executor.migrate(BEFORE_THE_SPLIT)
+    try:
+        ContentType.objects.clear_cache()
+        # An operator was allowed to void invoices under the old app label.
+        old_type = ContentType.objects.get(app_label="billing", model="invoice")
+        operator.user_permissions.add(
+            Permission.objects.get(content_type=old_type, codename="void_invoice")
+        )
+        state = executor.loader.project_state([ONE_APP])
+        written = _rows_of_the_one_app_layout(state.apps, customer.pk)
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.migrate(executor.loader.graph.leaf_nodes())
+        ContentType.objects.clear_cache()
+
+    invoice = Invoice.objects.get(pk=written["invoice"])
+    assert (invoice.customer_id, invoice.total, invoice.status) == (
+        customer.pk,
+        4900,
+        InvoiceStatus.FINALIZED,
+    )
+    assert invoice.plan_version.plan.code == "pro"
+    assert [(line.kind, line.amount) for line in invoice.lines.all()] == [("base_fee", 4900)]
+    assert Reconciliation.objects.get(invoice=invoice).inference_cost == Decimal(12)
+    assert Subscription.objects.get(pk=written["subscription"]).premium_seats == 3
+    assert StripeCustomer.objects.get(customer=customer).stripe_id == "cus_old"
+    assert FxRate.objects.get(currency="EUR").usd_per_unit == Decimal("1.08")
+    # The same content type row, renamed: the permission granted on it holds.
+    assert ContentType.objects.get(app_label="invoicing", model="invoice").pk == old_type.pk
+    assert not ContentType.objects.filter(app_label="billing", model="invoice").exists()
+    assert User.objects.get(pk=operator.pk).has_perm("invoicing.void_invoice")
