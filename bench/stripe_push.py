@@ -2,7 +2,7 @@
 limit (100 requests/s), against the ideal, on a local stand-in for Stripe.
 
 Run with `.venv/bin/python -m config.embedded exec .venv/bin/python bench/stripe_push.py`.
-It starts the test suite's Stripe stand-in (tests/fake_stripe.py: localstripe behind a
+It starts the test suite's Stripe stand-in (tests/support/fake_stripe.py: localstripe behind a
 small shim) on a free port, closes N customer months into invoices (two lines each) in a
 scratch database (payback_bench_push), and pushes them twice over (new invoices each
 time): once with no limit (what the stand-in allows: the ideal here) and once at 100
@@ -38,7 +38,7 @@ def start_stand_in() -> tuple[subprocess.Popen[bytes], str]:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     server = subprocess.Popen(
-        [sys.executable, str(ROOT / "tests" / "fake_stripe.py"), "--port", str(port)],
+        [sys.executable, str(ROOT / "tests" / "support" / "fake_stripe.py"), "--port", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

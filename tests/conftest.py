@@ -5,7 +5,6 @@ transport on a laptop) and a real Celery worker thread consuming from it."""
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -22,6 +21,7 @@ from rest_framework.test import APIClient
 from rest_framework_api_key.models import APIKey
 
 from config.celery import app as celery_app
+from tests.support.polling import wait_for
 
 
 @pytest.fixture
@@ -64,7 +64,7 @@ def staff_client(client: Client, db: None) -> Client:
 
 @dataclass
 class FakeStripe:
-    """The localstripe server of a test session (tests/fake_stripe.py), with its shim's
+    """The localstripe server of a test session (tests/support/fake_stripe.py), with its shim's
     controls: faults on demand and a count of the API writes that reached it."""
 
     url: str
@@ -92,20 +92,25 @@ def stripe_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeStri
     log = tmp_path_factory.mktemp("stripe") / "localstripe.log"
     with log.open("w") as output:
         server = subprocess.Popen(
-            [sys.executable, str(Path(__file__).parent / "fake_stripe.py"), "--port", str(port)],
+            [
+                sys.executable,
+                str(Path(__file__).parent / "support" / "fake_stripe.py"),
+                "--port",
+                str(port),
+            ],
             stdout=output,
             stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}"
+
+    def answers() -> bool:
+        try:
+            return requests.get(f"{url}/_config/requests", timeout=1).ok
+        except requests.ConnectionError:
+            return False
+
     try:
-        for _ in range(100):
-            try:
-                requests.get(f"{url}/_config/requests", timeout=1)
-                break
-            except requests.ConnectionError:
-                time.sleep(0.1)
-        else:
-            raise RuntimeError(f"localstripe did not start: {log.read_text()}")
+        wait_for(answers, what=f"localstripe to start (its log: {log})", timeout=10, every=0.1)
         yield FakeStripe(url)
     finally:
         server.terminate()

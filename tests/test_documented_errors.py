@@ -24,9 +24,9 @@ from billing.plans.models import Subscription
 from metering.models import Customer
 from outcomes.models import Outcome
 from tests.billing.factories import plan_load
-from tests.faults import broker_down
 from tests.metering.factories import customer_create
-from tests.openapi import openapi_schema
+from tests.support.faults import broker_down
+from tests.support.openapi import openapi_schema
 
 pytestmark = pytest.mark.django_db
 

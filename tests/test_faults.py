@@ -4,7 +4,6 @@ is enqueued (the work waits for its sweep)."""
 
 import json
 import logging
-import time
 from datetime import timedelta
 from decimal import Decimal
 
@@ -18,10 +17,11 @@ from metering.models import ModelPriceOverride, UsageEvent
 from metering.schemas import parse_event_batch
 from metering.services import events_ingest, price_override_save
 from metering.tasks import price_unpriced_events_sweep
-from tests.billing.test_stripe_webhooks import SECRET as WEBHOOK_SECRET
-from tests.billing.test_stripe_webhooks import deliver, event
-from tests.faults import TcpProxy, broker_down
 from tests.metering.factories import customer_create, event_payload
+from tests.support.faults import TcpProxy, broker_down
+from tests.support.polling import wait_for
+from tests.support.stripe_webhooks import SECRET as WEBHOOK_SECRET
+from tests.support.stripe_webhooks import deliver, event
 
 
 @pytest.fixture
@@ -124,8 +124,6 @@ def test_broker_down_a_stripe_webhook_is_stored_and_processed_once_it_is_back(
     assert received.status_code == 200  # stored: Stripe need not retry
     assert StripeEvent.objects.get().processed_at is None
     assert resend_stalled(older_than_seconds=0) == 1
-    deadline = time.monotonic() + 20
-    while StripeEvent.objects.get().processed_at is None and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_for(lambda: StripeEvent.objects.get().processed_at, what="the event", timeout=20)
     assert StripeEvent.objects.get().processed_at is not None
     assert resend_stalled(older_than_seconds=0) == 0

@@ -21,9 +21,8 @@ from billing.plans.models import Subscription
 from config import health, throttling
 from metering.models import ModelPriceOverride, UsageEvent
 from tests.billing.factories import plan_load
-from tests.billing.test_operator_api import OVERRIDE
-from tests.faults import frozen_redis, publishing_to
-from tests.metering.factories import customer_create, event_payload
+from tests.metering.factories import OVERRIDE, customer_create, event_payload
+from tests.support.faults import frozen_redis, publishing_to
 
 # The wait a test allows beyond a budget: the machine is shared and its speed varies.
 SLACK_SECONDS = 1.5

@@ -5,7 +5,6 @@ import io
 import json
 import logging
 import logging.config
-import time
 
 import pytest
 from django.conf import settings as django_settings
@@ -17,6 +16,7 @@ from billing.stripe_sync import stripe_api
 from billing.stripe_sync.stripe_api import StripeRetryable
 from metering.models import UsageEvent
 from tests.metering.factories import customer_create, event_payload
+from tests.support.polling import wait_for
 
 pytestmark = pytest.mark.django_db
 
@@ -83,16 +83,16 @@ def test_task_durations_are_measured(celery_worker):
     )
 
     evaluate_alerts.delay()
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        after = sample(
+
+    def measured() -> float | None:
+        count = sample(
             "payback_task_duration_seconds_count",
             task="alerts.tasks.evaluate_alerts",
             state="SUCCESS",
         )
-        if after > before:
-            break
-        time.sleep(0.1)
+        return count if count > before else None
+
+    after = wait_for(measured, what="the task's duration sample", timeout=20)
 
     assert after - before == 1
 

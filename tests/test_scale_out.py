@@ -1,4 +1,4 @@
-"""Scale out, proven here: two hosts (network namespaces, tests/hosts.py), each running
+"""Scale out, proven here: two hosts (network namespaces, tests/support/hosts.py), each running
 the API (gunicorn) and a Celery worker, on one PostgreSQL, Celery on the local RabbitMQ,
 pushing to the fake Stripe server; the hosts reach all three only over their links.
 
@@ -40,10 +40,11 @@ from billing.stripe_sync.models import StripeCustomer
 from config import front
 from metering.models import UsageEvent
 from tests.billing.factories import plan_load
-from tests.faults import publishing_to
-from tests.hosts import Host
 from tests.metering.factories import customer_create
-from tests.processes import closable_month, json_request, wait_for
+from tests.support.faults import publishing_to
+from tests.support.hosts import Host
+from tests.support.polling import wait_for
+from tests.support.processes import closable_month, json_request
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -19,7 +19,7 @@ from schemathesis.checks import negative_data_rejection, positive_data_acceptanc
 
 from tests.billing.factories import plan_load
 from tests.metering.factories import customer_create
-from tests.openapi import openapi_schema
+from tests.support.openapi import openapi_schema
 
 schema = schemathesis.openapi.from_dict(openapi_schema())
 # Made now, stored by the fixture: schemathesis asks for it while collecting the tests,

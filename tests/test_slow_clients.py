@@ -25,7 +25,8 @@ from billing.stripe_sync.models import StripeWebhookDelivery
 from config import front
 from config.wsgi import client_address_from_proxy
 from tests.metering.factories import customer_create
-from tests.processes import database_url, wait_for
+from tests.support.polling import wait_for
+from tests.support.processes import database_url
 
 SLOW_CONNECTIONS = 50
 REQUESTS = 300

@@ -34,7 +34,8 @@ from config.celery import app as celery_app
 from config.embedded import redis_start
 from tests.billing.factories import plan_load
 from tests.metering.factories import customer_create
-from tests.processes import database_url, wait_for
+from tests.support.polling import wait_for
+from tests.support.processes import database_url
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -21,6 +21,7 @@ from billing.plans.models import Subscription
 from outcomes.models import Outcome
 from tests.billing.factories import plan_load
 from tests.metering.factories import customer_create, event_payload
+from tests.support.polling import wait_for
 
 RECEIVER_HOST = "127.0.0.2"  # a loopback address the tests allow, standing for a public one
 
@@ -203,9 +204,7 @@ def test_the_beat_task_fires_and_a_real_worker_posts_a_signed_alert(
     losing_customer(client_with_key)
 
     evaluate_alerts.delay()
-    deadline = time.monotonic() + 20
-    while not receiver.requests and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_for(lambda: receiver.requests, what="the webhook request", timeout=20)
 
     [(path, headers, body)] = receiver.requests
     assert path == "/hooks/payback"
@@ -215,10 +214,12 @@ def test_the_beat_task_fires_and_a_real_worker_posts_a_signed_alert(
     assert (payload["subject"], payload["kind"]) == ("customer:duo", "margin_below")
     delivery = AlertDelivery.objects.get()
     assert headers["Payback-Delivery"] == str(delivery.pk)
-    deadline = time.monotonic() + 10
-    while delivery.state != DeliveryState.DELIVERED and time.monotonic() < deadline:
-        time.sleep(0.1)
-        delivery.refresh_from_db()
+    wait_for(
+        lambda: AlertDelivery.objects.get(pk=delivery.pk).state == DeliveryState.DELIVERED,
+        what="the delivery marked delivered",
+        timeout=10,
+    )
+    delivery.refresh_from_db()
     assert (delivery.state, delivery.attempts) == (DeliveryState.DELIVERED, 1)
 
 
@@ -234,10 +235,12 @@ def test_a_failing_endpoint_is_retried_with_backoff_until_it_answers(
 
     alerts_evaluate()
     delivery = AlertDelivery.objects.get()
-    deadline = time.monotonic() + 20
-    while delivery.state == DeliveryState.PENDING and time.monotonic() < deadline:
-        time.sleep(0.1)
-        delivery.refresh_from_db()
+    wait_for(
+        lambda: AlertDelivery.objects.get(pk=delivery.pk).state != DeliveryState.PENDING,
+        what="the delivery settled",
+        timeout=20,
+    )
+    delivery.refresh_from_db()
 
     assert (delivery.state, delivery.attempts) == (DeliveryState.DELIVERED, 3)
     assert len(receiver.requests) == 3

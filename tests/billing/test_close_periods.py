@@ -1,7 +1,7 @@
 """Closing periods into invoices: once, at the right time, with a margin row."""
 
+import json
 import threading
-import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -17,9 +17,12 @@ from billing.invoicing.services import invoice_move, period_close
 from billing.invoicing.tasks import close_due_periods, close_period
 from billing.plans.models import Subscription
 from config.errors import ApiError
+from metering.schemas import parse_event_batch
+from metering.services import events_ingest
 from outcomes.models import Outcome
 from tests.billing.factories import plan_load
-from tests.metering.factories import customer_create
+from tests.metering.factories import customer_create, event_payload
+from tests.support.polling import task_results, wait_for
 
 NOW = datetime(2026, 11, 27, 12, tzinfo=UTC)
 OCTOBER = datetime(2026, 10, 1, tzinfo=UTC)
@@ -134,15 +137,6 @@ def test_two_closes_of_one_period_at_once_make_one_invoice():
     assert Invoice.objects.get().lines.count() == 1
 
 
-def wait_for(condition, timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return False
-
-
 @pytest.mark.django_db(transaction=True)
 def test_beat_and_a_real_worker_close_each_due_period_once(celery_worker):
     now = timezone.now()
@@ -158,8 +152,10 @@ def test_beat_and_a_real_worker_close_each_due_period_once(celery_worker):
 
     # The next beat finds nothing due, and a redelivered task changes nothing.
     assert close_due_periods() == 0
-    close_period.delay(subscription.customer_id, due[1].start.isoformat())
-    time.sleep(1)
+    with task_results(close_period.name) as closed:
+        close_period.delay(subscription.customer_id, due[1].start.isoformat())
+        wait_for(lambda: closed, what="the redelivered close to run", timeout=30)
+    assert closed == [Invoice.objects.get(period_start=due[1].start).pk]  # found, not made
     assert Invoice.objects.count() == len(due)
 
 
@@ -247,9 +243,23 @@ def test_admin_voids_an_invoice_and_refuses_an_impossible_move(staff_client):
 
 @pytest.mark.django_db(transaction=True)
 def test_admin_lists_negative_margins(staff_client):
-    subscribe()
+    # "losing" earns one $0.99 success and burns a $5 call; "earning" earns it for free.
+    for external_id, cost in (("losing", "5"), ("earning", None)):
+        subscription = subscribe(external_id)
+        succeed(subscription.customer, f"{external_id}-1", OCTOBER + timedelta(days=3))
+        if cost:
+            at = OCTOBER + timedelta(days=3)
+            call = json.dumps(event_payload(external_id, cost=cost, timestamp=at.isoformat()))
+            events_ingest(events=parse_event_batch(call.encode(), now=at))
+        period_close(customer_id=subscription.customer_id, period_start=OCTOBER)
+    assert Reconciliation.objects.get(invoice__customer__external_id="losing").margin < 0
+
     response = staff_client.get("/admin/analytics/reconciliation/?margin=negative")
+
     assert response.status_code == 200
+    page = response.content.decode()
+    assert "losing 2026-10-01" in page
+    assert "earning 2026-10-01" not in page
 
 
 @pytest.mark.django_db(transaction=True)

@@ -3,7 +3,6 @@ Celery worker closing the period and pushing it to Stripe (localstripe, through 
 `stripe` client), a signed webhook bringing the payment back."""
 
 import logging
-import time
 from datetime import timedelta
 
 import pytest
@@ -14,16 +13,8 @@ from billing.invoicing.selectors import periods_due
 from billing.invoicing.tasks import close_due_periods
 from billing.plans.models import Subscription
 from tests.billing.factories import plan_load
-from tests.billing.test_stripe_webhooks import deliver, event
-
-
-def wait_for(condition, timeout: float = 60.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.2)
-    return False
+from tests.support.polling import wait_for
+from tests.support.stripe_webhooks import deliver, event
 
 
 @pytest.mark.django_db(transaction=True)

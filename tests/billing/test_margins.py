@@ -17,7 +17,6 @@ over seo, the included feature.
 
 import logging
 import threading
-import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -34,8 +33,9 @@ from billing.money import from_minor_units
 from billing.plans.models import Subscription
 from outcomes.models import Outcome
 from tests.billing.factories import plan_load
-from tests.faults import broker_down
 from tests.metering.factories import customer_create, event_payload
+from tests.support.faults import broker_down
+from tests.support.polling import wait_for
 
 # Closes bill what their snapshot sees of committed transactions (billing/invoicing/watermark.py):
 # facts and closes each commit.
@@ -407,12 +407,13 @@ def test_a_close_by_the_real_worker_makes_the_breakdown(celery_worker):
     outcome(fin, "fin-1", "succeeded", OCTOBER + DAY)
     close_period.delay(fin.pk, OCTOBER.isoformat())
 
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        reconciliation = Reconciliation.objects.filter(invoice__customer=fin).first()
-        if reconciliation is not None and reconciliation.breakdown_at is not None:
-            break
-        time.sleep(0.1)
+    reconciliation = wait_for(
+        lambda: Reconciliation.objects.filter(
+            invoice__customer=fin, breakdown_at__isnull=False
+        ).first(),
+        what="the breakdown",
+        timeout=20,
+    )
 
     assert reconciliation.breakdown_at is not None
     assert reconciliation.outcomes == {"resolution": [1, 0, 0]}

@@ -10,6 +10,7 @@ from billing.invoicing.models import FxRate
 from billing.invoicing.services import period_close
 from billing.plans.models import PlanVersion, Subscription
 from metering.models import ModelPriceOverride
+from tests.metering.factories import OVERRIDE
 
 pytestmark = pytest.mark.django_db
 
@@ -193,15 +194,6 @@ def test_a_bad_fx_rate_is_refused_naming_the_field(client_with_key, fields, fiel
     assert response.status_code == 400
     assert [error["field"] for error in response.json()["errors"]] == [field]
     assert not FxRate.objects.exists()
-
-
-OVERRIDE = {
-    "provider": "self-hosted",
-    "model": "llama-3-8b-distilled",
-    "effective_from": "2026-10-01T00:00:00Z",
-    "input_per_mtok": "0.10",
-    "output_per_mtok": 0.2,
-}
 
 
 def test_price_overrides_are_added_and_listed(client_with_key, django_capture_on_commit_callbacks):

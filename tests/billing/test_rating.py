@@ -1,8 +1,13 @@
 """Rating, worked by hand: each price model on quantities small enough to check."""
 
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 
+import pytest
+
+from billing.invoicing.services import period_close
 from billing.money import to_minor_units
+from billing.plans.models import Subscription
 from billing.plans.pricing import (
     OutcomeQuantity,
     OutcomeTerms,
@@ -11,7 +16,11 @@ from billing.plans.pricing import (
     Tier,
     rate_period,
 )
+from outcomes.models import Outcome
+from tests.billing.factories import plan_load
+from tests.metering.factories import customer_create
 
+OCTOBER = datetime(2026, 10, 1, tzinfo=UTC)
 TIERS = (Tier(100, D("1.00")), Tier(1000, D("0.80")), Tier(None, D("0.50")))
 
 
@@ -35,11 +44,35 @@ def test_flat_price_per_success_like_fin():
     assert invoice.lines[0].quantity == 1234 and invoice.lines[0].unit_price == D("0.99")
 
 
+@pytest.mark.django_db(transaction=True)  # a close sees only what committed before it
 def test_failures_are_never_billed():
     # Only succeeded outcomes reach rating; none succeeded, nothing billed.
     assert (
         rate_period(plan(OutcomeTerms("resolution", unit_price=D("0.99"))), succeeded()).total == 0
     )
+    # And the period's quantities hold only the successes: of 2 succeeded, 3 failed, one
+    # pending and one reversed, the close bills 2 x $0.99.
+    version = plan_load("p", outcomes=[{"type": "resolution", "unit_price": "0.99"}])
+    customer = customer_create(external_id="acme")
+    Subscription.objects.create(customer=customer, plan=version.plan, started_at=OCTOBER)
+    at = OCTOBER + timedelta(days=3)
+    statuses = ["succeeded"] * 2 + ["failed"] * 3 + ["pending", "reversed"]
+    for n, status in enumerate(statuses):
+        Outcome.objects.create(
+            external_id=f"o-{n}",
+            customer=customer,
+            type="resolution",
+            status=status,
+            occurred_at=at,
+            succeeded_at=at if status in ("succeeded", "reversed") else None,
+            succeeded_recorded_at=at if status in ("succeeded", "reversed") else None,
+            failed_at=at if status == "failed" else None,
+            reversed_at=at if status == "reversed" else None,
+        )
+
+    invoice = period_close(customer_id=customer.pk, period_start=OCTOBER)
+
+    assert [(line.quantity, line.amount) for line in invoice.lines.all()] == [(2, 198)]
 
 
 def test_graduated_and_volume_differ_on_the_same_quantity():

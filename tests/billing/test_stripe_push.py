@@ -23,6 +23,7 @@ from billing.stripe_sync.tasks import push_invoice
 from outcomes.models import Outcome
 from tests.billing.factories import plan_load
 from tests.metering.factories import customer_create
+from tests.support.polling import wait_for
 
 # Closes bill what their snapshot sees of committed transactions (billing/invoicing/watermark.py):
 # facts and closes each commit.
@@ -391,8 +392,9 @@ def test_a_close_delivered_again_sends_the_push_its_first_delivery_lost(invoice,
     again = period_close(customer_id=invoice.customer_id, period_start=OCTOBER)
 
     assert again.pk == invoice.pk
-    deadline = time.monotonic() + 20
-    while Invoice.objects.get(pk=invoice.pk).push_state != "pushed":
-        assert time.monotonic() < deadline, "the push was not sent"
-        time.sleep(0.1)
+    wait_for(
+        lambda: Invoice.objects.get(pk=invoice.pk).push_state == "pushed",
+        what="the push to be sent",
+        timeout=20,
+    )
     assert Invoice.objects.get(pk=invoice.pk).stripe_invoice_id

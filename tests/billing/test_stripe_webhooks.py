@@ -21,8 +21,8 @@ from billing.stripe_sync.services.webhooks import stripe_event_process
 from billing.stripe_sync.tasks import prune_stripe_deliveries
 from tests.billing.factories import plan_load
 from tests.metering.factories import customer_create
+from tests.support.stripe_webhooks import SECRET, deliver, event
 
-SECRET = "whsec_current"
 OLD_SECRET = "whsec_previous"
 OCTOBER = datetime(2026, 10, 1, tzinfo=UTC)
 
@@ -41,33 +41,6 @@ def invoice(db):
     Invoice.objects.filter(pk=invoice.pk).update(stripe_invoice_id="in_test_1")
     invoice_move(invoice_id=invoice.pk, status="finalized")
     return Invoice.objects.get(pk=invoice.pk)
-
-
-def event(event_id, event_type, stripe_invoice="in_test_1"):
-    return {
-        "id": event_id,
-        "object": "event",
-        "type": event_type,
-        "created": int(time.time()),
-        "data": {"object": {"id": stripe_invoice, "object": "invoice"}},
-    }
-
-
-def signed(payload, secret=SECRET, timestamp=None):
-    body = json.dumps(payload).encode()
-    timestamp = int(time.time()) if timestamp is None else timestamp
-    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
-    return body, f"t={timestamp},v1={digest.hexdigest()}"
-
-
-def deliver(payload, **signing):
-    body, signature = signed(payload, **signing)
-    return APIClient().post(
-        "/v1/webhooks/stripe",
-        body,
-        content_type="application/json",
-        HTTP_STRIPE_SIGNATURE=signature,
-    )
 
 
 def process_all():

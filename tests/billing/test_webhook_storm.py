@@ -4,7 +4,6 @@ clients at once over HTTP to a live server while a real Celery worker processes 
 Each event is recorded and processed once; every invoice ends where Stripe left it."""
 
 import random
-import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
@@ -17,8 +16,9 @@ from billing.invoicing.services import periods_close
 from billing.plans.models import Subscription
 from billing.stripe_sync.models import StripeEvent, StripeWebhookDelivery
 from tests.billing.factories import plan_load
-from tests.billing.test_stripe_webhooks import SECRET, event, signed
 from tests.metering.factories import customer_create
+from tests.support.polling import wait_for
+from tests.support.stripe_webhooks import SECRET, event, signed
 
 OCTOBER = datetime(2026, 10, 1, tzinfo=UTC)
 NOVEMBER = datetime(2026, 11, 1, tzinfo=UTC)
@@ -68,12 +68,11 @@ def test_a_storm_of_duplicate_reordered_deliveries_processes_each_event_once(
         statuses = list(clients.map(post, deliveries))
 
     assert statuses == [200] * DELIVERIES
-    deadline = time.monotonic() + 60
-    while (
-        StripeEvent.objects.filter(processed_at__isnull=True).exists()
-        and time.monotonic() < deadline
-    ):
-        time.sleep(0.2)
+    wait_for(
+        lambda: not StripeEvent.objects.filter(processed_at__isnull=True).exists(),
+        what="every event processed",
+        timeout=60,
+    )
     assert StripeWebhookDelivery.objects.filter(verified=True).count() == DELIVERIES
     assert StripeEvent.objects.count() == len(events)  # once per Stripe event id
     assert not StripeEvent.objects.filter(processed_at__isnull=True).exists()

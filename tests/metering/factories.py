@@ -45,3 +45,13 @@ def override_create(
         output_per_mtok=Decimal(output_per_mtok),
         **fields,
     )
+
+
+# A price override as POST /v1/price-overrides takes it (one price a number, one a string).
+OVERRIDE = {
+    "provider": "self-hosted",
+    "model": "llama-3-8b-distilled",
+    "effective_from": "2026-10-01T00:00:00Z",
+    "input_per_mtok": "0.10",
+    "output_per_mtok": 0.2,
+}

@@ -1,6 +1,5 @@
 """Unpriced events get their cost when an operator adds a price: by a real Celery worker."""
 
-import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -11,15 +10,7 @@ from metering.models import CostSource, ModelPriceOverride, UsageEvent
 from metering.services import event_partitions_ensure, events_price_unpriced, price_override_save
 from metering.tasks import price_unpriced_events_sweep
 from tests.metering.factories import customer_create, event_payload, override_create
-
-
-def wait_for(condition, timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return False
+from tests.support.polling import wait_for
 
 
 def post_unpriced(client, customer, **fields):

@@ -6,8 +6,6 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -22,15 +20,6 @@ def database_url() -> str:
     DATABASE_URL (a server, or the embedded one's socket) naming the test database."""
     url = urlsplit(os.environ["DATABASE_URL"])
     return urlunsplit(url._replace(path=f"/{connection.settings_dict['NAME']}"))
-
-
-def wait_for(check: Callable[[], T], *, what: str, timeout: float = 60) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if result := check():
-            return result
-        time.sleep(0.05)
-    raise AssertionError(f"waited {timeout} s for {what}")
 
 
 def closable_month(now: datetime | None = None) -> tuple[datetime, datetime, datetime]:

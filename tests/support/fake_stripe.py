@@ -1,6 +1,6 @@
 """localstripe, the real stateful fake Stripe server from PyPI, with a small shim for the
 gaps of localstripe 1.15.10 that payback's Stripe calls reach. Started by the
-`stripe_server` fixture as `python tests/fake_stripe.py --port N`.
+`stripe_server` fixture as `python tests/support/fake_stripe.py --port N`.
 
 The shim adds, and nothing more:
 - `POST /v1/invoices/{id}/finalize` and `.../mark_uncollectible` (missing in

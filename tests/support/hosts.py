@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from config.env import BASE_DIR
-from tests.faults import TcpProxy
+from tests.support.faults import TcpProxy
 
 
 def _ip(*args: str) -> None:
