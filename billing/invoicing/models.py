@@ -8,7 +8,7 @@ between apps moved its state, not its data (migrations/0001_initial.py).
 from django.db import models
 from django.db.models import Q
 
-from billing.plans.models import PlanVersion
+from billing.plans.models import LineKind, PlanVersion
 from metering.models import Customer
 
 
@@ -18,6 +18,16 @@ class InvoiceStatus(models.TextChoices):
     PAID = "paid"
     VOID = "void"
     UNCOLLECTIBLE = "uncollectible"
+
+
+class PushState(models.TextChoices):
+    """Where an invoice's mirror in Stripe stands (billing/stripe_sync/services/push.py)."""
+
+    PENDING = "pending", "pending"
+    PUSHING = "pushing", "pushing"
+    PUSHED = "pushed", "pushed"
+    FAILED = "failed", "failed"
+    NOT_SENT = "not_sent", "not sent ($0)"
 
 
 class Invoice(models.Model):
@@ -52,15 +62,7 @@ class Invoice(models.Model):
     hosted_invoice_url = models.URLField(max_length=1000, blank=True)
     invoice_pdf = models.URLField(max_length=1000, blank=True)
     push_state = models.CharField(
-        max_length=16,
-        choices=[
-            ("pending", "pending"),
-            ("pushing", "pushing"),
-            ("pushed", "pushed"),
-            ("failed", "failed"),
-            ("not_sent", "not sent ($0)"),
-        ],
-        default="pending",
+        max_length=16, choices=PushState.choices, default=PushState.PENDING
     )
     push_step = models.CharField(max_length=40, blank=True)
     push_attempts = models.PositiveIntegerField(default=0)
@@ -93,17 +95,6 @@ class Invoice(models.Model):
 
     def __str__(self) -> str:
         return f"{self.customer} {self.period_start:%Y-%m-%d}"
-
-
-class LineKind(models.TextChoices):
-    BASE_FEE = "base_fee", "base fee"
-    OUTCOME = "outcome", "succeeded outcomes"
-    INCLUDED = "included", "outcomes included free"
-    SEATS = "seats", "premium seats"
-    PASS_THROUGH = "pass_through", "AI usage at cost plus markup"
-    MINIMUM = "minimum", "top-up to the minimum spend"
-    LATE_USAGE = "late_usage", "late usage of an earlier period"
-    CREDIT = "credit", "credit for an earlier period"
 
 
 class InvoiceLine(models.Model):

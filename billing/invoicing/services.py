@@ -21,7 +21,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from billing.invoicing.fx import FxRateNeeded, MissingFxRate
-from billing.invoicing.models import Invoice, InvoiceStatus
+from billing.invoicing.models import Invoice, InvoiceStatus, PushState
 from billing.invoicing.selectors import margin_of, periods_due, periods_rate
 from billing.invoicing.selectors.rating import previous_invoices
 from billing.invoicing.watermark import snapshot_take
@@ -177,7 +177,7 @@ def _resend_lost_pushes(invoices: list[Invoice]) -> None:
     if not settings.STRIPE_API_KEY:
         return
     for invoice in invoices:
-        if invoice.push_state == "pending":
+        if invoice.push_state == PushState.PENDING:
             enqueue_on_commit(PUSH_INVOICE, invoice.pk)
 
 

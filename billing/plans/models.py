@@ -97,6 +97,20 @@ class TierMode(models.TextChoices):
     VOLUME = "volume", "volume: every unit at the price of the tier the total reaches"
 
 
+class LineKind(models.TextChoices):
+    """The kinds of line a plan's pricing makes (billing/plans/pricing.py); each invoice
+    line keeps its kind."""
+
+    BASE_FEE = "base_fee", "base fee"
+    OUTCOME = "outcome", "succeeded outcomes"
+    INCLUDED = "included", "outcomes included free"
+    SEATS = "seats", "premium seats"
+    PASS_THROUGH = "pass_through", "AI usage at cost plus markup"
+    MINIMUM = "minimum", "top-up to the minimum spend"
+    LATE_USAGE = "late_usage", "late usage of an earlier period"
+    CREDIT = "credit", "credit for an earlier period"
+
+
 class OutcomePrice(models.Model):
     """How one outcome type is billed: per succeeded outcome, never for failures."""
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from billing.money import from_minor_units, to_minor_units
+from billing.plans.models import LineKind, PriceModel, SeatMode, TierMode
 
 ZERO = Decimal(0)
 
@@ -29,13 +30,13 @@ class Tier:
 @dataclass(frozen=True, slots=True)
 class OutcomeTerms:
     outcome_type: str
-    model: str = "unit"  # "unit" | "percentage"
+    model: str = PriceModel.UNIT
     unit_price: Decimal | None = None
     percentage: Decimal | None = None
     floor: Decimal | None = None
     cap: Decimal | None = None
     included_quantity: int = 0
-    tier_mode: str = "none"  # "none" | "graduated" | "volume"
+    tier_mode: str = TierMode.NONE
     tiers: tuple[Tier, ...] = ()
     package_size: int | None = None
 
@@ -48,7 +49,7 @@ class PlanTerms:
     base_fee: Decimal = ZERO
     minimum_spend: Decimal | None = None
     premium_seat_fee: Decimal | None = None
-    seat_mode: str = "fixed"
+    seat_mode: str = SeatMode.FIXED
     reversal_window_days: int = 7
     outcomes: tuple[OutcomeTerms, ...] = ()
     # feature -> markup (0.2 = +20 %); "" is every feature not named.
@@ -79,8 +80,10 @@ class PeriodQuantities:
 
 
 @dataclass(frozen=True, slots=True)
-class InvoiceLine:
-    kind: str  # LineKind: base_fee, outcome, included, seats, pass_through, minimum, ...
+class RatedLine:
+    """A line as rating makes it; the close stores it as an RatedLine (a model)."""
+
+    kind: str  # a LineKind
     description: str
     quantity: Decimal
     unit_price: Decimal
@@ -102,7 +105,7 @@ class InvoiceLine:
 @dataclass(frozen=True, slots=True)
 class RatedInvoice:
     currency: str
-    lines: tuple[InvoiceLine, ...]
+    lines: tuple[RatedLine, ...]
 
     @property
     def total(self) -> int:
@@ -120,10 +123,10 @@ def _line(
     feature: str | None = None,
     subject: str = "",
     noun: str = "",
-) -> InvoiceLine:
+) -> RatedLine:
     quantity = Decimal(quantity)
     amount = to_minor_units(quantity * unit_price, currency)
-    return InvoiceLine(
+    return RatedLine(
         kind,
         description,
         quantity,
@@ -167,7 +170,7 @@ def volume_tier(quantity: int, tiers: tuple[Tier, ...]) -> Tier:
     return tiers[-1]
 
 
-def rate_outcomes(terms: OutcomeTerms, usage: OutcomeQuantity, currency: str) -> list[InvoiceLine]:
+def rate_outcomes(terms: OutcomeTerms, usage: OutcomeQuantity, currency: str) -> list[RatedLine]:
     name = terms.outcome_type
     included = min(usage.succeeded, terms.included_quantity)
     billable = usage.succeeded - included
@@ -175,7 +178,7 @@ def rate_outcomes(terms: OutcomeTerms, usage: OutcomeQuantity, currency: str) ->
     if included:
         lines.append(
             _line(
-                "included",
+                LineKind.INCLUDED,
                 f"{name}: {_plural(included, 'outcome')} included",
                 included,
                 ZERO,
@@ -185,7 +188,7 @@ def rate_outcomes(terms: OutcomeTerms, usage: OutcomeQuantity, currency: str) ->
                 noun="outcome",
             )
         )
-    if terms.model == "percentage":
+    if terms.model == PriceModel.PERCENTAGE:
         percentage = terms.percentage or ZERO
         if billable:
             clamp = "".join(
@@ -196,7 +199,7 @@ def rate_outcomes(terms: OutcomeTerms, usage: OutcomeQuantity, currency: str) ->
             )
             lines.append(
                 _line(
-                    "outcome",
+                    LineKind.OUTCOME,
                     f"{name}: {_number(percentage)} % of the value of "
                     f"{_plural(billable, 'outcome')} (per outcome{clamp})",
                     1,
@@ -209,12 +212,12 @@ def rate_outcomes(terms: OutcomeTerms, usage: OutcomeQuantity, currency: str) ->
         return lines
     if billable == 0:
         return lines
-    if terms.tier_mode == "graduated":
+    if terms.tier_mode == TierMode.GRADUATED:
         for units, tier in graduated(billable, terms.tiers):
             upper = f"up to {tier.up_to}" if tier.up_to is not None else "and above"
             lines.append(
                 _line(
-                    "outcome",
+                    LineKind.OUTCOME,
                     f"{name}: {_plural(units, 'outcome')} ({upper})",
                     units,
                     tier.unit_price,
@@ -225,12 +228,12 @@ def rate_outcomes(terms: OutcomeTerms, usage: OutcomeQuantity, currency: str) ->
                 )
             )
         return lines
-    if terms.tier_mode == "volume":
+    if terms.tier_mode == TierMode.VOLUME:
         tier = volume_tier(billable, terms.tiers)
         return [
             *lines,
             _line(
-                "outcome",
+                LineKind.OUTCOME,
                 f"{name}: {_plural(billable, 'outcome')} (volume tier)",
                 billable,
                 tier.unit_price,
@@ -246,7 +249,7 @@ def rate_outcomes(terms: OutcomeTerms, usage: OutcomeQuantity, currency: str) ->
         return [
             *lines,
             _line(
-                "outcome",
+                LineKind.OUTCOME,
                 f"{name}: {_plural(billable, 'outcome')} in {_plural(blocks, 'block')} of "
                 f"{terms.package_size}",
                 blocks,
@@ -260,7 +263,7 @@ def rate_outcomes(terms: OutcomeTerms, usage: OutcomeQuantity, currency: str) ->
     return [
         *lines,
         _line(
-            "outcome",
+            LineKind.OUTCOME,
             f"{name}: {_plural(billable, 'outcome')}",
             billable,
             terms.unit_price,
@@ -274,7 +277,7 @@ def rate_outcomes(terms: OutcomeTerms, usage: OutcomeQuantity, currency: str) ->
 
 def rate_pass_through(
     pass_through: dict[str, Decimal], cost_by_feature: dict[str, Decimal], currency: str
-) -> list[InvoiceLine]:
+) -> list[RatedLine]:
     """Inference cost at cost × (1 + markup): the quantity is the cost itself."""
     lines = []
     for feature, cost in sorted(cost_by_feature.items()):
@@ -284,7 +287,7 @@ def rate_pass_through(
         label = feature or "calls without a feature"
         lines.append(
             _line(
-                "pass_through",
+                LineKind.PASS_THROUGH,
                 f"AI usage at cost + {_number(markup * 100)} % ({label})",
                 cost,
                 1 + markup,
@@ -299,9 +302,9 @@ def rate_period(plan: PlanTerms, usage: PeriodQuantities) -> RatedInvoice:
     """The invoice lines of one period. Failures are never billed (they are not in
     `usage.outcomes[...].succeeded`); a total under the minimum spend gets a top-up."""
     currency = plan.currency
-    lines: list[InvoiceLine] = []
+    lines: list[RatedLine] = []
     if plan.base_fee:
-        lines.append(_line("base_fee", f"{plan.code} base fee", 1, plan.base_fee, currency))
+        lines.append(_line(LineKind.BASE_FEE, f"{plan.code} base fee", 1, plan.base_fee, currency))
     for terms in plan.outcomes:
         quantity = usage.outcomes.get(terms.outcome_type, OutcomeQuantity(0))
         lines.extend(rate_outcomes(terms, quantity, currency))
@@ -310,7 +313,7 @@ def rate_period(plan: PlanTerms, usage: PeriodQuantities) -> RatedInvoice:
         per_day = (plan.premium_seat_fee / usage.period_days).quantize(Decimal("1e-12"))
         lines.append(
             _line(
-                "seats",
+                LineKind.SEATS,
                 f"premium seats prorated by day: {usage.seat_days} "
                 f"seat-days of {usage.period_days}",
                 usage.seat_days,
@@ -321,10 +324,10 @@ def rate_period(plan: PlanTerms, usage: PeriodQuantities) -> RatedInvoice:
             )
         )
     elif plan.premium_seat_fee is not None and usage.seats:
-        kind = "active premium seat" if plan.seat_mode == "active" else "premium seat"
+        kind = "active premium seat" if plan.seat_mode == SeatMode.ACTIVE else "premium seat"
         lines.append(
             _line(
-                "seats",
+                LineKind.SEATS,
                 _plural(usage.seats, kind),
                 usage.seats,
                 plan.premium_seat_fee,
@@ -341,7 +344,7 @@ def rate_period(plan: PlanTerms, usage: PeriodQuantities) -> RatedInvoice:
             top_up = from_minor_units(minimum - subtotal, currency)
             lines.append(
                 _line(
-                    "minimum",
+                    LineKind.MINIMUM,
                     f"top-up to the minimum spend of {_number(plan.minimum_spend)} {currency}",
                     1,
                     top_up,
@@ -356,7 +359,7 @@ def rate_period(plan: PlanTerms, usage: PeriodQuantities) -> RatedInvoice:
 
 def rate_changes(
     before: RatedInvoice, after: RatedInvoice, *, period: str, source_invoice_id: int | None
-) -> list[InvoiceLine]:
+) -> list[RatedLine]:
     """Late usage and credits for an earlier period: the period rated as its last invoice
     saw it (`before`) and as it stands now (`after`), line by line. Each line's amount is
     the difference of the two lines' amounts, so that, summed over every invoice that
@@ -369,11 +372,11 @@ def rate_changes(
     taken back whole and billed anew. Positive changes are late usage, negative ones
     credits (`period` names the source period: "2026-10-01 – 2026-11-01")."""
 
-    def key(line: InvoiceLine) -> tuple[str, str, str | None, str]:
+    def key(line: RatedLine) -> tuple[str, str, str | None, str]:
         return (line.kind, line.outcome_type, line.feature, line.subject)
 
     old = {key(line): line for line in before.lines}
-    changes: list[tuple[InvoiceLine, Decimal, Decimal, int]] = []  # line, quantity, price, amount
+    changes: list[tuple[RatedLine, Decimal, Decimal, int]] = []  # line, quantity, price, amount
     for line in after.lines:
         was = old.pop(key(line), None)
         if was is None:
@@ -400,8 +403,8 @@ def rate_changes(
         if line.noun:
             count = f": {'+' if quantity > 0 else '-'}{_plural(abs(quantity), line.noun)}"
         lines.append(
-            InvoiceLine(
-                "late_usage" if late else "credit",
+            RatedLine(
+                LineKind.LATE_USAGE if late else LineKind.CREDIT,
                 f"{what} {period}: {line.subject}{count}",
                 quantity,
                 unit_price,

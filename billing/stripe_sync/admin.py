@@ -9,7 +9,7 @@ from django.http import HttpRequest
 from django.utils.html import format_html
 
 from billing.invoicing.admin import InvoiceAdmin
-from billing.invoicing.models import Invoice, InvoiceStatus
+from billing.invoicing.models import Invoice, InvoiceStatus, PushState
 from billing.stripe_sync.services import invoice_cancel
 from billing.stripe_sync.stripe_api import StripeRefused, StripeRetryable
 from billing.stripe_sync.tasks import push_invoice
@@ -76,7 +76,7 @@ class StripeInvoiceAdmin(InvoiceAdmin):
 
     @admin.action(description="Push the selected invoices to Stripe again", permissions=["push"])
     def retry_push(self, request: HttpRequest, queryset: QuerySet[Invoice]) -> None:
-        for invoice in queryset.exclude(push_state__in=["pushed", "not_sent"]):
+        for invoice in queryset.exclude(push_state__in=[PushState.PUSHED, PushState.NOT_SENT]):
             if enqueue(push_invoice, invoice.pk):
                 self.message_user(request, f"Invoice {invoice.pk}: push queued.")
             else:

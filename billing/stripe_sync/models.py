@@ -35,7 +35,7 @@ class StripeWebhookDelivery(models.Model):
     signature = models.CharField(max_length=1000, blank=True)
     remote_address = models.CharField(max_length=64, blank=True)
     received_at = models.DateTimeField(auto_now_add=True)
-    verified = models.BooleanField(null=True)  # None: not checked yet (older paybacks)
+    verified = models.BooleanField(default=False)
     refusal = models.CharField(max_length=300, blank=True)  # why, when not verified
     event = models.ForeignKey(
         "StripeEvent", on_delete=models.SET_NULL, null=True, blank=True, related_name="deliveries"

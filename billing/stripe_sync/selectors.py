@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from billing.invoicing.models import Invoice
+from billing.invoicing.models import Invoice, PushState
 from billing.stripe_sync.models import StripeEvent
 
 
 def invoices_push_stalled(*, before: datetime, limit: int = 1000) -> list[int]:
     """Invoices made before `before` and still waiting for their first push."""
     return list(
-        Invoice.objects.filter(push_state="pending", push_attempts=0, created_at__lt=before)
+        Invoice.objects.filter(push_state=PushState.PENDING, push_attempts=0, created_at__lt=before)
         .order_by("pk")
         .values_list("pk", flat=True)[:limit]
     )

@@ -7,6 +7,7 @@ from celery import Task, shared_task
 from django.conf import settings
 from django.utils import timezone
 
+from billing.invoicing.models import PushState
 from billing.stripe_sync import stripe_api
 from billing.stripe_sync.selectors import invoices_push_stalled, stripe_events_stalled
 from billing.stripe_sync.services import (
@@ -33,13 +34,13 @@ def push_invoice(self: Task, invoice_id: int) -> str:
         return invoice_push(invoice_id=invoice_id).push_state
     except StripeRefused as refused:
         invoice_push_failed(invoice_id=invoice_id, error=str(refused))
-        return "failed"
+        return PushState.FAILED
     except StripeRetryable as failure:
         if self.request.retries >= settings.STRIPE_PUSH_MAX_RETRIES:
             invoice_push_failed(
                 invoice_id=invoice_id, error=f"{failure} (after {self.request.retries} retries)"
             )
-            return "failed"
+            return PushState.FAILED
         backoff = settings.STRIPE_PUSH_BACKOFF_SECONDS * 2**self.request.retries
         countdown = max(backoff, failure.retry_after or 0) * (1 + random.random() / 2)  # noqa: S311
         raise self.retry(countdown=countdown, exc=failure) from failure

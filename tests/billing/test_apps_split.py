@@ -1,7 +1,8 @@
-"""billing became a package of apps (plans, invoicing, stripe_sync, analytics) without
-touching a row: a database that holds data written by the one-app layout, migrated
-forward, shows every row through the new apps' models, and what points at the old models'
-content types (an operator's permission) points at the new ones."""
+"""Migrations that keep the data. billing became a package of apps (plans, invoicing,
+stripe_sync, analytics) without touching a row: a database that holds data written by
+the one-app layout, migrated forward, shows every row through the new apps' models, and
+what points at the old models' content types (an operator's permission) points at the
+new ones. Data of older paybacks is decided by a migration, not by a branch in the code."""
 
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -15,8 +16,10 @@ from django.db.migrations.executor import MigrationExecutor
 from billing.analytics.models import Reconciliation
 from billing.invoicing.models import FxRate, Invoice, InvoiceStatus
 from billing.plans.models import Subscription
-from billing.stripe_sync.models import StripeCustomer
+from billing.stripe_sync.models import StripeCustomer, StripeWebhookDelivery
 from tests.metering.factories import customer_create
+
+REFUSAL = "stored before payback verified first; not verified"
 
 pytestmark = pytest.mark.django_db
 
@@ -105,3 +108,27 @@ def test_rows_and_permissions_of_the_one_app_layout_survive_the_split():
     assert ContentType.objects.get(app_label="invoicing", model="invoice").pk == old_type.pk
     assert not ContentType.objects.filter(app_label="billing", model="invoice").exists()
     assert User.objects.get(pk=operator.pk).has_perm("invoicing.void_invoice")
+
+
+@pytest.mark.django_db(transaction=True)  # each migration commits, as in a real upgrade
+def test_deliveries_stored_before_verify_first_become_verified_or_refused():
+    """No code has a third case for deliveries that older paybacks stored unchecked
+    (verified NULL): migrated, one that carried an event is verified, one that did not is
+    a refusal that says why."""
+    executor = MigrationExecutor(connection)
+    executor.migrate([("stripe_sync", "0001_initial")])
+    try:
+        apps = executor.loader.project_state([("stripe_sync", "0001_initial")]).apps
+        event = apps.get_model("stripe_sync", "StripeEvent").objects.create(
+            stripe_id="evt_old", type="invoice.paid", payload={}
+        )
+        deliveries = apps.get_model("stripe_sync", "StripeWebhookDelivery").objects
+        carried = deliveries.create(body=b"{}", verified=None, event=event).pk
+        refused = deliveries.create(body=b"{}", verified=None).pk
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.migrate(executor.loader.graph.leaf_nodes())
+
+    assert StripeWebhookDelivery.objects.get(pk=carried).verified is True
+    refusal = StripeWebhookDelivery.objects.get(pk=refused)
+    assert (refusal.verified, refusal.refusal) == (False, REFUSAL)

@@ -39,7 +39,7 @@ from billing.invoicing.fx import usd_per_unit
 from billing.invoicing.models import Invoice, InvoiceStatus
 from billing.invoicing.selectors.cells import Cell, CostStatus, Window, cost_status, windows_usage
 from billing.invoicing.selectors.rating import periods_rate
-from billing.money import from_minor_units
+from billing.money import from_minor_units, margin_of_revenue
 from billing.plans.models import Subscription
 from billing.plans.periods import period_after, subscription_period
 from config.replicas import reading
@@ -162,7 +162,7 @@ class PeriodEconomics:
 
 def _unbroken_down_periods(*, start: datetime, end: datetime) -> list[PeriodEconomics]:
     """Closed periods whose breakdown is not made yet (the task after the close makes
-    it; older paybacks did not): one cell with the period's totals each, right per
+    it, soon after): one cell with the period's totals each, right per
     customer, with no outcome type, model, feature or tier."""
     invoices = Invoice.objects.filter(
         Q(reconciliation__isnull=True) | Q(reconciliation__breakdown_at__isnull=True),
@@ -441,17 +441,11 @@ class MarginRow:
 
     @property
     def margin(self) -> Decimal | None:
-        cost = self.known_cost
-        if self.revenue is None or cost is None:
-            return None
-        return self.revenue - cost
+        return margin_of_revenue(self.revenue, self.known_cost)[0]
 
     @property
     def margin_percent(self) -> Decimal | None:
-        margin = self.margin
-        if margin is None or not self.revenue:
-            return None
-        return (margin / self.revenue * 100).quantize(Decimal("0.01"))
+        return margin_of_revenue(self.revenue, self.known_cost)[1]
 
     @property
     def cost_per_success(self) -> Decimal | None:

@@ -15,6 +15,7 @@ from datetime import datetime
 from decimal import ROUND_DOWN, Decimal
 
 from billing.invoicing.fx import fx_convert
+from billing.money import margin_of_revenue
 from billing.plans.models import Subscription
 from billing.plans.selectors import plan_version_current, plans_in_effect
 from config.replicas import reading
@@ -107,7 +108,7 @@ class PremiumBreakEven:
         if self.seat_fee_usd is None or not self.costs or not self.seat_fee_usd:
             return None
         fees = self.seat_fee_usd * len(self.costs)
-        return ((fees - sum(self.costs, ZERO)) / fees * 100).quantize(Decimal("0.01"))
+        return margin_of_revenue(fees, sum(self.costs, ZERO))[1]
 
     @property
     def below_break_even(self) -> bool:

@@ -43,15 +43,15 @@ from billing.invoicing.selectors.cells import (
 )
 from billing.invoicing.selectors.invoices import periods_due
 from billing.invoicing.watermark import call_priced, call_recorded, outcome_billable
-from billing.money import from_minor_units
-from billing.plans.models import PlanVersion, PriceModel, Subscription
+from billing.money import from_minor_units, margin_of_revenue
+from billing.plans.models import PlanVersion, PriceModel, SeatMode, Subscription
 from billing.plans.pricing import (
-    InvoiceLine,
     OutcomeQuantity,
     OutcomeTerms,
     PeriodQuantities,
     PlanTerms,
     RatedInvoice,
+    RatedLine,
     rate_changes,
     rate_period,
 )
@@ -217,7 +217,7 @@ def rating_quantities(
     fixed: FixedSeats,
 ) -> PeriodQuantities:
     """What rating needs of one customer's period, from the aggregates read for it."""
-    if terms.seat_mode == "active":
+    if terms.seat_mode == SeatMode.ACTIVE:
         return PeriodQuantities(
             outcomes=outcomes, seats=usage.active_seats, cost_by_feature=usage.cost_by_feature
         )
@@ -235,7 +235,7 @@ class LateChange:
     """What changed about an earlier invoiced period since the customer's last close."""
 
     source: Invoice  # the invoice of that period
-    lines: tuple[InvoiceLine, ...]  # late usage and credits (rate_changes)
+    lines: tuple[RatedLine, ...]  # late usage and credits (rate_changes)
     cells: list[Cell]  # the calls that arrived or were priced since (cells_difference)
 
 
@@ -530,8 +530,7 @@ def margin_of(*, period: RatedPeriod) -> Margin:
         return Margin(revenue, cost, invoice.currency, False, None, None, unpriced, status)
     if status == CostStatus.UNKNOWN:
         return Margin(revenue, cost, invoice.currency, True, None, None, unpriced, status)
-    margin = revenue - cost
-    percent = (margin / revenue * 100).quantize(Decimal("0.01")) if revenue else None
+    margin, percent = margin_of_revenue(revenue, cost)
     return Margin(revenue, cost, invoice.currency, True, margin, percent, unpriced, status)
 
 

@@ -18,7 +18,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from billing.invoicing.models import Invoice, InvoiceStatus
+from billing.invoicing.models import Invoice, InvoiceStatus, PushState
 from billing.invoicing.services import invoice_can_move, invoice_can_reach, invoice_move
 from billing.money import minor_unit_digits
 from billing.stripe_sync import stripe_api
@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 
 
 def _mark(invoice: Invoice, step: str) -> None:
-    Invoice.objects.filter(pk=invoice.pk).update(push_state="pushing", push_step=step)
+    Invoice.objects.filter(pk=invoice.pk).update(push_state=PushState.PUSHING, push_step=step)
 
 
 def _stripe_customer(customer: Customer) -> str:
@@ -51,12 +51,15 @@ def invoice_push(*, invoice_id: int) -> Invoice:
     """Push a draft invoice to Stripe and finalize it there and here. Safe to run again
     at any point; raises StripeRetryable or StripeRefused for the task to handle."""
     invoice = Invoice.objects.select_related("customer", "plan_version").get(pk=invoice_id)
-    if invoice.push_state in ("pushed", "not_sent") or invoice.status == InvoiceStatus.VOID:
+    if (
+        invoice.push_state in (PushState.PUSHED, PushState.NOT_SENT)
+        or invoice.status == InvoiceStatus.VOID
+    ):
         return invoice
     if invoice.total == 0 and not settings.BILLING_SEND_ZERO_INVOICES:
         with transaction.atomic():
             invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
-            invoice.push_state = "not_sent"
+            invoice.push_state = PushState.NOT_SENT
             if invoice.status == InvoiceStatus.DRAFT:
                 invoice.status = InvoiceStatus.FINALIZED
             # save(), not update(): every status change is in the audit log.
@@ -103,7 +106,7 @@ def invoice_push(*, invoice_id: int) -> Invoice:
     )
     with transaction.atomic():
         invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
-        invoice.push_state, invoice.push_step, invoice.push_error = "pushed", "", ""
+        invoice.push_state, invoice.push_step, invoice.push_error = PushState.PUSHED, "", ""
         invoice.hosted_invoice_url = finalized.hosted_invoice_url
         invoice.invoice_pdf = finalized.invoice_pdf
         # The status Stripe answered (open, or already paid), without waiting for its
@@ -154,7 +157,9 @@ def stripe_line_terms(
 
 def invoice_push_failed(*, invoice_id: int, error: str) -> None:
     """Give up on pushing: the admin lists the invoice as failed (with a retry action)."""
-    Invoice.objects.filter(pk=invoice_id).update(push_state="failed", push_error=error[:2000])
+    Invoice.objects.filter(pk=invoice_id).update(
+        push_state=PushState.FAILED, push_error=error[:2000]
+    )
     logger.error("ALERT: invoice %s could not be pushed to Stripe: %s", invoice_id, error)
 
 
@@ -172,7 +177,7 @@ def stripe_drift_check(*, since: datetime) -> int:
     """Compare pushed invoices closed since `since` with Stripe (status and total); store
     the difference on each (the admin lists them). Returns how many differ."""
     drifted = 0
-    pushed = Invoice.objects.filter(push_state="pushed", closed_at__gte=since).exclude(
+    pushed = Invoice.objects.filter(push_state=PushState.PUSHED, closed_at__gte=since).exclude(
         stripe_invoice_id=""
     )
     for invoice in pushed.iterator(chunk_size=200):
