@@ -1,3 +1,5 @@
-"""What every API view shares. Today: the reporting window's query parameters and decimal
-strings (queries.py); the request parsing, error shapes and throttling still in config/
-move here next (issue 14)."""
+"""What every API view shares: the one error shape (errors.py), request parsing
+(parsers.py: JSON read exactly, nesting and text checked; batch.py: the batch bodies of
+events and outcomes), limits on lists (pagination.py), rate limits (throttling.py), the
+reporting window's query parameters and decimal strings (queries.py), and the health
+check (health.py)."""

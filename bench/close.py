@@ -5,7 +5,7 @@ Run with `.venv/bin/python -m config.embedded exec .venv/bin/python bench/close.
 (payback_bench_close) it loads events and outcomes for customers in one month (set-based
 SQL), then times:
   - the baseline: one GROUP BY customer over the month's events (median of three);
-  - closing every customer's month into invoices (due_periods_close, as
+  - closing every customer's month into invoices (periods_due_close, as
     `manage.py close_periods --processes N` does: many customers per transaction, one
     process per core; Stripe not configured, so nothing is pushed);
   - closing again: nothing is created;
@@ -168,7 +168,7 @@ def main() -> None:
     from django.db import connection
 
     from billing.invoicing.models import Invoice, InvoiceLine
-    from billing.invoicing.services import due_periods_close
+    from billing.invoicing.services import periods_due_close
 
     call_command("migrate", verbosity=0)
     started = time.perf_counter()
@@ -196,7 +196,7 @@ def main() -> None:
 
     def close_all() -> tuple[float, int]:
         begun = time.perf_counter()
-        closed = due_periods_close(as_of=as_of, processes=os.cpu_count() or 1)
+        closed = periods_due_close(as_of=as_of, processes=os.cpu_count() or 1)
         return time.perf_counter() - begun, closed
 
     first, closed = close_all()
@@ -213,7 +213,7 @@ def main() -> None:
     connection.close()
     late_facts(options.late_customers)
     begun = time.perf_counter()
-    next_closed = due_periods_close(
+    next_closed = periods_due_close(
         as_of=NEXT_MONTH_END + timedelta(hours=2), processes=os.cpu_count() or 1
     )
     next_close = time.perf_counter() - begun

@@ -70,7 +70,7 @@ def main() -> None:
     from billing.analytics.selectors.margins import MarginFilters, margins_report
     from billing.analytics.services import invoices_reconcile
     from billing.invoicing.models import Invoice
-    from billing.invoicing.services import due_periods_close
+    from billing.invoicing.services import periods_due_close
 
     call_command("migrate", verbosity=0)
     load(options.customers, options.events, options.outcomes)
@@ -95,7 +95,7 @@ def main() -> None:
     figures = {"baseline_group_by_s": median_seconds(baseline)}
     figures["open_by_customer_s"] = median_seconds(report("customer", during))
     figures["open_by_model_s"] = median_seconds(report("model", during))
-    due_periods_close(as_of=after, processes=os.cpu_count() or 1)
+    periods_due_close(as_of=after, processes=os.cpu_count() or 1)
     invoices_reconcile(invoice_ids=list(Invoice.objects.values_list("pk", flat=True)))
     figures["closed_by_customer_s"] = median_seconds(report("customer", after))
     figures["closed_by_model_s"] = median_seconds(report("model", after))

@@ -71,7 +71,7 @@ def main() -> None:
     from django.core.management import call_command
 
     from billing.invoicing.models import Invoice
-    from billing.invoicing.services import due_periods_close
+    from billing.invoicing.services import periods_due_close
     from billing.plans.models import Subscription
     from billing.plans.services import plans_load
     from billing.stripe_sync import stripe_api
@@ -102,7 +102,7 @@ def main() -> None:
                     customer=customer, plan_id=1, premium_seats=2, started_at=start
                 )
             settings.STRIPE_API_KEY = ""
-            due_periods_close(as_of=start + timedelta(days=40))
+            periods_due_close(as_of=start + timedelta(days=40))
             invoices = list(
                 Invoice.objects.filter(push_state="pending").values_list("pk", flat=True)
             )

@@ -5,13 +5,10 @@ from collections.abc import Callable
 
 import psycopg
 from django.conf import settings
-from django.core.handlers.exception import convert_exception_to_response
 from django.db import InterfaceError, OperationalError, connections
 from django.http import HttpRequest, HttpResponse
-from django.urls import ResolverMatch, resolve
-from django.utils.module_loading import import_string
 
-from config.errors import json_error_response
+from api.errors import json_error_response
 from config.request_id import REQUEST_ID
 
 
@@ -109,59 +106,3 @@ class DatabaseUnavailableMiddleware:
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         return database_unavailable_response(exception)
-
-
-class HotPathMiddleware:
-    """The API's hot path — POST /v1/events, one request per LLM call — answered by a
-    plain view through a short chain of its own, past the rest of the request cycle.
-
-    settings.HOT_PATHS maps (method, path) to a view `(HttpRequest) -> HttpResponse`;
-    settings.HOT_PATH_MIDDLEWARE is the chain in front of it: the same middleware
-    classes every request passes (request id, metrics, security headers, body limit).
-    What it skips serves other endpoints only: URL routing, static files, the admin's
-    middleware (sessions, CSRF, users, messages, frame options, the audit log's actor,
-    login lockout) and DRF's request cycle (content negotiation, the Request wrapper,
-    rendering). The view uses the same authentication, throttling, parsing, service and
-    error shapes as the DRF view the schema describes (metering/api.py), the Host is
-    checked against ALLOWED_HOSTS as CommonMiddleware would, and a database outage gets
-    the same 503. About 1.2-1.35x the requests per second (README, Performance).
-
-    First in MIDDLEWARE, so that the rest of the chain runs for every other request and
-    for a hot path's other methods (GET /v1/events: 405 from DRF).
-    """
-
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
-        self.get_response = get_response
-        self.routes: dict[tuple[str, str], Callable[[HttpRequest], HttpResponse]] = {}
-        for (method, path), view_name in settings.HOT_PATHS.items():
-            # Built as Django's handler builds its chain: the view's and each
-            # middleware's exceptions become responses before the next one out sees them.
-            handler = convert_exception_to_response(
-                self._view(import_string(view_name), resolve(path))
-            )
-            for middleware in reversed(settings.HOT_PATH_MIDDLEWARE):
-                handler = convert_exception_to_response(import_string(middleware)(handler))
-            self.routes[(method, path)] = handler
-
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        hot = self.routes.get((request.method or "", request.path_info))
-        return self.get_response(request) if hot is None else hot(request)
-
-    @staticmethod
-    def _view(
-        view: Callable[[HttpRequest], HttpResponse], match: ResolverMatch
-    ) -> Callable[[HttpRequest], HttpResponse]:
-        def hot_view(request: HttpRequest) -> HttpResponse:
-            # CommonMiddleware, skipped here, is what checks the Host against
-            # ALLOWED_HOSTS: a host not allowed raises DisallowedHost, answered 400.
-            request.get_host()
-            request.resolver_match = match  # the route label of the request metrics
-            try:
-                return view(request)
-            except Exception as exception:
-                answer = database_unavailable_response(exception)
-                if answer is None:
-                    raise
-                return answer
-
-        return hot_view

@@ -2,12 +2,12 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from api.health import HealthApi
 from billing.analytics import admin as analytics_admin
-from config.health import HealthApi
 from config.metrics import metrics_view
 
-handler404 = "config.errors.handler404"
-handler500 = "config.errors.handler500"
+handler404 = "api.errors.handler404"
+handler500 = "api.errors.handler500"
 
 v1 = [
     path("health", HealthApi.as_view(), name="health"),

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest
 from django.utils import timezone
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -10,16 +10,15 @@ from drf_spectacular.utils import (
     PolymorphicProxySerializer,
     extend_schema,
 )
-from rest_framework import exceptions, status
+from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.errors import ApiError, ErrorDetail, api_error_response, json_response
-from config.pagination import page_of, page_parameters, paged_response
-from config.parsers import ExactJSONParser
+from api.errors import ApiError, ErrorDetail
+from api.pagination import page_of, page_parameters, paged_response
+from api.parsers import ExactJSONParser
 from metering import selectors, services
-from metering.authentication import ApiKeyAuthentication, api_client
 from metering.schemas import parse_event_batch
 from metering.serializers import (
     ErrorSerializer,
@@ -79,25 +78,9 @@ class EventIngestApi(APIView):
         responses={200: IngestResultSerializer, **INGEST_ERRORS},
     )
     def post(self, request: Request) -> Response:
-        # Requests reach this only with HOT_PATHS emptied: events_ingest_hot answers them.
-        return Response(_ingest(request))
-
-
-def events_ingest_hot(request: HttpRequest) -> HttpResponse:
-    """POST /v1/events on the hot path (config.middleware.HotPathMiddleware): the view
-    above without DRF's request cycle, giving the same answers (tests/metering/
-    test_hot_path.py sends the same requests through both)."""
-    try:
-        api_client(request)
-        return json_response(_ingest(request))
-    except (ApiError, exceptions.APIException) as exc:
-        return api_error_response(exc, authenticate_header=ApiKeyAuthentication.keyword)
-
-
-def _ingest(request: Request | HttpRequest) -> dict[str, Any]:
-    require_json(request)
-    events = parse_event_batch(request.body, now=timezone.now())
-    return services.events_ingest(events=events).as_dict()
+        require_json(request)
+        events = parse_event_batch(request.body, now=timezone.now())
+        return Response(services.events_ingest(events=events).as_dict())
 
 
 class PriceOverridesApi(APIView):

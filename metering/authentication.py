@@ -25,9 +25,8 @@ from rest_framework.authentication import BaseAuthentication
 from rest_framework_api_key.models import APIKey
 from rest_framework_api_key.permissions import KeyParser
 
-from config.throttling import (
+from api.throttling import (
     client_address,
-    key_rate_wait,
     parse_rate,
     window_count,
     window_hit,
@@ -114,21 +113,6 @@ class ApiKeyAuthentication(BaseAuthentication):
 
     def authenticate_header(self, request: HttpRequest) -> str:
         return self.keyword
-
-
-def api_client(request: HttpRequest) -> ApiClient:
-    """The client behind the request's key, for a view outside DRF (the hot path), in
-    DRF's order: the key (AuthenticationFailed, or Throttled after too many failed keys),
-    then IsAuthenticated (NotAuthenticated without a key), then the key's rate limit
-    (Throttled)."""
-    authenticated = ApiKeyAuthentication().authenticate(request)
-    if authenticated is None:
-        raise exceptions.NotAuthenticated()
-    client = authenticated[0]
-    wait = key_rate_wait(client.key_prefix)
-    if wait is not None:
-        raise exceptions.Throttled(wait=wait)
-    return client
 
 
 class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):

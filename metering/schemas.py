@@ -1,7 +1,7 @@
 """The ingest hot path's input: the usage-event wire format and its validation.
 
 msgspec decodes and checks types in one pass (about ten times faster than DRF
-serializers; config/batch.py has the shared parsing); the DRF serializers in
+serializers; api/batch.py has the shared parsing); the DRF serializers in
 serializers.py describe the same fields for the OpenAPI schema. A batch with any bad
 item is refused whole, with one error per bad field.
 """
@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import msgspec
 from django.conf import settings
 
-from config.batch import (
+from api.batch import (
     batch_items,
     convert_items,
     decode_json_body,
@@ -27,7 +27,7 @@ from config.batch import (
     raise_if_errors,
     text,
 )
-from config.errors import ErrorDetail
+from api.errors import ErrorDetail
 
 MAX_TOKENS = 10**12  # more tokens than any call has ever used; larger is a client bug
 

@@ -9,7 +9,7 @@ import msgspec
 from django.utils.dateparse import parse_datetime
 from rest_framework import serializers
 
-from config.batch import holds_nul
+from api.batch import holds_nul
 from metering.schemas import MAX_TOKENS
 
 _CURRENCY_RE = re.compile(r"^[A-Za-z]{3}$")

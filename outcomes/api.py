@@ -18,7 +18,7 @@ from outcomes.serializers import (
     OutcomeInputSerializer,
     OutcomeOutputSerializer,
 )
-from outcomes.services import outcomes_record
+from outcomes.services import outcome_reverse, outcomes_record
 
 
 class OutcomeRecordApi(APIView):
@@ -62,3 +62,24 @@ class OutcomeDetailApi(APIView):
             "unpriced_calls": cost.unpriced_calls,
         }
         return Response(data)
+
+
+class OutcomeReverseApi(APIView):
+    @extend_schema(
+        operation_id="outcomes_reverse",
+        summary="Reverse a succeeded outcome within its plan's reversal window",
+        request=None,
+        responses={
+            200: OutcomeOutputSerializer,
+            401: API_ERRORS[401],
+            404: ErrorSerializer,
+            409: ErrorSerializer,
+        },
+    )
+    def post(self, request: Request, external_id: str) -> Response:
+        outcome = selectors.outcome_get(external_id=external_id)
+        window = selectors.reversal_window(customer=outcome.customer)
+        reversed_outcome = outcome_reverse(
+            external_id=external_id, window=window, now=timezone.now()
+        )
+        return Response(OutcomeOutputSerializer(reversed_outcome).data)

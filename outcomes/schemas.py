@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from django.conf import settings
 
-from config.batch import (
+from api.batch import (
     batch_items,
     convert_items,
     decode_json_body,
@@ -20,7 +20,7 @@ from config.batch import (
     raise_if_errors,
     text,
 )
-from config.errors import ErrorDetail
+from api.errors import ErrorDetail
 
 OutcomeType = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=r"^[a-z0-9_.-]+$")]
 Currency = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z]{3}$")]

@@ -4,12 +4,15 @@ never taken as $0."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.db.models import Count, Q, Sum
 from django.http import Http404
+from django.utils.module_loading import import_string
 
 from config.replicas import reading
 from metering.models import CostSource, Customer, UsageEvent
@@ -101,3 +104,11 @@ def outcome_type_summaries(
             OutcomeTypeSummary(type_, int(s), int(f), int(p), int(r), int(calls), cost, int(u))
             for type_, s, f, p, r, calls, cost, u in cursor.fetchall()
         ]
+
+
+def reversal_window(*, customer: Customer) -> timedelta:
+    """How long after its success an outcome of this customer may be reversed: the
+    customer's plan says (settings.OUTCOME_REVERSAL_WINDOW names the function that reads
+    it, in billing, which this app may not import)."""
+    window: Callable[..., timedelta] = import_string(settings.OUTCOME_REVERSAL_WINDOW)
+    return window(customer=customer)

@@ -8,9 +8,9 @@ from django.db import transaction
 from django.http import Http404
 from django.utils import timezone
 
+from api.batch import BatchResult, raise_if_errors
+from api.errors import ApiError, ErrorDetail
 from config import metrics
-from config.batch import BatchResult, raise_if_errors
-from config.errors import ApiError, ErrorDetail
 from config.metrics import batch_observed
 from metering.models import Customer
 from outcomes.locks import outcomes_lock

@@ -5,4 +5,9 @@ from outcomes import api
 urlpatterns = [
     path("outcomes", api.OutcomeRecordApi.as_view(), name="outcomes"),
     path("outcomes/<str:external_id>", api.OutcomeDetailApi.as_view(), name="outcome"),
+    path(
+        "outcomes/<str:external_id>/reverse",
+        api.OutcomeReverseApi.as_view(),
+        name="outcome-reverse",
+    ),
 ]

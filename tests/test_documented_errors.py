@@ -4,7 +4,7 @@ The OpenAPI schema (`/v1/schema`) lists, per operation, the statuses it may answ
 each documented 4xx and 5xx has a request that provokes it, checked both ways: a status
 documented without such a request fails the first test (a promise nobody checks), and a
 request for a status no longer documented fails it too (a check of nothing). The
-README's list of ingest error codes is held to the same rule.
+API reference's list of ingest error codes (docs/api.md) is held to the same rule.
 """
 
 import re
@@ -30,7 +30,7 @@ from tests.support.openapi import openapi_schema
 
 pytestmark = pytest.mark.django_db
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+API_DOC = Path(__file__).resolve().parent.parent / "docs" / "api.md"
 
 
 @dataclass
@@ -336,7 +336,7 @@ def test_the_documented_error_is_answered_as_documented(operation, api, schema):
         assert int(response["Retry-After"]) >= 1
 
 
-# The README's ingest error codes -> an event (or a body) that gets each.
+# The ingest error codes of docs/api.md -> an event (or a body) that gets each.
 def _old() -> str:
     return (timezone.now() - timedelta(days=400)).isoformat()
 
@@ -379,14 +379,14 @@ def with_key(key: str) -> Any:
     return APIClient(HTTP_AUTHORIZATION=f"Api-Key {key}").post("/v1/events", EVENT, format="json")
 
 
-def readme_ingest_codes() -> set[str]:
-    text = README.read_text()
+def documented_ingest_codes() -> set[str]:
+    text = API_DOC.read_text()
     section = text[text.index("  Codes: `malformed_json`") : text.index("How exactly-once")]
     return set(re.findall(r"`([a-z_]+)`", section))
 
 
-def test_every_ingest_error_code_in_the_readme_has_a_request_that_gets_it():
-    assert sorted(readme_ingest_codes() ^ set(INGEST_CODES)) == []
+def test_every_ingest_error_code_in_the_api_reference_has_a_request_that_gets_it():
+    assert sorted(documented_ingest_codes() ^ set(INGEST_CODES)) == []
 
 
 @pytest.mark.parametrize("code", sorted(INGEST_CODES))

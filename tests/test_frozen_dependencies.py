@@ -16,9 +16,9 @@ import pytest
 from django.conf import settings
 from django.core.management import call_command
 
+from api import health, throttling
 from billing.invoicing.models import Invoice
 from billing.plans.models import Subscription
-from config import health, throttling
 from metering.models import ModelPriceOverride, UsageEvent
 from tests.billing.factories import plan_load
 from tests.metering.factories import OVERRIDE, customer_create, event_payload

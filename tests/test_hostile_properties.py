@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rest_framework.exceptions import ParseError
 
-from config.errors import ApiError
-from config.parsers import SafeJSONParser
+from api.errors import ApiError
+from api.parsers import SafeJSONParser
 from metering.schemas import parse_event_batch
 from outcomes.schemas import parse_outcome_batch
 

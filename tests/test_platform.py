@@ -7,8 +7,8 @@ from django.contrib.auth.models import User
 from django.db import connections
 from rest_framework.test import APIClient
 
+from api.health import database_status
 from config.celery import app as celery_app
-from config.health import database_status
 from outcomes.models import Outcome
 from tests.billing.factories import plan_load
 from tests.metering.factories import customer_create, event_payload

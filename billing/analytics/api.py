@@ -13,6 +13,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from api.errors import ApiError, ErrorDetail
+from api.pagination import page_of, page_parameters
 from api.queries import WINDOW_PARAMETERS, UsageQuerySerializer, decimal_text
 from billing.analytics.selectors.margins import GROUP_BYS, MarginFilters, MarginRow, margins_report
 from billing.analytics.selectors.premium import PremiumBreakEven, premium_break_even
@@ -22,8 +24,6 @@ from billing.analytics.serializers import (
     PremiumBreakEvenSerializer,
     SavingsSerializer,
 )
-from config.errors import ApiError, ErrorDetail
-from config.pagination import page_of, page_parameters
 from config.replicas import replica_reads
 from metering import selectors as metering_selectors
 from metering.api import API_ERRORS

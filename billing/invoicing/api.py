@@ -15,6 +15,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from api.pagination import page_of, page_parameters, paged_response
+from api.parsers import ExactJSONParser
 from api.queries import WINDOW_PARAMETERS, decimal_text
 from billing.invoicing import selectors
 from billing.invoicing.fx import USD, fx_rate_create
@@ -26,8 +28,6 @@ from billing.invoicing.serializers import (
     UsageWithPreviewSerializer,
 )
 from billing.money import from_minor_units, is_currency
-from config.pagination import page_of, page_parameters, paged_response
-from config.parsers import ExactJSONParser
 from metering import selectors as metering_selectors
 from metering.api import API_ERRORS, require_json
 from metering.serializers import (

@@ -12,9 +12,9 @@ from decimal import Decimal, InvalidOperation
 
 from django.db import transaction
 
+from api.errors import ApiError, ErrorDetail
 from billing.invoicing.models import FxRate
 from billing.money import is_currency
-from config.errors import ApiError, ErrorDetail
 
 USD = "USD"
 

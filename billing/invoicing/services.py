@@ -20,6 +20,7 @@ from django.utils import timezone
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
+from api.errors import ApiError, ErrorDetail
 from billing.invoicing.fx import FxRateNeeded, MissingFxRate
 from billing.invoicing.models import Invoice, InvoiceStatus, PushState
 from billing.invoicing.selectors import margin_of, periods_due, periods_rate
@@ -27,7 +28,6 @@ from billing.invoicing.selectors.rating import previous_invoices
 from billing.invoicing.watermark import snapshot_take
 from billing.plans.models import Subscription
 from billing.plans.periods import subscription_period
-from config.errors import ApiError, ErrorDetail
 from config.queue import enqueue_on_commit
 
 logger = logging.getLogger(__name__)
@@ -130,7 +130,7 @@ def _close_chunk(chunk: tuple[list[int], datetime, datetime]) -> int:
         connections.close_all()  # in a forked worker: its own connection, closed with it
 
 
-def due_periods_close(
+def periods_due_close(
     *,
     as_of: datetime,
     customer_external_id: str | None = None,

@@ -1,7 +1,6 @@
 """Plans over the API: the list, one plan, its versions, and a plan document put as
 `manage.py load_plans` loads it (a changed document makes a new version); a customer with
-its plan, seats and how its periods run; and reversing an outcome within its plan's
-reversal window (the window is a term of the plan, so the route lives here)."""
+its plan, seats and how its periods run."""
 
 from decimal import Decimal
 from typing import Any
@@ -15,6 +14,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from api.errors import ApiError, ErrorDetail
+from api.pagination import page_of, page_parameters, paged_response
+from api.parsers import ExactJSONParser
 from api.queries import decimal_text
 from billing.plans import selectors, services
 from billing.plans.models import Plan, PlanVersion
@@ -25,16 +27,10 @@ from billing.plans.serializers import (
     PlanSavedSerializer,
     PlanVersionDocumentSerializer,
 )
-from config.errors import ApiError, ErrorDetail
-from config.pagination import page_of, page_parameters, paged_response
-from config.parsers import ExactJSONParser
 from metering import selectors as metering_selectors
 from metering.api import API_ERRORS, require_json
 from metering.models import Customer
 from metering.serializers import CustomerOutputSerializer, ErrorSerializer
-from outcomes import selectors as outcome_selectors
-from outcomes.serializers import OutcomeOutputSerializer
-from outcomes.services import outcome_reverse
 
 
 def plan_body(version: PlanVersion) -> dict[str, Any]:
@@ -258,24 +254,3 @@ class CustomerDetailApi(APIView):
             _customer_body(customer),
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
         )
-
-
-class OutcomeReverseApi(APIView):
-    @extend_schema(
-        operation_id="outcomes_reverse",
-        summary="Reverse a succeeded outcome within its plan's reversal window",
-        request=None,
-        responses={
-            200: OutcomeOutputSerializer,
-            401: API_ERRORS[401],
-            404: ErrorSerializer,
-            409: ErrorSerializer,
-        },
-    )
-    def post(self, request: Request, external_id: str) -> Response:
-        outcome = outcome_selectors.outcome_get(external_id=external_id)
-        window = selectors.reversal_window(customer=outcome.customer)
-        reversed_outcome = outcome_reverse(
-            external_id=external_id, window=window, now=timezone.now()
-        )
-        return Response(OutcomeOutputSerializer(reversed_outcome).data)

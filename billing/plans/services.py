@@ -11,6 +11,7 @@ import msgspec
 from django.db import transaction
 from django.utils import timezone
 
+from api.errors import ApiError, ErrorDetail
 from billing.money import is_currency
 from billing.plans.models import (
     OutcomePrice,
@@ -27,7 +28,6 @@ from billing.plans.models import (
 from billing.plans.periods import subscription_period
 from billing.plans.schemas import OutcomePriceDoc, PlanDoc, PriceBookDoc, TierDoc
 from billing.plans.selectors import plan_document, plan_in_effect, plan_version_current, seats_at
-from config.errors import ApiError, ErrorDetail
 from metering.models import Customer
 from metering.services import customer_upsert
 

@@ -7,9 +7,4 @@ urlpatterns = [
     path("plans", api.PlanListApi.as_view(), name="plans"),
     path("plans/<str:code>", api.PlanDetailApi.as_view(), name="plan"),
     path("plans/<str:code>/versions", api.PlanVersionsApi.as_view(), name="plan-versions"),
-    path(
-        "outcomes/<str:external_id>/reverse",
-        api.OutcomeReverseApi.as_view(),
-        name="outcome-reverse",
-    ),
 ]

@@ -8,12 +8,12 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
 
+from api.errors import ApiError
 from billing.invoicing.admin import InvoiceAdmin
 from billing.invoicing.models import Invoice, InvoiceStatus, PushState
 from billing.stripe_sync.services import invoice_cancel
 from billing.stripe_sync.stripe_api import StripeRefused, StripeRetryable
 from billing.stripe_sync.tasks import push_invoice
-from config.errors import ApiError
 from config.queue import enqueue
 
 

@@ -17,10 +17,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from api.errors import ApiError, ErrorDetail
+from api.throttling import client_address, window_hit
 from billing.stripe_sync.services.webhooks import webhook_receive
 from billing.stripe_sync.stripe_api import InvalidPayload, InvalidSignature
-from config.errors import ApiError, ErrorDetail
-from config.throttling import client_address, window_hit
 from metering.serializers import ErrorSerializer
 
 

@@ -45,37 +45,40 @@ AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
 ]
 
-MIDDLEWARE = [
-    # The hot path (below) takes its requests off this chain: first, so every other
-    # request passes all of it.
-    "config.middleware.HotPathMiddleware",
+# Two pipelines (config/pipeline.py): the API's, for product backends with a key, and the
+# admin's, for everything else. What every request passes is written once, here.
+COMMON_MIDDLEWARE = [
     "config.middleware.RequestIdMiddleware",
     "config.metrics.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
     "config.middleware.BodySizeLimitMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    # Checks the Host against ALLOWED_HOSTS (400 for another).
     "django.middleware.common.CommonMiddleware",
+    # X-Frame-Options: DENY on every answer, JSON too (OWASP's REST security headers).
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+# The API: under API_PATH_PREFIX, but for the docs and the schema, which open for an
+# operator logged in to the admin (a browser cannot send the key header).
+API_PATH_PREFIX = "/v1/"
+API_PATHS_WITH_SESSION = ("/v1/docs", "/v1/schema")
+API_MIDDLEWARE = [
+    *COMMON_MIDDLEWARE,
+    "config.middleware.DatabaseUnavailableMiddleware",
+]
+MIDDLEWARE = [
+    # First: an API request leaves this chain here for API_MIDDLEWARE.
+    "config.pipeline.ApiPipelineMiddleware",
+    *COMMON_MIDDLEWARE,
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Who is acting, for the audit log of invoices and plans (auditlog's LogEntry).
     "auditlog.middleware.AuditlogMiddleware",
     "config.middleware.DatabaseUnavailableMiddleware",
     # Last, as django-axes requires: answers a locked-out admin login.
     "axes.middleware.AxesMiddleware",
-]
-
-# Requests answered by a plain view behind a short chain of the middleware above,
-# past URL routing, the admin's middleware and DRF (config.middleware.HotPathMiddleware).
-# A middleware added above for every request belongs in HOT_PATH_MIDDLEWARE too.
-HOT_PATHS = {("POST", "/v1/events"): "metering.api.events_ingest_hot"}
-HOT_PATH_MIDDLEWARE = [
-    "config.middleware.RequestIdMiddleware",
-    "config.metrics.RequestMetricsMiddleware",
-    "django.middleware.security.SecurityMiddleware",
-    "config.middleware.BodySizeLimitMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"

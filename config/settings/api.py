@@ -4,11 +4,11 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["metering.authentication.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["config.parsers.SafeJSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["api.parsers.SafeJSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "config.errors.api_exception_handler",
+    "EXCEPTION_HANDLER": "api.errors.api_exception_handler",
     "UNAUTHENTICATED_USER": None,
-    "DEFAULT_THROTTLE_CLASSES": ["config.throttling.ApiKeyRateThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["api.throttling.ApiKeyRateThrottle"],
 }
 
 SPECTACULAR_SETTINGS = {
@@ -55,7 +55,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
 API_TRUSTED_PROXIES = env_list("API_TRUSTED_PROXIES", [])
 
 # Requests per API key ("N/s", "N/m" or "N/h"; "0": no limit), and failed
-# authentications per client address before 429 (config/throttling.py).
+# authentications per client address before 429 (api/throttling.py).
 API_KEY_RATE_LIMIT = env_str("API_KEY_RATE_LIMIT", "2000/s")
 API_AUTH_FAILURE_LIMIT = env_str("API_AUTH_FAILURE_LIMIT", "20/m")
 
@@ -63,7 +63,7 @@ API_AUTH_FAILURE_LIMIT = env_str("API_AUTH_FAILURE_LIMIT", "20/m")
 # across processes (and a Django cache for anything else that wants one).
 _CACHE_URL = env_str("CACHE_URL", "")
 # A cache call waits at most this long for a connection and for a reply; after a failure
-# the rate limits count per process for CACHE_BACKOFF_SECONDS (config/throttling.py).
+# the rate limits count per process for CACHE_BACKOFF_SECONDS (api/throttling.py).
 CACHE_TIMEOUT_SECONDS = env_float("CACHE_TIMEOUT_SECONDS", 0.5)
 CACHE_BACKOFF_SECONDS = env_float("CACHE_BACKOFF_SECONDS", 5.0)
 CACHES = {

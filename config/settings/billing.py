@@ -8,3 +8,8 @@ BILLING_CLOSE_GRACE_MINUTES = env_int("BILLING_CLOSE_GRACE_MINUTES", 60)
 # (ISO 4217). Revenue in other currencies and inference cost (USD) are converted with the
 # FX rates entered in the admin or loaded with `manage.py load_fx_rates`.
 REPORTING_CURRENCY = env_str("PAYBACK_REPORTING_CURRENCY", "USD").upper()
+
+# How long after its success an outcome may be reversed: outcomes asks billing's plans
+# (the window is a term of the customer's plan) through this function, wired here so
+# that outcomes, below billing, imports nothing of it.
+OUTCOME_REVERSAL_WINDOW = "billing.plans.selectors.reversal_window"

@@ -27,9 +27,9 @@ from django.db import connection, transaction
 from django.utils import timezone
 from psycopg.types.json import Jsonb
 
+from api.batch import BatchResult
+from api.errors import ApiError, ErrorDetail
 from config import metrics
-from config.batch import BatchResult
-from config.errors import ApiError, ErrorDetail
 from config.metrics import batch_observed
 from metering.pricing import (
     OVERRIDE_COLUMNS,

@@ -29,7 +29,7 @@ from django.db import connection, transaction
 from django.db.backends.utils import CursorWrapper
 from django.utils import timezone
 
-from config.errors import ApiError, ErrorDetail
+from api.errors import ApiError, ErrorDetail
 
 logger = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from typing import Any
 
 from django.db import connection, transaction
 
-from config.errors import ApiError, ErrorDetail
+from api.errors import ApiError, ErrorDetail
 from config.queue import enqueue_on_commit
 from metering.models import ModelPriceOverride
 from metering.pricing import PriceBook, Tokens

@@ -10,13 +10,13 @@ from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
 
+from api.errors import ApiError
 from billing.analytics.models import Reconciliation
 from billing.invoicing.models import Invoice, InvoiceStatus
 from billing.invoicing.selectors import periods_due
 from billing.invoicing.services import invoice_move, period_close
 from billing.invoicing.tasks import close_due_periods, close_period
 from billing.plans.models import Subscription
-from config.errors import ApiError
 from metering.schemas import parse_event_batch
 from metering.services import events_ingest
 from outcomes.models import Outcome

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from config.errors import ApiError
+from api.errors import ApiError
 from metering.schemas import MAX_TOKENS, fingerprint_of, parse_event_batch
 
 NOW = datetime(2026, 11, 27, 12, tzinfo=UTC)

@@ -13,8 +13,8 @@ from django.db import connection, transaction
 from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
+from api.errors import ApiError
 from config.celery import app as celery_app
-from config.errors import ApiError
 from metering.models import UsageEvent
 from metering.selectors import event_partitions, events_by_client_id
 from metering.services import event_partition_detach, event_partitions_ensure

@@ -2,7 +2,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from config.errors import ApiError
+from api.errors import ApiError
 from metering.selectors import event_partitions
 from metering.services import event_partition_detach, event_partitions_ensure
 from metering.services.partitions import Month

@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from billing.invoicing.selectors import periods_due
-from billing.invoicing.services import due_periods_close
+from billing.invoicing.services import periods_due_close
 
 
 class Command(BaseCommand):
@@ -56,7 +56,7 @@ class Command(BaseCommand):
                 bar = "#" * (30 * done // max(total, 1))
                 self.stderr.write(f"\r[{bar:<30}] {done}/{total} periods", ending="")
 
-        created = due_periods_close(
+        created = periods_due_close(
             as_of=moment, customer_external_id=customer, processes=processes, progress=progress
         )
         self.stderr.write("")

@@ -3,8 +3,7 @@
 from dataclasses import dataclass
 from typing import Any
 
-import msgspec
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
@@ -84,28 +83,6 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
 
 def json_error_response(status_code: int, code: str, message: str) -> JsonResponse:
     return JsonResponse(error_body([ErrorDetail(code=code, message=message)]), status=status_code)
-
-
-def api_error_response(
-    exc: ApiError | exceptions.APIException, *, authenticate_header: str
-) -> HttpResponse:
-    """The answer DRF and api_exception_handler give, for a view outside DRF (the hot path,
-    config.middleware.HotPathMiddleware): the same body, status and headers —
-    WWW-Authenticate on a 401, Retry-After on a 429."""
-    if isinstance(exc, ApiError):
-        return json_response(error_body(exc.errors), status=exc.status_code)
-    response = json_response(error_body([_api_exception_error(exc)]), status=exc.status_code)
-    if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
-        response["WWW-Authenticate"] = authenticate_header
-    wait = getattr(exc, "wait", None)
-    if wait:
-        response["Retry-After"] = f"{wait:d}"
-    return response
-
-
-def json_response(body: Any, *, status: int = 200) -> HttpResponse:
-    """JSON as DRF's renderer writes it (compact, UTF-8), for views outside DRF."""
-    return HttpResponse(msgspec.json.encode(body), status=status, content_type="application/json")
 
 
 def handler404(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:

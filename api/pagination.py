@@ -10,7 +10,7 @@ from drf_spectacular.utils import OpenApiParameter
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from config.errors import ApiError, ErrorDetail
+from api.errors import ApiError, ErrorDetail
 
 
 def page_parameters(maximum: int) -> list[OpenApiParameter]:

@@ -15,14 +15,14 @@ from rest_framework.utils.json import strict_constant
 class SafeJSONParser(JSONParser):
     """DRF's JSON parser (the default of every DRF view), answering 400 rather than 500 to
     a body that is not UTF-8, nests deeper than MAX_JSON_DEPTH, or holds text that is not
-    Unicode (a lone surrogate escape): config.batch.json_value_check."""
+    Unicode (a lone surrogate escape): api.batch.json_value_check."""
 
     parse_float: Any = float
 
     def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
-        # Here, not at the top: DRF imports this module while config.errors imports DRF.
-        from config.batch import json_value_check, too_deep
-        from config.errors import ApiError
+        # Here, not at the top: DRF imports this module while api.errors imports DRF.
+        from api.batch import json_value_check, too_deep
+        from api.errors import ApiError
 
         encoding = (parser_context or {}).get("encoding", "utf-8")
         try:

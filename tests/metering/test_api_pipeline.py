@@ -1,7 +1,8 @@
-"""POST /v1/events is answered on the hot path (config.middleware.HotPathMiddleware): a
-plain view past URL routing, the admin's middleware and DRF. These tests hold it to the
-DRF view the schema describes: the same requests, sent through each, get the same answers
-and leave the same rows."""
+"""The API is served by a pipeline of its own (config/pipeline.py): API_MIDDLEWARE, past
+the admin's middleware (sessions, CSRF, users, messages, frame options, the audit log's
+actor, login lockout, static files). These tests hold it to the admin's full chain: the
+same requests to POST /v1/events, sent through each, get the same answers and leave the
+same rows."""
 
 import json
 from collections.abc import Callable
@@ -9,6 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 from django.test import override_settings
@@ -105,39 +107,60 @@ def _clients(keys: dict[str, str]) -> Callable[[str], APIClient]:
     return client_for
 
 
+# No path is the API's: every request goes down the admin's full chain.
+FULL_CHAIN = {"API_PATH_PREFIX": "/no-such-prefix/"}
+
+
 def _run(keys: dict[str, str], *, hot: bool) -> tuple[list[Any], list[tuple[Any, ...]]]:
     """The script from a clean slate (no rows, no cached keys, no rate counters), through
-    the hot path or, with HOT_PATHS emptied, through DRF; rolled back afterwards."""
+    the API's pipeline (`hot`) or the admin's full chain; rolled back afterwards."""
     cache.clear()
     authentication._recently_verified.clear()
     with transaction.atomic():
         savepoint = transaction.savepoint()
-        with override_settings(**({} if hot else {"HOT_PATHS": {}})):
+        with override_settings(**({} if hot else FULL_CHAIN)):
             answers = _answers(_clients(keys))
         stored = _stored()
         transaction.savepoint_rollback(savepoint)
     return answers, stored
 
 
-def test_post_events_takes_the_hot_path_and_other_methods_do_not(api_key):
+class AdminChainMarker:
+    """A middleware for the admin's chain in a test: it marks the answers it sees."""
+
+    def __init__(self, get_response: Callable[[Any], Any]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: Any) -> Any:
+        response = self.get_response(request)
+        response["X-Admin-Chain"] = "passed"
+        return response
+
+
+@override_settings(
+    MIDDLEWARE=[*settings.MIDDLEWARE, "tests.metering.test_api_pipeline.AdminChainMarker"]
+)
+def test_the_api_takes_its_own_pipeline_and_the_admin_the_full_chain(api_key, staff_client):
     customer_create(external_id="acme")
     client = APIClient(HTTP_AUTHORIZATION=f"Api-Key {api_key}")
 
     hot = client.post("/v1/events", event_payload("acme", id="e-1"), format="json")
-    with override_settings(HOT_PATHS={}):
+    with override_settings(**FULL_CHAIN):
         through_drf = APIClient(HTTP_AUTHORIZATION=f"Api-Key {api_key}").post(
             "/v1/events", event_payload("acme", id="e-2"), format="json"
         )
     get = client.get("/v1/events")
+    admin = staff_client.get("/admin/")
 
-    # DRF names the allowed methods on every answer of its views; the hot path does not.
-    assert hot.status_code == through_drf.status_code == 200
-    assert "Allow" not in hot
-    assert through_drf["Allow"] == "POST, OPTIONS"
+    # The marker is a middleware of the admin's chain only.
+    assert hot.status_code == through_drf.status_code == admin.status_code == 200
+    assert "X-Admin-Chain" not in hot
+    assert through_drf["X-Admin-Chain"] == admin["X-Admin-Chain"] == "passed"
+    assert hot["Allow"] == through_drf["Allow"] == "POST, OPTIONS"  # one view, DRF's
     assert (get.status_code, get.json()["errors"][0]["code"]) == (405, "method_not_allowed")
 
 
-def test_the_hot_path_answers_every_request_as_the_drf_view_does():
+def test_the_api_pipeline_answers_every_request_as_the_full_chain_does():
     customer_create(external_id="acme")
     keys = _keys()
 
@@ -156,12 +179,12 @@ def test_the_hot_path_answers_every_request_as_the_drf_view_does():
     assert hot_rows == drf_rows
 
 
-@pytest.mark.parametrize("hot", [True, False], ids=["hot path", "drf"])
+@pytest.mark.parametrize("hot", [True, False], ids=["api pipeline", "full chain"])
 def test_over_the_key_rate_both_answer_429_with_retry_after(api_key, hot, settings):
     """Alone, because the wait depends on the clock: its header is compared in range."""
     settings.API_KEY_RATE_LIMIT = "2/h"
     if not hot:
-        settings.HOT_PATHS = {}
+        settings.API_PATH_PREFIX = FULL_CHAIN["API_PATH_PREFIX"]
     customer_create(external_id="acme")
     client = APIClient(HTTP_AUTHORIZATION=f"Api-Key {api_key}")
 
@@ -176,11 +199,11 @@ def test_over_the_key_rate_both_answer_429_with_retry_after(api_key, hot, settin
     assert UsageEvent.objects.count() == 2
 
 
-@pytest.mark.parametrize("hot", [True, False], ids=["hot path", "drf"])
+@pytest.mark.parametrize("hot", [True, False], ids=["api pipeline", "full chain"])
 def test_repeated_failed_keys_are_throttled_on_both(hot, settings, db):
     settings.API_AUTH_FAILURE_LIMIT = "2/h"
     if not hot:
-        settings.HOT_PATHS = {}
+        settings.API_PATH_PREFIX = FULL_CHAIN["API_PATH_PREFIX"]
     client = APIClient(HTTP_AUTHORIZATION="Api-Key nope.nope")
 
     statuses = [

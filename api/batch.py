@@ -17,7 +17,7 @@ from typing import Annotated, Any, TypeVar
 import msgspec
 from django.conf import settings
 
-from config.errors import ApiError, ErrorDetail
+from api.errors import ApiError, ErrorDetail
 
 Item = TypeVar("Item", bound=msgspec.Struct)
 

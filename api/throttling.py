@@ -106,18 +106,12 @@ class ApiKeyRateThrottle(BaseThrottle):
         prefix = getattr(request.user, "key_prefix", None)
         if prefix is None:  # an operator's session (docs), not a key
             return True
-        self.retry_after = key_rate_wait(prefix)
+        retry_after = window_hit("key", prefix, settings.API_KEY_RATE_LIMIT)
+        self.retry_after = None if retry_after is None else math.ceil(retry_after)
         return self.retry_after is None
 
     def wait(self) -> float | None:
         return self.retry_after
-
-
-def key_rate_wait(key_prefix: str) -> int | None:
-    """Count a request of this key: the whole seconds to wait when it is over
-    API_KEY_RATE_LIMIT, else None. DRF's throttle above and the hot path share it."""
-    retry_after = window_hit("key", key_prefix, settings.API_KEY_RATE_LIMIT)
-    return None if retry_after is None else math.ceil(retry_after)
 
 
 def client_address(request: HttpRequest) -> str:
