@@ -14,6 +14,7 @@ request is written once. Every API view, ingest included, is an ordinary view of
 handler: same URL routing, same DRF request cycle, same error rendering.
 """
 
+import threading
 from collections.abc import Callable
 
 from django.conf import settings
@@ -28,19 +29,25 @@ def is_api_request(path: str) -> bool:
     )
 
 
+_building = threading.Lock()
+
+
 class ApiHandler(BaseHandler):
     """Django's handler, with the API's middleware list instead of MIDDLEWARE."""
 
     def __init__(self) -> None:
         super().__init__()
         # BaseHandler.load_middleware reads settings.MIDDLEWARE: it is pointed at the
-        # API's list for the length of the call (at start-up, before any request).
-        admin_list = settings.MIDDLEWARE
-        settings.MIDDLEWARE = settings.API_MIDDLEWARE
-        try:
-            self.load_middleware()
-        finally:
-            settings.MIDDLEWARE = admin_list
+        # API's list for the length of the call. Handlers are built before they serve (a
+        # gunicorn worker's at start-up, a test client's at its first request), never
+        # while another thread builds one; the lock keeps two builds from interleaving.
+        with _building:
+            admin_list = settings.MIDDLEWARE
+            settings.MIDDLEWARE = settings.API_MIDDLEWARE
+            try:
+                self.load_middleware()
+            finally:
+                settings.MIDDLEWARE = admin_list
 
 
 class ApiPipelineMiddleware:
