@@ -4,7 +4,8 @@ the one-app layout, migrated forward, shows every row through the new apps' mode
 what points at the old models' content types (an operator's permission) points at the
 new ones. Data of older paybacks is decided by a migration, not by a branch in the code."""
 
-from datetime import UTC, datetime
+import json
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -14,10 +15,14 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
 from billing.analytics.models import Reconciliation
+from billing.analytics.selectors import invoices_unreconciled
+from billing.analytics.tasks import reconcile_missing
 from billing.invoicing.models import FxRate, Invoice, InvoiceStatus
 from billing.plans.models import Subscription
 from billing.stripe_sync.models import StripeCustomer, StripeWebhookDelivery
-from tests.metering.factories import customer_create
+from metering.schemas import parse_event_batch
+from metering.services import events_ingest
+from tests.metering.factories import customer_create, event_payload
 
 REFUSAL = "stored before payback verified first; not verified"
 
@@ -132,3 +137,55 @@ def test_deliveries_stored_before_verify_first_become_verified_or_refused():
     assert StripeWebhookDelivery.objects.get(pk=carried).verified is True
     refusal = StripeWebhookDelivery.objects.get(pk=refused)
     assert (refusal.verified, refusal.refusal) == (False, REFUSAL)
+
+
+@pytest.mark.django_db(transaction=True)  # each migration commits, as in a real upgrade
+def test_invoices_closed_before_margin_rows_get_one_and_the_sweep_finishes_them():
+    """An invoice an older payback closed without its Reconciliation row gets one from the
+    migration, as a close would have written it; the sweep that makes missing breakdowns
+    then finishes it (before, it chose that invoice every run and never could)."""
+    customer = customer_create(external_id="acme")
+    executor = MigrationExecutor(connection)
+    executor.migrate([("analytics", "0001_initial")])
+    try:
+        apps = executor.loader.project_state([("analytics", "0001_initial")]).apps
+        plan = apps.get_model("plans", "Plan").objects.create(code="pro", name="Pro")
+        version = apps.get_model("plans", "PlanVersion").objects.create(
+            plan=plan, version=1, currency="USD", base_fee=Decimal("49")
+        )
+        old = apps.get_model("invoicing", "Invoice").objects.create(
+            customer_id=customer.pk,
+            period_start=OCTOBER,
+            period_end=NOVEMBER,
+            plan_version=version,
+            currency="USD",
+            total=4900,
+            status="finalized",
+            closed_at=NOVEMBER,
+        )
+        at = OCTOBER + timedelta(days=3)
+        calls = [
+            event_payload("acme", cost="1", timestamp=at.isoformat()),
+            event_payload("acme", cost="2", timestamp=at.isoformat()),
+            event_payload("acme", model="no-such-model", timestamp=at.isoformat()),
+        ]
+        events_ingest(events=parse_event_batch(json.dumps({"events": calls}).encode(), now=at))
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.migrate(executor.loader.graph.leaf_nodes())
+
+    row = Reconciliation.objects.get(invoice_id=old.pk)
+    assert (row.revenue, row.inference_cost, row.calls, row.unpriced_calls) == (
+        Decimal(49),
+        Decimal(3),
+        3,
+        1,
+    )
+    assert (row.margin, row.margin_percent) == (Decimal(46), Decimal("93.88"))
+    assert row.breakdown_at is None
+    assert invoices_unreconciled(limit=10) == [old.pk]
+
+    assert reconcile_missing() == 1
+
+    assert invoices_unreconciled(limit=10) == []
+    assert Reconciliation.objects.get(invoice_id=old.pk).breakdown_at is not None

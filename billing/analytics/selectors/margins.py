@@ -33,7 +33,6 @@ from decimal import ROUND_DOWN, Decimal
 from typing import Protocol
 
 from django.conf import settings
-from django.db.models import Q
 
 from billing.invoicing.fx import usd_per_unit
 from billing.invoicing.models import Invoice, InvoiceStatus
@@ -162,45 +161,39 @@ class PeriodEconomics:
 
 def _unbroken_down_periods(*, start: datetime, end: datetime) -> list[PeriodEconomics]:
     """Closed periods whose breakdown is not made yet (the task after the close makes
-    it, soon after): one cell with the period's totals each, right per
-    customer, with no outcome type, model, feature or tier."""
+    it, soon after): one cell with the period's totals each, right per customer, with no
+    outcome type, model, feature or tier."""
     invoices = Invoice.objects.filter(
-        Q(reconciliation__isnull=True) | Q(reconciliation__breakdown_at__isnull=True),
+        reconciliation__breakdown_at__isnull=True,
         period_start__lt=end,
         period_end__gt=start,
     ).select_related("customer", "reconciliation")
-    periods = []
-    for invoice in invoices:
-        reconciliation = getattr(invoice, "reconciliation", None)
-        cells = []
-        if reconciliation is not None:
-            cells.append(
+    return [
+        PeriodEconomics(
+            customer=invoice.customer.external_id,
+            start=invoice.period_start,
+            end=invoice.period_end,
+            closed=True,
+            currency=invoice.currency,
+            included_features=(),
+            cells=[
                 Cell(
                     "",
                     "",
                     "",
                     "",
                     "",
-                    calls=reconciliation.calls,
-                    cost=reconciliation.inference_cost,
-                    unpriced_calls=reconciliation.unpriced_calls,
+                    calls=invoice.reconciliation.calls,
+                    cost=invoice.reconciliation.inference_cost,
+                    unpriced_calls=invoice.reconciliation.unpriced_calls,
                     revenue=from_minor_units(invoice.total, invoice.currency),
                 )
-            )
-        periods.append(
-            PeriodEconomics(
-                customer=invoice.customer.external_id,
-                start=invoice.period_start,
-                end=invoice.period_end,
-                closed=True,
-                currency=invoice.currency,
-                included_features=(),
-                cells=cells,
-                outcomes={},
-                written_off=invoice.status in WRITTEN_OFF,
-            )
+            ],
+            outcomes={},
+            written_off=invoice.status in WRITTEN_OFF,
         )
-    return periods
+        for invoice in invoices
+    ]
 
 
 def _open_periods(*, start: datetime, end: datetime, now: datetime) -> list[PeriodEconomics]:
