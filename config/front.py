@@ -98,6 +98,7 @@ def start(
     from config.settings.api import API_MAX_BODY_BYTES
 
     environment = dict(os.environ if env is None else env)
+    nginx = nginx_binary()  # before gunicorn: a missing nginx must leave nothing running
     folder.mkdir(parents=True, exist_ok=True)
     api_socket = folder / "api.sock"
     api_socket.unlink(missing_ok=True)
@@ -119,12 +120,16 @@ def start(
         api_socket=api_socket,
         max_body_bytes=API_MAX_BODY_BYTES,
     )
-    proxy = subprocess.Popen(
-        [nginx_binary(), "-c", str(config), "-e", str(folder / "nginx" / "error.log")],
-        cwd=BASE_DIR,
-        env=environment,
-        start_new_session=True,
-    )
+    try:
+        proxy = subprocess.Popen(
+            [nginx, "-c", str(config), "-e", str(folder / "nginx" / "error.log")],
+            cwd=BASE_DIR,
+            env=environment,
+            start_new_session=True,
+        )
+    except OSError:
+        stop([api])
+        raise
     return [api, proxy]
 
 

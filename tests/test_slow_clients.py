@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 from rest_framework_api_key.models import APIKey
 
@@ -204,3 +205,25 @@ def test_the_client_address_comes_from_a_trusted_proxy_only(peer, forwarded, see
     wrapped({"REMOTE_ADDR": peer, "HTTP_X_FORWARDED_FOR": forwarded}, lambda *a: None)
 
     assert seen_by_app["address"] == seen
+
+
+def test_a_front_that_cannot_start_nginx_leaves_no_gunicorn_running(tmp_path, monkeypatch):
+    """Without nginx the front refuses to start and leaves nothing behind (it used to
+    start gunicorn first and leave it running when nginx was missing)."""
+
+    def missing() -> str:
+        raise RuntimeError("nginx is not installed")
+
+    monkeypatch.setattr(front, "nginx_binary", missing)
+    before = {child.pid for child in psutil.Process().children(recursive=True)}
+
+    with pytest.raises(RuntimeError, match="nginx is not installed"):
+        front.start(tmp_path, listen="127.0.0.1:1")
+
+    started = [
+        child
+        for child in psutil.Process().children(recursive=True)
+        if child.pid not in before and child.is_running()
+    ]
+    assert started == []
+    assert not (tmp_path / "api.sock").exists()
