@@ -12,6 +12,11 @@ class OutcomeStatus(models.TextChoices):
     REVERSED = "reversed"
 
 
+# What a client sends with an outcome; `reversed` has its endpoint of its own. (msgspec's
+# Literal in schemas.py spells them out: tests/outcomes hold the two equal.)
+SENT_STATUSES = (OutcomeStatus.PENDING, OutcomeStatus.SUCCEEDED, OutcomeStatus.FAILED)
+
+
 class Outcome(models.Model):
     """An AI action and what became of it: a resolution, a drafted e-mail, a negotiated
     discount. Usage events name it by `external_id` (their `outcome`), before or after it

@@ -30,7 +30,7 @@ class OutcomeIn(msgspec.Struct, forbid_unknown_fields=True):
     id: text(min_length=1, max_length=200)  # type: ignore[valid-type]
     customer: text(min_length=1, max_length=200) | None = None  # type: ignore[valid-type]
     type: OutcomeType | None = None
-    # Sent statuses are pending, succeeded, failed; `reversed` has its own endpoint.
+    # models.SENT_STATUSES (msgspec takes plain strings only in a Literal).
     status: Literal["pending", "succeeded", "failed"] | None = None
     timestamp: str | None = None
     value: str | None = None

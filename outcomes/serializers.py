@@ -3,7 +3,7 @@
 
 from rest_framework import serializers
 
-from outcomes.models import OutcomeStatus
+from outcomes.models import SENT_STATUSES, OutcomeStatus
 
 
 class OutcomeInputSerializer(serializers.Serializer):
@@ -21,7 +21,7 @@ class OutcomeInputSerializer(serializers.Serializer):
         help_text="e.g. `resolution`, `invoice_negotiated`; required for a new outcome.",
     )
     status = serializers.ChoiceField(
-        ["pending", "succeeded", "failed"],
+        [status.value for status in SENT_STATUSES],
         required=False,
         help_text="Default `pending` for a new outcome. Moves: pending -> succeeded | failed. "
         "Re-sending the current status is a duplicate; any other move is a 409.",

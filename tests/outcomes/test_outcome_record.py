@@ -1,12 +1,15 @@
 """POST /v1/outcomes: the lifecycle, duplicates, conflicts, all or nothing."""
 
+import typing
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from django.utils import timezone
 
-from outcomes.models import Outcome
+from outcomes.models import SENT_STATUSES, Outcome, OutcomeStatus
+from outcomes.schemas import OutcomeIn
+from outcomes.serializers import OutcomeInputSerializer
 from outcomes.services import outcome_reverse
 from tests.metering.factories import customer_create
 from tests.outcomes.factories import outcome_payload
@@ -181,3 +184,13 @@ def test_reverse_within_the_window(acme, client_with_key):
     # A retry changes nothing.
     again = outcome_reverse(external_id="o-1", window=timedelta(days=7), now=timezone.now())
     assert again.reversed_at == outcome.reversed_at
+
+
+def test_the_statuses_a_client_may_send_are_one_list():
+    """The wire schema (a msgspec Literal of plain strings), the documented serializer and
+    the model's list of sent statuses name the same statuses: every status but reversed."""
+    literal = typing.get_args(typing.get_type_hints(OutcomeIn)["status"])[0]
+    documented = set(OutcomeInputSerializer().fields["status"].choices)
+
+    assert set(typing.get_args(literal)) == documented == set(SENT_STATUSES)
+    assert set(OutcomeStatus) - set(SENT_STATUSES) == {OutcomeStatus.REVERSED}
