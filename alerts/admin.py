@@ -4,7 +4,7 @@ from django.db import models
 from django.http import HttpRequest
 
 from alerts.models import Alert, AlertDelivery, AlertRule, WebhookEndpoint
-from config.admin import FactsAdmin
+from common.admin import FactsAdmin
 
 
 @admin.register(AlertRule)

@@ -32,7 +32,7 @@ from alerts.webhooks import UnsafeUrl, webhook_post
 from billing.analytics.selectors.margins import MarginFilters, MarginReport, margins_report
 from billing.analytics.selectors.premium import premium_break_even
 from billing.invoicing.selectors.rating import periods_waiting_for_rates
-from config.queue import enqueue_on_commit
+from common.queue import enqueue_on_commit
 
 logger = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from alerts.selectors import deliveries_stalled
 from alerts.services import alert_deliver, alerts_evaluate
-from config.queue import enqueue
+from common.queue import enqueue
 
 
 @shared_task

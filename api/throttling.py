@@ -26,7 +26,7 @@ from django.core.cache.backends.locmem import LocMemCache
 from django.http import HttpRequest
 from rest_framework.throttling import BaseThrottle
 
-from config.backoff import UNREACHABLE, Backoff
+from common.backoff import UNREACHABLE, Backoff
 
 if TYPE_CHECKING:  # rest_framework.views imports the authentication, which imports this
     from rest_framework.request import Request

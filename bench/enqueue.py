@@ -3,7 +3,7 @@ for the tasks it sends after its commit (a push per invoice, a breakdown per chu
 
 Run with `.venv/bin/python -m config.embedded exec .venv/bin/python bench/enqueue.py`
 (needs Debian's redis-server, which `make test` installs). It starts a private Redis
-server, then times --tasks enqueues (config.queue.enqueue) of a task nobody consumes:
+server, then times --tasks enqueues (common.queue.enqueue) of a task nobody consumes:
   - up: the Redis server answering (the baseline);
   - down: a port where nothing listens (connection refused);
   - frozen: the Redis server stopped with SIGSTOP (connections accepted, nothing
@@ -35,8 +35,8 @@ class GaveUp(Exception):
 
 
 def timed_enqueues(url: str, tasks: int, give_up: float) -> dict[str, float | int | bool]:
+    from common.queue import enqueue
     from config.celery import app
-    from config.queue import enqueue
     from metering.tasks import price_unpriced_events
 
     app.conf.broker_url = app.conf.broker_write_url = url

@@ -1,5 +1,5 @@
 # Load the Celery app whenever Django starts, so that `@shared_task` binds to it and
-# services can enqueue (config/queue.py).
+# services can enqueue (common/queue.py).
 from config.celery import app as celery_app
 
 __all__ = ["celery_app"]

@@ -105,7 +105,7 @@ def run() -> int:
     port = os.environ.get("PORT", "8000")
     venv_bin = Path(sys.executable).parent
     # One folder for every process's Prometheus samples, so that /metrics sums the API
-    # workers and the Celery workers (config/metrics.py); emptied at each start.
+    # workers and the Celery workers (common/metrics.py); emptied at each start.
     metrics_folder = VAR_DIR / "prometheus"
     shutil.rmtree(metrics_folder, ignore_errors=True)
     metrics_folder.mkdir(parents=True)

@@ -4,7 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from api.health import HealthApi
 from billing.analytics import admin as analytics_admin
-from config.metrics import metrics_view
+from common.metrics import metrics_view
 
 handler404 = "api.errors.handler404"
 handler500 = "api.errors.handler500"

@@ -8,7 +8,7 @@ from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from config.admin import FactsAdmin
+from common.admin import FactsAdmin
 from metering.models import Customer, ModelPriceOverride, UsageEvent
 from metering.selectors import events_by_client_id
 from metering.services import price_override_save

@@ -10,7 +10,7 @@ from typing import Any
 from django.db.models import QuerySet
 from django.http import Http404
 
-from config.replicas import reading
+from common.replicas import reading
 from metering.models import CostSource, Customer, EventKey, ModelPriceOverride, UsageEvent
 from metering.services.partitions import DEFAULT_PARTITION, EVENTS_TABLE, Month, partition_month
 

@@ -3,7 +3,7 @@ cost. Outcomes are facts recorded through the API: read-only here."""
 
 from django.contrib import admin
 
-from config.admin import FactsAdmin
+from common.admin import FactsAdmin
 from outcomes.models import Outcome
 from outcomes.selectors import outcome_cost
 

@@ -14,7 +14,7 @@ from django.db.models import Count, Q, Sum
 from django.http import Http404
 from django.utils.module_loading import import_string
 
-from config.replicas import reading
+from common.replicas import reading
 from metering.models import CostSource, Customer, UsageEvent
 from outcomes.models import Outcome
 

@@ -10,8 +10,8 @@ from django.utils import timezone
 
 from api.batch import BatchResult, raise_if_errors
 from api.errors import ApiError, ErrorDetail
-from config import metrics
-from config.metrics import batch_observed
+from common import metrics
+from common.metrics import batch_observed
 from metering.models import Customer
 from outcomes.locks import outcomes_lock
 from outcomes.models import Outcome, OutcomeStatus

@@ -82,7 +82,7 @@ def test_broker_down_events_are_still_stored_and_acknowledged(client_with_key, d
 def test_broker_down_a_price_override_is_saved_and_the_sweep_prices(
     db, caplog, django_capture_on_commit_callbacks
 ):
-    caplog.set_level(logging.WARNING, logger="config.queue")
+    caplog.set_level(logging.WARNING, logger="common.queue")
     customer_create(external_id="acme")
     UsageEvent.objects.all().delete()
     at = timezone.now() - timedelta(hours=1)

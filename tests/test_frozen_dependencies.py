@@ -68,7 +68,7 @@ def test_health_answers_503_within_its_budget_when_the_broker_is_frozen(client, 
 def test_ingest_does_not_touch_a_frozen_broker(
     client_with_key, frozen_broker, caplog, django_capture_on_commit_callbacks
 ):
-    caplog.set_level(logging.WARNING, logger="config.queue")
+    caplog.set_level(logging.WARNING, logger="common.queue")
     customer_create(external_id="acme")
 
     with django_capture_on_commit_callbacks(execute=True) as after_commit:
@@ -87,7 +87,7 @@ def test_ingest_does_not_touch_a_frozen_broker(
 def test_a_price_override_is_saved_with_the_broker_frozen_waiting_once(
     client_with_key, frozen_broker, caplog, django_capture_on_commit_callbacks
 ):
-    caplog.set_level(logging.WARNING, logger="config.queue")
+    caplog.set_level(logging.WARNING, logger="common.queue")
 
     with django_capture_on_commit_callbacks(execute=True):
         saved, waited = timed(
@@ -117,7 +117,7 @@ def test_a_close_with_the_broker_frozen_tries_it_once_and_invoices_everyone(
     """Each invoice's push and each chunk's breakdown are enqueued after the close; with
     the broker frozen the first attempt waits out the timeout and the rest do not wait
     (they were ~0.6 s each in Celery's publish retries, hours for 10,000 customers)."""
-    caplog.set_level(logging.WARNING, logger="config.queue")
+    caplog.set_level(logging.WARNING, logger="common.queue")
     version = plan_load("support-ai", outcomes=[{"type": "resolution", "unit_price": "0.99"}])
     for n in range(5):
         Subscription.objects.create(

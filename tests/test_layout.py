@@ -1,5 +1,5 @@
 """The house rules of the code's layout (docs/development.md "Layout"): dependencies run
-one way, api <- metering <- outcomes <- billing.plans <- billing.invoicing <-
+one way, common <- api <- metering <- outcomes <- billing.plans <- billing.invoicing <-
 billing.stripe_sync / billing.analytics <- alerts, and no service imports a task
 (services enqueue by name)."""
 
@@ -10,6 +10,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Each domain app and its floor: an app may import only apps on a lower floor.
 FLOORS = {
+    "common": -2,  # queue, backoff, metrics, replicas: what every app uses
     "api": -1,  # what every API view shares: it knows no domain
     "metering": 0,
     "outcomes": 1,

@@ -15,9 +15,9 @@ from billing.analytics.forms import DashboardWindowForm
 from billing.analytics.models import Reconciliation
 from billing.analytics.selectors.dashboard import dashboard_data
 from billing.analytics.selectors.margins import MarginFilters, MarginRow, margins_report
-from config.admin import FactsAdmin
-from config.exports import SafeCsvWriter
-from config.replicas import replica_reads
+from common.admin import FactsAdmin
+from common.exports import SafeCsvWriter
+from common.replicas import replica_reads
 
 
 class NegativeMarginFilter(admin.SimpleListFilter):

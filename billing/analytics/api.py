@@ -24,7 +24,7 @@ from billing.analytics.serializers import (
     PremiumBreakEvenSerializer,
     SavingsSerializer,
 )
-from config.replicas import replica_reads
+from common.replicas import replica_reads
 from metering import selectors as metering_selectors
 from metering.api import API_ERRORS
 from metering.serializers import ErrorSerializer

@@ -10,7 +10,7 @@ from django.http import HttpRequest
 
 from billing.invoicing.models import FxRate, Invoice, InvoiceLine
 from billing.money import from_minor_units
-from config.admin import FactsAdmin
+from common.admin import FactsAdmin
 
 
 class InvoiceLineInline(admin.TabularInline):

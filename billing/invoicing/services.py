@@ -28,7 +28,7 @@ from billing.invoicing.selectors.rating import previous_invoices
 from billing.invoicing.watermark import snapshot_take
 from billing.plans.models import Subscription
 from billing.plans.periods import subscription_period
-from config.queue import enqueue_on_commit
+from common.queue import enqueue_on_commit
 
 logger = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from billing.invoicing.services import PeriodNotReady, period_close
 
 # Task names are those of earlier paybacks (billing.tasks.*), where every billing task
 # lived in one module: messages queued before an upgrade still find their task, and beat
-# and the services enqueue by these names (config/settings/celery.py, config/queue.py).
+# and the services enqueue by these names (config/settings/celery.py, common/queue.py).
 
 
 @shared_task(

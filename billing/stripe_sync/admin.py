@@ -14,7 +14,7 @@ from billing.invoicing.models import Invoice, InvoiceStatus, PushState
 from billing.stripe_sync.services import invoice_cancel
 from billing.stripe_sync.stripe_api import StripeRefused, StripeRetryable
 from billing.stripe_sync.tasks import push_invoice
-from config.queue import enqueue
+from common.queue import enqueue
 
 
 class DriftFilter(admin.SimpleListFilter):

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import stripe
 from django.conf import settings
 
-from config.metrics import STRIPE_ERRORS
+from common.metrics import STRIPE_ERRORS
 
 T = TypeVar("T")
 

@@ -18,11 +18,11 @@ from billing.stripe_sync.services import (
     stripe_event_process,
 )
 from billing.stripe_sync.stripe_api import StripeRefused, StripeRetryable
-from config.queue import enqueue
+from common.queue import enqueue
 
 # Task names are those of earlier paybacks (billing.tasks.*), where every billing task
 # lived in one module: messages queued before an upgrade still find their task, and beat
-# and the services enqueue by these names (config/settings/celery.py, config/queue.py).
+# and the services enqueue by these names (config/settings/celery.py, common/queue.py).
 
 
 @shared_task(name="billing.tasks.push_invoice", bind=True, acks_late=True, max_retries=None)

@@ -48,10 +48,10 @@ AUTHENTICATION_BACKENDS = [
 # Two pipelines (config/pipeline.py): the API's, for product backends with a key, and the
 # admin's, for everything else. What every request passes is written once, here.
 COMMON_MIDDLEWARE = [
-    "config.middleware.RequestIdMiddleware",
-    "config.metrics.RequestMetricsMiddleware",
+    "api.middleware.RequestIdMiddleware",
+    "common.metrics.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "config.middleware.BodySizeLimitMiddleware",
+    "api.middleware.BodySizeLimitMiddleware",
     # Checks the Host against ALLOWED_HOSTS (400 for another).
     "django.middleware.common.CommonMiddleware",
     # X-Frame-Options: DENY on every answer, JSON too (OWASP's REST security headers).
@@ -63,7 +63,7 @@ API_PATH_PREFIX = "/v1/"
 API_PATHS_WITH_SESSION = ("/v1/docs", "/v1/schema")
 API_MIDDLEWARE = [
     *COMMON_MIDDLEWARE,
-    "config.middleware.DatabaseUnavailableMiddleware",
+    "api.middleware.DatabaseUnavailableMiddleware",
 ]
 MIDDLEWARE = [
     # First: an API request leaves this chain here for API_MIDDLEWARE.
@@ -76,7 +76,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     # Who is acting, for the audit log of invoices and plans (auditlog's LogEntry).
     "auditlog.middleware.AuditlogMiddleware",
-    "config.middleware.DatabaseUnavailableMiddleware",
+    "api.middleware.DatabaseUnavailableMiddleware",
     # Last, as django-axes requires: answers a locked-out admin login.
     "axes.middleware.AxesMiddleware",
 ]

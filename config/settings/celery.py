@@ -15,7 +15,7 @@ CELERY_BROKER_TIMEOUT_SECONDS = env_float("CELERY_BROKER_TIMEOUT_SECONDS", 2.0)
 CELERY_BROKER_CONNECTION_TIMEOUT = CELERY_BROKER_TIMEOUT_SECONDS
 # After an enqueue found the broker unreachable, the process sends nothing to it for this
 # many seconds (each attempt would wait out the timeout); the sweeps send that work later
-# (config/queue.py).
+# (common/queue.py).
 CELERY_ENQUEUE_BACKOFF_SECONDS = env_float("CELERY_ENQUEUE_BACKOFF_SECONDS", 5.0)
 CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = (
     {
@@ -82,7 +82,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 86400.0,
     },
     # Work whose message was lost (a broker outage at enqueue): pushes, Stripe events,
-    # alert deliveries (config/queue.py).
+    # alert deliveries (common/queue.py).
     "resend-stalled-billing-work": {
         "task": "billing.tasks.resend_stalled",
         "schedule": 300.0,

@@ -22,7 +22,7 @@ DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = (
     int(_PREPARE_THRESHOLD) if _PREPARE_THRESHOLD else None
 )
 
-# A streaming replica for analytics (config/replicas.py): the margin, savings and premium
+# A streaming replica for analytics (common/replicas.py): the margin, savings and premium
 # reports and the dashboard read from it; everything else, invoices and their closes
 # first, reads and writes the primary. Empty: everything on the primary.
 DATABASE_REPLICA_URL = env_str("DATABASE_REPLICA_URL", "")
@@ -37,4 +37,4 @@ if DATABASE_REPLICA_URL:
     ]["prepare_threshold"]
     # Tests run the replica alias on the test database (a real replica is a test's own).
     DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
-DATABASE_ROUTERS = ["config.replicas.ReplicaRouter"]
+DATABASE_ROUTERS = ["common.replicas.ReplicaRouter"]

@@ -29,8 +29,8 @@ from psycopg.types.json import Jsonb
 
 from api.batch import BatchResult
 from api.errors import ApiError, ErrorDetail
-from config import metrics
-from config.metrics import batch_observed
+from common import metrics
+from common.metrics import batch_observed
 from metering.pricing import (
     OVERRIDE_COLUMNS,
     OVERRIDES_OF_MODELS,

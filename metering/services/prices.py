@@ -6,7 +6,7 @@ from typing import Any
 from django.db import connection, transaction
 
 from api.errors import ApiError, ErrorDetail
-from config.queue import enqueue_on_commit
+from common.queue import enqueue_on_commit
 from metering.models import ModelPriceOverride
 from metering.pricing import PriceBook, Tokens
 

@@ -427,7 +427,7 @@ def test_with_the_broker_down_a_close_still_invoices_and_the_sweep_catches_up(ca
     fin = subscribe("fin", plan.plan)
     outcome(fin, "fin-1", "succeeded", OCTOBER + DAY)
     # A real worker started by an earlier test leaves the root logger at ERROR.
-    caplog.set_level(logging.WARNING, logger="config.queue")
+    caplog.set_level(logging.WARNING, logger="common.queue")
     with broker_down():
         invoice = period_close(customer_id=fin.pk, period_start=OCTOBER)
 

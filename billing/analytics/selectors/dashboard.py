@@ -11,7 +11,7 @@ from typing import Any
 from billing.analytics.selectors.margins import MarginFilters, MarginReport, margins_report
 from billing.analytics.selectors.premium import PremiumBreakEven, premium_break_even
 from billing.analytics.selectors.savings import caching_levers
-from config.replicas import reading
+from common.replicas import reading
 
 TOP = 5
 HISTOGRAM_BINS = 8

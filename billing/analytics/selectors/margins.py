@@ -41,7 +41,7 @@ from billing.invoicing.selectors.rating import periods_rate
 from billing.money import from_minor_units, margin_of_revenue
 from billing.plans.models import Subscription
 from billing.plans.periods import period_after, subscription_period
-from config.replicas import reading
+from common.replicas import reading
 from metering.models import Customer
 
 ZERO = Decimal(0)

@@ -18,7 +18,7 @@ from billing.invoicing.fx import fx_convert
 from billing.money import margin_of_revenue
 from billing.plans.models import Subscription
 from billing.plans.selectors import plan_version_current, plans_in_effect
-from config.replicas import reading
+from common.replicas import reading
 
 ZERO = Decimal(0)
 EXACT = Decimal("1e-12")

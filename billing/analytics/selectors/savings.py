@@ -14,7 +14,7 @@ from datetime import datetime, time
 from decimal import Decimal
 from typing import Any
 
-from config.replicas import reading
+from common.replicas import reading
 from metering.pricing import PriceBook, Tokens
 
 ZERO = Decimal(0)

@@ -13,7 +13,7 @@ from enum import StrEnum
 from typing import Any, NamedTuple
 
 from billing.invoicing.watermark import call_priced, call_recorded
-from config.replicas import reading
+from common.replicas import reading
 
 ZERO = Decimal(0)
 

@@ -64,7 +64,7 @@ from billing.plans.selectors import (
     plans_in_effect,
     subscription_of,
 )
-from config.replicas import reading
+from common.replicas import reading
 from metering.models import Customer
 
 logger = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ from billing.invoicing.models import Invoice, InvoiceStatus
 from billing.invoicing.services import invoice_can_reach
 from billing.stripe_sync import stripe_api
 from billing.stripe_sync.models import StripeEvent, StripeWebhookDelivery
-from config.queue import enqueue_on_commit
+from common.queue import enqueue_on_commit
 
 PROCESS_STRIPE_EVENT = "billing.tasks.process_stripe_event"  # billing/stripe_sync/tasks.py
 

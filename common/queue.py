@@ -26,7 +26,7 @@ from celery.canvas import Signature
 from django.conf import settings
 from django.db import transaction
 
-from config.backoff import UNREACHABLE, Backoff
+from common.backoff import UNREACHABLE, Backoff
 from config.celery import app
 
 logger = logging.getLogger(__name__)

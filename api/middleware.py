@@ -9,7 +9,7 @@ from django.db import InterfaceError, OperationalError, connections
 from django.http import HttpRequest, HttpResponse
 
 from api.errors import json_error_response
-from config.request_id import REQUEST_ID
+from common.request_id import REQUEST_ID
 
 
 class BodySizeLimitMiddleware:
