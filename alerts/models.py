@@ -126,7 +126,7 @@ class AlertDelivery(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["alert", "endpoint"], name="alert_delivery_once"),
             models.CheckConstraint(
-                condition=~Q(state="delivered") | Q(delivered_at__isnull=False),
+                condition=~Q(state=DeliveryState.DELIVERED) | Q(delivered_at__isnull=False),
                 name="alert_delivery_delivered_has_time",
             ),
         ]

@@ -255,12 +255,12 @@ def alert_payload(alert: Alert) -> bytes:
     ).encode()
 
 
-def alert_deliver(*, delivery_id: int, last_attempt: bool) -> str:
-    """Send one delivery: "delivered", "failed" (refused or out of attempts) or "retry".
-    A delivered one is not sent again."""
+def alert_deliver(*, delivery_id: int, last_attempt: bool) -> DeliveryState:
+    """Send one delivery; its state after: delivered, failed (refused, or out of
+    attempts) or still pending (to be tried again). A delivered one is not sent again."""
     delivery = AlertDelivery.objects.select_related("alert__rule", "endpoint").get(pk=delivery_id)
     if delivery.state != DeliveryState.PENDING:
-        return delivery.state
+        return DeliveryState(delivery.state)
     delivery.attempts += 1
     try:
         status = webhook_post(
@@ -284,7 +284,7 @@ def alert_deliver(*, delivery_id: int, last_attempt: bool) -> str:
         delivery.state = DeliveryState.FAILED
         logger.error("alert delivery %s failed: %s", delivery.pk, delivery.last_error)
     delivery.save(update_fields=["state", "attempts", "last_error", "delivered_at"])
-    return "retry" if delivery.state == DeliveryState.PENDING else delivery.state
+    return DeliveryState(delivery.state)
 
 
 def webhook_endpoint_create(*, url: str) -> WebhookEndpoint:

@@ -6,6 +6,7 @@ from celery import Task, shared_task
 from django.conf import settings
 from django.utils import timezone
 
+from alerts.models import DeliveryState
 from alerts.selectors import deliveries_stalled
 from alerts.services import alert_deliver, alerts_evaluate
 from common.queue import enqueue
@@ -25,7 +26,7 @@ def deliver_alert(self: Task, delivery_id: int) -> str:
     outcome = alert_deliver(
         delivery_id=delivery_id, last_attempt=attempt >= settings.ALERT_WEBHOOK_MAX_ATTEMPTS
     )
-    if outcome == "retry":
+    if outcome == DeliveryState.PENDING:  # not yet: try again
         delay = min(settings.ALERT_WEBHOOK_BACKOFF_SECONDS * 2 ** (attempt - 1), 3600)
         raise self.retry(countdown=delay)
     return outcome
