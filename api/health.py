@@ -2,7 +2,6 @@
 broker answer, 503 (with which one failed) when either does not."""
 
 import threading
-import time
 from typing import Any
 
 from django.conf import settings
@@ -15,6 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from common.backoff import Backoff
 from config.celery import app as celery_app
 
 
@@ -40,10 +40,10 @@ def _probe_broker(outcome: dict[str, Any]) -> None:
 # at most one waiting thread per process, not one per health request.
 _broker_probe: threading.Thread | None = None
 _broker_probe_lock = threading.Lock()
-# Per broker URL, the last failed answer and until when it stands (time.monotonic()). The
-# probe's own socket timeout equals the budget, so it often ends just after the caller gave
-# up on it; without this the next check would start a new probe and wait again.
-_broker_failures: dict[str, tuple[float, dict[str, Any]]] = {}
+# Per broker URL, a failed answer stands for one more budget. The probe's own socket
+# timeout equals the budget, so it often ends just after the caller gave up on it; without
+# this the next check would start a new probe and wait again.
+_broker_failures = Backoff()
 
 
 def broker_status(budget: float | None = None) -> dict[str, Any]:
@@ -58,19 +58,16 @@ def broker_status(budget: float | None = None) -> dict[str, Any]:
     with _broker_probe_lock:
         if _broker_probe is not None and _broker_probe.is_alive():
             return {"ok": False, "error": "Timeout"}
-        until, failure = _broker_failures.get(broker, (0.0, {}))
-        if time.monotonic() < until:
-            return dict(failure)
+        if _broker_failures.active(broker):
+            return {"ok": False, "error": _broker_failures.why(broker)}
         probe = threading.Thread(target=_probe_broker, args=(outcome,), daemon=True)
         _broker_probe = probe
         probe.start()
     probe.join(budget)
     answer = {"ok": False, "error": "Timeout"} if probe.is_alive() else dict(outcome)
-    with _broker_probe_lock:
-        if answer["ok"]:
-            _broker_failures.pop(broker, None)
-        else:  # a failed answer stands for one more budget
-            _broker_failures[broker] = (time.monotonic() + budget, answer)
+    if not answer["ok"]:
+        with _broker_probe_lock:
+            _broker_failures.failed(broker, budget, why=answer["error"])
     return answer
 
 

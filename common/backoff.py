@@ -22,9 +22,14 @@ class Backoff:
 
     def __init__(self) -> None:
         self._until: dict[str, float] = {}  # name -> time.monotonic() to try again from
+        self._why: dict[str, str] = {}  # name -> what its last failure was
 
     def active(self, name: str) -> bool:
         return time.monotonic() < self._until.get(name, 0.0)
 
-    def failed(self, name: str, seconds: float) -> None:
+    def failed(self, name: str, seconds: float, why: str = "") -> None:
         self._until[name] = time.monotonic() + seconds
+        self._why[name] = why
+
+    def why(self, name: str) -> str:
+        return self._why.get(name, "")
