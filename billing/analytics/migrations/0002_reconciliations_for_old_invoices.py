@@ -17,30 +17,33 @@ from django.db import migrations
 
 from billing.money import from_minor_units, margin_of_revenue
 
-CALLS_OF_THE_PERIOD = """
-SELECT coalesce(sum(cost), 0), count(*), count(*) FILTER (WHERE cost IS NULL)
-FROM metering_usageevent
-WHERE customer_id = %s AND "timestamp" >= %s AND "timestamp" < %s
+# Each invoice without a margin row, with the cost and counts of its period's calls.
+CALLS_OF_THE_PERIODS = """
+SELECT i.id, i.total, i.currency, coalesce(sum(e.cost), 0), count(e.id),
+       count(e.id) FILTER (WHERE e.id IS NOT NULL AND e.cost IS NULL)
+FROM billing_invoice i
+LEFT JOIN billing_reconciliation r ON r.invoice_id = i.id
+LEFT JOIN metering_usageevent e ON e.customer_id = i.customer_id
+     AND e."timestamp" >= i.period_start AND e."timestamp" < i.period_end
+WHERE r.id IS NULL
+GROUP BY i.id
 """
 
 
 def write_missing_rows(apps: Any, schema_editor: Any) -> None:
-    invoice_model = apps.get_model("invoicing", "Invoice")
     reconciliation = apps.get_model("analytics", "Reconciliation")
-    missing = invoice_model.objects.filter(reconciliation__isnull=True).order_by("pk")
     with schema_editor.connection.cursor() as cursor:
-        for invoice in missing.iterator():
-            cursor.execute(
-                CALLS_OF_THE_PERIOD,
-                [invoice.customer_id, invoice.period_start, invoice.period_end],
-            )
-            cost, calls, unpriced = cursor.fetchone()
-            revenue = from_minor_units(invoice.total, invoice.currency)
-            # As margin_of: comparable in USD only, unknown when every call is unpriced.
-            known = invoice.currency == "USD" and not (calls > 0 and unpriced >= calls)
-            margin, percent = margin_of_revenue(revenue, Decimal(cost) if known else None)
-            reconciliation.objects.create(
-                invoice=invoice,
+        cursor.execute(CALLS_OF_THE_PERIODS)
+        periods = cursor.fetchall()
+    rows = []
+    for invoice_id, total, currency, cost, calls, unpriced in periods:
+        revenue = from_minor_units(total, currency)
+        # As margin_of: comparable in USD only, unknown when every call is unpriced.
+        known = currency == "USD" and not (calls > 0 and unpriced >= calls)
+        margin, percent = margin_of_revenue(revenue, Decimal(cost) if known else None)
+        rows.append(
+            reconciliation(
+                invoice_id=invoice_id,
                 revenue=revenue,
                 inference_cost=cost,
                 calls=calls,
@@ -49,6 +52,8 @@ def write_missing_rows(apps: Any, schema_editor: Any) -> None:
                 margin_percent=percent,
                 outcomes={},
             )
+        )
+    reconciliation.objects.bulk_create(rows, batch_size=5000)
 
 
 class Migration(migrations.Migration):
