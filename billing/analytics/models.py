@@ -20,6 +20,9 @@ class Reconciliation(models.Model):
     # since the close before (cost follows revenue).
     inference_cost = models.DecimalField(max_digits=30, decimal_places=12)
     calls = models.BigIntegerField()
+    # Input and output tokens of those calls; NULL on a margin row made before payback
+    # stored them whose breakdown was not made yet (once made, its cells have them).
+    tokens = models.BigIntegerField(null=True, blank=True)
     unpriced_calls = models.BigIntegerField()
     # Only when revenue is in USD (the margin report converts the others with FX rates)
     # and some of the calls are priced; NULL otherwise.

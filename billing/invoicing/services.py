@@ -221,7 +221,7 @@ def _close(
             )
         )
         lines.append(period.invoice.lines)
-        margins.append((margin, period.calls))
+        margins.append((margin, period.calls, period.tokens))
         if margin.margin is not None and margin.margin < 0:
             logger.warning(
                 "negative margin: customer %s period %s margin %s USD",
@@ -275,6 +275,7 @@ def _close(
             "revenue",
             "inference_cost",
             "calls",
+            "tokens",
             "unpriced_calls",
             "margin",
             "margin_percent",
@@ -287,13 +288,14 @@ def _close(
                 margin.revenue,
                 margin.inference_cost,
                 calls,
+                tokens,
                 margin.unpriced_calls,
                 margin.margin,
                 margin.margin_percent,
                 Jsonb({}),  # filled in with the cells (billing/analytics/services.py)
                 now,
             )
-            for invoice, (margin, calls) in zip(invoices, margins, strict=True)
+            for invoice, (margin, calls, tokens) in zip(invoices, margins, strict=True)
         ],
     )
     # The breakdown by outcome type, model, feature and tier is a second, heavier scan:

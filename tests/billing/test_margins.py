@@ -372,6 +372,22 @@ def test_periods_without_their_breakdown_yet_count_per_customer(october):
     assert [(row["key"], row["revenue"]) for row in by_model] == [(None, "36")]
 
 
+def test_periods_without_their_breakdown_yet_report_their_tokens_and_outcomes(october):
+    # Between the close and its breakdown a period is one row per customer, but its
+    # tokens and outcome counts are those the breakdown will report, never 0.
+    def by_customer():
+        rows = margins(october, group_by="customer")["rows"]
+        return {row["key"]: (row["calls"], row["tokens"], row["outcomes"]) for row in rows}
+
+    broken_down = by_customer()
+    ReconciliationCell.objects.all().delete()
+    Reconciliation.objects.update(breakdown_at=None, outcomes={})
+
+    assert by_customer() == broken_down
+    assert broken_down["fin"][1] > 0
+    assert broken_down["fin"][2] == {"succeeded": 3, "failed": 1, "reversed": 0}
+
+
 def test_the_cells_of_a_closed_period_sum_to_its_invoice(october):
     for invoice in Invoice.objects.all():
         cells = invoice.cost_cells.all()

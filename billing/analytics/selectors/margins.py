@@ -161,13 +161,19 @@ class PeriodEconomics:
 
 def _unbroken_down_periods(*, start: datetime, end: datetime) -> list[PeriodEconomics]:
     """Closed periods whose breakdown is not made yet (the task after the close makes
-    it, soon after): one cell with the period's totals each, right per customer, with no
-    outcome type, model, feature or tier."""
-    invoices = Invoice.objects.filter(
-        reconciliation__breakdown_at__isnull=True,
-        period_start__lt=end,
-        period_end__gt=start,
-    ).select_related("customer", "reconciliation")
+    it, soon after): one cell each with the totals the close stored (calls, tokens, cost,
+    revenue), and the outcome counts the breakdown will store, counted now the same way;
+    no outcome type, model, feature or tier until the breakdown."""
+    invoices = list(
+        Invoice.objects.filter(
+            reconciliation__breakdown_at__isnull=True,
+            period_start__lt=end,
+            period_end__gt=start,
+        ).select_related("customer", "reconciliation")
+    )
+    outcomes = window_outcomes(
+        windows=[Window(i.customer_id, i.period_start, i.period_end) for i in invoices]
+    )
     return [
         PeriodEconomics(
             customer=invoice.customer.external_id,
@@ -184,12 +190,14 @@ def _unbroken_down_periods(*, start: datetime, end: datetime) -> list[PeriodEcon
                     "",
                     "",
                     calls=invoice.reconciliation.calls,
+                    # NULL only on a row made before payback stored tokens (models.py).
+                    tokens=invoice.reconciliation.tokens or 0,
                     cost=invoice.reconciliation.inference_cost,
                     unpriced_calls=invoice.reconciliation.unpriced_calls,
                     revenue=from_minor_units(invoice.total, invoice.currency),
                 )
             ],
-            outcomes={},
+            outcomes=outcomes[(invoice.customer_id, invoice.period_start)],
             written_off=invoice.status in WRITTEN_OFF,
         )
         for invoice in invoices

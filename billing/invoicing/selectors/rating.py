@@ -267,6 +267,10 @@ class RatedPeriod:
         return sum(cell.calls for cell in self.cells)
 
     @property
+    def tokens(self) -> int:
+        return sum(cell.tokens for cell in self.cells)
+
+    @property
     def unpriced_calls(self) -> int:
         return sum(cell.unpriced_calls for cell in self.cells)
 
