@@ -5,7 +5,7 @@ import threading
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, models
 from django.db.backends.base.base import BaseDatabaseWrapper
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
@@ -71,6 +71,11 @@ def broker_status(budget: float | None = None) -> dict[str, Any]:
     return answer
 
 
+class HealthStatus(models.TextChoices):
+    OK = "ok"
+    UNAVAILABLE = "unavailable"
+
+
 _Check = inline_serializer(
     "HealthCheck",
     {"ok": serializers.BooleanField(), "error": serializers.CharField(required=False)},
@@ -78,7 +83,7 @@ _Check = inline_serializer(
 _Health = inline_serializer(
     "Health",
     {
-        "status": serializers.ChoiceField(["ok", "unavailable"]),
+        "status": serializers.ChoiceField(HealthStatus.choices),
         "database": _Check,
         "broker": _Check,
     },
@@ -99,5 +104,6 @@ class HealthApi(APIView):
         checks = {"database": database_status(), "broker": broker_status()}
         healthy = all(check["ok"] for check in checks.values())
         return Response(
-            {"status": "ok" if healthy else "unavailable", **checks}, status=200 if healthy else 503
+            {"status": HealthStatus.OK if healthy else HealthStatus.UNAVAILABLE, **checks},
+            status=200 if healthy else 503,
         )

@@ -5,6 +5,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["api.parsers.SafeJSONParser"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "api.negotiation.JsonContentNegotiation",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "api.errors.api_exception_handler",
     "UNAUTHENTICATED_USER": None,
@@ -35,8 +36,8 @@ SPECTACULAR_SETTINGS = {
         "OutcomeStatusEnum": "outcomes.models.OutcomeStatus",
         "InvoiceLineKindEnum": "billing.invoicing.models.LineKind",
         "InvoiceStatusEnum": "billing.invoicing.models.InvoiceStatus",
-        "OutcomeInputStatusEnum": ["pending", "succeeded", "failed"],
-        "HealthStatusEnum": ["ok", "unavailable"],
+        "OutcomeInputStatusEnum": "outcomes.models.SENT_STATUSES",
+        "HealthStatusEnum": "api.health.HealthStatus",
     },
 }
 
