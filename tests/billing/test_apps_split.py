@@ -37,25 +37,37 @@ BEFORE_THE_SPLIT = [
 OCTOBER, NOVEMBER = datetime(2026, 10, 1, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC)
 
 
-def _rows_of_the_one_app_layout(apps, customer_id: int) -> dict[str, int]:
-    """Rows written through billing's own historical models, as an older payback did."""
-    plan = apps.get_model("billing", "Plan").objects.create(code="pro", name="Pro")
-    version = apps.get_model("billing", "PlanVersion").objects.create(
-        plan=plan, version=1, currency="EUR", base_fee=Decimal("49")
+def _invoice_of_an_older_payback(
+    apps, customer_id: int, *, plans: str, invoicing: str, currency: str
+) -> tuple[object, object]:
+    """A $49 (or €49) invoice for October, finalized, written through the historical
+    models of an older payback (`plans` and `invoicing`: the apps that held them then).
+    Returns (subscription, invoice)."""
+    plan, _ = apps.get_model(plans, "Plan").objects.get_or_create(code="pro", name="Pro")
+    version, _ = apps.get_model(plans, "PlanVersion").objects.get_or_create(
+        plan=plan, version=1, currency=currency, base_fee=Decimal("49")
     )
-    subscription = apps.get_model("billing", "Subscription").objects.create(
+    subscription = apps.get_model(plans, "Subscription").objects.create(
         customer_id=customer_id, plan=plan, premium_seats=3
     )
-    invoice = apps.get_model("billing", "Invoice").objects.create(
+    invoice = apps.get_model(invoicing, "Invoice").objects.create(
         customer_id=customer_id,
         period_start=OCTOBER,
         period_end=NOVEMBER,
         plan_version=version,
-        currency="EUR",
+        currency=currency,
         total=4900,
         status="finalized",
         closed_at=NOVEMBER,
-        stripe_invoice_id="in_old",
+        stripe_invoice_id=f"in_old_{customer_id}",
+    )
+    return subscription, invoice
+
+
+def _rows_of_the_one_app_layout(apps, customer_id: int) -> dict[str, int]:
+    """Rows written through billing's own historical models, as an older payback did."""
+    subscription, invoice = _invoice_of_an_older_payback(
+        apps, customer_id, plans="billing", invoicing="billing", currency="EUR"
     )
     apps.get_model("billing", "InvoiceLine").objects.create(
         invoice=invoice,
@@ -92,6 +104,10 @@ def test_rows_and_permissions_of_the_one_app_layout_survive_the_split():
         )
         state = executor.loader.project_state([ONE_APP])
         written = _rows_of_the_one_app_layout(state.apps, customer.pk)
+        # As if committed, as an older payback's rows are: their foreign keys checked now,
+        # or PostgreSQL refuses the later migrations' ALTER TABLE on these tables.
+        with connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
     finally:
         executor = MigrationExecutor(connection)
         executor.migrate(executor.loader.graph.leaf_nodes())
@@ -149,19 +165,15 @@ def test_invoices_closed_before_margin_rows_get_one_and_the_sweep_finishes_them(
     executor.migrate([("analytics", "0001_initial")])
     try:
         apps = executor.loader.project_state([("analytics", "0001_initial")]).apps
-        plan = apps.get_model("plans", "Plan").objects.create(code="pro", name="Pro")
-        version = apps.get_model("plans", "PlanVersion").objects.create(
-            plan=plan, version=1, currency="USD", base_fee=Decimal("49")
+        _, old = _invoice_of_an_older_payback(
+            apps, customer.pk, plans="plans", invoicing="invoicing", currency="USD"
         )
-        old = apps.get_model("invoicing", "Invoice").objects.create(
-            customer_id=customer.pk,
-            period_start=OCTOBER,
-            period_end=NOVEMBER,
-            plan_version=version,
+        _, quiet = _invoice_of_an_older_payback(
+            apps,
+            customer_create(external_id="quiet").pk,
+            plans="plans",
+            invoicing="invoicing",
             currency="USD",
-            total=4900,
-            status="finalized",
-            closed_at=NOVEMBER,
         )
         at = OCTOBER + timedelta(days=3)
         calls = [
@@ -183,9 +195,13 @@ def test_invoices_closed_before_margin_rows_get_one_and_the_sweep_finishes_them(
     )
     assert (row.margin, row.margin_percent) == (Decimal(46), Decimal("93.88"))
     assert row.breakdown_at is None
-    assert invoices_unreconciled(limit=10) == [old.pk]
+    # No calls in its period: all it billed is margin.
+    quiet_row = Reconciliation.objects.get(invoice_id=quiet.pk)
+    assert (quiet_row.inference_cost, quiet_row.calls, quiet_row.unpriced_calls) == (0, 0, 0)
+    assert (quiet_row.margin, quiet_row.margin_percent) == (Decimal(49), Decimal("100.00"))
+    assert invoices_unreconciled(limit=10) == [old.pk, quiet.pk]
 
-    assert reconcile_missing() == 1
+    assert reconcile_missing() == 2
 
     assert invoices_unreconciled(limit=10) == []
     assert Reconciliation.objects.get(invoice_id=old.pk).breakdown_at is not None
