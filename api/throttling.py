@@ -79,11 +79,16 @@ def _with_counters(use: Callable[[BaseCache], int]) -> int:
 
 
 def _count(counters: BaseCache, key: str, seconds: int) -> int:
-    counters.add(key, 0, timeout=seconds + 1)
+    """One more hit on the window's counter: one cache operation but for the window's
+    first hit (this runs on every API request)."""
     try:
         return counters.incr(key)
-    except ValueError:  # expired between add and incr: a new window
-        counters.add(key, 1, timeout=seconds + 1)
+    except ValueError:  # the window's first hit (or its counter just expired)
+        if counters.add(key, 1, timeout=seconds + 1):
+            return 1
+    try:
+        return counters.incr(key)  # another process added it first
+    except ValueError:  # and it expired since: this is the next window's first hit
         return 1
 
 

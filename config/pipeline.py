@@ -49,6 +49,11 @@ class ApiHandler(BaseHandler):
             finally:
                 settings.MIDDLEWARE = admin_list
 
+    def respond(self, request: HttpRequest) -> HttpResponse:
+        """The API's middleware chain and view, for a request whose handler has already
+        done a handler's work around it (the URLconf, resource closers, error logging)."""
+        return self._middleware_chain(request)
+
 
 class ApiPipelineMiddleware:
     """First in MIDDLEWARE: an API request leaves the admin's chain here for the API's."""
@@ -59,5 +64,5 @@ class ApiPipelineMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if is_api_request(request.path_info):
-            return self.api.get_response(request)
+            return self.api.respond(request)
         return self.get_response(request)

@@ -206,3 +206,42 @@ def test_admin_plan_version_page_shows_its_prices(staff_client):
     version = plan_load("support-ai", outcomes=[{"type": "resolution", "unit_price": "0.99"}])
     page = staff_client.get(f"/admin/plans/planversion/{version.pk}/change/")
     assert page.status_code == 200 and b"resolution" in page.content
+
+
+@pytest.mark.parametrize(
+    ("accept", "indented"),
+    [
+        (None, False),
+        ("*/*", False),
+        ("application/json", False),
+        ("application/*", False),
+        ("text/html, */*;q=0.8", False),
+        ("application/json; indent=2", True),
+    ],
+)
+def test_the_api_answers_json_to_every_accept_header_that_takes_it(
+    client_with_key, accept, indented
+):
+    # The common headers skip DRF's media-type parsing (api/negotiation.py); the others
+    # go through it: the answers are the same either way.
+    headers = {} if accept is None else {"HTTP_ACCEPT": accept}
+    response = client_with_key.get("/v1/health", **headers)
+
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/json"
+    assert json.loads(response.content)["status"] == "ok"
+    assert (b"\n" in response.content) == indented
+
+
+def test_the_api_refuses_an_accept_header_it_cannot_answer(client_with_key):
+    response = client_with_key.get("/v1/health", HTTP_ACCEPT="text/html")
+
+    assert response.status_code == 406
+    assert response.json()["errors"][0]["code"] == "not_acceptable"
+
+
+@pytest.mark.parametrize(("format_", "status"), [("json", 200), ("csv", 404)])
+def test_a_format_override_is_negotiated_as_drf_does(client_with_key, format_, status):
+    response = client_with_key.get("/v1/health", {"format": format_})
+
+    assert response.status_code == status

@@ -5,14 +5,18 @@ import os
 import secrets
 import subprocess
 import sys
+import time
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from django.core.cache import cache
 from django.db import connection
 from rest_framework.test import APIClient
 from rest_framework_api_key.models import APIKey
 
+from api.throttling import window_hit
 from billing.invoicing.services import period_close
 from billing.plans.models import Subscription
 from tests.billing.factories import plan_load
@@ -43,6 +47,27 @@ def test_a_key_over_its_rate_gets_429_with_retry_after(settings):
     assert 1 <= int(refused["Retry-After"]) <= 60
     assert refused.json()["errors"][0]["code"] == "throttled"
     assert other.get("/v1/customers/acme").status_code == 200  # per key
+
+
+@pytest.mark.parametrize(
+    "backend",
+    [
+        {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+        {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:6379/3",
+        },
+    ],
+    ids=["per-process", "redis"],
+)
+def test_a_rate_window_counts_every_hit_and_starts_over_when_its_counter_expires(settings, backend):
+    settings.CACHES = {"default": backend}
+    ident = uuid.uuid4().hex
+
+    assert [window_hit("key", ident, "3/h") for _ in range(3)] == [None, None, None]
+    assert window_hit("key", ident, "3/h") is not None  # the 4th in the hour
+    cache.delete(f"rl:key:{ident}:{int(time.time() // 3600)}")  # as when it expires
+    assert window_hit("key", ident, "3/h") is None
 
 
 def test_repeated_failed_keys_get_429_even_for_a_good_key_then(settings):
