@@ -61,12 +61,12 @@ class Outcome(models.Model):
                 name="outcome_value_with_currency",
             ),
             models.CheckConstraint(
-                condition=~Q(status="succeeded")
+                condition=~Q(status=OutcomeStatus.SUCCEEDED)
                 | Q(succeeded_at__isnull=False, succeeded_recorded_at__isnull=False),
                 name="outcome_succeeded_has_time",
             ),
             models.CheckConstraint(
-                condition=~Q(status="reversed")
+                condition=~Q(status=OutcomeStatus.REVERSED)
                 | Q(succeeded_at__isnull=False, reversed_at__isnull=False),
                 name="outcome_reversed_was_succeeded",
             ),

@@ -39,7 +39,7 @@ from billing.invoicing.models import Invoice, InvoiceStatus
 from billing.invoicing.selectors.cells import Cell, CostStatus, Window, cost_status, windows_usage
 from billing.invoicing.selectors.rating import periods_rate
 from billing.money import from_minor_units, margin_of_revenue
-from billing.plans.models import Subscription
+from billing.plans.models import LineKind, Subscription
 from billing.plans.periods import period_after, subscription_period
 from common.replicas import reading
 from metering.models import Customer
@@ -65,7 +65,7 @@ def _line_scope(line: BilledLine, cells: list[Cell], included: Sequence[str]) ->
     if line.feature is not None:
         return [c for c in cells if c.feature == line.feature]
     billed = [c for c in cells if c.feature not in included]
-    if line.kind == "seats":
+    if line.kind == LineKind.SEATS:
         return [c for c in billed if c.tier == PREMIUM_TIER]
     return billed
 
@@ -90,7 +90,7 @@ def revenue_spread(
             own = Cell(
                 outcome_type=line.outcome_type,
                 feature=line.feature or "",
-                tier=PREMIUM_TIER if line.kind == "seats" else "",
+                tier=PREMIUM_TIER if line.kind == LineKind.SEATS else "",
                 provider="",
                 model="",
             )
