@@ -16,6 +16,7 @@ v1 = [
     path("", include("metering.urls")),
     path("", include("outcomes.urls")),
     path("", include("billing.plans.urls")),
+    path("", include("billing.credits.urls")),
     path("", include("billing.invoicing.urls")),
     path("", include("billing.analytics.urls")),
     path("", include("billing.stripe_sync.urls")),

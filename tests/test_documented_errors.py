@@ -84,6 +84,10 @@ OVERRIDE = {
     "output_per_mtok": "0.2",
 }
 
+CREDITS = "/v1/customers/{external_id}/credits"
+ACME_GRANTS = "/v1/customers/acme/credits/grants"
+GRANT = {"id": "welcome", "amount": "5"}
+
 # (method, path as in the schema, status) -> the request that provokes it.
 RECIPES: dict[tuple[str, str, int], Callable[[Api], Any]] = {
     ("GET", "/v1/analytics/margins", 400): lambda a: a.keyed.get("/v1/analytics/margins?from=x"),
@@ -138,6 +142,50 @@ RECIPES: dict[tuple[str, str, int], Callable[[Api], Any]] = {
         get("/v1/customers/acme/usage")
     ),
     ("PUT", "/v1/customers/{external_id}", 409): lambda a: moved_after_an_invoice(a),
+    ("GET", CREDITS, 401): lambda a: a.anonymous.get("/v1/customers/acme/credits"),
+    ("GET", CREDITS, 404): lambda a: a.keyed.get("/v1/customers/nobody/credits"),
+    ("GET", CREDITS, 429): lambda a: a.over_rate(get("/v1/customers/acme/credits")),
+    ("GET", f"{CREDITS}/grants", 400): lambda a: a.keyed.get(f"{ACME_GRANTS}?limit=0"),
+    ("GET", f"{CREDITS}/grants", 401): lambda a: a.anonymous.get(ACME_GRANTS),
+    ("GET", f"{CREDITS}/grants", 404): lambda a: a.keyed.get("/v1/customers/nobody/credits/grants"),
+    ("GET", f"{CREDITS}/grants", 429): lambda a: a.over_rate(get(ACME_GRANTS)),
+    ("POST", f"{CREDITS}/grants", 400): lambda a: a.keyed.post(
+        ACME_GRANTS, {**GRANT, "amount": "-1"}, format="json"
+    ),
+    ("POST", f"{CREDITS}/grants", 401): lambda a: a.anonymous.post(
+        ACME_GRANTS, GRANT, format="json"
+    ),
+    ("POST", f"{CREDITS}/grants", 404): lambda a: a.keyed.post(
+        "/v1/customers/nobody/credits/grants", GRANT, format="json"
+    ),
+    ("POST", f"{CREDITS}/grants", 409): lambda a: twice(
+        a, ACME_GRANTS, GRANT, {**GRANT, "amount": "6"}
+    ),
+    ("POST", f"{CREDITS}/grants", 415): not_json(ACME_GRANTS),
+    ("POST", f"{CREDITS}/grants", 429): lambda a: a.over_rate(json_post(ACME_GRANTS, GRANT)),
+    ("POST", f"{CREDITS}/grants/{{grant_id}}/void", 400): lambda a: a.keyed.post(
+        f"{ACME_GRANTS}/welcome/void", {"why": "x"}, format="json"
+    ),
+    ("POST", f"{CREDITS}/grants/{{grant_id}}/void", 401): lambda a: a.anonymous.post(
+        f"{ACME_GRANTS}/welcome/void", {}, format="json"
+    ),
+    ("POST", f"{CREDITS}/grants/{{grant_id}}/void", 404): lambda a: a.keyed.post(
+        f"{ACME_GRANTS}/nothing/void", {}, format="json"
+    ),
+    ("POST", f"{CREDITS}/grants/{{grant_id}}/void", 415): not_json(f"{ACME_GRANTS}/welcome/void"),
+    ("POST", f"{CREDITS}/grants/{{grant_id}}/void", 429): lambda a: a.over_rate(
+        json_post(f"{ACME_GRANTS}/welcome/void", {})
+    ),
+    ("GET", f"{CREDITS}/ledger", 400): lambda a: a.keyed.get(
+        "/v1/customers/acme/credits/ledger?offset=x"
+    ),
+    ("GET", f"{CREDITS}/ledger", 401): lambda a: a.anonymous.get(
+        "/v1/customers/acme/credits/ledger"
+    ),
+    ("GET", f"{CREDITS}/ledger", 404): lambda a: a.keyed.get("/v1/customers/nobody/credits/ledger"),
+    ("GET", f"{CREDITS}/ledger", 429): lambda a: a.over_rate(
+        get("/v1/customers/acme/credits/ledger")
+    ),
     ("GET", "/v1/fx-rates", 400): lambda a: a.keyed.get("/v1/fx-rates?limit=0"),
     ("GET", "/v1/fx-rates", 401): lambda a: a.anonymous.get("/v1/fx-rates"),
     ("GET", "/v1/fx-rates", 429): lambda a: a.over_rate(get("/v1/fx-rates")),

@@ -1,7 +1,7 @@
 """The house rules of the code's layout (docs/development.md "Layout"): dependencies run
-one way, common <- api <- metering <- outcomes <- billing.plans <- billing.invoicing <-
-billing.stripe_sync / billing.analytics <- alerts, and no service imports a task
-(services enqueue by name)."""
+one way, common <- api <- metering <- outcomes <- billing.plans <- billing.credits <-
+billing.invoicing <- billing.stripe_sync / billing.analytics <- alerts, and no service
+imports a task (services enqueue by name)."""
 
 import ast
 from pathlib import Path
@@ -15,10 +15,11 @@ FLOORS = {
     "metering": 0,
     "outcomes": 1,
     "billing.plans": 2,
-    "billing.invoicing": 3,
-    "billing.stripe_sync": 4,
-    "billing.analytics": 4,
-    "alerts": 5,
+    "billing.credits": 3,
+    "billing.invoicing": 4,
+    "billing.stripe_sync": 5,
+    "billing.analytics": 5,
+    "alerts": 6,
 }
 
 

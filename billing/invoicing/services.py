@@ -21,6 +21,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from api.errors import ApiError, ErrorDetail
+from billing.credits.services import draws_record, grants_expire, grants_lock
 from billing.invoicing.fx import FxRateNeeded, MissingFxRate
 from billing.invoicing.models import Invoice, InvoiceStatus, PushState
 from billing.invoicing.selectors import margin_of, periods_due, periods_rate
@@ -116,6 +117,8 @@ def periods_close(
             else:
                 todo.append(subscription)
         if todo:
+            # The credits the invoices draw on: no void or other close changes them now.
+            grants_lock(customer_ids=[s.customer_id for s in todo])
             new = _close(todo, period_start, period_end, snapshot_take(), previous, result)
             result.invoices.extend(new)
             result.created = len(new)
@@ -190,7 +193,7 @@ def _close(
     result: ClosedPeriods,
 ) -> list[Invoice]:
     closed_at = timezone.now()
-    invoices, lines, margins = [], [], []
+    invoices, lines, margins, draws = [], [], [], []
     for period in periods_rate(
         subscriptions=subscriptions, start=start, end=end, snapshot=snapshot, previous=previous
     ):
@@ -222,6 +225,7 @@ def _close(
         )
         lines.append(period.invoice.lines)
         margins.append((margin, period.calls, period.tokens))
+        draws.append(period.prepaid)
         if margin.margin is not None and margin.margin < 0:
             logger.warning(
                 "negative margin: customer %s period %s margin %s USD",
@@ -267,6 +271,16 @@ def _close(
             for position, line in enumerate(invoice_lines, start=1)
         ],
     )
+    draws_record(
+        draws=[
+            (invoice.pk, invoice.currency, draw)
+            for invoice, drawn in zip(invoices, draws, strict=True)
+            for draw in drawn
+        ],
+        at=end,
+    )
+    # What the grants expiring in the period did not pay expires with its close.
+    grants_expire(customer_ids=[invoice.customer_id for invoice in invoices], through=end)
     now = timezone.now()
     _copy(
         "billing_reconciliation",

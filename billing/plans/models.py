@@ -109,6 +109,7 @@ class LineKind(models.TextChoices):
     MINIMUM = "minimum", "top-up to the minimum spend"
     LATE_USAGE = "late_usage", "late usage of an earlier period"
     CREDIT = "credit", "credit for an earlier period"
+    CREDITS_APPLIED = "credits_applied", "prepaid credits applied"
 
 
 class OutcomePrice(models.Model):

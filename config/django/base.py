@@ -31,6 +31,7 @@ INSTALLED_APPS = [
     "outcomes",
     "billing",  # migrations only: the history of the billing_* tables
     "billing.plans",
+    "billing.credits",
     "billing.invoicing",
     "billing.stripe_sync",
     "billing.analytics",

@@ -12,6 +12,7 @@ from auditlog.models import LogEntry
 from django.db import connection
 from django.utils import timezone
 
+from billing.credits.services import GrantRequest, grant_create
 from billing.invoicing.models import Invoice
 from billing.invoicing.services import period_close
 from billing.plans.models import Subscription
@@ -75,6 +76,25 @@ def test_an_invoice_reaches_stripe_with_its_lines_and_is_finalized(invoice):
     customer = StripeCustomer.objects.get(customer=invoice.customer)
     assert remote.customer == customer.stripe_id
     assert all(line.stripe_item_id for line in pushed.lines.all())
+
+
+def test_credits_applied_reach_stripe_as_a_negative_line(stripe, settings):
+    settings.STRIPE_API_KEY = ""
+    version = plan_load("pro", base_fee="50")
+    customer = customer_create(external_id="acme", name="Acme", email="billing@acme.test")
+    Subscription.objects.create(customer=customer, plan=version.plan, started_at=OCTOBER)
+    grant_create(
+        customer=customer,
+        request=GrantRequest(amount=Decimal("12.34"), currency="USD", effective_at=OCTOBER),
+    )
+    invoice = period_close(customer_id=customer.pk, period_start=OCTOBER)
+    settings.STRIPE_API_KEY = "sk_test_payback"
+
+    remote = stripe_invoice(invoice_push(invoice_id=invoice.pk))
+
+    assert remote.total == invoice.total == 5000 - 1234
+    assert sorted(line.amount for line in remote.lines.data) == [-1234, 5000]
+    assert "Credits applied" in {line.description for line in remote.lines.data}
 
 
 def test_stripe_is_left_to_collect_the_invoice(invoice):

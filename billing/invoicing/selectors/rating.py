@@ -13,6 +13,8 @@ makes, line for line.
   customer's last close, rated as of now (or this close) and as of that last close; the
   difference, line by line, is what this invoice adds (billing/plans/pricing.rate_changes;
   what "seen" means: billing/invoicing/watermark.py).
+- Prepaid credits: what the customer's grants live in the period pay of it, drawn in
+  their order (billing/credits/drawdown.py), as the invoice's last line.
 
 One module of about 600 lines on purpose: it is the single place every caller reads a
 period's quantities from; split, the readers would drift apart again.
@@ -27,6 +29,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 
+from billing.credits.drawdown import Draw, credits_draw, credits_line
+from billing.credits.selectors import usable_balances
 from billing.invoicing.fx import FxRateNeeded
 from billing.invoicing.models import Invoice
 from billing.invoicing.selectors.cells import (
@@ -251,6 +255,9 @@ class RatedPeriod:
     late: tuple[LateChange, ...]
     # Rates the fees need and nobody entered: the period cannot be billed until they are.
     missing_rates: frozenset[FxRateNeeded]
+    # What the customer's prepaid credits pay of the invoice, grant by grant (the
+    # invoice's last line; billing/credits).
+    prepaid: tuple[Draw, ...] = ()
 
     @property
     def cells(self) -> list[Cell]:
@@ -311,6 +318,7 @@ def periods_rate(
         snapshot=snapshot,
         detail=detail,
     )
+    balances = usable_balances(customer_ids=list(windows), start=start, end=end)
     rated = []
     for subscription in subscriptions:
         window = windows[subscription.customer_id]
@@ -337,15 +345,24 @@ def periods_rate(
                     subscription.customer_id,
                     own.currency,
                 )
+        billed = RatedInvoice(own.currency, own.lines + tuple(late_lines))
+        # Prepaid credits pay what is billed, late usage of earlier periods included.
+        draws = credits_draw(
+            billed.total, balances.get((subscription.customer_id, own.currency), [])
+        )
+        credited = credits_line(draws, own.currency)
         rated.append(
             RatedPeriod(
                 subscription=subscription,
                 version=version,
                 terms=terms[window],
                 usage=usage[window],
-                invoice=RatedInvoice(own.currency, own.lines + tuple(late_lines)),
+                invoice=billed
+                if credited is None
+                else RatedInvoice(own.currency, (*billed.lines, credited)),
                 late=tuple(changes),
                 missing_rates=frozenset(outcomes[window].missing_rates | late_missing),
+                prepaid=draws,
             )
         )
     return rated

@@ -1,0 +1,65 @@
+"""Which grants pay an invoice, and how much each: pure, so that the preview and the close
+(billing/invoicing/selectors/rating.py) draw the same way."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from billing.money import from_minor_units
+from billing.plans.models import LineKind
+from billing.plans.pricing import RatedLine
+
+
+@dataclass(frozen=True, slots=True)
+class GrantBalance:
+    """What a grant holds for an invoice, in whole minor units of its currency."""
+
+    grant_id: int
+    priority: int
+    expires_at: datetime | None
+    balance: int
+
+
+@dataclass(frozen=True, slots=True)
+class Draw:
+    grant_id: int
+    amount: int  # minor units, > 0
+
+
+def draw_order(grant: GrantBalance) -> tuple[int, bool, datetime | None, int]:
+    """Lowest priority first, then the earliest expiry (none last), then the oldest."""
+    return (grant.priority, grant.expires_at is None, grant.expires_at, grant.grant_id)
+
+
+def credits_draw(total: int, grants: Sequence[GrantBalance]) -> tuple[Draw, ...]:
+    """What each grant pays of an invoice of `total` minor units: in order, each as much as
+    it holds, until the total is paid. Nothing when the invoice is $0 or a credit: credits
+    never take an invoice below zero."""
+    draws = []
+    due = total
+    for grant in sorted(grants, key=draw_order):
+        if due <= 0:
+            break
+        amount = min(due, grant.balance)
+        if amount > 0:
+            draws.append(Draw(grant.grant_id, amount))
+            due -= amount
+    return tuple(draws)
+
+
+def credits_line(draws: Sequence[Draw], currency: str) -> RatedLine | None:
+    """The invoice's "credits applied" line (negative), or None when nothing was drawn."""
+    drawn = sum(draw.amount for draw in draws)
+    if not drawn:
+        return None
+    return RatedLine(
+        LineKind.CREDITS_APPLIED,
+        "Credits applied",
+        Decimal(1),
+        -from_minor_units(drawn, currency),
+        -drawn,
+        subject="Credits applied",
+    )

@@ -1,0 +1,109 @@
+"""A customer's credits: grants, and the append-only ledger of what each grant holds.
+
+A grant's balance is the sum of its entries (its grant, what invoices drew from it, what
+came back, what expired or was voided); nothing stores a balance without its entries.
+Amounts are exact Decimals in the grant's currency, whole minor units (cents), so that an
+invoice's "credits applied" line is exactly what the ledger says was drawn.
+"""
+
+from django.db import models
+from django.db.models import Q
+
+from metering.models import Customer
+
+
+class GrantKind(models.TextChoices):
+    PAID = "paid", "paid (a top-up)"
+    PROMOTIONAL = "promotional", "promotional (free)"
+
+
+class CreditGrant(models.Model):
+    """Credits given to a customer: usable by the invoices of the periods it is live in
+    ([effective_at, expires_at) overlaps the period), lowest priority first, then the
+    earliest expiry."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="credit_grants")
+    # The client's id for it (a retry with the same id is the same grant); generated
+    # when the grant is made by an operator or by payback itself.
+    external_id = models.CharField(max_length=200)
+    kind = models.CharField(max_length=16, choices=GrantKind.choices)
+    currency = models.CharField(max_length=3)
+    amount = models.DecimalField(max_digits=30, decimal_places=12)
+    # Lower is drawn first (0 before 100), then the earliest expiry, then the oldest.
+    priority = models.PositiveIntegerField(default=100)
+    effective_at = models.DateTimeField()
+    expires_at = models.DateTimeField(null=True, blank=True)
+    description = models.CharField(max_length=300, blank=True)
+    voided_at = models.DateTimeField(null=True, blank=True)
+    void_reason = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["customer", "priority", "expires_at", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer", "external_id"], name="credit_grant_once_per_id"
+            ),
+            models.CheckConstraint(condition=Q(amount__gt=0), name="credit_grant_positive"),
+            models.CheckConstraint(
+                condition=Q(expires_at__isnull=True) | Q(expires_at__gt=models.F("effective_at")),
+                name="credit_grant_expires_after_effective",
+            ),
+        ]
+        indexes = [models.Index(fields=["customer", "currency"], name="credit_grant_customer")]
+
+    def __str__(self) -> str:
+        return f"{self.customer} {self.amount.normalize():f} {self.currency} ({self.kind})"
+
+
+class EntryKind(models.TextChoices):
+    GRANT = "grant", "granted"
+    DRAWN = "drawn", "drawn by an invoice"
+    EXPIRED = "expired", "expired"
+    VOIDED = "voided", "voided"
+
+
+class CreditEntry(models.Model):
+    """One movement of a grant's balance: + when granted, − when an invoice draws on it,
+    expires or is voided. Never edited or deleted."""
+
+    grant = models.ForeignKey(CreditGrant, on_delete=models.PROTECT, related_name="entries")
+    kind = models.CharField(max_length=16, choices=EntryKind.choices)
+    amount = models.DecimalField(max_digits=30, decimal_places=12)  # signed
+    # The invoice that drew it (a "drawn" entry). By name: invoicing is above this app.
+    invoice = models.ForeignKey(
+        "invoicing.Invoice",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="credit_entries",
+    )
+    # When it took effect: the grant's effective time, the invoice's period end, the
+    # expiry, or when it was voided.
+    at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["at", "pk"]
+        constraints = [
+            # Once each: a grant's grant, expiry and void; an invoice's draw on a grant.
+            models.UniqueConstraint(
+                fields=["grant", "kind"],
+                condition=Q(kind__in=[EntryKind.GRANT, EntryKind.EXPIRED, EntryKind.VOIDED]),
+                name="credit_entry_once_per_grant",
+            ),
+            models.UniqueConstraint(
+                fields=["grant", "invoice"],
+                condition=Q(kind=EntryKind.DRAWN),
+                name="credit_entry_one_draw_per_invoice",
+            ),
+            models.CheckConstraint(
+                condition=Q(kind=EntryKind.DRAWN, invoice__isnull=False)
+                | (~Q(kind=EntryKind.DRAWN) & Q(invoice__isnull=True)),
+                name="credit_entry_draw_has_invoice",
+            ),
+        ]
+        indexes = [models.Index(fields=["grant", "at"], name="credit_entry_grant")]
+
+    def __str__(self) -> str:
+        return f"{self.grant_id} {self.kind} {self.amount.normalize():f}"

@@ -1,0 +1,110 @@
+"""Reading credits: the balances an invoice can draw on, a customer's grants and ledger."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from django.db.models import F, Q, QuerySet, Sum
+from django.db.models.functions import Coalesce
+
+from billing.credits.drawdown import GrantBalance
+from billing.credits.models import CreditEntry, CreditGrant, EntryKind
+from billing.money import to_minor_units
+
+ZERO = Decimal(0)
+
+
+def _with_balance(grants: QuerySet[CreditGrant]) -> QuerySet[CreditGrant]:
+    return grants.annotate(balance=Coalesce(Sum("entries__amount"), ZERO))
+
+
+def grants_live_in(
+    *, customer_ids: list[int], start: datetime, end: datetime
+) -> QuerySet[CreditGrant]:
+    """The grants an invoice of [start, end) may draw on: in effect at some moment of the
+    period (effective before it ends, expiring after it starts), not voided."""
+    return CreditGrant.objects.filter(
+        Q(expires_at__isnull=True) | Q(expires_at__gt=start),
+        customer_id__in=customer_ids,
+        effective_at__lt=end,
+        voided_at__isnull=True,
+    )
+
+
+def usable_balances(
+    *, customer_ids: list[int], start: datetime, end: datetime
+) -> dict[tuple[int, str], list[GrantBalance]]:
+    """Per (customer, currency), what each grant live in [start, end) holds: one query,
+    whatever the number of customers."""
+    found: dict[tuple[int, str], list[GrantBalance]] = defaultdict(list)
+    if not customer_ids:
+        return found
+    grants = _with_balance(grants_live_in(customer_ids=customer_ids, start=start, end=end))
+    for grant in grants.filter(balance__gt=0):
+        found[(grant.customer_id, grant.currency)].append(
+            GrantBalance(
+                grant.pk,
+                grant.priority,
+                grant.expires_at,
+                to_minor_units(grant.balance, grant.currency),
+            )
+        )
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class CreditBalance:
+    currency: str
+    granted: Decimal  # every grant's grant entry, voided ones included
+    available: Decimal  # what grants live now still hold
+    drawn: Decimal  # what invoices drew, as a positive amount
+    expired: Decimal
+    voided: Decimal
+
+
+def customer_grants(*, customer_id: int) -> QuerySet[CreditGrant]:
+    """A customer's grants with their balance, in the order invoices draw on them."""
+    return _with_balance(CreditGrant.objects.filter(customer_id=customer_id)).order_by(
+        "priority", F("expires_at").asc(nulls_last=True), "pk"
+    )
+
+
+def customer_balances(*, customer_id: int, start: datetime, end: datetime) -> list[CreditBalance]:
+    """Per currency: what was granted, what grants live in [start, end) (the customer's
+    running period) still hold, and what was drawn, expired and voided."""
+    sums: dict[tuple[str, str], Decimal] = defaultdict(lambda: ZERO)
+    for currency, kind, amount in (
+        CreditEntry.objects.filter(grant__customer_id=customer_id)
+        .order_by()
+        .values_list("grant__currency", "kind")
+        .annotate(amount=Sum("amount"))
+    ):
+        sums[(currency, kind)] = amount
+    available: dict[str, Decimal] = defaultdict(lambda: ZERO)
+    live = _with_balance(grants_live_in(customer_ids=[customer_id], start=start, end=end))
+    for grant in live:
+        available[grant.currency] += grant.balance
+    currencies = sorted({currency for currency, _ in sums} | set(available))
+    return [
+        CreditBalance(
+            currency=currency,
+            granted=sums[(currency, EntryKind.GRANT)],
+            available=available[currency],
+            drawn=-sums[(currency, EntryKind.DRAWN)],
+            expired=-sums[(currency, EntryKind.EXPIRED)],
+            voided=-sums[(currency, EntryKind.VOIDED)],
+        )
+        for currency in currencies
+    ]
+
+
+def customer_ledger(*, customer_id: int) -> QuerySet[CreditEntry]:
+    """A customer's ledger, oldest first."""
+    return (
+        CreditEntry.objects.filter(grant__customer_id=customer_id)
+        .select_related("grant", "invoice")
+        .order_by("at", "pk")
+    )

@@ -1,0 +1,192 @@
+"""Writing credits: grants made and voided by operators and backends, and what a close
+draws and expires. Every change of a balance is a ledger entry (models.py)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q, Sum
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from api.errors import ApiError, ErrorDetail
+from billing.credits.drawdown import Draw
+from billing.credits.models import CreditEntry, CreditGrant, EntryKind, GrantKind
+from billing.money import from_minor_units, is_currency, minor_unit_digits
+from metering.models import Customer
+
+ZERO = Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class GrantRequest:
+    """A promotional grant as an operator or a backend asks for it."""
+
+    amount: Decimal
+    currency: str
+    external_id: str = ""
+    priority: int = 100
+    effective_at: datetime | None = None  # None: now
+    expires_at: datetime | None = None
+    description: str = ""
+
+
+def _refuse(field: str, message: str, code: str = "invalid", status: int = 400) -> ApiError:
+    return ApiError([ErrorDetail(field=field, code=code, message=message)], status_code=status)
+
+
+def grant_checked(request: GrantRequest, now: datetime) -> GrantRequest:
+    """The request with its defaults filled in (an id, effective now), or ApiError naming
+    the field that cannot be granted."""
+    if not is_currency(request.currency):
+        raise _refuse("currency", f"`{request.currency}` is not an ISO 4217 currency.")
+    if request.amount <= 0:
+        raise _refuse("amount", "A grant is a positive amount.")
+    digits = minor_unit_digits(request.currency)
+    if request.amount != request.amount.quantize(Decimal(1).scaleb(-digits)):
+        raise _refuse(
+            "amount", f"{request.currency} has {digits} decimal places: the amount has more."
+        )
+    effective_at = request.effective_at or now
+    if request.expires_at is not None and request.expires_at <= effective_at:
+        raise _refuse("expires_at", "A grant expires after it takes effect.")
+    return GrantRequest(
+        amount=request.amount,
+        currency=request.currency,
+        external_id=request.external_id or f"grant_{uuid.uuid4().hex}",
+        priority=request.priority,
+        effective_at=effective_at,
+        expires_at=request.expires_at,
+        description=request.description,
+    )
+
+
+def _same(grant: CreditGrant, request: GrantRequest) -> bool:
+    return (
+        grant.kind == GrantKind.PROMOTIONAL
+        and grant.amount == request.amount
+        and grant.currency == request.currency
+        and grant.priority == request.priority
+        and grant.expires_at == request.expires_at
+        and grant.description == request.description
+        and (request.effective_at is None or grant.effective_at == request.effective_at)
+    )
+
+
+def grant_create(*, customer: Customer, request: GrantRequest) -> tuple[CreditGrant, bool]:
+    """Give a customer promotional credits: the grant and its ledger entry, in one
+    transaction. The same `external_id` again is the same grant (False) when it says the
+    same, and refused (409) when it says otherwise."""
+    now = timezone.now()
+    if request.external_id:
+        found = CreditGrant.objects.filter(
+            customer=customer, external_id=request.external_id
+        ).first()
+        if found is not None:
+            if not _same(found, request):
+                raise _refuse(
+                    "id",
+                    f"Grant `{request.external_id}` exists with other terms.",
+                    code="conflict",
+                    status=409,
+                )
+            return found, False
+    checked = grant_checked(request, now)
+    assert checked.effective_at is not None
+    try:
+        return _grant_insert(customer, checked), True
+    except IntegrityError:  # the same id, sent twice at once: the other one made it
+        return grant_create(customer=customer, request=request)
+
+
+def _grant_insert(customer: Customer, checked: GrantRequest) -> CreditGrant:
+    assert checked.effective_at is not None
+    with transaction.atomic():
+        grant = CreditGrant.objects.create(
+            customer=customer,
+            external_id=checked.external_id,
+            kind=GrantKind.PROMOTIONAL,
+            currency=checked.currency,
+            amount=checked.amount,
+            priority=checked.priority,
+            effective_at=checked.effective_at,
+            expires_at=checked.expires_at,
+            description=checked.description,
+        )
+        CreditEntry.objects.create(
+            grant=grant, kind=EntryKind.GRANT, amount=grant.amount, at=grant.effective_at
+        )
+    return grant
+
+
+def _balance(grant: CreditGrant) -> Decimal:
+    return grant.entries.aggregate(total=Coalesce(Sum("amount"), ZERO))["total"]
+
+
+def grant_void(*, grant_id: int, reason: str) -> CreditGrant:
+    """Take back what is left of a grant (what invoices drew stays drawn): a "voided"
+    entry of its balance. Voiding a voided grant changes nothing."""
+    with transaction.atomic():
+        grant = CreditGrant.objects.select_for_update().get(pk=grant_id)
+        if grant.voided_at is not None:
+            return grant
+        now = timezone.now()
+        grant.voided_at, grant.void_reason = now, reason
+        grant.save(update_fields=["voided_at", "void_reason"])
+        left = _balance(grant)
+        if left:
+            CreditEntry.objects.create(grant=grant, kind=EntryKind.VOIDED, amount=-left, at=now)
+    return grant
+
+
+def grants_lock(*, customer_ids: Sequence[int]) -> None:
+    """Lock these customers' grants until the transaction ends: a close draws on them, so
+    no void or other close may change their balances meanwhile."""
+    list(
+        CreditGrant.objects.select_for_update()
+        .filter(customer_id__in=customer_ids)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+
+
+def draws_record(*, draws: Sequence[tuple[int, str, Draw]], at: datetime) -> None:
+    """The ledger entries of a close's draws: (invoice id, currency, draw) each, dated the
+    period's end (the grants are locked: grants_lock)."""
+    CreditEntry.objects.bulk_create(
+        [
+            CreditEntry(
+                grant_id=draw.grant_id,
+                kind=EntryKind.DRAWN,
+                amount=-from_minor_units(draw.amount, currency),
+                invoice_id=invoice_id,
+                at=at,
+            )
+            for invoice_id, currency, draw in draws
+        ]
+    )
+
+
+def grants_expire(*, customer_ids: Sequence[int], through: datetime) -> int:
+    """After a close has drawn on them: what is left of these customers' grants expiring
+    by `through` (the period's end) expires, dated its expiry; once per grant. Returns how
+    many grants expired something."""
+    expiring = (
+        CreditGrant.objects.filter(
+            customer_id__in=customer_ids, expires_at__lte=through, voided_at__isnull=True
+        )
+        .exclude(entries__kind=EntryKind.EXPIRED)
+        .annotate(balance=Coalesce(Sum("entries__amount"), ZERO))
+        .filter(~Q(balance=0))
+    )
+    entries = [
+        CreditEntry(grant=grant, kind=EntryKind.EXPIRED, amount=-grant.balance, at=grant.expires_at)
+        for grant in expiring
+    ]
+    CreditEntry.objects.bulk_create(entries)
+    return len(entries)

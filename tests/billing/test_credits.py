@@ -1,0 +1,200 @@
+"""Prepaid credits: grants pay the invoices of the periods they are live in, in their
+order, never below zero, exactly once, and what an expiring grant did not pay expires
+with the close of its period.
+
+The scenario: `acme` on a $50/month plan from October 2026 (UTC periods).
+"""
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from billing.analytics.models import Reconciliation
+from billing.credits.drawdown import Draw, GrantBalance, credits_draw
+from billing.credits.models import CreditEntry, CreditGrant, EntryKind
+from billing.credits.services import GrantRequest, grant_create, grant_void
+from billing.invoicing.models import Invoice
+from billing.invoicing.services import period_close
+from billing.plans.models import LineKind, Subscription
+from tests.billing.factories import plan_load
+from tests.metering.factories import customer_create
+
+OCTOBER = datetime(2026, 10, 1, tzinfo=UTC)
+NOVEMBER = datetime(2026, 11, 1, tzinfo=UTC)
+DECEMBER = datetime(2026, 12, 1, tzinfo=UTC)
+DAY = timedelta(days=1)
+
+
+# --- the drawdown, pure ---------------------------------------------------------------
+
+
+def grant(grant_id: int, balance: int, priority: int = 100, expires: int | None = None):
+    expires_at = None if expires is None else OCTOBER + expires * DAY
+    return GrantBalance(grant_id, priority, expires_at, balance)
+
+
+def test_grants_are_drawn_lowest_priority_first_then_earliest_expiry_then_oldest():
+    grants = [
+        grant(1, 1000),  # no expiry: after those that expire
+        grant(2, 1000, expires=20),
+        grant(3, 1000, expires=10),
+        grant(4, 1000, priority=5),  # first, whatever its expiry
+        grant(5, 1000, expires=10),  # as 3, but younger
+    ]
+
+    assert credits_draw(4500, grants) == (
+        Draw(4, 1000),
+        Draw(3, 1000),
+        Draw(5, 1000),
+        Draw(2, 1000),
+        Draw(1, 500),
+    )
+
+
+@pytest.mark.parametrize("total", [0, -500])
+def test_credits_never_take_an_invoice_below_zero(total):
+    assert credits_draw(total, [grant(1, 1000)]) == ()
+
+
+def test_what_credits_cannot_cover_stays_to_pay():
+    draws = credits_draw(5000, [grant(1, 1200), grant(2, 300)])
+
+    assert sum(draw.amount for draw in draws) == 1500
+
+
+# --- grants, the close and the ledger --------------------------------------------------
+
+
+@pytest.fixture
+def acme(db):
+    version = plan_load("pro", base_fee="50")
+    customer = customer_create(external_id="acme")
+    Subscription.objects.create(customer=customer, plan=version.plan, started_at=OCTOBER)
+    return customer
+
+
+def give(customer, amount: str, **terms) -> CreditGrant:
+    terms.setdefault("effective_at", OCTOBER)
+    created, _ = grant_create(
+        customer=customer, request=GrantRequest(amount=Decimal(amount), currency="USD", **terms)
+    )
+    return created
+
+
+def balance(created: CreditGrant) -> Decimal:
+    return sum((entry.amount for entry in created.entries.all()), Decimal(0))
+
+
+def lines(invoice: Invoice) -> list[tuple[str, int]]:
+    return [(line.kind, line.amount) for line in invoice.lines.all()]
+
+
+def test_an_invoice_is_paid_from_credits_by_a_negative_line(acme):
+    promo = give(acme, "30")
+
+    invoice = period_close(customer_id=acme.pk, period_start=OCTOBER)
+
+    assert lines(invoice) == [(LineKind.BASE_FEE, 5000), (LineKind.CREDITS_APPLIED, -3000)]
+    assert invoice.total == 2000
+    # Promotional credits are a discount: the margin counts what the invoice bills.
+    assert Reconciliation.objects.get(invoice=invoice).revenue == Decimal(20)
+    drawn = CreditEntry.objects.get(grant=promo, kind=EntryKind.DRAWN)
+    assert (drawn.amount, drawn.invoice_id, drawn.at) == (Decimal(-30), invoice.pk, NOVEMBER)
+    assert balance(promo) == 0
+
+
+def test_credits_left_over_pay_the_next_invoice(acme):
+    promo = give(acme, "80")
+
+    october = period_close(customer_id=acme.pk, period_start=OCTOBER)
+    november = period_close(customer_id=acme.pk, period_start=NOVEMBER)
+
+    assert october.total == 0 and lines(october)[-1] == (LineKind.CREDITS_APPLIED, -5000)
+    assert november.total == 2000 and lines(november)[-1] == (LineKind.CREDITS_APPLIED, -3000)
+    assert balance(promo) == 0
+
+
+def test_a_close_run_again_draws_once(acme):
+    promo = give(acme, "30")
+
+    first = period_close(customer_id=acme.pk, period_start=OCTOBER)
+    again = period_close(customer_id=acme.pk, period_start=OCTOBER)
+
+    assert again.pk == first.pk
+    assert CreditEntry.objects.filter(grant=promo, kind=EntryKind.DRAWN).count() == 1
+    assert balance(promo) == 0
+
+
+def test_a_grant_expiring_in_a_period_pays_its_invoice_and_the_rest_expires_then(acme):
+    # Live from October 1 to October 15: it pays October's invoice (closed on November
+    # 1), and what it did not pay expires with that close, dated its expiry.
+    promo = give(acme, "80", expires_at=OCTOBER + 14 * DAY)
+
+    october = period_close(customer_id=acme.pk, period_start=OCTOBER)
+
+    assert october.total == 0
+    expired = CreditEntry.objects.get(grant=promo, kind=EntryKind.EXPIRED)
+    assert (expired.amount, expired.at) == (Decimal(-30), OCTOBER + 14 * DAY)
+    assert balance(promo) == 0
+    november = period_close(customer_id=acme.pk, period_start=NOVEMBER)
+    assert november.total == 5000
+    assert CreditEntry.objects.filter(grant=promo, kind=EntryKind.EXPIRED).count() == 1
+
+
+def test_periods_are_half_open_for_grants(acme):
+    # Expiring exactly at October's end: it pays October, not November. Taking effect
+    # exactly then: November, not October.
+    ending = give(acme, "20", expires_at=NOVEMBER)
+    starting = give(acme, "20", effective_at=NOVEMBER)
+
+    october = period_close(customer_id=acme.pk, period_start=OCTOBER)
+    november = period_close(customer_id=acme.pk, period_start=NOVEMBER)
+
+    assert october.total == 3000 and november.total == 3000
+    assert {e.invoice_id for e in ending.entries.filter(kind=EntryKind.DRAWN)} == {october.pk}
+    assert {e.invoice_id for e in starting.entries.filter(kind=EntryKind.DRAWN)} == {november.pk}
+
+
+def test_a_voided_grant_keeps_what_it_paid_and_pays_nothing_more(acme):
+    promo = give(acme, "80")
+    period_close(customer_id=acme.pk, period_start=OCTOBER)
+
+    grant_void(grant_id=promo.pk, reason="goodwill withdrawn")
+    grant_void(grant_id=promo.pk, reason="twice")
+
+    kinds = [(e.kind, e.amount) for e in promo.entries.order_by("at", "pk")]
+    assert kinds == [
+        (EntryKind.GRANT, Decimal(80)),
+        (EntryKind.DRAWN, Decimal(-50)),
+        (EntryKind.VOIDED, Decimal(-30)),
+    ]
+    assert period_close(customer_id=acme.pk, period_start=NOVEMBER).total == 5000
+
+
+def test_grants_in_another_currency_pay_nothing(acme):
+    grant_create(
+        customer=acme,
+        request=GrantRequest(amount=Decimal(40), currency="EUR", effective_at=OCTOBER),
+    )
+
+    assert period_close(customer_id=acme.pk, period_start=OCTOBER).total == 5000
+
+
+@pytest.mark.django_db(transaction=True)  # the preview and the close as in production
+def test_the_preview_shows_the_credits_the_close_draws(client_with_key):
+    version = plan_load("pro", base_fee="50")
+    customer = customer_create(external_id="acme")
+    Subscription.objects.create(customer=customer, plan=version.plan, started_at=OCTOBER)
+    give(customer, "30", priority=1)
+    give(customer, "100", expires_at=DECEMBER)
+
+    response = client_with_key.get(
+        "/v1/customers/acme/usage", {"period": (OCTOBER + DAY).isoformat()}
+    )
+    preview = response.json()["invoice_preview"]
+    invoice = period_close(customer_id=customer.pk, period_start=OCTOBER)
+
+    assert [(line["kind"], line["amount"]) for line in preview["lines"]] == lines(invoice)
+    assert preview["total"] == invoice.total == 0
+    assert preview["lines"][-1]["description"] == "Credits applied"
