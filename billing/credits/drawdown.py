@@ -15,9 +15,11 @@ from billing.plans.pricing import RatedLine
 
 @dataclass(frozen=True, slots=True)
 class GrantBalance:
-    """What a grant holds for an invoice, in whole minor units of its currency."""
+    """What a grant holds for an invoice, in whole minor units of its currency. A grant
+    the plan gives the period and nobody has made yet (the preview before the job that
+    makes it) has no id: it is the youngest."""
 
-    grant_id: int
+    grant_id: int | None
     priority: int
     expires_at: datetime | None
     balance: int
@@ -25,13 +27,19 @@ class GrantBalance:
 
 @dataclass(frozen=True, slots=True)
 class Draw:
-    grant_id: int
+    grant_id: int | None
     amount: int  # minor units, > 0
 
 
-def draw_order(grant: GrantBalance) -> tuple[int, bool, datetime | None, int]:
+def draw_order(grant: GrantBalance) -> tuple[int, bool, datetime | None, bool, int]:
     """Lowest priority first, then the earliest expiry (none last), then the oldest."""
-    return (grant.priority, grant.expires_at is None, grant.expires_at, grant.grant_id)
+    return (
+        grant.priority,
+        grant.expires_at is None,
+        grant.expires_at,
+        grant.grant_id is None,
+        grant.grant_id or 0,
+    )
 
 
 def credits_draw(total: int, grants: Sequence[GrantBalance]) -> tuple[Draw, ...]:

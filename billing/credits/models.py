@@ -13,8 +13,8 @@ from metering.models import Customer
 
 
 class GrantKind(models.TextChoices):
-    PAID = "paid", "paid (a top-up)"
     PROMOTIONAL = "promotional", "promotional (free)"
+    RECURRING = "recurring", "recurring, from the plan"
 
 
 class CreditGrant(models.Model):

@@ -13,6 +13,8 @@ from django.db.models.functions import Coalesce
 from billing.credits.drawdown import GrantBalance
 from billing.credits.models import CreditEntry, CreditGrant, EntryKind
 from billing.money import to_minor_units
+from billing.plans.models import PlanVersion, Subscription
+from billing.plans.selectors import plan_document, plan_version_current, plans_in_effect
 
 ZERO = Decimal(0)
 
@@ -34,11 +36,65 @@ def grants_live_in(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class PeriodCredit:
+    """A grant the plan gives a customer's period [start, end): its id says which period
+    and which of the plan's credits, so that it is made once (services.plan_credits_grant)."""
+
+    external_id: str
+    currency: str
+    amount: Decimal
+    priority: int
+    start: datetime
+    expires_at: datetime | None  # the period's end, or None when it rolls over
+    description: str
+
+
+def plan_credit_id(start: datetime, position: int) -> str:
+    return f"plan:{start.isoformat()}:{position}"
+
+
+def period_credits(
+    *, subscriptions: list[Subscription], start: datetime, end: datetime
+) -> dict[int, list[PeriodCredit]]:
+    """Per customer, the grants its plan (the one in effect at `start`, at its current
+    version, as rating uses) gives the period [start, end)."""
+    plan_ids = plans_in_effect(subscriptions=subscriptions, moment=start)
+    versions: dict[int, PlanVersion | None] = {
+        plan_id: plan_version_current(plan_id=plan_id) for plan_id in set(plan_ids.values())
+    }
+    found: dict[int, list[PeriodCredit]] = {}
+    for subscription in subscriptions:
+        version = versions[plan_ids[subscription.pk]]
+        if version is None or not version.recurring_credits:
+            continue
+        document = plan_document(version)
+        found[subscription.customer_id] = [
+            PeriodCredit(
+                external_id=plan_credit_id(start, position),
+                currency=document.currency,
+                amount=credit.amount,
+                priority=credit.priority,
+                start=start,
+                expires_at=None if credit.rollover else end,
+                description=credit.description or f"{document.name}: credits of the period",
+            )
+            for position, credit in enumerate(document.credits)
+        ]
+    return found
+
+
 def usable_balances(
-    *, customer_ids: list[int], start: datetime, end: datetime
+    *,
+    customer_ids: list[int],
+    start: datetime,
+    end: datetime,
+    planned: dict[int, list[PeriodCredit]] | None = None,
 ) -> dict[tuple[int, str], list[GrantBalance]]:
     """Per (customer, currency), what each grant live in [start, end) holds: one query,
-    whatever the number of customers."""
+    whatever the number of customers. `planned`: the grants the customers' plans give the
+    period (period_credits); those nobody has made yet count in full, as the close that
+    makes them will draw on them."""
     found: dict[tuple[int, str], list[GrantBalance]] = defaultdict(list)
     if not customer_ids:
         return found
@@ -52,6 +108,24 @@ def usable_balances(
                 to_minor_units(grant.balance, grant.currency),
             )
         )
+    planned = planned or {}
+    made = set(
+        CreditGrant.objects.filter(
+            customer_id__in=list(planned),
+            external_id__in={c.external_id for credits in planned.values() for c in credits},
+        ).values_list("customer_id", "external_id")
+    )
+    for customer_id, credits in planned.items():
+        for credit in credits:
+            if (customer_id, credit.external_id) not in made:
+                found[(customer_id, credit.currency)].append(
+                    GrantBalance(
+                        None,
+                        credit.priority,
+                        credit.expires_at,
+                        to_minor_units(credit.amount, credit.currency),
+                    )
+                )
     return found
 
 

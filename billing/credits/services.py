@@ -4,12 +4,13 @@ draws and expires. Every change of a balance is a ledger entry (models.py)."""
 from __future__ import annotations
 
 import uuid
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -17,7 +18,10 @@ from django.utils import timezone
 from api.errors import ApiError, ErrorDetail
 from billing.credits.drawdown import Draw
 from billing.credits.models import CreditEntry, CreditGrant, EntryKind, GrantKind
+from billing.credits.selectors import PeriodCredit, period_credits
 from billing.money import from_minor_units, is_currency, minor_unit_digits
+from billing.plans.models import Subscription
+from billing.plans.periods import subscription_period
 from metering.models import Customer
 
 ZERO = Decimal(0)
@@ -144,6 +148,72 @@ def grant_void(*, grant_id: int, reason: str) -> CreditGrant:
     return grant
 
 
+_PLAN_GRANTS_SQL = """
+WITH made AS (
+    INSERT INTO credits_creditgrant (customer_id, external_id, kind, currency, amount, priority,
+        effective_at, expires_at, description, void_reason, created_at)
+    SELECT customer_id, external_id, %(kind)s, currency, amount, priority, effective_at,
+           expires_at, description, '', %(now)s
+    FROM unnest(%(customers)s::bigint[], %(ids)s::text[], %(currencies)s::text[],
+                %(amounts)s::numeric[], %(priorities)s::int[], %(starts)s::timestamptz[],
+                %(expiries)s::timestamptz[], %(descriptions)s::text[])
+         AS g(customer_id, external_id, currency, amount, priority, effective_at, expires_at,
+              description)
+    ON CONFLICT (customer_id, external_id) DO NOTHING
+    RETURNING id, amount, effective_at
+)
+INSERT INTO credits_creditentry (grant_id, kind, amount, at, created_at)
+SELECT id, %(entry)s, amount, effective_at, %(now)s FROM made
+"""
+
+
+def plan_credits_grant(*, planned: dict[int, list[PeriodCredit]]) -> int:
+    """Make the grants customers' plans give a period (selectors.period_credits), each
+    with its ledger entry, in one statement; those made already are left as they are, so
+    this runs as often as it likes (the job at each period's start, every close).
+    Returns how many were made."""
+    credits = [(customer_id, c) for customer_id, cs in planned.items() for c in cs]
+    if not credits:
+        return 0
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _PLAN_GRANTS_SQL,
+            {
+                "kind": GrantKind.RECURRING,
+                "entry": EntryKind.GRANT,
+                "now": timezone.now(),
+                "customers": [customer_id for customer_id, _ in credits],
+                "ids": [c.external_id for _, c in credits],
+                "currencies": [c.currency for _, c in credits],
+                "amounts": [c.amount for _, c in credits],
+                "priorities": [c.priority for _, c in credits],
+                "starts": [c.start for _, c in credits],
+                "expiries": [c.expires_at for _, c in credits],
+                "descriptions": [c.description for _, c in credits],
+            },
+        )
+        return cursor.rowcount
+
+
+def plan_credits_grant_running(*, now: datetime) -> int:
+    """Make the grants the plans give each subscription's period running at `now` (the
+    beat, every few minutes: a grant is effective at its period's start however late this
+    runs, and a close makes any it missed). Returns how many were made."""
+    by_period: dict[tuple[datetime, datetime], list[Subscription]] = defaultdict(list)
+    for subscription in Subscription.objects.filter(started_at__lte=now):
+        period = subscription_period(
+            now,
+            started_at=subscription.started_at,
+            anchor_day=subscription.billing_anchor_day,
+            timezone=subscription.timezone,
+        )
+        by_period[period].append(subscription)
+    return sum(
+        plan_credits_grant(planned=period_credits(subscriptions=members, start=start, end=end))
+        for (start, end), members in by_period.items()
+    )
+
+
 def grants_lock(*, customer_ids: Sequence[int]) -> None:
     """Lock these customers' grants until the transaction ends: a close draws on them, so
     no void or other close may change their balances meanwhile."""
@@ -158,6 +228,7 @@ def grants_lock(*, customer_ids: Sequence[int]) -> None:
 def draws_record(*, draws: Sequence[tuple[int, str, Draw]], at: datetime) -> None:
     """The ledger entries of a close's draws: (invoice id, currency, draw) each, dated the
     period's end (the grants are locked: grants_lock)."""
+    assert all(draw.grant_id is not None for _, _, draw in draws), "a close makes its grants"
     CreditEntry.objects.bulk_create(
         [
             CreditEntry(

@@ -21,7 +21,13 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from api.errors import ApiError, ErrorDetail
-from billing.credits.services import draws_record, grants_expire, grants_lock
+from billing.credits.selectors import period_credits
+from billing.credits.services import (
+    draws_record,
+    grants_expire,
+    grants_lock,
+    plan_credits_grant,
+)
 from billing.invoicing.fx import FxRateNeeded, MissingFxRate
 from billing.invoicing.models import Invoice, InvoiceStatus, PushState
 from billing.invoicing.selectors import margin_of, periods_due, periods_rate
@@ -117,7 +123,12 @@ def periods_close(
             else:
                 todo.append(subscription)
         if todo:
-            # The credits the invoices draw on: no void or other close changes them now.
+            # The credits the invoices draw on: the plans' grants of the period made (if
+            # the job at the period's start has not), and no void or other close changes
+            # them now.
+            plan_credits_grant(
+                planned=period_credits(subscriptions=todo, start=period_start, end=period_end)
+            )
             grants_lock(customer_ids=[s.customer_id for s in todo])
             new = _close(todo, period_start, period_end, snapshot_take(), previous, result)
             result.invoices.extend(new)

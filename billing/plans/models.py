@@ -67,6 +67,9 @@ class PlanVersion(models.Model):
     # The margin the premium tier should keep (percent of the seat fees); the premium
     # break-even report suggests the fair-use cap per seat that keeps it.
     premium_target_margin_percent = models.DecimalField(max_digits=5, decimal_places=2, default=0)
+    # Credits granted with each period, as the plan document's `credits` (amounts as
+    # decimal strings): billing/credits grants them.
+    recurring_credits = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

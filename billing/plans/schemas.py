@@ -37,6 +37,16 @@ class PassThroughDoc(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=T
     feature: str = ""
 
 
+class RecurringCreditDoc(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """Credits the plan gives each period: granted at its start, in the plan's currency,
+    expiring at its end unless they roll over (docs/billing.md "Prepaid credits")."""
+
+    amount: Decimal
+    priority: Annotated[int, msgspec.Meta(ge=0, le=1_000_000)] = 100
+    rollover: bool = False
+    description: Annotated[str, msgspec.Meta(max_length=300)] = ""
+
+
 class PlanDoc(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     code: Slug
     name: str
@@ -56,6 +66,8 @@ class PlanDoc(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     )
     # The margin the premium tier should keep, in percent of its seat fees.
     premium_target_margin_percent: Decimal = Decimal(0)
+    # Credits granted with each period (billing/credits).
+    credits: list[RecurringCreditDoc] = msgspec.field(default_factory=list)
 
 
 class PriceBookDoc(msgspec.Struct, forbid_unknown_fields=True):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from django.db.models import Exists, OuterRef
@@ -21,7 +22,13 @@ from billing.plans.models import (
 )
 from billing.plans.periods import subscription_period
 from billing.plans.pricing import OutcomeTerms, PlanTerms, Tier
-from billing.plans.schemas import OutcomePriceDoc, PassThroughDoc, PlanDoc, TierDoc
+from billing.plans.schemas import (
+    OutcomePriceDoc,
+    PassThroughDoc,
+    PlanDoc,
+    RecurringCreditDoc,
+    TierDoc,
+)
 from metering.models import Customer
 
 DEFAULT_REVERSAL_WINDOW = timedelta(days=7)
@@ -97,6 +104,15 @@ def plan_document(version: PlanVersion) -> PlanDoc:
         ],
         included_features=list(version.included_features),
         premium_target_margin_percent=version.premium_target_margin_percent,
+        credits=[
+            RecurringCreditDoc(
+                amount=Decimal(credit["amount"]),
+                priority=credit["priority"],
+                rollover=credit["rollover"],
+                description=credit["description"],
+            )
+            for credit in version.recurring_credits
+        ],
     )
 
 

@@ -103,6 +103,15 @@ class PassThroughDocSerializer(serializers.Serializer):
     feature = serializers.CharField(required=False, help_text="Absent: every other feature.")
 
 
+class RecurringCreditDocSerializer(serializers.Serializer):
+    amount = serializers.CharField(help_text="Granted at each period's start.")
+    priority = serializers.IntegerField(required=False)
+    rollover = serializers.BooleanField(
+        required=False, help_text="false: what is left expires at the period's end."
+    )
+    description = serializers.CharField(required=False)
+
+
 class PlanDocumentSerializer(serializers.Serializer):
     """A plan's version as a price-book document (see `manage.py load_plans`)."""
 
@@ -121,6 +130,7 @@ class PlanDocumentSerializer(serializers.Serializer):
     token_pass_through = PassThroughDocSerializer(many=True)
     included_features = serializers.ListField(child=serializers.CharField())
     premium_target_margin_percent = serializers.CharField()
+    credits = RecurringCreditDocSerializer(many=True)
 
     def to_representation(self, instance: Any) -> Any:
         return instance

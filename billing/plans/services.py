@@ -12,7 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from api.errors import ApiError, ErrorDetail
-from billing.money import is_currency
+from billing.money import is_currency, minor_unit_digits
 from billing.plans.models import (
     OutcomePrice,
     Plan,
@@ -127,6 +127,15 @@ def _check_plan(where: str, plan: PlanDoc) -> None:
         raise PriceBookError(
             f"{where}.premium_target_margin_percent", "must be at least 0 and below 100"
         )
+    for index, credit in enumerate(plan.credits):
+        digits = minor_unit_digits(plan.currency)
+        if credit.amount <= 0 or credit.amount != credit.amount.quantize(
+            Decimal(1).scaleb(-digits)
+        ):
+            raise PriceBookError(
+                f"{where}.credits[{index}].amount",
+                f"must be above 0, in whole minor units of {plan.currency} ({digits} places)",
+            )
     billed_at_cost = set(features) & set(plan.included_features)
     if billed_at_cost:
         raise PriceBookError(
@@ -192,6 +201,15 @@ def _plan_version_create(plan: Plan, doc: PlanDoc, version: int) -> PlanVersion:
         days_until_due=doc.days_until_due,
         included_features=sorted(doc.included_features),
         premium_target_margin_percent=doc.premium_target_margin_percent,
+        recurring_credits=[
+            {
+                "amount": str(credit.amount),
+                "priority": credit.priority,
+                "rollover": credit.rollover,
+                "description": credit.description,
+            }
+            for credit in doc.credits
+        ],
     )
     for price in doc.outcomes:
         outcome_price = OutcomePrice.objects.create(

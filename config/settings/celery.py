@@ -71,6 +71,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "billing.tasks.close_due_periods",
         "schedule": 300.0,
     },
+    # The credits plans give each period, made soon after it starts (a close makes any
+    # this missed; each grant once).
+    "grant-plan-credits": {
+        "task": "credits.tasks.grant_plan_credits",
+        "schedule": 300.0,
+    },
     # The margin breakdown of closed invoices whose after-close task was lost.
     "reconcile-missing": {
         "task": "billing.tasks.reconcile_missing",

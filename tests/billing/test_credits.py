@@ -12,8 +12,13 @@ import pytest
 
 from billing.analytics.models import Reconciliation
 from billing.credits.drawdown import Draw, GrantBalance, credits_draw
-from billing.credits.models import CreditEntry, CreditGrant, EntryKind
-from billing.credits.services import GrantRequest, grant_create, grant_void
+from billing.credits.models import CreditEntry, CreditGrant, EntryKind, GrantKind
+from billing.credits.services import (
+    GrantRequest,
+    grant_create,
+    grant_void,
+    plan_credits_grant_running,
+)
 from billing.invoicing.models import Invoice
 from billing.invoicing.services import period_close
 from billing.plans.models import LineKind, Subscription
@@ -198,3 +203,100 @@ def test_the_preview_shows_the_credits_the_close_draws(client_with_key):
     assert [(line["kind"], line["amount"]) for line in preview["lines"]] == lines(invoice)
     assert preview["total"] == invoice.total == 0
     assert preview["lines"][-1]["description"] == "Credits applied"
+
+
+# --- credits the plan gives each period -------------------------------------------------
+
+
+def subscribe(credits: list[dict], timezone: str = "UTC") -> object:
+    version = plan_load("included", base_fee="50", credits=credits)
+    customer = customer_create(external_id="inc")
+    Subscription.objects.create(
+        customer=customer, plan=version.plan, started_at=OCTOBER, timezone=timezone
+    )
+    return customer
+
+
+def plan_grants(customer) -> list[tuple[str, Decimal, datetime | None]]:
+    return [
+        (grant.external_id, balance(grant), grant.expires_at)
+        for grant in CreditGrant.objects.filter(
+            customer=customer, kind=GrantKind.RECURRING
+        ).order_by("effective_at", "pk")
+    ]
+
+
+def test_the_plan_grants_each_period_and_what_it_left_expires_at_the_period_end(db):
+    customer = subscribe([{"amount": "80", "description": "AI usage included"}])
+
+    october = period_close(customer_id=customer.pk, period_start=OCTOBER)
+    november = period_close(customer_id=customer.pk, period_start=NOVEMBER)
+
+    assert (october.total, november.total) == (0, 0)
+    assert plan_grants(customer) == [
+        (f"plan:{OCTOBER.isoformat()}:0", Decimal(0), NOVEMBER),
+        (f"plan:{NOVEMBER.isoformat()}:0", Decimal(0), DECEMBER),
+    ]
+    first = CreditGrant.objects.get(external_id=f"plan:{OCTOBER.isoformat()}:0")
+    assert first.description == "AI usage included"
+    assert [(e.kind, e.amount, e.at) for e in first.entries.order_by("pk")] == [
+        (EntryKind.GRANT, Decimal(80), OCTOBER),
+        (EntryKind.DRAWN, Decimal(-50), NOVEMBER),
+        (EntryKind.EXPIRED, Decimal(-30), NOVEMBER),
+    ]
+
+
+def test_credits_that_roll_over_keep_what_is_left_and_are_drawn_oldest_first(db):
+    customer = subscribe([{"amount": "80", "rollover": True}])
+
+    period_close(customer_id=customer.pk, period_start=OCTOBER)
+    november = period_close(customer_id=customer.pk, period_start=NOVEMBER)
+
+    assert november.total == 0
+    assert plan_grants(customer) == [
+        (f"plan:{OCTOBER.isoformat()}:0", Decimal(0), None),  # 30 left, drawn in November
+        (f"plan:{NOVEMBER.isoformat()}:0", Decimal(60), None),
+    ]
+
+
+def test_the_job_grants_at_the_period_start_once_however_late_it_runs(db):
+    customer = subscribe([{"amount": "20"}])
+
+    assert plan_credits_grant_running(now=OCTOBER + 19 * DAY) == 1
+    assert plan_credits_grant_running(now=OCTOBER + 20 * DAY) == 0
+    invoice = period_close(customer_id=customer.pk, period_start=OCTOBER)
+
+    made = CreditGrant.objects.get(customer=customer)
+    assert (made.effective_at, made.expires_at) == (OCTOBER, NOVEMBER)
+    assert invoice.total == 3000
+    assert CreditEntry.objects.filter(grant=made, kind=EntryKind.GRANT).count() == 1
+
+
+def test_periods_of_a_subscription_in_its_timezone_bound_the_plans_grants(db):
+    # Paris: November starts at 23:00 UTC on October 31 (winter time since October 25).
+    customer = subscribe([{"amount": "20"}], timezone="Europe/Paris")
+    paris_november = datetime(2026, 10, 31, 23, tzinfo=UTC)
+
+    plan_credits_grant_running(now=paris_november)
+
+    made = CreditGrant.objects.get(customer=customer)
+    assert (made.effective_at, made.expires_at) == (
+        paris_november,
+        datetime(2026, 11, 30, 23, tzinfo=UTC),
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_preview_counts_the_plans_credits_before_the_job_made_them(client_with_key):
+    customer = subscribe([{"amount": "20", "priority": 1}])
+    give(customer, "100")
+
+    response = client_with_key.get(
+        "/v1/customers/inc/usage", {"period": (OCTOBER + DAY).isoformat()}
+    )
+    preview = response.json()["invoice_preview"]
+    invoice = period_close(customer_id=customer.pk, period_start=OCTOBER)
+
+    assert preview["total"] == invoice.total == 0
+    assert [(line["kind"], line["amount"]) for line in preview["lines"]] == lines(invoice)
+    assert plan_grants(customer) == [(f"plan:{OCTOBER.isoformat()}:0", Decimal(0), NOVEMBER)]

@@ -167,3 +167,20 @@ def test_the_grants_and_ledger_are_in_the_schema(client_with_key):
         "customers_credit_ledger",
     } <= operations
     assert {"Credits", "Grant", "Entry"} <= set(schema["components"]["schemas"])
+
+
+def test_a_plan_says_the_credits_it_gives_each_period(client_with_key):
+    document = {"name": "Included", "currency": "USD", "base_fee": "50"}
+    credits = [{"amount": "20", "priority": 10, "rollover": True, "description": "AI usage"}]
+
+    refused = client_with_key.put(
+        "/v1/plans/included", {**document, "credits": [{"amount": "1.001"}]}, format="json"
+    )
+    saved = client_with_key.put(
+        "/v1/plans/included", {**document, "credits": credits}, format="json"
+    )
+
+    assert refused.status_code == 400
+    assert refused.json()["errors"][0]["field"] == "credits[0].amount"
+    assert saved.status_code == 201, saved.content
+    assert client_with_key.get("/v1/plans/included").json()["credits"] == credits

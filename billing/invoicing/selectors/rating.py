@@ -30,7 +30,7 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from billing.credits.drawdown import Draw, credits_draw, credits_line
-from billing.credits.selectors import usable_balances
+from billing.credits.selectors import period_credits, usable_balances
 from billing.invoicing.fx import FxRateNeeded
 from billing.invoicing.models import Invoice
 from billing.invoicing.selectors.cells import (
@@ -318,7 +318,12 @@ def periods_rate(
         snapshot=snapshot,
         detail=detail,
     )
-    balances = usable_balances(customer_ids=list(windows), start=start, end=end)
+    balances = usable_balances(
+        customer_ids=list(windows),
+        start=start,
+        end=end,
+        planned=period_credits(subscriptions=subscriptions, start=start, end=end),
+    )
     rated = []
     for subscription in subscriptions:
         window = windows[subscription.customer_id]
