@@ -19,6 +19,7 @@ v1 = [
     path("", include("billing.credits.urls")),
     path("", include("billing.invoicing.urls")),
     path("", include("billing.analytics.urls")),
+    path("", include("billing.limits.urls")),
     path("", include("billing.stripe_sync.urls")),
 ]
 

@@ -84,7 +84,13 @@ OVERRIDE = {
     "output_per_mtok": "0.2",
 }
 
+CUSTOMER_PATH = "/v1/customers/{external_id}"
+ACME = "/v1/customers/acme"
 CREDITS = "/v1/customers/{external_id}/credits"
+RESERVATION = "/v1/reservations/{reservation_id}"
+SPEND = {"amount": "1"}
+SETTLE = {"amount": "1"}
+LIMIT = {"mode": "hard"}
 ACME_GRANTS = "/v1/customers/acme/credits/grants"
 GRANT = {"id": "welcome", "amount": "5"}
 
@@ -175,6 +181,72 @@ RECIPES: dict[tuple[str, str, int], Callable[[Api], Any]] = {
     ("POST", f"{CREDITS}/grants/{{grant_id}}/void", 415): not_json(f"{ACME_GRANTS}/welcome/void"),
     ("POST", f"{CREDITS}/grants/{{grant_id}}/void", 429): lambda a: a.over_rate(
         json_post(f"{ACME_GRANTS}/welcome/void", {})
+    ),
+    ("POST", f"{CUSTOMER_PATH}/authorize", 400): lambda a: a.keyed.post(
+        f"{ACME}/authorize", {"amount": "1", "ttl_seconds": 0}, format="json"
+    ),
+    ("POST", f"{CUSTOMER_PATH}/authorize", 401): lambda a: a.anonymous.post(
+        f"{ACME}/authorize", SPEND, format="json"
+    ),
+    ("POST", f"{CUSTOMER_PATH}/authorize", 404): lambda a: a.keyed.post(
+        "/v1/customers/nobody/authorize", SPEND, format="json"
+    ),
+    ("POST", f"{CUSTOMER_PATH}/authorize", 409): lambda a: a.keyed.post(
+        f"{without_a_plan()}/authorize", SPEND, format="json"
+    ),
+    ("POST", f"{CUSTOMER_PATH}/authorize", 415): not_json(f"{ACME}/authorize"),
+    ("POST", f"{CUSTOMER_PATH}/authorize", 429): lambda a: a.over_rate(
+        json_post(f"{ACME}/authorize", SPEND)
+    ),
+    ("GET", f"{CUSTOMER_PATH}/available", 401): lambda a: a.anonymous.get(f"{ACME}/available"),
+    ("GET", f"{CUSTOMER_PATH}/available", 404): lambda a: a.keyed.get(
+        "/v1/customers/nobody/available"
+    ),
+    ("GET", f"{CUSTOMER_PATH}/available", 409): lambda a: a.keyed.get(
+        f"{without_a_plan()}/available"
+    ),
+    ("GET", f"{CUSTOMER_PATH}/available", 429): lambda a: a.over_rate(get(f"{ACME}/available")),
+    ("PUT", f"{CUSTOMER_PATH}/spend-limit", 400): lambda a: a.keyed.put(
+        f"{ACME}/spend-limit", {"mode": "strict"}, format="json"
+    ),
+    ("PUT", f"{CUSTOMER_PATH}/spend-limit", 401): lambda a: a.anonymous.put(
+        f"{ACME}/spend-limit", LIMIT, format="json"
+    ),
+    ("PUT", f"{CUSTOMER_PATH}/spend-limit", 404): lambda a: a.keyed.put(
+        "/v1/customers/nobody/spend-limit", LIMIT, format="json"
+    ),
+    ("PUT", f"{CUSTOMER_PATH}/spend-limit", 415): not_json(f"{ACME}/spend-limit", "put"),
+    ("PUT", f"{CUSTOMER_PATH}/spend-limit", 429): lambda a: a.over_rate(
+        lambda c: c.put(f"{ACME}/spend-limit", LIMIT, format="json")
+    ),
+    ("GET", RESERVATION, 401): lambda a: a.anonymous.get("/v1/reservations/res_x"),
+    ("GET", RESERVATION, 404): lambda a: a.keyed.get("/v1/reservations/res_x"),
+    ("POST", f"{RESERVATION}/release", 401): lambda a: a.anonymous.post(
+        "/v1/reservations/res_x/release"
+    ),
+    ("POST", f"{RESERVATION}/release", 404): lambda a: a.keyed.post(
+        "/v1/reservations/res_x/release"
+    ),
+    ("POST", f"{RESERVATION}/release", 409): lambda a: a.keyed.post(
+        f"/v1/reservations/{settled_reservation(a)}/release"
+    ),
+    ("POST", f"{RESERVATION}/settle", 400): lambda a: a.keyed.post(
+        f"/v1/reservations/{reservation(a)}/settle", {"amount": "x"}, format="json"
+    ),
+    ("POST", f"{RESERVATION}/settle", 401): lambda a: a.anonymous.post(
+        "/v1/reservations/res_x/settle", SETTLE, format="json"
+    ),
+    ("POST", f"{RESERVATION}/settle", 404): lambda a: a.keyed.post(
+        "/v1/reservations/res_x/settle", SETTLE, format="json"
+    ),
+    ("POST", f"{RESERVATION}/settle", 409): lambda a: a.keyed.post(
+        f"/v1/reservations/{released_reservation(a)}/settle", SETTLE, format="json"
+    ),
+    ("POST", f"{RESERVATION}/settle", 415): lambda a: a.keyed.post(
+        f"/v1/reservations/{reservation(a)}/settle", "amount=1", content_type="text/plain"
+    ),
+    ("POST", f"{RESERVATION}/settle", 429): lambda a: a.over_rate(
+        json_post("/v1/reservations/res_x/settle", SETTLE)
     ),
     ("GET", f"{CREDITS}/ledger", 400): lambda a: a.keyed.get(
         "/v1/customers/acme/credits/ledger?offset=x"
@@ -285,6 +357,30 @@ RECIPES: dict[tuple[str, str, int], Callable[[Api], Any]] = {
         HTTP_STRIPE_SIGNATURE="t=1,v1=00",
     ),
 }
+
+
+def without_a_plan() -> str:
+    customer_create(external_id="loner")
+    return "/v1/customers/loner"
+
+
+def reservation(api: Api) -> str:
+    answer = api.keyed.post(f"{ACME}/authorize", SPEND, format="json")
+    assert answer.status_code == 200, answer.content
+    return answer.json()["reservation"]["id"]
+
+
+def settled_reservation(api: Api) -> str:
+    made = reservation(api)
+    settled = api.keyed.post(f"/v1/reservations/{made}/settle", SETTLE, format="json")
+    assert settled.status_code == 200
+    return made
+
+
+def released_reservation(api: Api) -> str:
+    made = reservation(api)
+    assert api.keyed.post(f"/v1/reservations/{made}/release").status_code == 200
+    return made
 
 
 def twice(api: Api, path: str, first: Any, second: Any) -> Any:

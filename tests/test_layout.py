@@ -1,7 +1,7 @@
 """The house rules of the code's layout (docs/development.md "Layout"): dependencies run
 one way, common <- api <- metering <- outcomes <- billing.plans <- billing.credits <-
-billing.invoicing <- billing.stripe_sync / billing.analytics <- alerts, and no service
-imports a task (services enqueue by name)."""
+billing.invoicing <- billing.stripe_sync / billing.analytics / billing.limits <- alerts,
+and no service imports a task (services enqueue by name)."""
 
 import ast
 from pathlib import Path
@@ -19,6 +19,7 @@ FLOORS = {
     "billing.invoicing": 4,
     "billing.stripe_sync": 5,
     "billing.analytics": 5,
+    "billing.limits": 5,
     "alerts": 6,
 }
 

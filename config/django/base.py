@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "billing.invoicing",
     "billing.stripe_sync",
     "billing.analytics",
+    "billing.limits",
     "alerts",
     "axes",
     "auditlog",

@@ -77,6 +77,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "credits.tasks.grant_plan_credits",
         "schedule": 300.0,
     },
+    # Reservations nobody settled or released in time stop holding (limits).
+    "expire-reservations": {
+        "task": "limits.tasks.expire_reservations",
+        "schedule": 60.0,
+    },
     # The margin breakdown of closed invoices whose after-close task was lost.
     "reconcile-missing": {
         "task": "billing.tasks.reconcile_missing",

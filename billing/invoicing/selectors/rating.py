@@ -258,6 +258,8 @@ class RatedPeriod:
     # What the customer's prepaid credits pay of the invoice, grant by grant (the
     # invoice's last line; billing/credits).
     prepaid: tuple[Draw, ...] = ()
+    # What its own lines were rated on (billing/limits prices more outcomes with them).
+    quantities: PeriodQuantities | None = None
 
     @property
     def cells(self) -> list[Cell]:
@@ -368,6 +370,7 @@ def periods_rate(
                 late=tuple(changes),
                 missing_rates=frozenset(outcomes[window].missing_rates | late_missing),
                 prepaid=draws,
+                quantities=quantities,
             )
         )
     return rated

@@ -1,0 +1,76 @@
+"""A customer's spend limit and the reservations authorizations hold against it."""
+
+from django.db import models
+from django.db.models import Q
+
+from metering.models import Customer
+
+
+class LimitMode(models.TextChoices):
+    NONE = "none", "none: every authorization is allowed"
+    HARD = "hard", "hard: refuse what exceeds the available amount"
+    SOFT = "soft", "soft: allow, and say it exceeds"
+
+
+class SpendLimit(models.Model):
+    """How authorizations of a customer's spend are answered (none without a row)."""
+
+    customer = models.OneToOneField(Customer, on_delete=models.CASCADE, related_name="spend_limit")
+    mode = models.CharField(max_length=8, choices=LimitMode.choices, default=LimitMode.NONE)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.customer}: {self.mode}"
+
+
+class ReservationStatus(models.TextChoices):
+    OPEN = "open"
+    SETTLED = "settled"
+    RELEASED = "released"
+    EXPIRED = "expired"
+
+
+class Reservation(models.Model):
+    """An amount held for what a backend is about to do, until it is settled (the actual
+    amount is known), released, or its time runs out. Only open reservations hold."""
+
+    # Its id in the API: payback's, unique (`res_…`).
+    public_id = models.CharField(max_length=40, unique=True)
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="reservations")
+    # The backend's id for the authorization (a retry with it is the same reservation).
+    external_id = models.CharField(max_length=200)
+    currency = models.CharField(max_length=3)
+    amount = models.DecimalField(max_digits=30, decimal_places=12)
+    # What it is for, when the backend said it in outcomes.
+    outcome_type = models.CharField(max_length=100, blank=True)
+    quantity = models.PositiveIntegerField(null=True, blank=True)
+    status = models.CharField(
+        max_length=8, choices=ReservationStatus.choices, default=ReservationStatus.OPEN
+    )
+    expires_at = models.DateTimeField()
+    settled_amount = models.DecimalField(max_digits=30, decimal_places=12, null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer", "external_id"], name="reservation_once_per_id"
+            ),
+            models.CheckConstraint(condition=Q(amount__gt=0), name="reservation_positive"),
+        ]
+        indexes = [
+            models.Index(
+                fields=["customer"],
+                condition=Q(status=ReservationStatus.OPEN),
+                name="reservation_open",
+            ),
+            models.Index(
+                fields=["expires_at"],
+                condition=Q(status=ReservationStatus.OPEN),
+                name="reservation_open_expiry",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.public_id} {self.amount.normalize():f} {self.currency} ({self.status})"

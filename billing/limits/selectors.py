@@ -1,0 +1,132 @@
+"""What a customer has available to spend now, and its reservations."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+from decimal import Decimal
+
+from django.db.models import Sum
+
+from billing.credits.selectors import period_credits, usable_balances
+from billing.invoicing.selectors import invoice_preview
+from billing.limits.models import LimitMode, Reservation, ReservationStatus, SpendLimit
+from billing.money import from_minor_units
+from billing.plans.models import LineKind, PriceModel
+from billing.plans.pricing import OutcomeQuantity, PeriodQuantities, PlanTerms, rate_period
+from billing.plans.selectors import subscription_of
+from metering.models import Customer
+
+ZERO = Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class Available:
+    """What a customer may still spend in its running period, in its plan's currency:
+    the credits live in it, less what its usage so far bills (as its invoice would,
+    before credits) and what open reservations hold."""
+
+    currency: str
+    period_start: datetime
+    period_end: datetime
+    credits: Decimal
+    billed: Decimal
+    reserved: Decimal
+    mode: str  # LimitMode
+
+    @property
+    def amount(self) -> Decimal:
+        return self.credits - self.billed - self.reserved
+
+
+class NoPlan(Exception):
+    """A customer without a subscription has no period, currency or prices to spend in."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunningPeriod:
+    """The customer's running period as its invoice would bill it now, before credits."""
+
+    currency: str
+    start: datetime
+    end: datetime
+    billed: Decimal
+    credits: Decimal
+    quantities: PeriodQuantities
+    terms: PlanTerms
+
+
+def running_period(*, customer: Customer, now: datetime) -> RunningPeriod:
+    """The running period rated now through the close's own pipeline (the preview)."""
+    subscription = subscription_of(customer=customer)
+    preview = invoice_preview(customer=customer, moment=now)
+    if subscription is None or preview is None or preview.period is None:
+        raise NoPlan(customer.external_id)
+    period = preview.period
+    assert period.quantities is not None, "a rated period keeps its quantities"
+    currency = period.invoice.currency
+    billed = sum(
+        line.amount for line in period.invoice.lines if line.kind != LineKind.CREDITS_APPLIED
+    )
+    balances = usable_balances(
+        customer_ids=[customer.pk],
+        start=preview.start,
+        end=preview.end,
+        planned=period_credits(subscriptions=[subscription], start=preview.start, end=preview.end),
+    )
+    credits = sum(grant.balance for grant in balances.get((customer.pk, currency), []))
+    return RunningPeriod(
+        currency=currency,
+        start=preview.start,
+        end=preview.end,
+        billed=from_minor_units(billed, currency),
+        credits=from_minor_units(credits, currency),
+        quantities=period.quantities,
+        terms=period.terms,
+    )
+
+
+def reserved(*, customer_id: int) -> Decimal:
+    """What the customer's open reservations hold."""
+    return (
+        Reservation.objects.filter(
+            customer_id=customer_id, status=ReservationStatus.OPEN
+        ).aggregate(total=Sum("amount"))["total"]
+        or ZERO
+    )
+
+
+def limit_mode(*, customer_id: int) -> str:
+    found = SpendLimit.objects.filter(customer_id=customer_id).values_list("mode", flat=True)
+    return found.first() or LimitMode.NONE
+
+
+def available(*, customer: Customer, now: datetime) -> Available:
+    running = running_period(customer=customer, now=now)
+    return Available(
+        currency=running.currency,
+        period_start=running.start,
+        period_end=running.end,
+        credits=running.credits,
+        billed=running.billed,
+        reserved=reserved(customer_id=customer.pk),
+        mode=limit_mode(customer_id=customer.pk),
+    )
+
+
+def outcome_price(running: RunningPeriod, outcome_type: str, quantity: int) -> Decimal | None:
+    """What `quantity` more successes of `outcome_type` add to the running period's
+    invoice at the plan's prices (its tiers, packages, included quantity and minimum as
+    they stand now: rated with and without them); None when the plan prices the type by
+    value (a percentage: the backend says an amount instead)."""
+    terms = running.terms
+    outcome = next((o for o in terms.outcomes if o.outcome_type == outcome_type), None)
+    if outcome is None:
+        return ZERO  # the plan does not bill that type
+    if outcome.model == PriceModel.PERCENTAGE:
+        return None
+    now = running.quantities
+    so_far = now.outcomes.get(outcome_type, OutcomeQuantity(0)).succeeded
+    more = replace(now, outcomes={**now.outcomes, outcome_type: OutcomeQuantity(so_far + quantity)})
+    added = rate_period(terms, more).total - rate_period(terms, now).total
+    return from_minor_units(added, running.currency)

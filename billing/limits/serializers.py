@@ -1,0 +1,75 @@
+"""What the authorization endpoints take and answer."""
+
+from rest_framework import serializers
+
+from billing.limits.models import LimitMode, ReservationStatus
+from metering.serializers import StrictInputSerializer
+
+
+class AuthorizeInputSerializer(StrictInputSerializer):
+    id = serializers.CharField(
+        max_length=200,
+        required=False,
+        help_text="Your id for this authorization: sending it again answers with the "
+        "reservation it made (a safe retry).",
+    )
+    amount = serializers.DecimalField(
+        max_digits=30,
+        decimal_places=12,
+        required=False,
+        help_text="What it will bill, in the plan's currency. Or outcome_type and quantity.",
+    )
+    outcome_type = serializers.CharField(max_length=100, required=False)
+    quantity = serializers.IntegerField(min_value=1, max_value=1_000_000, required=False)
+    ttl_seconds = serializers.IntegerField(
+        min_value=1,
+        max_value=86_400,
+        default=600,
+        help_text="Released by itself if not settled or released by then.",
+    )
+
+
+class SettleInputSerializer(StrictInputSerializer):
+    amount = serializers.DecimalField(
+        max_digits=30, decimal_places=12, help_text="What the work actually bills."
+    )
+
+
+class AvailableSerializer(serializers.Serializer):
+    currency = serializers.CharField()
+    period_start = serializers.DateTimeField()
+    period_end = serializers.DateTimeField()
+    credits = serializers.CharField(help_text="What credits live in the period hold.")
+    billed = serializers.CharField(help_text="What the period's usage bills so far.")
+    reserved = serializers.CharField(help_text="What open reservations hold.")
+    available = serializers.CharField(help_text="credits − billed − reserved.")
+    mode = serializers.ChoiceField(LimitMode.choices)
+
+
+class ReservationSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    customer = serializers.CharField()
+    external_id = serializers.CharField()
+    currency = serializers.CharField()
+    amount = serializers.CharField()
+    outcome_type = serializers.CharField()
+    quantity = serializers.IntegerField(allow_null=True)
+    status = serializers.ChoiceField(ReservationStatus.choices)
+    expires_at = serializers.DateTimeField()
+    settled_amount = serializers.CharField(allow_null=True)
+    ended_at = serializers.DateTimeField(allow_null=True)
+
+
+class AuthorizationSerializer(serializers.Serializer):
+    allowed = serializers.BooleanField()
+    exceeds = serializers.BooleanField(
+        help_text="More than was available: refused under a hard limit, allowed under a "
+        "soft one or none."
+    )
+    amount = serializers.CharField(help_text="What was asked, priced.")
+    reservation = ReservationSerializer(allow_null=True)
+    available = AvailableSerializer(help_text="After the reservation, when allowed.")
+
+
+class SpendLimitSerializer(StrictInputSerializer):
+    mode = serializers.ChoiceField(LimitMode.choices)

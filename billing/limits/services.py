@@ -1,0 +1,174 @@
+"""Authorizing spend: an amount reserved against what a customer has available, with no
+overspend however many authorizations run at once, and its settle, release and expiry."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.db import IntegrityError, connection, transaction
+
+from api.errors import ApiError, ErrorDetail
+from billing.limits import selectors
+from billing.limits.models import LimitMode, Reservation, ReservationStatus, SpendLimit
+from metering.models import Customer
+
+# pg_advisory_xact_lock(key1, key2): key1 names what is locked (a customer's spend), key2
+# the customer. Authorizations of one customer queue on it, in every process.
+SPEND_LOCK = 0x7370656E  # "spen"
+
+
+@dataclass(frozen=True, slots=True)
+class SpendRequest:
+    """What a backend is about to do: an amount, or outcomes priced at the plan's price."""
+
+    external_id: str = ""
+    amount: Decimal | None = None
+    outcome_type: str = ""
+    quantity: int | None = None
+    ttl: timedelta = timedelta(minutes=10)
+
+
+@dataclass(frozen=True, slots=True)
+class Authorization:
+    allowed: bool
+    reservation: Reservation | None  # None when refused
+    amount: Decimal  # what was asked, priced
+    available: selectors.Available  # after the reservation, when allowed
+    exceeds: bool  # more than was available (a soft limit allows it anyway)
+
+
+def _refuse(field: str | None, code: str, message: str, status: int = 400) -> ApiError:
+    return ApiError([ErrorDetail(field=field, code=code, message=message)], status_code=status)
+
+
+def _priced(running: selectors.RunningPeriod, request: SpendRequest) -> Decimal:
+    if request.amount is not None:
+        if request.amount <= 0:
+            raise _refuse("amount", "invalid", "An amount above 0.")
+        return request.amount
+    if not request.outcome_type or not request.quantity:
+        raise _refuse("amount", "required", "Say an amount, or an outcome_type and a quantity.")
+    price = selectors.outcome_price(running, request.outcome_type, request.quantity)
+    if price is None:
+        raise _refuse(
+            "outcome_type",
+            "priced_by_value",
+            f"`{request.outcome_type}` is priced by its value: say the amount.",
+        )
+    return price
+
+
+def authorize(*, customer: Customer, request: SpendRequest, now: datetime) -> Authorization:
+    """Reserve what `request` costs if the customer's limit allows it. Under a hard limit
+    it must fit in what is available; under a soft one it is allowed and said to exceed;
+    with none it is allowed. One customer's authorizations are serialised by a lock, so
+    that concurrent ones never reserve more than was available between them. The same
+    `external_id` again answers with the reservation it made."""
+    if request.external_id:
+        found = Reservation.objects.filter(
+            customer=customer, external_id=request.external_id
+        ).first()
+        if found is not None:
+            return _again(found, customer, now)
+    try:
+        running = selectors.running_period(customer=customer, now=now)
+    except selectors.NoPlan:
+        raise _refuse(
+            None, "no_plan", f"Customer `{customer.external_id}` has no plan to spend in.", 409
+        ) from None
+    amount = _priced(running, request)
+    try:
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [SPEND_LOCK, customer.pk])
+            held = selectors.reserved(customer_id=customer.pk)
+            mode = selectors.limit_mode(customer_id=customer.pk)
+            before = selectors.Available(
+                running.currency, running.start, running.end, running.credits, running.billed,
+                held, mode,
+            )  # fmt: skip
+            exceeds = amount > before.amount
+            if exceeds and mode == LimitMode.HARD:
+                return Authorization(False, None, amount, before, True)
+            reservation = Reservation.objects.create(
+                public_id=f"res_{uuid.uuid4().hex}",
+                customer=customer,
+                external_id=request.external_id or f"auth_{uuid.uuid4().hex}",
+                currency=running.currency,
+                amount=amount,
+                outcome_type=request.outcome_type,
+                quantity=request.quantity,
+                expires_at=now + request.ttl,
+            )
+    except IntegrityError:  # the same id, sent twice at once: the other one made it
+        return authorize(customer=customer, request=request, now=now)
+    after = selectors.Available(
+        running.currency, running.start, running.end, running.credits, running.billed,
+        held + amount, mode,
+    )  # fmt: skip
+    return Authorization(True, reservation, amount, after, exceeds)
+
+
+def _again(found: Reservation, customer: Customer, now: datetime) -> Authorization:
+    available = selectors.available(customer=customer, now=now)
+    return Authorization(True, found, found.amount, available, available.amount < 0)
+
+
+def _open(public_id: str) -> Reservation:
+    """The reservation, locked; 404 when there is none, 409 when it is not open."""
+    reservation = Reservation.objects.select_for_update().filter(public_id=public_id).first()
+    if reservation is None:
+        raise _refuse(None, "not_found", f"No reservation `{public_id}`.", 404)
+    return reservation
+
+
+def reservation_settle(*, public_id: str, amount: Decimal, now: datetime) -> Reservation:
+    """What the reserved work actually cost: the reservation stops holding (the usage,
+    once recorded, counts in what the period bills). Settling again with the same amount
+    changes nothing; anything else on a reservation that is not open is a 409."""
+    if amount < 0:
+        raise _refuse("amount", "invalid", "An amount of 0 or more.")
+    with transaction.atomic():
+        reservation = _open(public_id)
+        if reservation.status == ReservationStatus.SETTLED and reservation.settled_amount == amount:
+            return reservation
+        if reservation.status != ReservationStatus.OPEN:
+            raise _refuse(
+                None, "not_open", f"Reservation `{public_id}` is {reservation.status}.", 409
+            )
+        reservation.status = ReservationStatus.SETTLED
+        reservation.settled_amount, reservation.ended_at = amount, now
+        reservation.save(update_fields=["status", "settled_amount", "ended_at"])
+    return reservation
+
+
+def reservation_release(*, public_id: str, now: datetime) -> Reservation:
+    """The reserved work did not happen: the reservation stops holding. Releasing again
+    changes nothing."""
+    with transaction.atomic():
+        reservation = _open(public_id)
+        if reservation.status == ReservationStatus.RELEASED:
+            return reservation
+        if reservation.status != ReservationStatus.OPEN:
+            raise _refuse(
+                None, "not_open", f"Reservation `{public_id}` is {reservation.status}.", 409
+            )
+        reservation.status, reservation.ended_at = ReservationStatus.RELEASED, now
+        reservation.save(update_fields=["status", "ended_at"])
+    return reservation
+
+
+def reservations_expire(*, now: datetime) -> int:
+    """Open reservations past their time stop holding (a backend that died between
+    reserve and settle): each once, whenever this runs. Returns how many expired."""
+    return Reservation.objects.filter(status=ReservationStatus.OPEN, expires_at__lte=now).update(
+        status=ReservationStatus.EXPIRED, ended_at=now
+    )
+
+
+def spend_limit_set(*, customer: Customer, mode: str) -> SpendLimit:
+    limit, _ = SpendLimit.objects.update_or_create(customer=customer, defaults={"mode": mode})
+    return limit

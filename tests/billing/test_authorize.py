@@ -1,0 +1,263 @@
+"""Real-time authorization: what a customer may spend now (credits live in its running
+period, less what its usage bills so far and what open reservations hold), reservations
+made, settled, released and expired, and no overspend under concurrency.
+
+The scenario: `acme` pays $2.00 per resolution past the first one each month, and has
+$10 of promotional credits."""
+
+import os
+import socket
+import subprocess
+import threading
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.db import connection, connections, transaction
+from django.utils import timezone
+from rest_framework_api_key.models import APIKey
+
+from billing.credits.services import GrantRequest, grant_create
+from billing.limits.models import LimitMode, Reservation, ReservationStatus
+from billing.limits.services import SPEND_LOCK, SpendRequest, reservations_expire, spend_limit_set
+from billing.limits.services import authorize as authorize_service
+from billing.plans.models import Subscription
+from config import front
+from outcomes.models import Outcome
+from tests.billing.factories import plan_load
+from tests.metering.factories import customer_create
+from tests.support.polling import wait_for
+from tests.support.processes import database_url, json_request
+
+AUTHORIZE = "/v1/customers/acme/authorize"
+
+
+def make_acme(mode: str = LimitMode.HARD, credits: str = "10"):
+    version = plan_load(
+        "per-resolution",
+        outcomes=[{"type": "resolution", "unit_price": "2.00", "included": 1}],
+    )
+    customer = customer_create(external_id="acme")
+    started = timezone.now() - timedelta(days=3)
+    Subscription.objects.create(customer=customer, plan=version.plan, started_at=started)
+    grant_create(
+        customer=customer,
+        request=GrantRequest(amount=Decimal(credits), currency="USD", effective_at=started),
+    )
+    spend_limit_set(customer=customer, mode=mode)
+    return customer
+
+
+def succeed(customer, number: int) -> None:
+    now = timezone.now()
+    Outcome.objects.create(
+        external_id=f"o-{number}", customer=customer, type="resolution", status="succeeded",
+        occurred_at=now, succeeded_at=now, succeeded_recorded_at=now,
+    )  # fmt: skip
+
+
+def authorize(client, **body):
+    response = client.post(AUTHORIZE, body, format="json")
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+@pytest.mark.django_db
+class TestAuthorize:
+    def test_what_fits_is_reserved_and_what_does_not_is_refused_under_a_hard_limit(
+        self, client_with_key
+    ):
+        make_acme()
+
+        first = authorize(client_with_key, amount="4")
+        refused = authorize(client_with_key, amount="7")
+
+        assert (first["allowed"], first["exceeds"]) == (True, False)
+        assert first["reservation"]["status"] == "open"
+        assert first["available"]["available"] == "6"
+        assert (refused["allowed"], refused["exceeds"], refused["reservation"]) == (
+            False,
+            True,
+            None,
+        )
+        assert refused["available"]["available"] == "6"
+        assert Reservation.objects.count() == 1
+
+    @pytest.mark.parametrize("mode", [LimitMode.SOFT, LimitMode.NONE])
+    def test_soft_and_no_limits_allow_and_say_it_exceeds(self, client_with_key, mode):
+        make_acme(mode=mode)
+
+        answer = authorize(client_with_key, amount="12")
+
+        assert (answer["allowed"], answer["exceeds"]) == (True, True)
+        assert answer["available"]["available"] == "-2"
+
+    def test_outcomes_are_priced_at_the_plans_price_past_what_is_included(self, client_with_key):
+        make_acme()
+
+        answer = authorize(client_with_key, outcome_type="resolution", quantity=3)
+
+        assert answer["amount"] == "4"  # the first is included: 2 × $2.00
+        assert answer["reservation"]["quantity"] == 3
+
+    def test_what_the_period_bills_so_far_is_not_available(self, client_with_key):
+        customer = make_acme()
+        for number in range(3):  # one included, two at $2.00
+            succeed(customer, number)
+
+        answer = client_with_key.get("/v1/customers/acme/available").json()
+
+        assert (answer["credits"], answer["billed"], answer["available"]) == ("10", "4", "6")
+
+    def test_a_value_priced_type_needs_an_amount(self, client_with_key):
+        version = plan_load("share", outcomes=[{"type": "saving", "percentage": "10"}])
+        customer = customer_create(external_id="acme")
+        Subscription.objects.create(
+            customer=customer, plan=version.plan, started_at=timezone.now() - timedelta(days=1)
+        )
+
+        refused = client_with_key.post(
+            AUTHORIZE, {"outcome_type": "saving", "quantity": 1}, format="json"
+        )
+
+        assert refused.status_code == 400
+        assert refused.json()["errors"][0]["field"] == "outcome_type"
+
+    def test_the_same_id_again_is_the_same_reservation(self, client_with_key):
+        make_acme()
+
+        first = authorize(client_with_key, id="call-1", amount="4")
+        again = authorize(client_with_key, id="call-1", amount="4")
+
+        assert again["reservation"]["id"] == first["reservation"]["id"]
+        assert again["available"]["reserved"] == "4"
+
+    def test_a_customer_without_a_plan_is_a_409(self, client_with_key):
+        customer_create(external_id="acme")
+
+        response = client_with_key.post(AUTHORIZE, {"amount": "1"}, format="json")
+
+        assert response.status_code == 409
+        assert response.json()["errors"][0]["code"] == "no_plan"
+
+    def test_settled_and_released_reservations_stop_holding_and_do_so_once(self, client_with_key):
+        make_acme()
+        kept = authorize(client_with_key, amount="4")["reservation"]["id"]
+        dropped = authorize(client_with_key, amount="3")["reservation"]["id"]
+
+        settle = lambda: client_with_key.post(  # noqa: E731
+            f"/v1/reservations/{kept}/settle", {"amount": "3.5"}, format="json"
+        )
+        settled, settled_again = settle(), settle()
+        released = client_with_key.post(f"/v1/reservations/{dropped}/release")
+        released_again = client_with_key.post(f"/v1/reservations/{dropped}/release")
+        too_late = client_with_key.post(f"/v1/reservations/{kept}/release")
+
+        assert (settled.status_code, settled_again.status_code) == (200, 200)
+        assert settled.json()["settled_amount"] == "3.5"
+        assert (released.status_code, released_again.status_code) == (200, 200)
+        assert released.json()["status"] == "released"
+        assert too_late.status_code == 409
+        available = client_with_key.get("/v1/customers/acme/available").json()
+        assert available["reserved"] == "0"
+
+    def test_a_reservation_nobody_settles_expires_once_at_its_time(self, client_with_key):
+        make_acme()
+        answer = authorize(client_with_key, amount="4", ttl_seconds=60)
+        reservation = Reservation.objects.get(public_id=answer["reservation"]["id"])
+
+        assert reservations_expire(now=reservation.expires_at - timedelta(seconds=1)) == 0
+        assert reservations_expire(now=reservation.expires_at) == 1
+        assert reservations_expire(now=reservation.expires_at + timedelta(hours=1)) == 0
+        reservation.refresh_from_db()
+        assert reservation.status == ReservationStatus.EXPIRED
+        assert authorize(client_with_key, amount="10")["allowed"] is True
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_fifty_concurrent_authorizations_from_four_processes_never_overspend():
+    make_acme(credits="10")
+    _, key = APIKey.objects.create_key(name="backend")
+    port = _free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url(),
+        "API_KEY_RATE_LIMIT": "0",
+        "GUNICORN_WORKERS": "4",
+        "LOG_LEVEL": "WARNING",
+    }
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    server = subprocess.Popen(
+        front.gunicorn_command(f"127.0.0.1:{port}"),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        wait_for(lambda: _status(port, key) == 200, what="the API with four workers", timeout=60)
+        answers: list[dict] = []
+        start = threading.Barrier(50)
+
+        def backend(number: int) -> None:
+            start.wait()
+            status, body = json_request(
+                "127.0.0.1", port, "POST", AUTHORIZE, {"id": f"call-{number}", "amount": "1"},
+                key=key,
+            )  # fmt: skip
+            assert status == 200, body
+            answers.append(body)
+
+        threads = [threading.Thread(target=backend, args=(n,)) for n in range(50)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        os.killpg(server.pid, 15)
+        server.wait(timeout=30)
+
+    assert len(answers) == 50
+    assert sum(answer["allowed"] for answer in answers) == 10
+    assert Reservation.objects.filter(status=ReservationStatus.OPEN).count() == 10
+    assert sum(r.amount for r in Reservation.objects.all()) == Decimal(10)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_customers_authorizations_queue_on_its_spend_lock():
+    """What makes the test above hold: an authorization waits while another holds the
+    customer's lock (here the test's own connection), then reserves."""
+    customer = make_acme()
+    done = threading.Event()
+
+    def backend() -> None:
+        try:
+            authorize_service(
+                customer=customer, request=SpendRequest(amount=Decimal(1)), now=timezone.now()
+            )
+            done.set()
+        finally:
+            connections.close_all()
+
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [SPEND_LOCK, customer.pk])
+        thread = threading.Thread(target=backend)
+        thread.start()
+        assert not done.wait(timeout=1.0), "it reserved while the lock was held"
+    thread.join(timeout=30)
+    assert done.is_set()
+    assert Reservation.objects.filter(customer=customer).count() == 1
+
+
+def _status(port: int, key: str) -> int:
+    try:
+        status, _ = json_request("127.0.0.1", port, "GET", "/v1/customers/acme/available", key=key)
+        return status
+    except OSError:
+        return 0
