@@ -91,6 +91,8 @@ RESERVATION = "/v1/reservations/{reservation_id}"
 SPEND = {"amount": "1"}
 SETTLE = {"amount": "1"}
 LIMIT = {"mode": "hard"}
+TOP_UP = {"id": "buy-1", "amount": "5"}
+AUTO = {"threshold": "10", "amount": "50"}
 ACME_GRANTS = "/v1/customers/acme/credits/grants"
 GRANT = {"id": "welcome", "amount": "5"}
 
@@ -248,6 +250,52 @@ RECIPES: dict[tuple[str, str, int], Callable[[Api], Any]] = {
     ("POST", f"{RESERVATION}/settle", 429): lambda a: a.over_rate(
         json_post("/v1/reservations/res_x/settle", SETTLE)
     ),
+    ("GET", "/v1/credits/liability", 401): lambda a: a.anonymous.get("/v1/credits/liability"),
+    ("GET", "/v1/credits/liability", 429): lambda a: a.over_rate(get("/v1/credits/liability")),
+    ("PUT", f"{CREDITS}/auto-top-up", 400): lambda a: a.keyed.put(
+        f"{ACME}/credits/auto-top-up", {**AUTO, "threshold": "-1"}, format="json"
+    ),
+    ("PUT", f"{CREDITS}/auto-top-up", 401): lambda a: a.anonymous.put(
+        f"{ACME}/credits/auto-top-up", AUTO, format="json"
+    ),
+    ("PUT", f"{CREDITS}/auto-top-up", 404): lambda a: a.keyed.put(
+        "/v1/customers/nobody/credits/auto-top-up", AUTO, format="json"
+    ),
+    ("PUT", f"{CREDITS}/auto-top-up", 415): not_json(f"{ACME}/credits/auto-top-up", "put"),
+    ("PUT", f"{CREDITS}/auto-top-up", 429): lambda a: a.over_rate(
+        lambda c: c.put(f"{ACME}/credits/auto-top-up", AUTO, format="json")
+    ),
+    ("DELETE", f"{CREDITS}/auto-top-up", 401): lambda a: a.anonymous.delete(
+        f"{ACME}/credits/auto-top-up"
+    ),
+    ("DELETE", f"{CREDITS}/auto-top-up", 404): lambda a: a.keyed.delete(
+        "/v1/customers/nobody/credits/auto-top-up"
+    ),
+    ("DELETE", f"{CREDITS}/auto-top-up", 429): lambda a: a.over_rate(
+        lambda c: c.delete(f"{ACME}/credits/auto-top-up")
+    ),
+    ("GET", f"{CREDITS}/top-ups", 400): lambda a: a.keyed.get(f"{ACME}/credits/top-ups?limit=x"),
+    ("GET", f"{CREDITS}/top-ups", 401): lambda a: a.anonymous.get(f"{ACME}/credits/top-ups"),
+    ("GET", f"{CREDITS}/top-ups", 404): lambda a: a.keyed.get(
+        "/v1/customers/nobody/credits/top-ups"
+    ),
+    ("GET", f"{CREDITS}/top-ups", 429): lambda a: a.over_rate(get(f"{ACME}/credits/top-ups")),
+    ("POST", f"{CREDITS}/top-ups", 400): lambda a: a.keyed.post(
+        f"{ACME}/credits/top-ups", {"amount": "-1"}, format="json"
+    ),
+    ("POST", f"{CREDITS}/top-ups", 401): lambda a: a.anonymous.post(
+        f"{ACME}/credits/top-ups", TOP_UP, format="json"
+    ),
+    ("POST", f"{CREDITS}/top-ups", 404): lambda a: a.keyed.post(
+        "/v1/customers/nobody/credits/top-ups", TOP_UP, format="json"
+    ),
+    ("POST", f"{CREDITS}/top-ups", 409): lambda a: twice_accepted(
+        a, f"{ACME}/credits/top-ups", TOP_UP, {**TOP_UP, "amount": "6"}
+    ),
+    ("POST", f"{CREDITS}/top-ups", 415): not_json(f"{ACME}/credits/top-ups"),
+    ("POST", f"{CREDITS}/top-ups", 429): lambda a: a.over_rate(
+        json_post(f"{ACME}/credits/top-ups", TOP_UP)
+    ),
     ("GET", f"{CREDITS}/ledger", 400): lambda a: a.keyed.get(
         "/v1/customers/acme/credits/ledger?offset=x"
     ),
@@ -357,6 +405,12 @@ RECIPES: dict[tuple[str, str, int], Callable[[Api], Any]] = {
         HTTP_STRIPE_SIGNATURE="t=1,v1=00",
     ),
 }
+
+
+def twice_accepted(api: Api, path: str, first: Any, second: Any) -> Any:
+    """The second of two requests under one id, with other terms (the first is 202)."""
+    assert api.keyed.post(path, first, format="json").status_code == 202
+    return api.keyed.post(path, second, format="json")
 
 
 def without_a_plan() -> str:

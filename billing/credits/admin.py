@@ -14,7 +14,8 @@ from django.utils import timezone
 
 from api.errors import ApiError
 from billing.credits import services
-from billing.credits.models import CreditEntry, CreditGrant
+from billing.credits.models import AutoTopUp, CreditEntry, CreditGrant, TopUp
+from common.admin import FactsAdmin
 
 
 class CreditEntryInline(admin.TabularInline):
@@ -138,3 +139,31 @@ class CreditGrantAdmin(admin.ModelAdmin):
 
 
 auditlog.register(CreditGrant)
+
+
+@admin.register(TopUp)
+class TopUpAdmin(FactsAdmin):
+    """Top-ups move through Stripe (their push and webhooks), not by hand."""
+
+    list_display = (
+        "customer",
+        "external_id",
+        "amount",
+        "currency",
+        "auto",
+        "status",
+        "stripe_invoice_id",
+        "created_at",
+        "paid_at",
+    )
+    list_filter = ("status", "auto", "currency")
+    search_fields = ("customer__external_id", "external_id", "stripe_invoice_id")
+    list_select_related = ("customer",)
+
+
+@admin.register(AutoTopUp)
+class AutoTopUpAdmin(admin.ModelAdmin):
+    list_display = ("customer", "threshold", "amount", "currency", "armed", "updated_at")
+    search_fields = ("customer__external_id",)
+    autocomplete_fields = ("customer",)
+    readonly_fields = ("armed",)

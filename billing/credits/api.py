@@ -16,12 +16,16 @@ from api.pagination import page_of, page_parameters, paged_response
 from api.parsers import ExactJSONParser
 from api.queries import decimal_text
 from billing.credits import selectors, services
-from billing.credits.models import CreditEntry, CreditGrant
+from billing.credits.models import CreditEntry, CreditGrant, TopUp
 from billing.credits.serializers import (
+    AutoTopUpSerializer,
     CreditsSerializer,
     EntrySerializer,
     GrantInputSerializer,
     GrantSerializer,
+    LiabilitySerializer,
+    TopUpInputSerializer,
+    TopUpSerializer,
     VoidInputSerializer,
 )
 from billing.plans import selectors as plan_selectors
@@ -213,4 +217,135 @@ class CustomerLedgerApi(APIView):
             [_entry_body(e) for e in entries[page.offset : page.offset + page.limit]],
             page=page,
             total=entries.count(),
+        )
+
+
+def _top_up_body(top_up: TopUp) -> dict[str, Any]:
+    return {
+        "id": top_up.external_id,
+        "currency": top_up.currency,
+        "amount": decimal_text(top_up.amount),
+        "auto": top_up.auto,
+        "status": top_up.status,
+        "hosted_invoice_url": top_up.hosted_invoice_url,
+        "grant": top_up.grant.external_id if top_up.grant else None,
+        "created_at": top_up.created_at,
+        "paid_at": top_up.paid_at,
+    }
+
+
+class CustomerTopUpsApi(APIView):
+    parser_classes = [ExactJSONParser]
+
+    @extend_schema(
+        operation_id="customers_credit_top_ups",
+        summary="The customer's top-ups, newest first",
+        parameters=page_parameters(100),
+        responses={200: TopUpSerializer(many=True), **API_ERRORS, **NOT_FOUND},
+    )
+    def get(self, request: Request, external_id: str) -> Response:
+        customer = metering_selectors.customer_get(external_id=external_id)
+        page = page_of(request, default=100, maximum=100)
+        top_ups = TopUp.objects.filter(customer=customer).select_related("grant")
+        return paged_response(
+            request,
+            [_top_up_body(t) for t in top_ups[page.offset : page.offset + page.limit]],
+            page=page,
+            total=top_ups.count(),
+        )
+
+    @extend_schema(
+        operation_id="customers_credit_top_ups_create",
+        summary="Buy credits: a Stripe invoice charged automatically; granted once paid",
+        description=(
+            "Answers 202 with the top-up `pending`: its Stripe invoice is made after the "
+            "answer (`open` once Stripe charges it), and its paid grant is made when Stripe "
+            "says the invoice is paid (the `invoice.paid` webhook), once. The same `id` "
+            "again answers 200 with the top-up; other terms under it are a 409."
+        ),
+        request=TopUpInputSerializer,
+        responses={
+            200: TopUpSerializer,
+            202: TopUpSerializer,
+            **API_ERRORS,
+            **NOT_FOUND,
+            409: OpenApiResponse(ErrorSerializer, description="The id has other terms."),
+            **NOT_JSON,
+        },
+    )
+    def post(self, request: Request, external_id: str) -> Response:
+        require_json(request)
+        customer = metering_selectors.customer_get(external_id=external_id)
+        sent = TopUpInputSerializer(data=request.data)
+        sent.is_valid(raise_exception=True)
+        data = sent.validated_data
+        top_up, created = services.top_up_create(
+            customer=customer,
+            amount=data["amount"],
+            currency=data.get("currency") or _plan_currency(customer),
+            external_id=data.get("id", ""),
+        )
+        return Response(
+            _top_up_body(top_up),
+            status=status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK,
+        )
+
+
+class AutoTopUpApi(APIView):
+    parser_classes = [ExactJSONParser]
+
+    @extend_schema(
+        operation_id="customers_credit_auto_top_up_put",
+        summary="Buy `amount` whenever what is available falls below `threshold`",
+        description=(
+            "Checked every minute against what the customer has available (as "
+            "`GET /v1/customers/{id}/available` says it): a top-up when it falls below the "
+            "threshold, once per crossing (again only after it is back at or above it)."
+        ),
+        request=AutoTopUpSerializer,
+        responses={200: AutoTopUpSerializer, **API_ERRORS, **NOT_FOUND, **NOT_JSON},
+    )
+    def put(self, request: Request, external_id: str) -> Response:
+        require_json(request)
+        customer = metering_selectors.customer_get(external_id=external_id)
+        sent = AutoTopUpSerializer(data=request.data)
+        sent.is_valid(raise_exception=True)
+        data = sent.validated_data
+        auto = services.auto_top_up_set(
+            customer=customer,
+            threshold=data["threshold"],
+            amount=data["amount"],
+            currency=data.get("currency") or _plan_currency(customer),
+        )
+        return Response(
+            {
+                "threshold": decimal_text(auto.threshold),
+                "amount": decimal_text(auto.amount),
+                "currency": auto.currency,
+            }
+        )
+
+    @extend_schema(
+        operation_id="customers_credit_auto_top_up_delete",
+        summary="Stop buying credits automatically",
+        responses={204: None, 401: API_ERRORS[401], 429: API_ERRORS[429], **NOT_FOUND},
+    )
+    def delete(self, request: Request, external_id: str) -> Response:
+        customer = metering_selectors.customer_get(external_id=external_id)
+        services.auto_top_up_remove(customer=customer)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class CreditLiabilityApi(APIView):
+    @extend_schema(
+        operation_id="credits_liability",
+        summary="What bought credits still hold, per currency: owed to customers",
+        responses={200: LiabilitySerializer(many=True), 401: API_ERRORS[401], 429: API_ERRORS[429]},
+    )
+    def get(self, request: Request) -> Response:
+        return Response(
+            [
+                {"currency": currency, "liability": decimal_text(amount)}
+                for currency, amount in sorted(selectors.credit_liability().items())
+            ]
         )

@@ -23,12 +23,14 @@ class GrantBalance:
     priority: int
     expires_at: datetime | None
     balance: int
+    paid: bool = False  # bought (a top-up): its use is revenue, not a discount
 
 
 @dataclass(frozen=True, slots=True)
 class Draw:
     grant_id: int | None
     amount: int  # minor units, > 0
+    paid: bool = False
 
 
 def draw_order(grant: GrantBalance) -> tuple[int, bool, datetime | None, bool, int]:
@@ -53,21 +55,30 @@ def credits_draw(total: int, grants: Sequence[GrantBalance]) -> tuple[Draw, ...]
             break
         amount = min(due, grant.balance)
         if amount > 0:
-            draws.append(Draw(grant.grant_id, amount))
+            draws.append(Draw(grant.grant_id, amount, grant.paid))
             due -= amount
     return tuple(draws)
 
 
-def credits_line(draws: Sequence[Draw], currency: str) -> RatedLine | None:
-    """The invoice's "credits applied" line (negative), or None when nothing was drawn."""
-    drawn = sum(draw.amount for draw in draws)
-    if not drawn:
-        return None
-    return RatedLine(
-        LineKind.CREDITS_APPLIED,
-        "Credits applied",
-        Decimal(1),
-        -from_minor_units(drawn, currency),
-        -drawn,
-        subject="Credits applied",
-    )
+def credits_lines(draws: Sequence[Draw], currency: str) -> tuple[RatedLine, ...]:
+    """The invoice's credit lines (negative): what bought credits paid ("Prepaid credits
+    applied": revenue, as the credits are used) and what free ones paid ("Credits
+    applied": a discount), each only when something was drawn."""
+    lines = []
+    for kind, description, paid in (
+        (LineKind.PREPAID_APPLIED, "Prepaid credits applied", True),
+        (LineKind.CREDITS_APPLIED, "Credits applied", False),
+    ):
+        drawn = sum(draw.amount for draw in draws if draw.paid == paid)
+        if drawn:
+            lines.append(
+                RatedLine(
+                    kind,
+                    description,
+                    Decimal(1),
+                    -from_minor_units(drawn, currency),
+                    -drawn,
+                    subject=description,
+                )
+            )
+    return tuple(lines)

@@ -13,6 +13,7 @@ from metering.models import Customer
 
 
 class GrantKind(models.TextChoices):
+    PAID = "paid", "paid (a top-up)"
     PROMOTIONAL = "promotional", "promotional (free)"
     RECURRING = "recurring", "recurring, from the plan"
 
@@ -107,3 +108,62 @@ class CreditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.grant_id} {self.kind} {self.amount.normalize():f}"
+
+
+class TopUpStatus(models.TextChoices):
+    PENDING = "pending", "pending (its Stripe invoice is being made)"
+    OPEN = "open", "open (Stripe collects it)"
+    PAID = "paid", "paid (its grant is made)"
+    FAILED = "failed", "failed (Stripe refused it)"
+    VOID = "void", "void"
+
+
+class TopUp(models.Model):
+    """Credits bought through Stripe: an invoice Stripe charges, and the paid grant made
+    once Stripe says it is paid (its webhook)."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="top_ups")
+    external_id = models.CharField(max_length=200)  # the backend's id, or payback's
+    currency = models.CharField(max_length=3)
+    amount = models.DecimalField(max_digits=30, decimal_places=12)
+    auto = models.BooleanField(default=False)  # made by the auto top-up
+    status = models.CharField(
+        max_length=8, choices=TopUpStatus.choices, default=TopUpStatus.PENDING
+    )
+    # The mirror in Stripe, pushed as invoices are (billing/stripe_sync/services/top_ups.py):
+    # the step marker before each call, under idempotency keys from this row.
+    stripe_invoice_id = models.CharField(max_length=100, blank=True)
+    hosted_invoice_url = models.URLField(max_length=1000, blank=True)
+    push_step = models.CharField(max_length=40, blank=True)
+    push_error = models.TextField(blank=True)
+    grant = models.OneToOneField(
+        CreditGrant, on_delete=models.PROTECT, null=True, blank=True, related_name="top_up"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    paid_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["customer", "external_id"], name="top_up_once_per_id"),
+            models.CheckConstraint(condition=Q(amount__gt=0), name="top_up_positive"),
+        ]
+        indexes = [models.Index(fields=["stripe_invoice_id"], name="top_up_stripe_invoice")]
+
+    def __str__(self) -> str:
+        return f"{self.customer} {self.amount.normalize():f} {self.currency} ({self.status})"
+
+
+class AutoTopUp(models.Model):
+    """Buy `amount` when what the customer's credits hold falls below `threshold`: once
+    per crossing (`armed` until it fires; armed again once the balance is back up)."""
+
+    customer = models.OneToOneField(Customer, on_delete=models.CASCADE, related_name="auto_top_up")
+    currency = models.CharField(max_length=3)
+    threshold = models.DecimalField(max_digits=30, decimal_places=12)
+    amount = models.DecimalField(max_digits=30, decimal_places=12)
+    armed = models.BooleanField(default=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.customer}: {self.amount.normalize():f} below {self.threshold.normalize():f}"

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.db.models import F, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 
 from billing.credits.drawdown import GrantBalance
-from billing.credits.models import CreditEntry, CreditGrant, EntryKind
+from billing.credits.models import CreditEntry, CreditGrant, EntryKind, GrantKind
 from billing.money import to_minor_units
 from billing.plans.models import PlanVersion, Subscription
 from billing.plans.selectors import plan_document, plan_version_current, plans_in_effect
@@ -106,6 +106,7 @@ def usable_balances(
                 grant.priority,
                 grant.expires_at,
                 to_minor_units(grant.balance, grant.currency),
+                paid=grant.kind == GrantKind.PAID,
             )
         )
     planned = planned or {}
@@ -182,3 +183,24 @@ def customer_ledger(*, customer_id: int) -> QuerySet[CreditEntry]:
         .select_related("grant", "invoice")
         .order_by("at", "pk")
     )
+
+
+def credits_available_now(*, customer_id: int, now: datetime) -> dict[str, Decimal]:
+    """Per currency, what the customer's grants live at `now` hold."""
+    found: dict[str, Decimal] = defaultdict(lambda: ZERO)
+    live = grants_live_in(
+        customer_ids=[customer_id], start=now, end=now + timedelta(microseconds=1)
+    )
+    for grant in _with_balance(live):
+        found[grant.currency] += grant.balance
+    return found
+
+
+def credit_liability() -> dict[str, Decimal]:
+    """Per currency, what bought credits not used, expired or voided still hold: credits
+    customers paid for and payback still owes them."""
+    found: dict[str, Decimal] = defaultdict(lambda: ZERO)
+    paid = _with_balance(CreditGrant.objects.filter(kind=GrantKind.PAID))
+    for currency, balance in paid.values_list("currency", "balance"):
+        found[currency] += balance
+    return dict(found)

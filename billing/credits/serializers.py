@@ -3,7 +3,7 @@ describe them for the OpenAPI schema)."""
 
 from rest_framework import serializers
 
-from billing.credits.models import EntryKind, GrantKind
+from billing.credits.models import EntryKind, GrantKind, TopUpStatus
 from metering.serializers import AwareDateTimeField, StrictInputSerializer
 
 
@@ -90,3 +90,50 @@ class EntrySerializer(serializers.Serializer):
     currency = serializers.CharField()
     invoice_id = serializers.IntegerField(allow_null=True, help_text="The invoice that drew it.")
     at = serializers.DateTimeField()
+
+
+class TopUpInputSerializer(StrictInputSerializer):
+    id = serializers.CharField(
+        max_length=200, required=False, help_text="Your id: sending it again is the same top-up."
+    )
+    amount = serializers.DecimalField(
+        max_digits=30, decimal_places=12, help_text="Above 0, whole minor units."
+    )
+    currency = serializers.CharField(
+        required=False, help_text="ISO 4217; default: the currency of the customer's plan."
+    )
+
+    def validate_currency(self, value: str) -> str:
+        return value.strip().upper()
+
+
+class TopUpSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    currency = serializers.CharField()
+    amount = _money()
+    auto = serializers.BooleanField(help_text="Made by the auto top-up.")
+    status = serializers.ChoiceField(TopUpStatus.choices)
+    hosted_invoice_url = serializers.CharField(help_text="Stripe's page of its invoice.")
+    grant = serializers.CharField(allow_null=True, help_text="The grant made once it is paid.")
+    created_at = serializers.DateTimeField()
+    paid_at = serializers.DateTimeField(allow_null=True)
+
+
+class AutoTopUpSerializer(StrictInputSerializer):
+    threshold = serializers.DecimalField(
+        max_digits=30,
+        decimal_places=12,
+        help_text="Buy when what is available falls below this (0 or more).",
+    )
+    amount = serializers.DecimalField(
+        max_digits=30, decimal_places=12, help_text="What to buy, whole minor units."
+    )
+    currency = serializers.CharField(required=False, help_text="Default: the plan's.")
+
+    def validate_currency(self, value: str) -> str:
+        return value.strip().upper()
+
+
+class LiabilitySerializer(serializers.Serializer):
+    currency = serializers.CharField()
+    liability = _money("What bought credits still hold: owed to customers.")

@@ -18,6 +18,8 @@ from billing.plans.selectors import subscription_of
 from metering.models import Customer
 
 ZERO = Decimal(0)
+# What credits paid of an invoice: not what its usage bills.
+CREDIT_LINES = (LineKind.CREDITS_APPLIED, LineKind.PREPAID_APPLIED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,9 +67,7 @@ def running_period(*, customer: Customer, now: datetime) -> RunningPeriod:
     period = preview.period
     assert period.quantities is not None, "a rated period keeps its quantities"
     currency = period.invoice.currency
-    billed = sum(
-        line.amount for line in period.invoice.lines if line.kind != LineKind.CREDITS_APPLIED
-    )
+    billed = sum(line.amount for line in period.invoice.lines if line.kind not in CREDIT_LINES)
     balances = usable_balances(
         customer_ids=[customer.pk],
         start=preview.start,

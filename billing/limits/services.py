@@ -11,6 +11,9 @@ from decimal import Decimal
 from django.db import IntegrityError, connection, transaction
 
 from api.errors import ApiError, ErrorDetail
+from billing.credits.models import AutoTopUp
+from billing.credits.selectors import credits_available_now
+from billing.credits.services import auto_top_up_fire
 from billing.limits import selectors
 from billing.limits.models import LimitMode, Reservation, ReservationStatus, SpendLimit
 from metering.models import Customer
@@ -172,3 +175,28 @@ def reservations_expire(*, now: datetime) -> int:
 def spend_limit_set(*, customer: Customer, mode: str) -> SpendLimit:
     limit, _ = SpendLimit.objects.update_or_create(customer=customer, defaults={"mode": mode})
     return limit
+
+
+def auto_top_ups_check(*, now: datetime) -> int:
+    """Each auto top-up against what its customer has available now (credits less what
+    the running period bills and reservations hold; credits live now without a plan):
+    a top-up when it fell below the threshold, once per crossing. Returns how many."""
+    made = 0
+    for auto_id in AutoTopUp.objects.values_list("pk", flat=True):
+        with transaction.atomic():
+            auto = (
+                AutoTopUp.objects.select_for_update(skip_locked=True)
+                .select_related("customer")
+                .filter(pk=auto_id)
+                .first()
+            )
+            if auto is None:
+                continue  # another run has it
+            try:
+                balance = selectors.available(customer=auto.customer, now=now).amount
+            except selectors.NoPlan:
+                balance = credits_available_now(customer_id=auto.customer_id, now=now).get(
+                    auto.currency, Decimal(0)
+                )
+            made += auto_top_up_fire(auto=auto, balance=balance) is not None
+    return made

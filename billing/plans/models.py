@@ -112,7 +112,8 @@ class LineKind(models.TextChoices):
     MINIMUM = "minimum", "top-up to the minimum spend"
     LATE_USAGE = "late_usage", "late usage of an earlier period"
     CREDIT = "credit", "credit for an earlier period"
-    CREDITS_APPLIED = "credits_applied", "prepaid credits applied"
+    CREDITS_APPLIED = "credits_applied", "free credits applied (a discount)"
+    PREPAID_APPLIED = "prepaid_applied", "bought credits applied"
 
 
 class OutcomePrice(models.Model):

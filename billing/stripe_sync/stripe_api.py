@@ -237,6 +237,62 @@ def invoice_finalize(*, invoice_pk: int, stripe_invoice: str) -> StripeInvoice:
     return _invoice(finalized)
 
 
+def top_up_invoice_create(*, top_up_pk: int, stripe_customer: str, description: str) -> str:
+    """A top-up's invoice, charged automatically once finalized (its item comes next)."""
+    created = _call(
+        lambda: _client().v1.invoices.create(
+            params={
+                "customer": stripe_customer,
+                "collection_method": "charge_automatically",
+                "auto_advance": False,
+                "pending_invoice_items_behavior": "exclude",
+                "description": description,
+                "metadata": {"payback_top_up": str(top_up_pk)},
+            },
+            options=_key("top_up", top_up_pk, "create"),  # type: ignore[arg-type]
+        )
+    )
+    return created.id
+
+
+def top_up_item_create(
+    *,
+    top_up_pk: int,
+    stripe_customer: str,
+    stripe_invoice: str,
+    amount: int,
+    currency: str,
+    description: str,
+) -> str:
+    """The credits bought, `amount` minor units, on the top-up's invoice."""
+    created = _call(
+        lambda: _client().v1.invoice_items.create(
+            params={
+                "customer": stripe_customer,
+                "invoice": stripe_invoice,
+                "amount": amount,
+                "currency": currency.lower(),
+                "description": description,
+                "metadata": {"payback_top_up": str(top_up_pk)},
+            },
+            options=_key("top_up", top_up_pk, "item"),  # type: ignore[arg-type]
+        )
+    )
+    return created.id
+
+
+def top_up_invoice_finalize(*, top_up_pk: int, stripe_invoice: str) -> StripeInvoice:
+    """Finalize with `auto_advance` on: Stripe charges the customer's payment method."""
+    finalized = _call(
+        lambda: _client().v1.invoices.finalize_invoice(
+            stripe_invoice,
+            params={"auto_advance": True},
+            options=_key("top_up", top_up_pk, "finalize"),  # type: ignore[arg-type]
+        )
+    )
+    return _invoice(finalized)
+
+
 def invoice_void(*, invoice_pk: int, stripe_invoice: str) -> str:
     voided = _call(
         lambda: _client().v1.invoices.void_invoice(

@@ -17,6 +17,7 @@ from billing.stripe_sync.services import (
     stripe_drift_check,
     stripe_event_process,
 )
+from billing.stripe_sync.services.top_ups import top_up_push, top_up_push_failed
 from billing.stripe_sync.stripe_api import StripeRefused, StripeRetryable
 from common.queue import enqueue
 
@@ -41,6 +42,22 @@ def push_invoice(self: Task, invoice_id: int) -> str:
                 invoice_id=invoice_id, error=f"{failure} (after {self.request.retries} retries)"
             )
             return PushState.FAILED
+        backoff = settings.STRIPE_PUSH_BACKOFF_SECONDS * 2**self.request.retries
+        countdown = max(backoff, failure.retry_after or 0) * (1 + random.random() / 2)  # noqa: S311
+        raise self.retry(countdown=countdown, exc=failure) from failure
+
+
+@shared_task(name="stripe_sync.tasks.push_top_up", bind=True, acks_late=True, max_retries=None)
+def push_top_up(self: Task, top_up_id: int) -> str:
+    """Make a top-up's Stripe invoice and finalize it; retried as push_invoice is."""
+    try:
+        return top_up_push(top_up_id=top_up_id).status
+    except StripeRefused as refused:
+        return top_up_push_failed(top_up_id=top_up_id, error=str(refused)).status
+    except StripeRetryable as failure:
+        if self.request.retries >= settings.STRIPE_PUSH_MAX_RETRIES:
+            error = f"{failure} (after {self.request.retries} retries)"
+            return top_up_push_failed(top_up_id=top_up_id, error=error).status
         backoff = settings.STRIPE_PUSH_BACKOFF_SECONDS * 2**self.request.retries
         countdown = max(backoff, failure.retry_after or 0) * (1 + random.random() / 2)  # noqa: S311
         raise self.retry(countdown=countdown, exc=failure) from failure

@@ -82,6 +82,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "limits.tasks.expire_reservations",
         "schedule": 60.0,
     },
+    # Auto top-ups of customers whose available amount fell below their threshold.
+    "check-auto-top-ups": {
+        "task": "limits.tasks.check_auto_top_ups",
+        "schedule": 60.0,
+    },
     # The margin breakdown of closed invoices whose after-close task was lost.
     "reconcile-missing": {
         "task": "billing.tasks.reconcile_missing",

@@ -75,10 +75,11 @@ def revenue_spread(
 ) -> list[Cell]:
     """The cells with each line's amount spread over the calls it billed (see the module
     docstring); the cells' revenue sums to the lines' amounts exactly. Cells for lines
-    with no calls are added."""
+    with no calls are added. Bought credits that paid part of the invoice take nothing
+    away: their use is revenue (free credits are a discount, spread as the base fee)."""
     cells = [replace(cell, revenue=ZERO) for cell in cells]
     for line in lines:
-        if not line.amount:
+        if not line.amount or line.kind == LineKind.PREPAID_APPLIED:
             continue
         amount = from_minor_units(line.amount, currency)
         scope = _line_scope(line, cells, included)
@@ -194,7 +195,7 @@ def _unbroken_down_periods(*, start: datetime, end: datetime) -> list[PeriodEcon
                     tokens=invoice.reconciliation.tokens or 0,
                     cost=invoice.reconciliation.inference_cost,
                     unpriced_calls=invoice.reconciliation.unpriced_calls,
-                    revenue=from_minor_units(invoice.total, invoice.currency),
+                    revenue=invoice.reconciliation.revenue,
                 )
             ],
             outcomes=outcomes[(invoice.customer_id, invoice.period_start)],

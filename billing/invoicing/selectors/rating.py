@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 
-from billing.credits.drawdown import Draw, credits_draw, credits_line
+from billing.credits.drawdown import Draw, credits_draw, credits_lines
 from billing.credits.selectors import period_credits, usable_balances
 from billing.invoicing.fx import FxRateNeeded
 from billing.invoicing.models import Invoice
@@ -357,16 +357,14 @@ def periods_rate(
         draws = credits_draw(
             billed.total, balances.get((subscription.customer_id, own.currency), [])
         )
-        credited = credits_line(draws, own.currency)
+        credited = credits_lines(draws, own.currency)
         rated.append(
             RatedPeriod(
                 subscription=subscription,
                 version=version,
                 terms=terms[window],
                 usage=usage[window],
-                invoice=billed
-                if credited is None
-                else RatedInvoice(own.currency, (*billed.lines, credited)),
+                invoice=RatedInvoice(own.currency, billed.lines + credited),
                 late=tuple(changes),
                 missing_rates=frozenset(outcomes[window].missing_rates | late_missing),
                 prepaid=draws,
@@ -550,9 +548,11 @@ class Margin:
 
 def margin_of(*, period: RatedPeriod) -> Margin:
     """What the period's invoice earns against the calls it covers (its own period's and
-    those that arrived late for earlier periods)."""
+    those that arrived late for earlier periods). Bought credits it used are revenue now
+    (not when they were bought); free ones are a discount."""
     invoice = period.invoice
-    revenue = from_minor_units(invoice.total, invoice.currency)
+    prepaid = sum(draw.amount for draw in period.prepaid if draw.paid)
+    revenue = from_minor_units(invoice.total + prepaid, invoice.currency)
     status = cost_status(calls=period.calls, unpriced_calls=period.unpriced_calls)
     cost, unpriced = period.inference_cost, period.unpriced_calls
     if invoice.currency != INFERENCE_COST_CURRENCY:

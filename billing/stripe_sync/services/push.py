@@ -32,7 +32,8 @@ def _mark(invoice: Invoice, step: str) -> None:
     Invoice.objects.filter(pk=invoice.pk).update(push_state=PushState.PUSHING, push_step=step)
 
 
-def _stripe_customer(customer: Customer) -> str:
+def stripe_customer_of(customer: Customer) -> str:
+    """The customer's Stripe customer, made the first time (invoices and top-ups)."""
     known = StripeCustomer.objects.filter(customer=customer).values_list("stripe_id", flat=True)
     if known:
         return known[0]
@@ -67,7 +68,7 @@ def invoice_push(*, invoice_id: int) -> Invoice:
         return invoice
     Invoice.objects.filter(pk=invoice.pk).update(push_attempts=F("push_attempts") + 1)
     _mark(invoice, "customer")
-    stripe_customer = _stripe_customer(invoice.customer)
+    stripe_customer = stripe_customer_of(invoice.customer)
     if not invoice.stripe_invoice_id:
         _mark(invoice, "invoice")
         invoice.stripe_invoice_id = stripe_api.invoice_create(

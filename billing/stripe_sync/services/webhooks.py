@@ -5,13 +5,15 @@ forward: a stale delivery (a payment_failed after paid, say) changes nothing."""
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from billing.credits.models import TopUp, TopUpStatus
+from billing.credits.services import top_up_moved, top_up_paid
 from billing.invoicing.models import Invoice, InvoiceStatus
 from billing.invoicing.services import invoice_can_reach
 from billing.stripe_sync import stripe_api
@@ -96,6 +98,18 @@ def stripe_deliveries_prune(*, now: datetime) -> int:
     return processed + refused
 
 
+def _apply_to_top_up(top_up: TopUp, event_type: str, created: int | None) -> str:
+    """A top-up's invoice paid (its grant, once), voided, or still open."""
+    if _INVOICE_EVENTS[event_type] == InvoiceStatus.PAID:
+        paid_at = datetime.fromtimestamp(created, tz=UTC) if created else timezone.now()
+        top_up_paid(top_up_id=top_up.pk, at=paid_at)
+        return f"top-up {top_up.pk} is paid: its credits are granted"
+    if _INVOICE_EVENTS[event_type] == InvoiceStatus.VOID:
+        top_up_moved(top_up_id=top_up.pk, status=TopUpStatus.VOID)
+        return f"top-up {top_up.pk} is void"
+    return f"recorded: top-up {top_up.pk} stays {top_up.status}"
+
+
 def _apply(payload: dict[str, Any], event_type: str) -> str:
     if event_type not in _INVOICE_EVENTS:
         return "ignored: not an invoice event payback handles"
@@ -104,6 +118,9 @@ def _apply(payload: dict[str, Any], event_type: str) -> str:
         Invoice.objects.select_for_update().filter(stripe_invoice_id=remote.get("id", "")).first()
     )
     if invoice is None:
+        top_up = TopUp.objects.filter(stripe_invoice_id=remote.get("id") or "-").first()
+        if top_up is not None:
+            return _apply_to_top_up(top_up, event_type, payload.get("created"))
         return f"ignored: no local invoice for {remote.get('id')}"
     target = _INVOICE_EVENTS[event_type]
     if target is None:
