@@ -35,6 +35,11 @@ class CreditGrant(models.Model):
     effective_at = models.DateTimeField()
     expires_at = models.DateTimeField(null=True, blank=True)
     description = models.CharField(max_length=300, blank=True)
+    # A grant made to return credits of `returned_from` that is no longer live (a credit
+    # for a period it paid: docs/billing.md); its grant entry names that period's invoice.
+    returned_from = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="returned_to"
+    )
     voided_at = models.DateTimeField(null=True, blank=True)
     void_reason = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -60,24 +65,34 @@ class CreditGrant(models.Model):
 class EntryKind(models.TextChoices):
     GRANT = "grant", "granted"
     DRAWN = "drawn", "drawn by an invoice"
+    RETURNED = "returned", "returned: a credit for a period it paid"
     EXPIRED = "expired", "expired"
     VOIDED = "voided", "voided"
 
 
 class CreditEntry(models.Model):
-    """One movement of a grant's balance: + when granted, − when an invoice draws on it,
-    expires or is voided. Never edited or deleted."""
+    """One movement of a grant's balance: + when granted or returned, − when an invoice
+    draws on it, expires or is voided. Never edited or deleted."""
 
     grant = models.ForeignKey(CreditGrant, on_delete=models.PROTECT, related_name="entries")
     kind = models.CharField(max_length=16, choices=EntryKind.choices)
     amount = models.DecimalField(max_digits=30, decimal_places=12)  # signed
-    # The invoice that drew it (a "drawn" entry). By name: invoicing is above this app.
+    # The invoice that drew it, or whose close returned it. By name: invoicing is above.
     invoice = models.ForeignKey(
         "invoicing.Invoice",
         on_delete=models.PROTECT,
         null=True,
         blank=True,
         related_name="credit_entries",
+    )
+    # Returned credits: the invoice of the period they had paid (a "returned" entry, or
+    # the grant entry of a grant made to return them).
+    source_invoice = models.ForeignKey(
+        "invoicing.Invoice",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="returned_credit_entries",
     )
     # When it took effect: the grant's effective time, the invoice's period end, the
     # expiry, or when it was voided.
@@ -98,9 +113,14 @@ class CreditEntry(models.Model):
                 condition=Q(kind=EntryKind.DRAWN),
                 name="credit_entry_one_draw_per_invoice",
             ),
+            models.UniqueConstraint(
+                fields=["grant", "invoice", "source_invoice"],
+                condition=Q(kind=EntryKind.RETURNED),
+                name="credit_entry_one_return_per_invoice",
+            ),
             models.CheckConstraint(
-                condition=Q(kind=EntryKind.DRAWN, invoice__isnull=False)
-                | (~Q(kind=EntryKind.DRAWN) & Q(invoice__isnull=True)),
+                condition=Q(kind__in=[EntryKind.DRAWN, EntryKind.RETURNED], invoice__isnull=False)
+                | (~Q(kind__in=[EntryKind.DRAWN, EntryKind.RETURNED]) & Q(invoice__isnull=True)),
                 name="credit_entry_draw_has_invoice",
             ),
         ]

@@ -17,7 +17,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from api.errors import ApiError, ErrorDetail
-from billing.credits.drawdown import Draw
+from billing.credits.drawdown import CreditReturn, Draw
 from billing.credits.models import (
     AutoTopUp,
     CreditEntry,
@@ -255,6 +255,50 @@ def draws_record(*, draws: Sequence[tuple[int, str, Draw]], at: datetime) -> Non
             for invoice_id, currency, draw in draws
         ]
     )
+
+
+def returns_record(*, returns: Sequence[tuple[int, str, CreditReturn]], at: datetime) -> None:
+    """The ledger of a close's returns: (invoice id, currency, return) each. To a grant
+    live in the period, a "returned" entry; to one that is not (expired or voided since),
+    a new promotional grant effective at `at` (the period's end), whose grant entry names
+    the period the credits had paid. Dated `at`, written before the close's draws."""
+    entries = []
+    for invoice_id, currency, back in returns:
+        amount = from_minor_units(back.amount, currency)
+        if back.live:
+            entries.append(
+                CreditEntry(
+                    grant_id=back.grant_id,
+                    kind=EntryKind.RETURNED,
+                    amount=amount,
+                    invoice_id=invoice_id,
+                    source_invoice_id=back.source_invoice_id,
+                    at=at,
+                )
+            )
+            continue
+        original = CreditGrant.objects.get(pk=back.grant_id)
+        grant = CreditGrant.objects.create(
+            customer_id=original.customer_id,
+            external_id=f"return:{invoice_id}:{original.pk}",
+            kind=GrantKind.PROMOTIONAL,
+            currency=currency,
+            amount=amount,
+            priority=original.priority,
+            effective_at=at,
+            returned_from=original,
+            description=f"Credits returned from {original.external_id}",
+        )
+        entries.append(
+            CreditEntry(
+                grant=grant,
+                kind=EntryKind.GRANT,
+                amount=amount,
+                source_invoice_id=back.source_invoice_id,
+                at=at,
+            )
+        )
+    CreditEntry.objects.bulk_create(entries)
 
 
 def grants_expire(*, customer_ids: Sequence[int], through: datetime) -> int:

@@ -27,6 +27,7 @@ from billing.credits.services import (
     grants_expire,
     grants_lock,
     plan_credits_grant,
+    returns_record,
 )
 from billing.invoicing.fx import FxRateNeeded, MissingFxRate
 from billing.invoicing.models import Invoice, InvoiceStatus, PushState
@@ -204,7 +205,7 @@ def _close(
     result: ClosedPeriods,
 ) -> list[Invoice]:
     closed_at = timezone.now()
-    invoices, lines, margins, draws = [], [], [], []
+    invoices, lines, margins, draws, returns = [], [], [], [], []
     for period in periods_rate(
         subscriptions=subscriptions, start=start, end=end, snapshot=snapshot, previous=previous
     ):
@@ -237,6 +238,7 @@ def _close(
         lines.append(period.invoice.lines)
         margins.append((margin, period.calls, period.tokens))
         draws.append(period.prepaid)
+        returns.append(period.returns)
         if margin.margin is not None and margin.margin < 0:
             logger.warning(
                 "negative margin: customer %s period %s margin %s USD",
@@ -281,6 +283,14 @@ def _close(
             for invoice, invoice_lines in zip(invoices, lines, strict=True)
             for position, line in enumerate(invoice_lines, start=1)
         ],
+    )
+    returns_record(
+        returns=[
+            (invoice.pk, invoice.currency, back)
+            for invoice, backs in zip(invoices, returns, strict=True)
+            for back in backs
+        ],
+        at=end,
     )
     draws_record(
         draws=[

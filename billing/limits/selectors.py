@@ -19,7 +19,12 @@ from metering.models import Customer
 
 ZERO = Decimal(0)
 # What credits paid of an invoice: not what its usage bills.
-CREDIT_LINES = (LineKind.CREDITS_APPLIED, LineKind.PREPAID_APPLIED)
+CREDIT_LINES = (
+    LineKind.CREDITS_APPLIED,
+    LineKind.PREPAID_APPLIED,
+    LineKind.CREDITS_RETURNED,
+    LineKind.PREPAID_RETURNED,
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -114,6 +114,9 @@ class LineKind(models.TextChoices):
     CREDIT = "credit", "credit for an earlier period"
     CREDITS_APPLIED = "credits_applied", "free credits applied (a discount)"
     PREPAID_APPLIED = "prepaid_applied", "bought credits applied"
+    # Credit of an earlier period that credits had paid: back to the credits.
+    CREDITS_RETURNED = "credits_returned", "free credits returned"
+    PREPAID_RETURNED = "prepaid_returned", "bought credits returned"
 
 
 class OutcomePrice(models.Model):

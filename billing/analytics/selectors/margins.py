@@ -76,10 +76,11 @@ def revenue_spread(
     """The cells with each line's amount spread over the calls it billed (see the module
     docstring); the cells' revenue sums to the lines' amounts exactly. Cells for lines
     with no calls are added. Bought credits that paid part of the invoice take nothing
-    away: their use is revenue (free credits are a discount, spread as the base fee)."""
+    away, nor add what came back to them: their use is revenue (free credits are a
+    discount, spread as the base fee)."""
     cells = [replace(cell, revenue=ZERO) for cell in cells]
     for line in lines:
-        if not line.amount or line.kind == LineKind.PREPAID_APPLIED:
+        if not line.amount or line.kind in (LineKind.PREPAID_APPLIED, LineKind.PREPAID_RETURNED):
             continue
         amount = from_minor_units(line.amount, currency)
         scope = _line_scope(line, cells, included)

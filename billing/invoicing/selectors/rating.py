@@ -29,8 +29,16 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 
-from billing.credits.drawdown import Draw, credits_draw, credits_lines
-from billing.credits.selectors import period_credits, usable_balances
+from billing.credits.drawdown import (
+    CreditReturn,
+    Draw,
+    balances_with_returns,
+    credits_draw,
+    credits_lines,
+    credits_returns,
+    returns_lines,
+)
+from billing.credits.selectors import period_credits, source_draws, usable_balances
 from billing.invoicing.fx import FxRateNeeded
 from billing.invoicing.models import Invoice
 from billing.invoicing.selectors.cells import (
@@ -258,6 +266,8 @@ class RatedPeriod:
     # What the customer's prepaid credits pay of the invoice, grant by grant (the
     # invoice's last line; billing/credits).
     prepaid: tuple[Draw, ...] = ()
+    # Credits of earlier periods going back to the grants that had paid them.
+    returns: tuple[CreditReturn, ...] = ()
     # What its own lines were rated on (billing/limits prices more outcomes with them).
     quantities: PeriodQuantities | None = None
 
@@ -326,6 +336,11 @@ def periods_rate(
         end=end,
         planned=period_credits(subscriptions=subscriptions, start=start, end=end),
     )
+    paid_by_credits = source_draws(
+        source_invoice_ids=[c.source.pk for changes, _ in late.values() for c in changes],
+        start=start,
+        end=end,
+    )
     rated = []
     for subscription in subscriptions:
         window = windows[subscription.customer_id]
@@ -352,11 +367,26 @@ def periods_rate(
                     subscription.customer_id,
                     own.currency,
                 )
-        billed = RatedInvoice(own.currency, own.lines + tuple(late_lines))
-        # Prepaid credits pay what is billed, late usage of earlier periods included.
-        draws = credits_draw(
-            billed.total, balances.get((subscription.customer_id, own.currency), [])
+        # A credit for a period that credits had paid goes back to them.
+        returns = tuple(
+            back
+            for change in changes
+            if change.source.currency == own.currency
+            for back in credits_returns(
+                -sum(line.amount for line in change.lines), change.source.pk,
+                paid_by_credits.get(change.source.pk, []),
+            )
+        )  # fmt: skip
+        billed = RatedInvoice(
+            own.currency, own.lines + tuple(late_lines) + returns_lines(returns, own.currency)
         )
+        # Prepaid credits pay what is billed, late usage of earlier periods included.
+        usable = balances_with_returns(
+            balances.get((subscription.customer_id, own.currency), []),
+            returns,
+            [d for back in returns for d in paid_by_credits[back.source_invoice_id]],
+        )
+        draws = credits_draw(billed.total, usable)
         credited = credits_lines(draws, own.currency)
         rated.append(
             RatedPeriod(
@@ -368,6 +398,7 @@ def periods_rate(
                 late=tuple(changes),
                 missing_rates=frozenset(outcomes[window].missing_rates | late_missing),
                 prepaid=draws,
+                returns=returns,
                 quantities=quantities,
             )
         )
@@ -551,7 +582,8 @@ def margin_of(*, period: RatedPeriod) -> Margin:
     those that arrived late for earlier periods). Bought credits it used are revenue now
     (not when they were bought); free ones are a discount."""
     invoice = period.invoice
-    prepaid = sum(draw.amount for draw in period.prepaid if draw.paid)
+    prepaid = sum(d.amount for d in period.prepaid if d.paid)
+    prepaid -= sum(r.amount for r in period.returns if r.paid)
     revenue = from_minor_units(invoice.total + prepaid, invoice.currency)
     status = cost_status(calls=period.calls, unpriced_calls=period.unpriced_calls)
     cost, unpriced = period.inference_cost, period.unpriced_calls
