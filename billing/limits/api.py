@@ -41,7 +41,12 @@ def _available_body(available: selectors.Available) -> dict[str, Any]:
         "billed": decimal_text(available.billed),
         "reserved": decimal_text(available.reserved),
         "available": decimal_text(available.amount),
-        "mode": available.mode,
+        "budget": decimal_text(available.limit.budget),
+        "budget_left": decimal_text(available.budget_left),
+        "cost": decimal_text(available.cost),
+        "cost_budget": decimal_text(available.limit.cost_budget),
+        "mode": available.limit.mode,
+        "checks_credits": available.limit.credits,
     }
 
 
@@ -69,12 +74,13 @@ class AuthorizeApi(APIView):
         summary="May the customer do this now? Reserve what it will bill",
         description=(
             "Priced from `amount`, or from `outcome_type` and `quantity` at the plan's "
-            "prices (tiers and included quantity as they stand). Available is what credits "
-            "live in the running period hold, less what its usage bills so far and what "
-            "open reservations hold. Under a `hard` limit what exceeds it is refused "
-            "(`allowed: false`, nothing reserved); under `soft` or none it is allowed and "
-            "`exceeds` says so. Concurrent authorizations of one customer never reserve more "
-            "than was available between them."
+            "prices (tiers and included quantity as they stand). Checked against what "
+            "credits live in the running period hold, less what its usage bills so far and "
+            "what open reservations hold (unless the limit's `credits` is off), and against "
+            "the period's budgets. Under a `hard` limit what exceeds any is refused "
+            "(`allowed: false`, nothing reserved); under `soft` or none it is allowed; "
+            "`exceeds` lists what it exceeds. Concurrent authorizations of one customer "
+            "never reserve more than was available between them."
         ),
         request=AuthorizeInputSerializer,
         responses={
@@ -138,9 +144,12 @@ class CustomerAvailableApi(APIView):
 
 
 class SpendLimitApi(APIView):
+    parser_classes = [ExactJSONParser]
+
     @extend_schema(
         operation_id="customers_spend_limit_put",
-        summary="Set how the customer's authorizations are answered: none, hard or soft",
+        summary="How the customer's authorizations are answered (none, hard, soft) and "
+        "checked (credits, budgets per period)",
         request=SpendLimitSerializer,
         responses={200: SpendLimitSerializer, **API_ERRORS, **NOT_FOUND, **NOT_JSON},
     )
@@ -149,8 +158,15 @@ class SpendLimitApi(APIView):
         customer = metering_selectors.customer_get(external_id=external_id)
         sent = SpendLimitSerializer(data=request.data)
         sent.is_valid(raise_exception=True)
-        limit = services.spend_limit_set(customer=customer, mode=sent.validated_data["mode"])
-        return Response({"mode": limit.mode})
+        limit = services.spend_limit_set(customer=customer, **sent.validated_data)
+        return Response(
+            {
+                "mode": limit.mode,
+                "credits": limit.credits,
+                "budget": decimal_text(limit.budget),
+                "cost_budget": decimal_text(limit.cost_budget),
+            }
+        )
 
 
 class ReservationApi(APIView):

@@ -13,10 +13,17 @@ class LimitMode(models.TextChoices):
 
 
 class SpendLimit(models.Model):
-    """How authorizations of a customer's spend are answered (none without a row)."""
+    """How authorizations of a customer's spend are answered (none without a row), and
+    what they are checked against: its credits, and budgets per billing period (each
+    period starts with the whole budget)."""
 
     customer = models.OneToOneField(Customer, on_delete=models.CASCADE, related_name="spend_limit")
     mode = models.CharField(max_length=8, choices=LimitMode.choices, default=LimitMode.NONE)
+    # Check against what credits hold (prepaid); off for a postpaid customer with budgets.
+    credits = models.BooleanField(default=True)
+    # What the period may bill (plan currency), and what its AI may cost payback (USD).
+    budget = models.DecimalField(max_digits=30, decimal_places=12, null=True, blank=True)
+    cost_budget = models.DecimalField(max_digits=30, decimal_places=12, null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:

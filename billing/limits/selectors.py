@@ -31,7 +31,7 @@ CREDIT_LINES = (
 class Available:
     """What a customer may still spend in its running period, in its plan's currency:
     the credits live in it, less what its usage so far bills (as its invoice would,
-    before credits) and what open reservations hold."""
+    before credits) and what open reservations hold; and its budgets for the period."""
 
     currency: str
     period_start: datetime
@@ -39,11 +39,30 @@ class Available:
     credits: Decimal
     billed: Decimal
     reserved: Decimal
-    mode: str  # LimitMode
+    cost: Decimal  # USD: what the period's AI has cost so far (priced calls)
+    limit: SpendLimit
 
     @property
     def amount(self) -> Decimal:
         return self.credits - self.billed - self.reserved
+
+    @property
+    def budget_left(self) -> Decimal | None:
+        budget = self.limit.budget
+        return None if budget is None else budget - self.billed - self.reserved
+
+    def exceeded_by(self, amount: Decimal) -> list[str]:
+        """What `amount` more would exceed: "credits", "budget", "cost_budget" (the
+        period's AI cost has reached it: nothing more fits)."""
+        over = []
+        if self.limit.credits and amount > self.amount:
+            over.append("credits")
+        left = self.budget_left
+        if left is not None and amount > left:
+            over.append("budget")
+        if self.limit.cost_budget is not None and self.cost >= self.limit.cost_budget:
+            over.append("cost_budget")
+        return over
 
 
 class NoPlan(Exception):
@@ -59,6 +78,7 @@ class RunningPeriod:
     end: datetime
     billed: Decimal
     credits: Decimal
+    cost: Decimal  # USD
     quantities: PeriodQuantities
     terms: PlanTerms
 
@@ -86,6 +106,7 @@ def running_period(*, customer: Customer, now: datetime) -> RunningPeriod:
         end=preview.end,
         billed=from_minor_units(billed, currency),
         credits=from_minor_units(credits, currency),
+        cost=period.inference_cost,
         quantities=period.quantities,
         terms=period.terms,
     )
@@ -101,21 +122,30 @@ def reserved(*, customer_id: int) -> Decimal:
     )
 
 
-def limit_mode(*, customer_id: int) -> str:
-    found = SpendLimit.objects.filter(customer_id=customer_id).values_list("mode", flat=True)
-    return found.first() or LimitMode.NONE
+def spend_limit(*, customer_id: int) -> SpendLimit:
+    """The customer's limit; without one, `none` (every authorization allowed)."""
+    found = SpendLimit.objects.filter(customer_id=customer_id).first()
+    return found or SpendLimit(customer_id=customer_id, mode=LimitMode.NONE)
 
 
-def available(*, customer: Customer, now: datetime) -> Available:
-    running = running_period(customer=customer, now=now)
+def available_of(running: RunningPeriod, *, held: Decimal, limit: SpendLimit) -> Available:
     return Available(
         currency=running.currency,
         period_start=running.start,
         period_end=running.end,
         credits=running.credits,
         billed=running.billed,
-        reserved=reserved(customer_id=customer.pk),
-        mode=limit_mode(customer_id=customer.pk),
+        reserved=held,
+        cost=running.cost,
+        limit=limit,
+    )
+
+
+def available(*, customer: Customer, now: datetime) -> Available:
+    return available_of(
+        running_period(customer=customer, now=now),
+        held=reserved(customer_id=customer.pk),
+        limit=spend_limit(customer_id=customer.pk),
     )
 
 

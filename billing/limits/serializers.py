@@ -43,7 +43,12 @@ class AvailableSerializer(serializers.Serializer):
     billed = serializers.CharField(help_text="What the period's usage bills so far.")
     reserved = serializers.CharField(help_text="What open reservations hold.")
     available = serializers.CharField(help_text="credits − billed − reserved.")
+    budget = serializers.CharField(allow_null=True, help_text="What the period may bill.")
+    budget_left = serializers.CharField(allow_null=True, help_text="budget − billed − reserved.")
+    cost = serializers.CharField(help_text="USD: what the period's AI has cost so far.")
+    cost_budget = serializers.CharField(allow_null=True, help_text="USD: what it may cost.")
     mode = serializers.ChoiceField(LimitMode.choices)
+    checks_credits = serializers.BooleanField()
 
 
 class ReservationSerializer(serializers.Serializer):
@@ -62,9 +67,10 @@ class ReservationSerializer(serializers.Serializer):
 
 class AuthorizationSerializer(serializers.Serializer):
     allowed = serializers.BooleanField()
-    exceeds = serializers.BooleanField(
-        help_text="More than was available: refused under a hard limit, allowed under a "
-        "soft one or none."
+    exceeds = serializers.ListField(
+        child=serializers.ChoiceField(["credits", "budget", "cost_budget"]),
+        help_text="What it exceeds: refused under a hard limit, allowed under a soft one or "
+        "none. cost_budget: the period's AI cost has reached its budget.",
     )
     amount = serializers.CharField(help_text="What was asked, priced.")
     reservation = ReservationSerializer(allow_null=True)
@@ -73,3 +79,22 @@ class AuthorizationSerializer(serializers.Serializer):
 
 class SpendLimitSerializer(StrictInputSerializer):
     mode = serializers.ChoiceField(LimitMode.choices)
+    credits = serializers.BooleanField(
+        default=True, help_text="Check against what credits hold (off: postpaid)."
+    )
+    budget = serializers.DecimalField(
+        max_digits=30,
+        decimal_places=12,
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="What a billing period may bill, plan currency (each period afresh).",
+    )
+    cost_budget = serializers.DecimalField(
+        max_digits=30,
+        decimal_places=12,
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="USD: what a period's AI may cost payback (each period afresh).",
+    )

@@ -40,7 +40,7 @@ class Authorization:
     reservation: Reservation | None  # None when refused
     amount: Decimal  # what was asked, priced
     available: selectors.Available  # after the reservation, when allowed
-    exceeds: bool  # more than was available (a soft limit allows it anyway)
+    exceeds: list[str]  # what it exceeds (a soft limit allows it anyway): see exceeded_by
 
 
 def _refuse(field: str | None, code: str, message: str, status: int = 400) -> ApiError:
@@ -88,14 +88,11 @@ def authorize(*, customer: Customer, request: SpendRequest, now: datetime) -> Au
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [SPEND_LOCK, customer.pk])
             held = selectors.reserved(customer_id=customer.pk)
-            mode = selectors.limit_mode(customer_id=customer.pk)
-            before = selectors.Available(
-                running.currency, running.start, running.end, running.credits, running.billed,
-                held, mode,
-            )  # fmt: skip
-            exceeds = amount > before.amount
-            if exceeds and mode == LimitMode.HARD:
-                return Authorization(False, None, amount, before, True)
+            limit = selectors.spend_limit(customer_id=customer.pk)
+            before = selectors.available_of(running, held=held, limit=limit)
+            exceeds = before.exceeded_by(amount)
+            if exceeds and limit.mode == LimitMode.HARD:
+                return Authorization(False, None, amount, before, exceeds)
             reservation = Reservation.objects.create(
                 public_id=f"res_{uuid.uuid4().hex}",
                 customer=customer,
@@ -108,16 +105,13 @@ def authorize(*, customer: Customer, request: SpendRequest, now: datetime) -> Au
             )
     except IntegrityError:  # the same id, sent twice at once: the other one made it
         return authorize(customer=customer, request=request, now=now)
-    after = selectors.Available(
-        running.currency, running.start, running.end, running.credits, running.billed,
-        held + amount, mode,
-    )  # fmt: skip
+    after = selectors.available_of(running, held=held + amount, limit=limit)
     return Authorization(True, reservation, amount, after, exceeds)
 
 
 def _again(found: Reservation, customer: Customer, now: datetime) -> Authorization:
     available = selectors.available(customer=customer, now=now)
-    return Authorization(True, found, found.amount, available, available.amount < 0)
+    return Authorization(True, found, found.amount, available, available.exceeded_by(0))
 
 
 def _open(public_id: str) -> Reservation:
@@ -172,8 +166,26 @@ def reservations_expire(*, now: datetime) -> int:
     )
 
 
-def spend_limit_set(*, customer: Customer, mode: str) -> SpendLimit:
-    limit, _ = SpendLimit.objects.update_or_create(customer=customer, defaults={"mode": mode})
+def spend_limit_set(
+    *,
+    customer: Customer,
+    mode: str,
+    credits: bool = True,
+    budget: Decimal | None = None,
+    cost_budget: Decimal | None = None,
+) -> SpendLimit:
+    for field, value in (("budget", budget), ("cost_budget", cost_budget)):
+        if value is not None and value < 0:
+            raise _refuse(field, "invalid", "A budget of 0 or more.")
+    limit, _ = SpendLimit.objects.update_or_create(
+        customer=customer,
+        defaults={
+            "mode": mode,
+            "credits": credits,
+            "budget": budget,
+            "cost_budget": cost_budget,
+        },
+    )
     return limit
 
 

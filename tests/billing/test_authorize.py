@@ -9,7 +9,7 @@ import os
 import socket
 import subprocess
 import threading
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -23,6 +23,7 @@ from billing.limits.services import SPEND_LOCK, SpendRequest, reservations_expir
 from billing.limits.services import authorize as authorize_service
 from billing.plans.models import Subscription
 from config import front
+from metering.models import UsageEvent
 from outcomes.models import Outcome
 from tests.billing.factories import plan_load
 from tests.metering.factories import customer_create
@@ -72,12 +73,12 @@ class TestAuthorize:
         first = authorize(client_with_key, amount="4")
         refused = authorize(client_with_key, amount="7")
 
-        assert (first["allowed"], first["exceeds"]) == (True, False)
+        assert (first["allowed"], first["exceeds"]) == (True, [])
         assert first["reservation"]["status"] == "open"
         assert first["available"]["available"] == "6"
         assert (refused["allowed"], refused["exceeds"], refused["reservation"]) == (
             False,
-            True,
+            ["credits"],
             None,
         )
         assert refused["available"]["available"] == "6"
@@ -89,7 +90,7 @@ class TestAuthorize:
 
         answer = authorize(client_with_key, amount="12")
 
-        assert (answer["allowed"], answer["exceeds"]) == (True, True)
+        assert (answer["allowed"], answer["exceeds"]) == (True, ["credits"])
         assert answer["available"]["available"] == "-2"
 
     def test_outcomes_are_priced_at_the_plans_price_past_what_is_included(self, client_with_key):
@@ -261,3 +262,70 @@ def _status(port: int, key: str) -> int:
         return status
     except OSError:
         return 0
+
+
+@pytest.mark.django_db
+class TestBudgets:
+    def test_a_budget_refuses_what_the_period_would_bill_past_it(self, client_with_key):
+        customer = make_acme()
+        spend_limit_set(customer=customer, mode=LimitMode.HARD, credits=False, budget=Decimal(10))
+
+        first = authorize(client_with_key, amount="6")
+        refused = authorize(client_with_key, amount="5")
+        fits = authorize(client_with_key, amount="4")
+
+        assert (first["allowed"], refused["allowed"], fits["allowed"]) == (True, False, True)
+        assert refused["exceeds"] == ["budget"]
+        assert fits["available"]["budget_left"] == "0"
+
+    def test_a_cost_budget_reached_refuses_everything_under_a_hard_limit(self, client_with_key):
+        customer = make_acme()
+        spend_limit_set(
+            customer=customer, mode=LimitMode.HARD, credits=False, cost_budget=Decimal(3)
+        )
+        UsageEvent.objects.create(
+            event_id="call-1", customer=customer, timestamp=timezone.now() - timedelta(hours=1),
+            received_at=timezone.now(), cost=Decimal(3), cost_source="explicit",
+        )  # fmt: skip
+
+        answer = authorize(client_with_key, amount="0.01")
+
+        assert (answer["allowed"], answer["exceeds"]) == (False, ["cost_budget"])
+        assert answer["available"]["cost"] == "3"
+
+    def test_budgets_start_afresh_at_each_period_boundary_in_the_customers_timezone(self):
+        # Paris: October runs from 22:00 UTC on September 30 (summer time) to 23:00 UTC
+        # on October 31 (winter time since October 25).
+        version = plan_load(
+            "per-resolution", outcomes=[{"type": "resolution", "unit_price": "2.00"}]
+        )
+        customer = customer_create(external_id="acme")
+        Subscription.objects.create(
+            customer=customer, plan=version.plan, timezone="Europe/Paris",
+            started_at=datetime(2026, 8, 31, 22, tzinfo=UTC),
+        )  # fmt: skip
+        spend_limit_set(customer=customer, mode=LimitMode.HARD, credits=False, budget=Decimal(10))
+        late_october = datetime(2026, 10, 31, 22, 30, tzinfo=UTC)  # 23:30 in Paris
+        for number in range(5):
+            Outcome.objects.create(
+                external_id=f"o-{number}", customer=customer, type="resolution",
+                status="succeeded", occurred_at=late_october, succeeded_at=late_october,
+                succeeded_recorded_at=late_october,
+            )  # fmt: skip
+        one = SpendRequest(amount=Decimal(1))
+
+        october = authorize_service(
+            customer=customer, request=one, now=datetime(2026, 10, 31, 22, 59, tzinfo=UTC)
+        )
+        november = authorize_service(
+            customer=customer, request=one, now=datetime(2026, 10, 31, 23, tzinfo=UTC)
+        )
+
+        assert (october.allowed, october.exceeds) == (False, ["budget"])
+        assert (october.available.period_start, october.available.period_end) == (
+            datetime(2026, 9, 30, 22, tzinfo=UTC),
+            datetime(2026, 10, 31, 23, tzinfo=UTC),
+        )
+        assert october.available.billed == Decimal(10)
+        assert (november.allowed, november.available.billed) == (True, Decimal(0))
+        assert november.available.budget_left == Decimal(9)
