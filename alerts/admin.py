@@ -9,7 +9,15 @@ from common.admin import FactsAdmin
 
 @admin.register(AlertRule)
 class AlertRuleAdmin(admin.ModelAdmin):
-    list_display = ("name", "kind", "scope", "threshold_percent", "enabled")
+    list_display = (
+        "name",
+        "kind",
+        "scope",
+        "threshold_percent",
+        "threshold_amount",
+        "within_days",
+        "enabled",
+    )
     list_filter = ("kind", "enabled")
     list_editable = ("enabled",)
 

@@ -25,6 +25,22 @@ class AlertKind(models.TextChoices):
         "missing_fx_rate",
         "an FX rate that outcome values need and nobody entered: their closes wait for it",
     )
+    CREDITS_BELOW = (
+        "credits_below",
+        "what a customer has available in its credits below an amount (once per period)",
+    )
+    CREDITS_EXHAUSTED = (
+        "credits_exhausted",
+        "a customer with credits has nothing available (once per period)",
+    )
+    BUDGET_REACHED = (
+        "budget_reached",
+        "a customer's budget or cost budget of the period is reached (once per period)",
+    )
+    GRANT_EXPIRING = (
+        "grant_expiring",
+        "credits left in a grant expiring within a number of days (once per grant)",
+    )
 
 
 class AlertScope(models.TextChoices):
@@ -43,6 +59,10 @@ class AlertRule(models.Model):
     # margin_below: fire under this margin percent; cost_per_success_up: fire above this
     # rise in percent. Unused by the other kinds.
     threshold_percent = models.DecimalField(max_digits=9, decimal_places=2, default=0)
+    # credits_below: fire below this amount (the customer's plan currency).
+    threshold_amount = models.DecimalField(max_digits=30, decimal_places=12, default=0)
+    # grant_expiring: fire this many days before.
+    within_days = models.PositiveIntegerField(default=7)
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -55,8 +75,9 @@ class AlertRule(models.Model):
 
 class Alert(models.Model):
     """A rule that fired for one subject ("customer:acme", "outcome_type:resolution",
-    "model:openai:gpt-4o", "plan:max") in one period: the unique constraint makes a rerun
-    of the evaluation fire nothing new."""
+    "model:openai:gpt-4o", "plan:max", "grant:acme:welcome") in one period (the month;
+    the customer's billing period for credits and budgets; a grant's expiry): the unique
+    constraint makes a rerun of the evaluation fire nothing new."""
 
     rule = models.ForeignKey(AlertRule, on_delete=models.CASCADE, related_name="alerts")
     subject = models.CharField(max_length=300)

@@ -31,7 +31,9 @@ from alerts.models import (
 from alerts.webhooks import UnsafeUrl, webhook_post
 from billing.analytics.selectors.margins import MarginFilters, MarginReport, margins_report
 from billing.analytics.selectors.premium import premium_break_even
+from billing.credits.selectors import grants_expiring
 from billing.invoicing.selectors.rating import periods_waiting_for_rates
+from billing.limits.selectors import Available, NoPlan, available, customers_spending
 from common.queue import enqueue_on_commit
 
 logger = logging.getLogger(__name__)
@@ -51,6 +53,8 @@ class Finding:
     subject: str
     message: str
     details: dict[str, Any]
+    # Once per subject in this period; None: the calendar month of the evaluation.
+    period_start: datetime | None = None
 
 
 def _text(value: Decimal | None) -> str | None:
@@ -64,6 +68,18 @@ class _Reports:
         self.now = now
         self.start, self.end = month_of(now)
         self._margins: dict[tuple[str, datetime], MarginReport] = {}
+        self._spending: list[Available] | None = None
+
+    def spending(self) -> list[Available]:
+        """What each customer with credits or a spend limit has available now."""
+        if self._spending is None:
+            self._spending = []
+            for customer in customers_spending():
+                try:
+                    self._spending.append(available(customer=customer, now=self.now))
+                except NoPlan:
+                    continue  # no period to spend in
+        return self._spending
 
     def margins(self, group_by: str, *, previous_month: bool = False) -> MarginReport:
         """The margin report of this month so far, or of the whole month before."""
@@ -197,12 +213,93 @@ def _missing_fx_rate(rule: AlertRule, reports: _Reports) -> list[Finding]:
     ]
 
 
+def _credits_below(rule: AlertRule, reports: _Reports) -> list[Finding]:
+    return [
+        _spending_finding(
+            rule,
+            spent,
+            f"credits available {_text(spent.amount)} {spent.currency}, below "
+            f"{_text(rule.threshold_amount)}",
+        )
+        for spent in reports.spending()
+        if spent.limit.credits and spent.amount < rule.threshold_amount
+    ]
+
+
+def _credits_exhausted(rule: AlertRule, reports: _Reports) -> list[Finding]:
+    return [
+        _spending_finding(
+            rule, spent, f"credits exhausted: {_text(spent.amount)} {spent.currency} available"
+        )
+        for spent in reports.spending()
+        if spent.limit.credits and spent.amount <= 0
+    ]
+
+
+def _budget_reached(rule: AlertRule, reports: _Reports) -> list[Finding]:
+    findings = []
+    for spent in reports.spending():
+        reached = []
+        if spent.budget_left is not None and spent.budget_left <= 0:
+            reached.append(f"budget {_text(spent.limit.budget)} {spent.currency}")
+        if spent.limit.cost_budget is not None and spent.cost >= spent.limit.cost_budget:
+            reached.append(f"cost budget {_text(spent.limit.cost_budget)} USD")
+        if reached:
+            findings.append(_spending_finding(rule, spent, " and ".join(reached) + " reached"))
+    return findings
+
+
+def _spending_finding(rule: AlertRule, spent: Available, message: str) -> Finding:
+    customer = spent.limit.customer.external_id
+    return Finding(
+        rule,
+        f"customer:{customer}",
+        f"customer {customer}: {message} (period from {spent.period_start:%Y-%m-%d})",
+        {
+            "customer": customer,
+            "currency": spent.currency,
+            "available": _text(spent.amount),
+            "billed": _text(spent.billed),
+            "reserved": _text(spent.reserved),
+            "budget_left": _text(spent.budget_left),
+            "cost": _text(spent.cost),
+        },
+        period_start=spent.period_start,
+    )
+
+
+def _grant_expiring(rule: AlertRule, reports: _Reports) -> list[Finding]:
+    return [
+        Finding(
+            rule,
+            f"grant:{grant.customer.external_id}:{grant.external_id}",
+            f"customer {grant.customer.external_id}: {_text(grant.balance)} {grant.currency} "
+            f"of credits expire at {grant.expires_at:%Y-%m-%d %H:%M} UTC",
+            {
+                "customer": grant.customer.external_id,
+                "grant": grant.external_id,
+                "balance": _text(grant.balance),
+                "currency": grant.currency,
+                "expires_at": grant.expires_at.isoformat(),
+            },
+            period_start=grant.expires_at,
+        )
+        for grant in grants_expiring(
+            now=reports.now, until=reports.now + timedelta(days=rule.within_days)
+        )
+    ]
+
+
 _EVALUATORS = {
     AlertKind.MARGIN_BELOW: _margin_below,
     AlertKind.COST_PER_SUCCESS_UP: _cost_per_success_up,
     AlertKind.UNPRICED_CALLS: _unpriced_calls,
     AlertKind.PREMIUM_BELOW_BREAK_EVEN: _premium_below_break_even,
     AlertKind.MISSING_FX_RATE: _missing_fx_rate,
+    AlertKind.CREDITS_BELOW: _credits_below,
+    AlertKind.CREDITS_EXHAUSTED: _credits_exhausted,
+    AlertKind.BUDGET_REACHED: _budget_reached,
+    AlertKind.GRANT_EXPIRING: _grant_expiring,
 }
 
 
@@ -222,7 +319,7 @@ def alerts_evaluate(*, now: datetime | None = None) -> list[Alert]:
             alert, new = Alert.objects.get_or_create(
                 rule=finding.rule,
                 subject=finding.subject,
-                period_start=reports.start,
+                period_start=finding.period_start or reports.start,
                 defaults={"message": finding.message, "details": finding.details},
             )
             if not new:

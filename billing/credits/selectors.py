@@ -250,3 +250,17 @@ def source_draws(
             )
         )
     return found
+
+
+def grants_expiring(*, now: datetime, until: datetime) -> QuerySet[CreditGrant]:
+    """Grants with credits left that expire in (now, until], with their balance."""
+    return (
+        _with_balance(
+            CreditGrant.objects.filter(
+                expires_at__gt=now, expires_at__lte=until, voided_at__isnull=True
+            )
+        )
+        .filter(balance__gt=0)
+        .select_related("customer")
+        .order_by("expires_at", "pk")
+    )

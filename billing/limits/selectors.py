@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 
-from django.db.models import Sum
+from django.db.models import Q, QuerySet, Sum
 
 from billing.credits.selectors import period_credits, usable_balances
 from billing.invoicing.selectors import invoice_preview
@@ -165,3 +165,10 @@ def outcome_price(running: RunningPeriod, outcome_type: str, quantity: int) -> D
     more = replace(now, outcomes={**now.outcomes, outcome_type: OutcomeQuantity(so_far + quantity)})
     added = rate_period(terms, more).total - rate_period(terms, now).total
     return from_minor_units(added, running.currency)
+
+
+def customers_spending() -> QuerySet[Customer]:
+    """Customers with credits or a spend limit: those whose spending alerts watch."""
+    return Customer.objects.filter(
+        Q(credit_grants__isnull=False) | Q(spend_limit__isnull=False)
+    ).distinct()
