@@ -56,6 +56,9 @@ class EventIn(msgspec.Struct, forbid_unknown_fields=True):
     prompt_hash: _text(128) = None
     cache_hit: bool | None = None
     properties: dict[str, Any] | None = None
+    # The reservation (POST /v1/customers/{id}/authorize) this call was made under: once
+    # stored, it settles it.
+    reservation: _text(40) = None
 
 
 @dataclass(slots=True)

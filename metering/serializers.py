@@ -135,6 +135,11 @@ class EventInputSerializer(serializers.Serializer):
     prompt_hash = serializers.CharField(max_length=128, required=False)
     cache_hit = serializers.BooleanField(required=False, allow_null=True)
     properties = serializers.DictField(required=False, help_text="Free-form, up to 8 KiB.")
+    reservation = serializers.CharField(
+        required=False,
+        max_length=40,
+        help_text="The reservation this call was authorized under (`res_…`): it settles it.",
+    )
 
 
 class EventBatchInputSerializer(serializers.Serializer):

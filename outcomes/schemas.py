@@ -36,6 +36,8 @@ class OutcomeIn(msgspec.Struct, forbid_unknown_fields=True):
     value: str | None = None
     currency: Currency | None = None
     properties: dict[str, Any] | None = None
+    # The reservation it was authorized under: once recorded, it settles it.
+    reservation: text(max_length=40) | None = None  # type: ignore[valid-type]
 
 
 @dataclass(slots=True)

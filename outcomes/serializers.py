@@ -35,6 +35,11 @@ class OutcomeInputSerializer(serializers.Serializer):
     )
     currency = serializers.CharField(required=False, help_text="ISO 4217, with `value`.")
     properties = serializers.DictField(required=False, help_text="Free-form, up to 8 KiB.")
+    reservation = serializers.CharField(
+        required=False,
+        max_length=40,
+        help_text="The reservation it was authorized under (`res_…`): it settles it.",
+    )
 
 
 class OutcomeBatchInputSerializer(serializers.Serializer):

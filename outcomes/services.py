@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.http import Http404
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
 from api.batch import BatchResult, raise_if_errors
 from api.errors import ApiError, ErrorDetail
@@ -153,6 +155,16 @@ def outcomes_record(*, outcomes: list[ValidOutcome]) -> BatchResult:
         Outcome.objects.bulk_update(
             [state[key] for key in changed if key not in created], _UPDATED_FIELDS
         )
+        reserved = {
+            (state[sent.item.id].customer_id, sent.item.reservation)
+            for sent in outcomes
+            if sent.item.reservation and sent.item.id in state
+            and sent.item.id not in result.conflicts
+        }  # fmt: skip
+        if reserved:  # recorded with the outcomes, in their transaction
+            import_string(settings.USAGE_SETTLES_RESERVATIONS)(
+                reserved=reserved, now=timezone.now()
+            )
     batch_observed(
         metrics.OUTCOMES,
         accepted=result.accepted,

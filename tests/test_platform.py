@@ -80,6 +80,7 @@ def test_schema_lists_every_event_field(client_with_key):
         "prompt_hash",
         "cache_hit",
         "properties",
+        "reservation",
     }
     assert set(components["EventInputRequest"]["required"]) == {"id", "customer"}
     assert set(components["IngestResult"]["properties"]) == {"accepted", "duplicates", "conflicts"}

@@ -64,7 +64,8 @@ class Reservation(models.Model):
             models.UniqueConstraint(
                 fields=["customer", "external_id"], name="reservation_once_per_id"
             ),
-            models.CheckConstraint(condition=Q(amount__gt=0), name="reservation_positive"),
+            # 0: what was asked bills nothing (an included outcome); it still has an id.
+            models.CheckConstraint(condition=Q(amount__gte=0), name="reservation_not_negative"),
         ]
         indexes = [
             models.Index(

@@ -4,11 +4,13 @@ overspend however many authorizations run at once, and its settle, release and e
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
 
 from api.errors import ApiError, ErrorDetail
 from billing.credits.models import AutoTopUp
@@ -103,8 +105,12 @@ def authorize(*, customer: Customer, request: SpendRequest, now: datetime) -> Au
                 quantity=request.quantity,
                 expires_at=now + request.ttl,
             )
-    except IntegrityError:  # the same id, sent twice at once: the other one made it
-        return authorize(customer=customer, request=request, now=now)
+    except IntegrityError:
+        if not request.external_id:
+            raise
+        # The same id, sent twice at once: the other one made it.
+        found = Reservation.objects.get(customer=customer, external_id=request.external_id)
+        return _again(found, customer, now)
     after = selectors.available_of(running, held=held + amount, limit=limit)
     return Authorization(True, reservation, amount, after, exceeds)
 
@@ -212,3 +218,19 @@ def auto_top_ups_check(*, now: datetime) -> int:
                 )
             made += auto_top_up_fire(auto=auto, balance=balance) is not None
     return made
+
+
+def reservations_settle_by_usage(*, reserved: Collection[tuple[int, str]], now: datetime) -> int:
+    """Usage naming reservations arrived ((customer id, reservation id) pairs: events or
+    outcomes just stored): the open ones among them stop holding, the usage counting in
+    what their period bills now. Settled by usage, without an amount; once each, and
+    only the customer's own. Returns how many were settled."""
+    pairs = set(reserved)
+    if not pairs:
+        return 0
+    matches = Q()
+    for customer_id, public_id in pairs:
+        matches |= Q(customer_id=customer_id, public_id=public_id)
+    return Reservation.objects.filter(matches, status=ReservationStatus.OPEN).update(
+        status=ReservationStatus.SETTLED, ended_at=now
+    )

@@ -13,3 +13,7 @@ REPORTING_CURRENCY = env_str("PAYBACK_REPORTING_CURRENCY", "USD").upper()
 # (the window is a term of the customer's plan) through this function, wired here so
 # that outcomes, below billing, imports nothing of it.
 OUTCOME_REVERSAL_WINDOW = "billing.plans.selectors.reversal_window"
+
+# Usage (events, outcomes) that names reservations settles them: metering and outcomes,
+# below billing, call billing's limits through this function, wired here.
+USAGE_SETTLES_RESERVATIONS = "billing.limits.services.reservations_settle_by_usage"

@@ -25,6 +25,7 @@ import psycopg
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
+from django.utils.module_loading import import_string
 from psycopg.types.json import Jsonb
 
 from api.batch import BatchResult
@@ -272,4 +273,11 @@ def events_ingest(*, events: list[ValidEvent], now: datetime | None = None) -> B
     unpriced = sum(1 for row in rows if row[0] in accepted and row[_COST] is None)
     if unpriced:
         metrics.UNPRICED_EVENTS.inc(unpriced)
+    reserved = {
+        (customer_ids[event.item.customer], event.item.reservation)
+        for event in events
+        if event.item.reservation
+    }
+    if reserved:  # stored now or before (a retry): either way the usage is in
+        import_string(settings.USAGE_SETTLES_RESERVATIONS)(reserved=reserved, now=now)
     return result

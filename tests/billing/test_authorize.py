@@ -162,6 +162,32 @@ class TestAuthorize:
         available = client_with_key.get("/v1/customers/acme/available").json()
         assert available["reserved"] == "0"
 
+    def test_usage_that_names_its_reservation_settles_it(self, client_with_key):
+        make_acme()
+        by_call = authorize(client_with_key, amount="2")["reservation"]["id"]
+        by_outcome = authorize(client_with_key, outcome_type="resolution", quantity=1)
+        assert by_outcome["amount"] == "0"  # the month's first is included: a $0 reservation
+        other = customer_create(external_id="other")
+        theirs = Reservation.objects.create(
+            public_id="res_theirs", customer=other, external_id="x", currency="USD",
+            amount=Decimal(1), expires_at=timezone.now() + timedelta(minutes=5),
+        )  # fmt: skip
+
+        call = {"id": "call-1", "customer": "acme", "cost": "0.01", "reservation": by_call}
+        stolen = {"id": "call-2", "customer": "acme", "cost": "0.01", "reservation": "res_theirs"}
+        outcome = {
+            "id": "o-1", "customer": "acme", "type": "resolution", "status": "succeeded",
+            "reservation": by_outcome["reservation"]["id"],
+        }  # fmt: skip
+        for path, body in (("/v1/events", call), ("/v1/events", stolen), ("/v1/outcomes", outcome)):
+            assert client_with_key.post(path, body, format="json").status_code == 200
+
+        statuses = dict(Reservation.objects.values_list("public_id", "status"))
+        assert statuses[by_call] == statuses[by_outcome["reservation"]["id"]] == "settled"
+        assert statuses[theirs.public_id] == "open"  # another customer's: untouched
+        available = client_with_key.get("/v1/customers/acme/available").json()
+        assert available["reserved"] == "0"
+
     def test_a_reservation_nobody_settles_expires_once_at_its_time(self, client_with_key):
         make_acme()
         answer = authorize(client_with_key, amount="4", ttl_seconds=60)
