@@ -7,15 +7,20 @@ from typing import Any
 from auditlog.registry import auditlog
 from django import forms
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet, Sum
 from django.db.models.functions import Coalesce
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.html import format_html
 
 from api.errors import ApiError
-from billing.credits import services
+from billing.credits import selectors, services
 from billing.credits.models import AutoTopUp, CreditEntry, CreditGrant, TopUp
 from common.admin import FactsAdmin
+from metering.models import Customer
 
 
 class CreditEntryInline(admin.TabularInline):
@@ -103,6 +108,43 @@ class CreditGrantAdmin(admin.ModelAdmin):
     inlines = [CreditEntryInline]
     actions = ["void"]
 
+    def get_list_display(self, request: HttpRequest) -> tuple[str, ...]:
+        return (*self.list_display, "ledger")
+
+    @admin.display(description="customer's ledger")
+    def ledger(self, grant: CreditGrant) -> str:
+        url = reverse("admin:credits_customer_ledger", args=[grant.customer_id])
+        return format_html('<a href="{}">balance over time</a>', url)
+
+    def get_urls(self) -> list[Any]:
+        return [
+            path(
+                "customer/<int:customer_id>/ledger/",
+                self.admin_site.admin_view(self.ledger_view),
+                name="credits_customer_ledger",
+            ),
+            *super().get_urls(),
+        ]
+
+    def ledger_view(self, request: HttpRequest, customer_id: int) -> HttpResponse:
+        """A customer's ledger per currency, with its balance over time as a chart."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        customer = get_object_or_404(Customer, pk=customer_id)
+        charts = [
+            _chart(currency, lines)
+            for currency, lines in sorted(
+                selectors.ledger_with_balances(customer_id=customer.pk).items()
+            )
+        ]
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Credits of {customer.external_id}",
+            "customer": customer,
+            "charts": charts,
+        }
+        return render(request, "admin/credits/ledger.html", context)
+
     def get_queryset(self, request: HttpRequest) -> QuerySet[CreditGrant]:
         return (
             super()
@@ -167,3 +209,32 @@ class AutoTopUpAdmin(admin.ModelAdmin):
     search_fields = ("customer__external_id",)
     autocomplete_fields = ("customer",)
     readonly_fields = ("armed",)
+
+
+CHART_WIDTH, CHART_HEIGHT, CHART_MARGIN = 640, 160, 8
+
+
+def _chart(currency: str, lines: list[selectors.LedgerLine]) -> dict[str, Any]:
+    """A step line of the balance after each entry, scaled into the chart's box."""
+    balances = [line.balance for line in lines]
+    low, high = min([*balances, Decimal(0)]), max(balances)
+    span = (high - low) or Decimal(1)
+    step = (CHART_WIDTH - 2 * CHART_MARGIN) / max(len(lines) - 1, 1)
+    inner = CHART_HEIGHT - 2 * CHART_MARGIN
+    points = " ".join(
+        f"{CHART_MARGIN + index * step:.1f},"
+        f"{CHART_MARGIN + (high - balance) / span * inner:.1f}"  # Decimal: no float of money
+        for index, balance in enumerate(balances)
+    )
+    return {
+        "currency": currency,
+        "lines": lines,
+        "points": points,
+        "width": CHART_WIDTH,
+        "height": CHART_HEIGHT,
+        "balance": balances[-1].normalize(),
+        "low": low.normalize(),
+        "high": high.normalize(),
+        "first": f"{lines[0].entry.at:%Y-%m-%d}",
+        "last": f"{lines[-1].entry.at:%Y-%m-%d}",
+    }

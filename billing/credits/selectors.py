@@ -264,3 +264,21 @@ def grants_expiring(*, now: datetime, until: datetime) -> QuerySet[CreditGrant]:
         .select_related("customer")
         .order_by("expires_at", "pk")
     )
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerLine:
+    entry: CreditEntry
+    balance: Decimal  # the customer's balance in the entry's currency after it
+
+
+def ledger_with_balances(*, customer_id: int) -> dict[str, list[LedgerLine]]:
+    """Per currency, the customer's ledger oldest first with the balance after each entry
+    (the admin's balance-over-time chart)."""
+    found: dict[str, list[LedgerLine]] = defaultdict(list)
+    running: dict[str, Decimal] = defaultdict(lambda: ZERO)
+    for entry in customer_ledger(customer_id=customer_id):
+        currency = entry.grant.currency
+        running[currency] += entry.amount
+        found[currency].append(LedgerLine(entry, running[currency]))
+    return dict(found)

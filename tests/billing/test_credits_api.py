@@ -1,11 +1,16 @@
 """The credits endpoints: grants made, retried, refused by field and voided; balances and
 the ledger as a backend reads them."""
 
+import re
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 import pytest
+from django.contrib.auth.models import User
 from django.utils import timezone
 
+from billing.credits.models import CreditGrant
+from billing.credits.services import GrantRequest, grant_create, grant_void
 from billing.invoicing.services import period_close
 from billing.plans.models import Subscription
 from billing.plans.selectors import customer_period
@@ -184,3 +189,32 @@ def test_a_plan_says_the_credits_it_gives_each_period(client_with_key):
     assert refused.json()["errors"][0]["field"] == "credits[0].amount"
     assert saved.status_code == 201, saved.content
     assert client_with_key.get("/v1/plans/included").json()["credits"] == credits
+
+
+def test_the_admin_shows_a_customers_ledger_with_its_balance_over_time(staff_client, acme):
+    for number, amount in enumerate(["30", "20"]):
+        grant_create(
+            customer=acme,
+            request=GrantRequest(amount=Decimal(amount), currency="USD", external_id=f"g{number}"),
+        )
+    grant_void(grant_id=CreditGrant.objects.get(external_id="g1").pk, reason="test")
+
+    listed = staff_client.get("/admin/credits/creditgrant/")
+    page = staff_client.get(f"/admin/credits/creditgrant/customer/{acme.pk}/ledger/")
+
+    assert f"/admin/credits/creditgrant/customer/{acme.pk}/ledger/" in listed.content.decode()
+    body = page.content.decode()
+    assert page.status_code == 200
+    assert "USD: 30 now" in body
+    points = re.search(r'points="([^"]+)"', body)[1].split()
+    assert len(points) == 3  # granted 30, granted 20, voided 20
+    assert [cell for cell in re.findall(r"<td>(-?[\d.]+)</td></tr>", body)] == ["30", "50", "30"]
+
+
+def test_the_ledger_page_needs_the_view_permission(client, acme):
+    clerk = User.objects.create_user("clerk", password="pw-clerk-12345", is_staff=True)
+    client.force_login(clerk)
+
+    page = client.get(f"/admin/credits/creditgrant/customer/{acme.pk}/ledger/")
+
+    assert page.status_code == 403
