@@ -14,6 +14,7 @@ from billing.credits.drawdown import GrantBalance, SourceDraw
 from billing.credits.models import CreditEntry, CreditGrant, EntryKind, GrantKind
 from billing.money import to_minor_units
 from billing.plans.models import PlanVersion, Subscription
+from billing.plans.schemas import PlanDoc
 from billing.plans.selectors import plan_document, plan_version_current, plans_in_effect
 
 ZERO = Decimal(0)
@@ -63,13 +64,27 @@ def period_credits(
     versions: dict[int, PlanVersion | None] = {
         plan_id: plan_version_current(plan_id=plan_id) for plan_id in set(plan_ids.values())
     }
+    return credits_of_versions(
+        versions={s.customer_id: versions[plan_ids[s.pk]] for s in subscriptions},
+        start=start,
+        end=end,
+    )
+
+
+def credits_of_versions(
+    *, versions: dict[int, PlanVersion | None], start: datetime, end: datetime
+) -> dict[int, list[PeriodCredit]]:
+    """Per customer, the grants the plan version it is billed on gives [start, end) (for
+    callers that have the versions already: the rating pipeline)."""
     found: dict[int, list[PeriodCredit]] = {}
-    for subscription in subscriptions:
-        version = versions[plan_ids[subscription.pk]]
+    documents: dict[int, PlanDoc] = {}
+    for customer_id, version in versions.items():
         if version is None or not version.recurring_credits:
             continue
-        document = plan_document(version)
-        found[subscription.customer_id] = [
+        if version.pk not in documents:
+            documents[version.pk] = plan_document(version)
+        document = documents[version.pk]
+        found[customer_id] = [
             PeriodCredit(
                 external_id=plan_credit_id(start, position),
                 currency=document.currency,

@@ -8,23 +8,17 @@ from decimal import Decimal
 
 from django.db.models import Q, QuerySet, Sum
 
-from billing.credits.selectors import period_credits, usable_balances
 from billing.invoicing.selectors import invoice_preview
 from billing.limits.models import LimitMode, Reservation, ReservationStatus, SpendLimit
 from billing.money import from_minor_units
 from billing.plans.models import LineKind, PriceModel
 from billing.plans.pricing import OutcomeQuantity, PeriodQuantities, PlanTerms, rate_period
-from billing.plans.selectors import subscription_of
 from metering.models import Customer
 
 ZERO = Decimal(0)
-# What credits paid of an invoice: not what its usage bills.
-CREDIT_LINES = (
-    LineKind.CREDITS_APPLIED,
-    LineKind.PREPAID_APPLIED,
-    LineKind.CREDITS_RETURNED,
-    LineKind.PREPAID_RETURNED,
-)
+# What credits paid of an invoice: not what it bills. (What goes back to credits is
+# billed: its credit line is offset on the invoice and the credits hold it instead.)
+CREDIT_LINES = (LineKind.CREDITS_APPLIED, LineKind.PREPAID_APPLIED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,27 +79,20 @@ class RunningPeriod:
 
 def running_period(*, customer: Customer, now: datetime) -> RunningPeriod:
     """The running period rated now through the close's own pipeline (the preview)."""
-    subscription = subscription_of(customer=customer)
     preview = invoice_preview(customer=customer, moment=now)
-    if subscription is None or preview is None or preview.period is None:
+    if preview is None or preview.period is None:
         raise NoPlan(customer.external_id)
     period = preview.period
     assert period.quantities is not None, "a rated period keeps its quantities"
     currency = period.invoice.currency
     billed = sum(line.amount for line in period.invoice.lines if line.kind not in CREDIT_LINES)
-    balances = usable_balances(
-        customer_ids=[customer.pk],
-        start=preview.start,
-        end=preview.end,
-        planned=period_credits(subscriptions=[subscription], start=preview.start, end=preview.end),
-    )
-    credits = sum(grant.balance for grant in balances.get((customer.pk, currency), []))
     return RunningPeriod(
         currency=currency,
         start=preview.start,
         end=preview.end,
         billed=from_minor_units(billed, currency),
-        credits=from_minor_units(credits, currency),
+        # Read by the same rating, with what comes back to credits this period.
+        credits=from_minor_units(period.credit_balance, currency),
         cost=period.inference_cost,
         quantities=period.quantities,
         terms=period.terms,

@@ -16,6 +16,7 @@ from billing.credits.models import CreditEntry, CreditGrant, EntryKind, GrantKin
 from billing.credits.services import GrantRequest, grant_create, top_up_create, top_up_paid
 from billing.invoicing.models import Invoice
 from billing.invoicing.services import period_close
+from billing.limits.selectors import available
 from billing.plans.models import LineKind, Subscription
 from outcomes.models import Outcome
 from tests.billing.factories import plan_load
@@ -74,6 +75,10 @@ def test_a_credit_for_a_period_credits_paid_goes_back_to_the_grant_and_pays_on(
     assert october.total == 0  # $20, all from credits
 
     reverse(0)
+    # Before November's close, what may be spent counts the $2 coming back: $10 left +
+    # $2, less November's $10 fee (its $2 credit offset by what goes back to credits).
+    spendable = available(customer=acme, now=NOVEMBER + timedelta(days=1))
+    assert (spendable.credits, spendable.billed, spendable.amount) == (12, 10, 2)
     preview = client_with_key.get(
         "/v1/customers/acme/usage", {"period": NOVEMBER.isoformat()}
     ).json()["invoice_preview"]

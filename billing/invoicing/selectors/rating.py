@@ -38,7 +38,7 @@ from billing.credits.drawdown import (
     credits_returns,
     returns_lines,
 )
-from billing.credits.selectors import period_credits, source_draws, usable_balances
+from billing.credits.selectors import credits_of_versions, source_draws, usable_balances
 from billing.invoicing.fx import FxRateNeeded
 from billing.invoicing.models import Invoice
 from billing.invoicing.selectors.cells import (
@@ -268,6 +268,9 @@ class RatedPeriod:
     prepaid: tuple[Draw, ...] = ()
     # Credits of earlier periods going back to the grants that had paid them.
     returns: tuple[CreditReturn, ...] = ()
+    # What the credits live in the period hold (minor units of the invoice's currency),
+    # with what came back: what the draws were made from.
+    credit_balance: int = 0
     # What its own lines were rated on (billing/limits prices more outcomes with them).
     quantities: PeriodQuantities | None = None
 
@@ -334,7 +337,11 @@ def periods_rate(
         customer_ids=list(windows),
         start=start,
         end=end,
-        planned=period_credits(subscriptions=subscriptions, start=start, end=end),
+        planned=credits_of_versions(
+            versions={s.customer_id: versions[plan_ids[s.pk]] for s in subscriptions},
+            start=start,
+            end=end,
+        ),
     )
     paid_by_credits = source_draws(
         source_invoice_ids=[c.source.pk for changes, _ in late.values() for c in changes],
@@ -399,6 +406,7 @@ def periods_rate(
                 missing_rates=frozenset(outcomes[window].missing_rates | late_missing),
                 prepaid=draws,
                 returns=returns,
+                credit_balance=sum(grant.balance for grant in usable),
                 quantities=quantities,
             )
         )
