@@ -5,10 +5,12 @@ with the close of its period.
 The scenario: `acme` on a $50/month plan from October 2026 (UTC periods).
 """
 
+import threading
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from django.db import connections
 
 from billing.analytics.models import Reconciliation
 from billing.credits.drawdown import Draw, GrantBalance, credits_draw
@@ -300,3 +302,27 @@ def test_the_preview_counts_the_plans_credits_before_the_job_made_them(client_wi
     assert preview["total"] == invoice.total == 0
     assert [(line["kind"], line["amount"]) for line in preview["lines"]] == lines(invoice)
     assert plan_grants(customer) == [(f"plan:{OCTOBER.isoformat()}:0", Decimal(0), NOVEMBER)]
+
+
+@pytest.mark.django_db(transaction=True)  # each job commits, as two workers would
+def test_two_grant_jobs_at_once_make_each_plan_grant_once():
+    customer = subscribe([{"amount": "20"}, {"amount": "5", "rollover": True}])
+    start = threading.Barrier(2)
+    made: list[int] = []
+
+    def job() -> None:
+        try:
+            start.wait()
+            made.append(plan_credits_grant_running(now=OCTOBER + 3 * DAY))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=job) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sum(made) == 2  # between them, each grant once
+    assert CreditGrant.objects.filter(customer=customer).count() == 2
+    assert CreditEntry.objects.filter(grant__customer=customer).count() == 2

@@ -20,6 +20,7 @@ from billing.stripe_sync import stripe_api
 from billing.stripe_sync.models import StripeEvent
 from billing.stripe_sync.services.top_ups import top_up_push
 from billing.stripe_sync.services.webhooks import stripe_event_process
+from billing.stripe_sync.tasks import push_top_up
 from tests.billing.factories import plan_load
 from tests.metering.factories import customer_create
 from tests.support.stripe_webhooks import SECRET, deliver, event
@@ -148,3 +149,19 @@ def test_an_auto_top_up_fires_once_per_crossing_of_its_threshold(acme, client_wi
     removed = client_with_key.delete("/v1/customers/acme/credits/auto-top-up")
     assert removed.status_code == 204
     assert not AutoTopUp.objects.exists()
+
+
+def test_a_top_up_stripe_refuses_is_failed_and_one_it_cannot_reach_is_retried(
+    stripe, acme, settings
+):
+    settings.STRIPE_PUSH_BACKOFF_SECONDS = 0
+    refused, _ = top_up_create(customer=acme, amount=Decimal(25), currency="USD")
+    stripe.fail_next(status=400)
+    assert push_top_up.apply(args=[refused.pk]).get() == TopUpStatus.FAILED
+    refused.refresh_from_db()
+    assert "400" in refused.push_error and refused.grant_id is None
+
+    retried, _ = top_up_create(customer=acme, amount=Decimal(25), currency="USD")
+    stripe.fail_next(status=503, count=2)  # the task retries through it
+    assert push_top_up.apply(args=[retried.pk]).get() == TopUpStatus.OPEN
+    assert remote(TopUp.objects.get(pk=retried.pk)).total == 2500
