@@ -36,6 +36,12 @@ class ApiError(Exception):
         self.status_code = status_code
 
 
+def refusal(field: str | None, code: str, message: str, status: int = 400) -> ApiError:
+    """A request refused for one reason: `field` (None: the request as a whole), a code
+    and a message people can act on."""
+    return ApiError([ErrorDetail(field=field, code=code, message=message)], status_code=status)
+
+
 def error_body(errors: list[ErrorDetail]) -> dict[str, list[dict[str, Any]]]:
     return {"errors": [error.as_dict() for error in errors]}
 

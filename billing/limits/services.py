@@ -12,7 +12,7 @@ from decimal import Decimal
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 
-from api.errors import ApiError, ErrorDetail
+from api.errors import refusal
 from billing.credits.models import AutoTopUp
 from billing.credits.selectors import credits_available_now
 from billing.credits.services import auto_top_up_fire
@@ -45,20 +45,16 @@ class Authorization:
     exceeds: list[str]  # what it exceeds (a soft limit allows it anyway): see exceeded_by
 
 
-def _refuse(field: str | None, code: str, message: str, status: int = 400) -> ApiError:
-    return ApiError([ErrorDetail(field=field, code=code, message=message)], status_code=status)
-
-
 def _priced(running: selectors.RunningPeriod, request: SpendRequest) -> Decimal:
     if request.amount is not None:
         if request.amount <= 0:
-            raise _refuse("amount", "invalid", "An amount above 0.")
+            raise refusal("amount", "invalid", "An amount above 0.")
         return request.amount
     if not request.outcome_type or not request.quantity:
-        raise _refuse("amount", "required", "Say an amount, or an outcome_type and a quantity.")
+        raise refusal("amount", "required", "Say an amount, or an outcome_type and a quantity.")
     price = selectors.outcome_price(running, request.outcome_type, request.quantity)
     if price is None:
-        raise _refuse(
+        raise refusal(
             "outcome_type",
             "priced_by_value",
             f"`{request.outcome_type}` is priced by its value: say the amount.",
@@ -81,7 +77,7 @@ def authorize(*, customer: Customer, request: SpendRequest, now: datetime) -> Au
     try:
         running = selectors.running_period(customer=customer, now=now)
     except selectors.NoPlan:
-        raise _refuse(
+        raise refusal(
             None, "no_plan", f"Customer `{customer.external_id}` has no plan to spend in.", 409
         ) from None
     amount = _priced(running, request)
@@ -124,7 +120,7 @@ def _open(public_id: str) -> Reservation:
     """The reservation, locked; 404 when there is none, 409 when it is not open."""
     reservation = Reservation.objects.select_for_update().filter(public_id=public_id).first()
     if reservation is None:
-        raise _refuse(None, "not_found", f"No reservation `{public_id}`.", 404)
+        raise refusal(None, "not_found", f"No reservation `{public_id}`.", 404)
     return reservation
 
 
@@ -133,13 +129,13 @@ def reservation_settle(*, public_id: str, amount: Decimal, now: datetime) -> Res
     once recorded, counts in what the period bills). Settling again with the same amount
     changes nothing; anything else on a reservation that is not open is a 409."""
     if amount < 0:
-        raise _refuse("amount", "invalid", "An amount of 0 or more.")
+        raise refusal("amount", "invalid", "An amount of 0 or more.")
     with transaction.atomic():
         reservation = _open(public_id)
         if reservation.status == ReservationStatus.SETTLED and reservation.settled_amount == amount:
             return reservation
         if reservation.status != ReservationStatus.OPEN:
-            raise _refuse(
+            raise refusal(
                 None, "not_open", f"Reservation `{public_id}` is {reservation.status}.", 409
             )
         reservation.status = ReservationStatus.SETTLED
@@ -156,7 +152,7 @@ def reservation_release(*, public_id: str, now: datetime) -> Reservation:
         if reservation.status == ReservationStatus.RELEASED:
             return reservation
         if reservation.status != ReservationStatus.OPEN:
-            raise _refuse(
+            raise refusal(
                 None, "not_open", f"Reservation `{public_id}` is {reservation.status}.", 409
             )
         reservation.status, reservation.ended_at = ReservationStatus.RELEASED, now
@@ -182,7 +178,7 @@ def spend_limit_set(
 ) -> SpendLimit:
     for field, value in (("budget", budget), ("cost_budget", cost_budget)):
         if value is not None and value < 0:
-            raise _refuse(field, "invalid", "A budget of 0 or more.")
+            raise refusal(field, "invalid", "A budget of 0 or more.")
     limit, _ = SpendLimit.objects.update_or_create(
         customer=customer,
         defaults={

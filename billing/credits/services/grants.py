@@ -16,7 +16,7 @@ from django.db.models import Q, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from api.errors import ApiError, ErrorDetail
+from api.errors import refusal
 from billing.credits.drawdown import CreditReturn, Draw
 from billing.credits.models import (
     CreditEntry,
@@ -46,21 +46,18 @@ class GrantRequest:
     description: str = ""
 
 
-def refusal(field: str, message: str, code: str = "invalid", status: int = 400) -> ApiError:
-    """The API error that refuses `field` (a 400 unless said otherwise)."""
-    return ApiError([ErrorDetail(field=field, code=code, message=message)], status_code=status)
-
-
 def money_checked(amount: Decimal, currency: str, field: str = "amount") -> None:
     """ApiError unless `currency` is one and `amount` is above 0 in whole minor units of
     it (what a ledger entry, an invoice line and Stripe can all say exactly)."""
     if not is_currency(currency):
-        raise refusal("currency", f"`{currency}` is not an ISO 4217 currency.")
+        raise refusal("currency", "invalid", f"`{currency}` is not an ISO 4217 currency.")
     if amount <= 0:
-        raise refusal(field, "Must be above 0.")
+        raise refusal(field, "invalid", "Must be above 0.")
     digits = minor_unit_digits(currency)
     if amount != amount.quantize(Decimal(1).scaleb(-digits)):
-        raise refusal(field, f"{currency} has {digits} decimal places: the amount has more.")
+        raise refusal(
+            field, "invalid", f"{currency} has {digits} decimal places: the amount has more."
+        )
 
 
 def grant_checked(request: GrantRequest, now: datetime) -> GrantRequest:
@@ -69,7 +66,7 @@ def grant_checked(request: GrantRequest, now: datetime) -> GrantRequest:
     money_checked(request.amount, request.currency)
     effective_at = request.effective_at or now
     if request.expires_at is not None and request.expires_at <= effective_at:
-        raise refusal("expires_at", "A grant expires after it takes effect.")
+        raise refusal("expires_at", "invalid", "A grant expires after it takes effect.")
     return GrantRequest(
         amount=request.amount,
         currency=request.currency,
@@ -105,10 +102,7 @@ def grant_create(*, customer: Customer, request: GrantRequest) -> tuple[CreditGr
         if found is not None:
             if not _same(found, request):
                 raise refusal(
-                    "id",
-                    f"Grant `{request.external_id}` exists with other terms.",
-                    code="conflict",
-                    status=409,
+                    "id", "conflict", f"Grant `{request.external_id}` exists with other terms.", 409
                 )
             return found, False
     checked = grant_checked(request, now)

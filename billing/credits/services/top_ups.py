@@ -11,6 +11,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
+from api.errors import refusal
 from billing.credits.models import (
     AutoTopUp,
     CreditEntry,
@@ -20,7 +21,7 @@ from billing.credits.models import (
     TopUp,
     TopUpStatus,
 )
-from billing.credits.services.grants import money_checked, refusal
+from billing.credits.services.grants import money_checked
 from common.queue import enqueue_on_commit
 from metering.models import Customer
 
@@ -39,7 +40,7 @@ def top_up_create(
         if found is not None:
             if (found.amount, found.currency) != (amount, currency):
                 raise refusal(
-                    "id", f"Top-up `{external_id}` exists with other terms.", "conflict", 409
+                    "id", "conflict", f"Top-up `{external_id}` exists with other terms.", 409
                 )
             return found, False
     try:
@@ -98,7 +99,7 @@ def auto_top_up_set(
 ) -> AutoTopUp:
     money_checked(amount, currency)
     if threshold < 0:
-        raise refusal("threshold", "Must be 0 or more.")
+        raise refusal("threshold", "invalid", "Must be 0 or more.")
     auto, _ = AutoTopUp.objects.update_or_create(
         customer=customer,
         defaults={"threshold": threshold, "amount": amount, "currency": currency, "armed": True},
