@@ -4,8 +4,11 @@ header (RFC 8288) and the full count in `X-Total-Count`."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
+from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -64,3 +67,21 @@ def paged_response(request: Request, items: list[object], *, page: Page, total: 
             f'<{request.build_absolute_uri(request.path)}?{query.urlencode()}>; rel="next"'
         )
     return response
+
+
+def paged_list(
+    request: Request,
+    items: QuerySet[Any],
+    render: Callable[[Any], object],
+    *,
+    default: int,
+    maximum: int,
+) -> Response:
+    """The page of `items` the request asks for, each rendered, with the paging headers."""
+    page = page_of(request, default=default, maximum=maximum)
+    return paged_response(
+        request,
+        [render(item) for item in items[page.offset : page.offset + page.limit]],
+        page=page,
+        total=items.count(),
+    )

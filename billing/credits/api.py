@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from api.errors import ApiError, ErrorDetail
-from api.pagination import page_of, page_parameters, paged_response
+from api.pagination import page_parameters, paged_list
 from api.parsers import ExactJSONParser
 from api.queries import decimal_text
 from billing.credits import selectors, services
@@ -116,14 +116,8 @@ class CustomerGrantsApi(APIView):
     )
     def get(self, request: Request, external_id: str) -> Response:
         customer = metering_selectors.customer_get(external_id=external_id)
-        page = page_of(request, default=100, maximum=100)
         grants = selectors.customer_grants(customer_id=customer.pk)
-        return paged_response(
-            request,
-            [grant_body(g) for g in grants[page.offset : page.offset + page.limit]],
-            page=page,
-            total=grants.count(),
-        )
+        return paged_list(request, grants, grant_body, default=100, maximum=100)
 
     @extend_schema(
         operation_id="customers_credit_grants_create",
@@ -210,14 +204,8 @@ class CustomerLedgerApi(APIView):
     )
     def get(self, request: Request, external_id: str) -> Response:
         customer = metering_selectors.customer_get(external_id=external_id)
-        page = page_of(request, default=1000, maximum=1000)
         entries = selectors.customer_ledger(customer_id=customer.pk)
-        return paged_response(
-            request,
-            [_entry_body(e) for e in entries[page.offset : page.offset + page.limit]],
-            page=page,
-            total=entries.count(),
-        )
+        return paged_list(request, entries, _entry_body, default=1000, maximum=1000)
 
 
 def _top_up_body(top_up: TopUp) -> dict[str, Any]:
@@ -245,14 +233,8 @@ class CustomerTopUpsApi(APIView):
     )
     def get(self, request: Request, external_id: str) -> Response:
         customer = metering_selectors.customer_get(external_id=external_id)
-        page = page_of(request, default=100, maximum=100)
-        top_ups = TopUp.objects.filter(customer=customer).select_related("grant")
-        return paged_response(
-            request,
-            [_top_up_body(t) for t in top_ups[page.offset : page.offset + page.limit]],
-            page=page,
-            total=top_ups.count(),
-        )
+        top_ups = selectors.customer_top_ups(customer_id=customer.pk)
+        return paged_list(request, top_ups, _top_up_body, default=100, maximum=100)
 
     @extend_schema(
         operation_id="customers_credit_top_ups_create",

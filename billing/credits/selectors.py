@@ -11,7 +11,7 @@ from django.db.models import F, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 
 from billing.credits.drawdown import GrantBalance, SourceDraw
-from billing.credits.models import CreditEntry, CreditGrant, EntryKind, GrantKind
+from billing.credits.models import CreditEntry, CreditGrant, EntryKind, GrantKind, TopUp
 from billing.money import to_minor_units
 from billing.plans.models import PlanVersion, Subscription
 from billing.plans.schemas import PlanDoc
@@ -297,3 +297,8 @@ def ledger_with_balances(*, customer_id: int) -> dict[str, list[LedgerLine]]:
         running[currency] += entry.amount
         found[currency].append(LedgerLine(entry, running[currency]))
     return dict(found)
+
+
+def customer_top_ups(*, customer_id: int) -> QuerySet[TopUp]:
+    """A customer's top-ups, newest first, with their grants."""
+    return TopUp.objects.filter(customer_id=customer_id).select_related("grant")
