@@ -148,3 +148,100 @@ class FxRate(models.Model):
 
     def __str__(self) -> str:
         return f"1 {self.currency} = {self.usd_per_unit} USD from {self.effective_from:%Y-%m-%d}"
+
+
+# --- the running rollup ----------------------------------------------------------------------
+# What the facts of each customer day add up to now, kept by database triggers in the
+# transaction that writes the facts (migrations/0003_running_rollup.py), so that a window
+# that nobody has closed yet (a preview, an authorization, a live margin) is read from a
+# few rows per day instead of every call: billing/invoicing/selectors/cells.py. Days are
+# UTC; a window's partial days are read from the facts themselves.
+
+
+class RunningCustomer(models.Model):
+    """One row per customer whose facts were ever written: the row every writer of its
+    calls and outcomes locks first (in customer order), so that a call and the outcome it
+    names, written at once, see each other (the later one counts the call under the
+    outcome's type). `writes` counts the statements' rows, for the curious."""
+
+    customer = models.OneToOneField(
+        Customer, on_delete=models.CASCADE, primary_key=True, db_constraint=False
+    )
+    writes = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"customer {self.customer_id}: {self.writes} writes"
+
+
+class RunningCell(models.Model):
+    """The calls of one customer's UTC day in one cell (outcome type × feature × tier ×
+    model): what billing/invoicing/selectors/cells.py's Cell holds, for that day."""
+
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, db_index=False, db_constraint=False
+    )
+    day = models.DateField()
+    outcome_type = models.CharField(max_length=100)
+    feature = models.CharField(max_length=100)
+    tier = models.CharField(max_length=50)
+    provider = models.CharField(max_length=100)
+    model = models.CharField(max_length=200)
+    calls = models.BigIntegerField()
+    tokens = models.BigIntegerField()
+    cost = models.DecimalField(max_digits=30, decimal_places=12)  # USD, priced calls
+    unpriced_calls = models.BigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer", "day", "outcome_type", "feature", "tier", "provider", "model"],
+                name="running_cell_once",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id} {self.day} {self.feature or '-'} {self.model}: {self.calls}"
+
+
+class RunningSeat(models.Model):
+    """A premium user's calls on one customer's UTC day (active seats are the distinct
+    users with calls in a period)."""
+
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, db_index=False, db_constraint=False
+    )
+    day = models.DateField()
+    end_user = models.CharField(max_length=200)
+    calls = models.BigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer", "day", "end_user"], name="running_seat_once"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id} {self.day} {self.end_user}: {self.calls}"
+
+
+class RunningOutcome(models.Model):
+    """One customer's outcomes of one type by UTC day of their moment: succeeded and
+    reversed ones on the day they succeeded, failed ones on the day they failed."""
+
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, db_index=False, db_constraint=False
+    )
+    day = models.DateField()
+    type = models.CharField(max_length=100)
+    succeeded = models.BigIntegerField()
+    failed = models.BigIntegerField()
+    reversed = models.BigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["customer", "day", "type"], name="running_outcome_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id} {self.day} {self.type}: {self.succeeded} succeeded"

@@ -30,6 +30,7 @@ WITH costs AS (
     SELECT date_trunc('day', e."timestamp" AT TIME ZONE 'UTC')::date AS day, o.type,
            sum(e.cost) AS cost
     FROM metering_usageevent e JOIN outcomes_outcome o ON o.external_id = e.outcome_ref
+        AND o.customer_id = e.customer_id
     WHERE e."timestamp" >= %(start)s AND e."timestamp" < %(end)s AND e.outcome_ref <> ''
     GROUP BY 1, 2
 ), successes AS (

@@ -38,6 +38,7 @@ from billing.invoicing.fx import usd_per_unit
 from billing.invoicing.models import Invoice, InvoiceStatus
 from billing.invoicing.selectors.cells import Cell, CostStatus, Window, cost_status, windows_usage
 from billing.invoicing.selectors.rating import periods_rate
+from billing.invoicing.selectors.running import running_outcomes, running_window
 from billing.money import from_minor_units, margin_of_revenue
 from billing.plans.models import LineKind, Subscription
 from billing.plans.periods import period_after, subscription_period
@@ -111,39 +112,21 @@ def revenue_spread(
     return cells
 
 
-# Outcomes per type of the same windows: successes (still succeeded), failures, and the
-# window's successes since reversed.
-_OUTCOMES_SQL = """
-SELECT w.customer_id, w.start_at, o.type,
-       count(*) FILTER (WHERE o.status = 'succeeded' AND o.succeeded_at >= w.start_at),
-       count(*) FILTER (WHERE o.status = 'failed' AND o.failed_at >= w.start_at),
-       count(*) FILTER (WHERE o.status = 'reversed' AND o.succeeded_at >= w.start_at)
-FROM unnest(%(customers)s::bigint[], %(starts)s::timestamptz[], %(ends)s::timestamptz[])
-     AS w(customer_id, start_at, end_at)
-JOIN outcomes_outcome o ON o.customer_id = w.customer_id
-     AND ((o.succeeded_at >= w.start_at AND o.succeeded_at < w.end_at)
-          OR (o.failed_at >= w.start_at AND o.failed_at < w.end_at))
-GROUP BY 1, 2, 3
-"""
-
 OutcomeCounts = dict[str, tuple[int, int, int]]  # type -> succeeded, failed, reversed
 
 
 def window_outcomes(*, windows: Sequence[Window]) -> dict[tuple[int, datetime], OutcomeCounts]:
+    """Outcomes per type of each window as of now: successes (still succeeded), failures,
+    and the window's successes since reversed (from the running rollup)."""
     outcomes: dict[tuple[int, datetime], OutcomeCounts] = {(w[0], w[1]): {} for w in windows}
     if not windows:
         return outcomes
-    with reading().cursor() as cursor:
-        cursor.execute(
-            _OUTCOMES_SQL,
-            {
-                "customers": [w[0] for w in windows],
-                "starts": [w[1] for w in windows],
-                "ends": [w[2] for w in windows],
-            },
-        )
-        for customer_id, start, outcome_type, succeeded, failed, reversed_ in cursor.fetchall():
-            outcomes[(customer_id, start)][outcome_type] = (succeeded, failed, reversed_)
+    ordered = list(dict.fromkeys((w[0], w[1], w[2]) for w in windows))
+    for key, outcome_type, succeeded, failed, reversed_ in running_outcomes(
+        windows=[running_window(*window) for window in ordered]
+    ):
+        customer_id, start, _ = ordered[key - 1]
+        outcomes[(customer_id, start)][outcome_type] = (succeeded, failed, reversed_)
     return outcomes
 
 

@@ -12,6 +12,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any, NamedTuple
 
+from billing.invoicing.selectors.running import running_usage, running_window
 from billing.invoicing.watermark import call_priced, call_recorded
 from common.replicas import reading
 
@@ -206,6 +207,7 @@ _USAGE_SQLS = {
         if detail
         else "'' AS outcome_type, e.feature, '' AS tier, '' AS provider, '' AS model",
         join="LEFT JOIN outcomes_outcome o ON e.outcome_ref <> '' AND o.external_id = e.outcome_ref"
+        " AND o.customer_id = e.customer_id"
         if detail
         else "",
     )
@@ -214,30 +216,47 @@ _USAGE_SQLS = {
 }
 
 
-def windows_usage(*, windows: Sequence[Window], detail: bool = True) -> dict[Window, PeriodUsage]:
+def windows_usage(
+    *, windows: Sequence[Window], detail: bool = True, running: bool = True
+) -> dict[Window, PeriodUsage]:
     """Each window's calls as its snapshot sees them: one query. With `detail` false the
-    cells are per feature only (enough to rate a period)."""
+    cells are per feature only (enough to rate a period). Windows as of now are read from
+    the running rollup (billing/invoicing/selectors/running.py) unless `running` is false
+    (then from the calls, as a snapshot's are: what the rollup is checked against). Cells
+    come in key order."""
     usage = {window: PeriodUsage() for window in windows}
     if not windows:
         return usage
-    found = window_set(windows)
-    with reading().cursor() as cursor:
-        cursor.execute(_USAGE_SQLS[(detail, found.sql.shared)], found.params)
-        for key, outcome_type, *cell_key, calls, tokens, cost, unpriced, seats in cursor.fetchall():
-            period = usage[found.of(key)]
-            if outcome_type is None:
-                period.active_seats = seats
-                continue
-            period.cells.append(
-                Cell(
-                    outcome_type,
-                    *cell_key,
-                    calls=int(calls),
-                    tokens=int(tokens),
-                    cost=cost,
-                    unpriced_calls=int(unpriced),
-                )
+    if running and all(window.snapshot is None for window in windows):
+        ordered = list(dict.fromkeys(windows))
+        rows = running_usage(
+            windows=[running_window(w.customer_id, w.start, w.end) for w in ordered],
+            detail=detail,
+        )
+        window_of = lambda key: ordered[key - 1]  # noqa: E731 -- WITH ORDINALITY counts from 1
+    else:
+        found = window_set(windows)
+        with reading().cursor() as cursor:
+            cursor.execute(_USAGE_SQLS[(detail, found.sql.shared)], found.params)
+            rows = cursor.fetchall()
+        window_of = found.of
+    for key, outcome_type, *cell_key, calls, tokens, cost, unpriced, seats in rows:
+        period = usage[window_of(key)]
+        if outcome_type is None:
+            period.active_seats = seats
+            continue
+        period.cells.append(
+            Cell(
+                outcome_type,
+                *cell_key,
+                calls=int(calls),
+                tokens=int(tokens),
+                cost=cost,
+                unpriced_calls=int(unpriced),
             )
+        )
+    for period in usage.values():
+        period.cells.sort(key=lambda cell: cell.key)
     return usage
 
 

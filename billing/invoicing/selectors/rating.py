@@ -54,6 +54,7 @@ from billing.invoicing.selectors.cells import (
     windows_usage,
 )
 from billing.invoicing.selectors.invoices import periods_due
+from billing.invoicing.selectors.running import running_outcomes, running_window
 from billing.invoicing.watermark import call_priced, call_recorded, outcome_billable
 from billing.money import from_minor_units, margin_of_revenue
 from billing.plans.models import PlanVersion, PriceModel, SeatMode, Subscription
@@ -173,19 +174,28 @@ class WindowOutcomes:
 
 
 def outcome_quantities(
-    *, windows: Sequence[Window], terms: dict[Window, PlanTerms]
+    *, windows: Sequence[Window], terms: dict[Window, PlanTerms], running: bool = True
 ) -> dict[Window, WindowOutcomes]:
     """Succeeded outcomes per window and type as each window's snapshot sees them (reversed
     ones no longer count), and the value fees of percentage-priced types: one query for
-    the counts, one per percentage price shared by windows, whatever their number."""
+    the counts, one per percentage price shared by windows, whatever their number. Counts
+    as of now come from the running rollup unless `running` is false (as windows_usage)."""
     found = {window: WindowOutcomes() for window in windows}
     if not windows:
         return found
     listed = window_set(windows)
+    if running and all(window.snapshot is None for window in listed.windows):
+        for key, outcome_type, succeeded, _, _ in running_outcomes(
+            windows=[running_window(w.customer_id, w.start, w.end) for w in listed.windows]
+        ):
+            if succeeded:
+                found[listed.windows[key - 1]].quantities[outcome_type] = OutcomeQuantity(succeeded)
+    else:
+        with reading().cursor() as cursor:
+            cursor.execute(_SUCCEEDED_SQLS[listed.sql.shared], listed.params)
+            for key, outcome_type, count in cursor.fetchall():
+                found[listed.of(key)].quantities[outcome_type] = OutcomeQuantity(count)
     with reading().cursor() as cursor:
-        cursor.execute(_SUCCEEDED_SQLS[listed.sql.shared], listed.params)
-        for key, outcome_type, count in cursor.fetchall():
-            found[listed.of(key)].quantities[outcome_type] = OutcomeQuantity(count)
         # Windows sharing one percentage price (and currency) get one query.
         shared: dict[tuple[str, OutcomeTerms], list[Window]] = defaultdict(list)
         for window in listed.windows:

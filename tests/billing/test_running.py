@@ -1,0 +1,280 @@
+"""The running rollup (billing/invoicing/selectors/running.py) says what a scan of the facts
+says, whatever wrote them: batches small and large, calls before and after the outcome
+they name, repricing, outcome moves, deletions, and two transactions at once. Every check
+compares the rollup's reading with the scan's (`running=False`), for windows with whole
+and partial UTC days, in several timezones."""
+
+import json
+import threading
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.db import connection, transaction
+from django.utils import timezone
+
+from billing.analytics.selectors.margins import window_outcomes
+from billing.invoicing.selectors.cells import PeriodUsage, Window, windows_usage
+from billing.invoicing.selectors.rating import outcome_quantities
+from billing.plans.pricing import PlanTerms
+from metering.models import Customer
+from metering.schemas import parse_event_batch
+from metering.services import events_ingest
+from metering.services.prices import events_price_unpriced
+from outcomes.models import Outcome, OutcomeStatus
+from outcomes.schemas import parse_outcome_batch
+from outcomes.services import outcome_reverse, outcomes_record
+from tests.metering.factories import customer_create, event_payload, override_create
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+NOVEMBER = datetime(2026, 11, 1, tzinfo=UTC)
+DECEMBER = datetime(2026, 12, 1, tzinfo=UTC)
+
+
+def local_month(zone: str) -> tuple[datetime, datetime]:
+    tz = ZoneInfo(zone)
+    return datetime(2026, 11, 1, tzinfo=tz), datetime(2026, 12, 1, tzinfo=tz)
+
+
+# Windows of whole days, of partial days at either end (periods in other timezones, one
+# crossing a DST change, a report up to an hour of the day), of less than a day.
+WINDOWS = [
+    (NOVEMBER, DECEMBER),
+    local_month("Asia/Kolkata"),
+    local_month("America/New_York"),  # DST ends on 1 November 2026
+    local_month("Pacific/Chatham"),
+    (NOVEMBER, NOVEMBER + timedelta(days=17, hours=9, minutes=30)),
+    (NOVEMBER + timedelta(days=3, hours=5), NOVEMBER + timedelta(days=3, hours=20)),
+    (NOVEMBER - timedelta(days=40), DECEMBER + timedelta(days=40)),
+]
+
+
+def ingest(events: list[dict]) -> None:
+    body = json.dumps({"events": events}).encode()
+    events_ingest(events=parse_event_batch(body, now=timezone.now()))
+
+
+def record(outcomes: list[dict]) -> None:
+    body = json.dumps({"outcomes": outcomes}).encode()
+    outcomes_record(outcomes=parse_outcome_batch(body, now=timezone.now()))
+
+
+def call(customer: str, at: datetime, **fields: object) -> dict:
+    return event_payload(customer, timestamp=at.isoformat(), **fields)
+
+
+def usage_rows(usage: PeriodUsage) -> tuple[object, ...]:
+    cells = [(c.key, c.calls, c.tokens, c.cost, c.unpriced_calls) for c in usage.cells]
+    return (cells, usage.active_seats)
+
+
+def assert_running_is_the_scan() -> None:
+    """For every customer and window: cells in detail and by feature, active seats,
+    outcome counts."""
+    windows = [
+        Window(customer.pk, start, end)
+        for customer in Customer.objects.all()
+        for start, end in WINDOWS
+    ]
+    for detail in (True, False):
+        running = windows_usage(windows=windows, detail=detail)
+        scanned = windows_usage(windows=windows, detail=detail, running=False)
+        for window in windows:
+            assert usage_rows(running[window]) == usage_rows(scanned[window]), (window, detail)
+    no_terms = {window: PlanTerms(code="", version=1, currency="USD") for window in windows}
+    running_counts = outcome_quantities(windows=windows, terms=no_terms)
+    scanned_counts = outcome_quantities(windows=windows, terms=no_terms, running=False)
+    for window in windows:
+        assert running_counts[window].quantities == scanned_counts[window].quantities, window
+    by_status = window_outcomes(windows=windows)
+    for customer_id, start, end, _ in windows:
+        expected: dict[str, tuple[int, int, int]] = {}
+        for outcome in Outcome.objects.filter(customer_id=customer_id):
+            moment = outcome.failed_at if outcome.status == "failed" else outcome.succeeded_at
+            if outcome.status == "pending" or not (start <= moment < end):
+                continue
+            position = ["succeeded", "failed", "reversed"].index(outcome.status)
+            counts = list(expected.get(outcome.type, (0, 0, 0)))
+            counts[position] += 1
+            expected[outcome.type] = tuple(counts)  # type: ignore[assignment]
+        assert by_status[(customer_id, start)] == expected, (customer_id, start)
+
+
+@pytest.fixture(autouse=True)
+def fixed_dates(settings) -> None:
+    settings.METERING_LATE_EVENT_WINDOW_DAYS = 3650  # the dates here are fixed, the clock is not
+
+
+@pytest.fixture
+def customers() -> list[Customer]:
+    return [customer_create(external_id=name) for name in ("acme", "globex")]
+
+
+def spread_calls(customer: str, count: int, **fields: object) -> list[dict]:
+    """Calls every 7 hours and 13 minutes from mid-October: across days, month ends and
+    the DST change, with features, tiers, models and premium users varied."""
+    start = NOVEMBER - timedelta(days=20)
+    return [
+        call(
+            customer,
+            start + i * timedelta(hours=7, minutes=13),
+            feature=["chat", "search", ""][i % 3],
+            tier="premium" if i % 4 == 0 else "",
+            user=f"user-{i % 5}" if i % 2 == 0 else "",
+            **{"model": ["gpt-4o", "gpt-4o-mini"][i % 2], **fields},
+        )
+        for i in range(count)
+    ]
+
+
+def test_batches_small_and_large_are_counted_as_the_calls_are(customers, settings):
+    settings.METERING_COPY_THRESHOLD = 20
+    ingest(spread_calls("acme", 15))  # one statement of values
+    ingest(spread_calls("acme", 150) + spread_calls("globex", 90))  # copied, then merged
+    ingest(spread_calls("acme", 15)[:3])  # already there: nothing changes
+    assert_running_is_the_scan()
+
+
+def test_a_call_is_counted_under_the_outcome_it_names_whichever_comes_first(customers):
+    at = NOVEMBER + timedelta(days=4, hours=3)
+    record([{"id": "first", "customer": "acme", "type": "resolution", "timestamp": at.isoformat()}])
+    ingest([call("acme", at, outcome="first"), call("acme", at, outcome="later")])
+    assert_running_is_the_scan()
+    record(
+        [
+            {"id": "later", "customer": "acme", "type": "triage", "timestamp": at.isoformat()},
+            # Another customer's outcome a call names does not type the call.
+            {"id": "theirs", "customer": "globex", "type": "resolution", "status": "succeeded",
+             "timestamp": at.isoformat()},
+        ]
+    )  # fmt: skip
+    ingest([call("acme", at, outcome="theirs")])
+    detail = windows_usage(windows=[Window(customers[0].pk, NOVEMBER, DECEMBER)])
+    [usage] = detail.values()
+    assert sorted((c.outcome_type, c.calls) for c in usage.cells) == [
+        ("", 1),
+        ("resolution", 1),
+        ("triage", 1),
+    ]
+    assert_running_is_the_scan()
+
+
+def test_outcomes_moving_are_counted_where_they_stand(customers):
+    at = NOVEMBER + timedelta(days=10, hours=23, minutes=59)
+    record(
+        [
+            {"id": f"o-{i}", "customer": "acme", "type": "resolution",
+             "timestamp": (at + timedelta(hours=i)).isoformat()}
+            for i in range(6)
+        ]
+    )  # fmt: skip
+    ingest([call("acme", at, outcome=f"o-{i}") for i in range(6)])
+    later = (at + timedelta(days=1)).isoformat()
+    record(
+        [{"id": f"o-{i}", "status": "succeeded", "timestamp": later} for i in range(4)]
+        + [{"id": "o-4", "status": "failed", "timestamp": later}]
+    )
+    assert_running_is_the_scan()
+    outcome_reverse(external_id="o-1", window=timedelta(days=3650), now=timezone.now())
+    assert_running_is_the_scan()
+    Outcome.objects.filter(external_id="o-2").update(type="escalation")  # an operator's fix
+    Outcome.objects.filter(external_id="o-3").delete()
+    assert_running_is_the_scan()
+    assert Outcome.objects.filter(status=OutcomeStatus.REVERSED).count() == 1
+
+
+def test_repricing_and_deleting_calls_change_the_counts(customers):
+    ingest(spread_calls("acme", 40, provider="self-hosted", model="llama-3-8b-distilled"))
+    ingest(spread_calls("globex", 10))
+    everything = Window(customers[0].pk, *WINDOWS[-1])
+    [usage] = windows_usage(windows=[everything]).values()
+    assert usage.unpriced_calls == usage.calls == 40  # no price yet
+    override_create(effective_from=NOVEMBER - timedelta(days=60))
+    assert events_price_unpriced(provider="self-hosted", model="llama-3-8b-distilled") == 40
+    [usage] = windows_usage(windows=[everything]).values()
+    assert usage.unpriced_calls == 0 and usage.cost > 0
+    assert_running_is_the_scan()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "DELETE FROM metering_usageevent WHERE customer_id = %s AND tier = 'premium'",
+            [customers[0].pk],
+        )
+    assert_running_is_the_scan()
+
+
+def test_a_call_and_its_outcome_written_at_once_see_each_other(customers):
+    """The call's transaction holds its customer's lock until it commits; the outcome's
+    waits for it, then sees the call and counts it under its type. (Without the lock
+    neither would see the other, and the call would stay untyped.)"""
+    at = NOVEMBER + timedelta(days=2)
+    inserted, release = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def calls_in_an_open_transaction() -> None:
+        try:
+            with transaction.atomic():
+                ingest([call("acme", at, outcome="racing")])
+                inserted.set()
+                release.wait(10)
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            connection.close()
+
+    def outcome() -> None:
+        try:
+            record([{"id": "racing", "customer": "acme", "type": "resolution",
+                     "timestamp": at.isoformat()}])  # fmt: skip
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            connection.close()
+
+    writer = threading.Thread(target=calls_in_an_open_transaction)
+    writer.start()
+    assert inserted.wait(10)
+    recorder = threading.Thread(target=outcome)
+    recorder.start()
+    recorder.join(1)
+    assert recorder.is_alive(), "the outcome waits for the call's transaction"
+    release.set()
+    writer.join(10)
+    recorder.join(10)
+    assert not errors
+    [usage] = windows_usage(windows=[Window(customers[0].pk, NOVEMBER, DECEMBER)]).values()
+    assert [(c.outcome_type, c.calls) for c in usage.cells] == [("resolution", 1)]
+    assert_running_is_the_scan()
+
+
+def test_batches_over_the_same_customers_in_any_order_never_deadlock(settings):
+    settings.METERING_COPY_THRESHOLD = 20
+    names = [f"c-{i}" for i in range(12)]
+    for name in names:
+        customer_create(external_id=name)
+    errors: list[BaseException] = []
+
+    def batches(seed: int) -> None:
+        try:
+            for round_ in range(6):
+                order = names[seed:] + names[:seed] if round_ % 2 else names[::-1]
+                ingest(
+                    [
+                        call(name, NOVEMBER + timedelta(hours=seed * 7 + round_), tier="premium",
+                             user=f"u-{seed}")
+                        for name in order
+                        for _ in range(3 if round_ % 3 else 1)
+                    ]
+                )  # fmt: skip
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=batches, args=(seed,)) for seed in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors
+    assert_running_is_the_scan()
