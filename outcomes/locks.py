@@ -8,6 +8,7 @@ guard underneath.
 
 from django.db import connection
 
+from metering.models import Customer
 from outcomes.models import Outcome
 
 
@@ -29,3 +30,18 @@ def outcomes_lock(*, external_ids: list[str]) -> dict[str, Outcome]:
         .order_by("pk")
     )
     return {outcome.external_id: outcome for outcome in found}
+
+
+def customers_lock(*, customer_ids: set[int]) -> None:
+    """Lock the customers whose outcomes the transaction writes, all at once and in order
+    (FOR NO KEY UPDATE: what references a customer, its invoices, is not held off). The
+    running rollup's triggers lock each statement's customers the same way
+    (billing/invoicing/migrations/0003_running_rollup.py); a transaction of several
+    statements over different customers that took them statement by statement could wait
+    on a batch of calls that waits on it."""
+    list(
+        Customer.objects.select_for_update(no_key=True)
+        .filter(pk__in=customer_ids)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )

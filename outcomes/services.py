@@ -15,7 +15,7 @@ from api.errors import ApiError, ErrorDetail
 from common import metrics
 from common.metrics import batch_observed
 from metering.models import Customer
-from outcomes.locks import outcomes_lock
+from outcomes.locks import customers_lock, outcomes_lock
 from outcomes.models import Outcome, OutcomeStatus
 from outcomes.schemas import ValidOutcome
 
@@ -92,6 +92,10 @@ def outcomes_record(*, outcomes: list[ValidOutcome]) -> BatchResult:
         customers = {
             c.external_id: c for c in Customer.objects.filter(external_id__in=customer_ids)
         }
+        customers_lock(
+            customer_ids={c.pk for c in customers.values()}
+            | {o.customer_id for o in state.values()}
+        )
         created: dict[str, Outcome] = {}
         changed: set[str] = set()
         bad_input: list[ErrorDetail] = []

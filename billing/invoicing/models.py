@@ -158,21 +158,6 @@ class FxRate(models.Model):
 # UTC; a window's partial days are read from the facts themselves.
 
 
-class RunningCustomer(models.Model):
-    """One row per customer whose facts were ever written: the row every writer of its
-    calls and outcomes locks first (in customer order), so that a call and the outcome it
-    names, written at once, see each other (the later one counts the call under the
-    outcome's type). `writes` counts the statements' rows, for the curious."""
-
-    customer = models.OneToOneField(
-        Customer, on_delete=models.CASCADE, primary_key=True, db_constraint=False
-    )
-    writes = models.BigIntegerField(default=0)
-
-    def __str__(self) -> str:
-        return f"customer {self.customer_id}: {self.writes} writes"
-
-
 class RunningCell(models.Model):
     """The calls of one customer's UTC day in one cell (outcome type × feature × tier ×
     model): what billing/invoicing/selectors/cells.py's Cell holds, for that day."""

@@ -247,21 +247,29 @@ def test_a_call_and_its_outcome_written_at_once_see_each_other(customers):
     assert_running_is_the_scan()
 
 
-def test_batches_over_the_same_customers_in_any_order_never_deadlock(settings):
+def test_batches_of_calls_and_outcomes_over_the_same_customers_never_deadlock(settings):
+    """Batches of calls lock their customers in one statement, in order; a batch of
+    outcomes creates some and moves others (two statements), so it locks all its
+    customers first. Both kinds, over the same customers in every order, at once."""
     settings.METERING_COPY_THRESHOLD = 20
     names = [f"c-{i}" for i in range(12)]
     for name in names:
         customer_create(external_id=name)
+    at = NOVEMBER + timedelta(days=1)
+    record(
+        [{"id": f"{name}-{k}", "customer": name, "type": "resolution", "timestamp": at.isoformat()}
+         for name in names for k in range(4)]
+    )  # fmt: skip
     errors: list[BaseException] = []
 
-    def batches(seed: int) -> None:
+    def calls(seed: int) -> None:
         try:
             for round_ in range(6):
                 order = names[seed:] + names[:seed] if round_ % 2 else names[::-1]
                 ingest(
                     [
                         call(name, NOVEMBER + timedelta(hours=seed * 7 + round_), tier="premium",
-                             user=f"u-{seed}")
+                             user=f"u-{seed}", outcome=f"{name}-{round_ % 4}")
                         for name in order
                         for _ in range(3 if round_ % 3 else 1)
                     ]
@@ -271,7 +279,24 @@ def test_batches_over_the_same_customers_in_any_order_never_deadlock(settings):
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=batches, args=(seed,)) for seed in range(4)]
+    def outcomes(seed: int) -> None:
+        try:
+            for round_ in range(4):
+                order = names[::-1] if seed % 2 else names
+                moved = [{"id": f"{name}-{round_}", "status": "succeeded",
+                          "timestamp": at.isoformat()} for name in order[seed::2]]  # fmt: skip
+                created = [{"id": f"{name}-new-{seed}-{round_}", "customer": name,
+                            "type": "triage", "timestamp": at.isoformat()}
+                           for name in order[1 - seed % 2::2]]  # fmt: skip
+                record(created + moved)
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=calls, args=(seed,)) for seed in range(3)] + [
+        threading.Thread(target=outcomes, args=(seed,)) for seed in range(2)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -7,17 +7,19 @@ from django.db import migrations, models
 # The triggers that keep the running rollup (billing/invoicing/models.py) equal to the facts:
 # AFTER ... FOR EACH STATEMENT with transition tables, so that a batch of 1,000 calls costs
 # one grouped upsert per table, not 1,000. Each statement first locks the customers it
-# touches (their RunningCustomer rows, in customer order: no deadlock between batches), so
-# a call and the outcome it names, written at once by two transactions, are serialised:
-# the later one sees the other and counts the call under the outcome's type. A change adds
+# touches (their rows, FOR NO KEY UPDATE, in customer order: no deadlock between
+# statements; a transaction writing several must lock them all first, as
+# outcomes.services.outcomes_record does), so a call and the outcome it names, written at
+# once by two transactions, are serialised: the later one sees the other and counts the
+# call under the outcome's type. (The lock does not stop what only references a customer:
+# an invoice, a reservation.) A change adds
 # its rows' contributions with +1 and its old rows' with -1 (an UPDATE both).
 
 
 def _customers_lock(changed: str) -> str:
     return f"""
-    INSERT INTO invoicing_runningcustomer AS rc (customer_id, writes)
-    SELECT customer_id, count(*) FROM ({changed}) AS changed GROUP BY 1 ORDER BY 1
-    ON CONFLICT (customer_id) DO UPDATE SET writes = rc.writes + EXCLUDED.writes;"""
+    PERFORM FROM metering_customer WHERE id IN (SELECT customer_id FROM ({changed}) AS changed)
+    ORDER BY id FOR NO KEY UPDATE;"""
 
 
 def _calls(rows: str, sign: int) -> str:
@@ -203,11 +205,7 @@ DROP_SQL = "".join(
 
 # The facts already stored, counted once (a large install scans its calls here once).
 BACKFILL_SQL = (
-    _customers_lock(
-        "SELECT customer_id FROM metering_usageevent UNION ALL "
-        "SELECT customer_id FROM outcomes_outcome"
-    )
-    + CELLS_ADD.format(changes=_calls("metering_usageevent", 1))
+    CELLS_ADD.format(changes=_calls("metering_usageevent", 1))
     + SEATS_ADD.format(changes=_seats("metering_usageevent", 1))
     + OUTCOMES_ADD.format(changes=_outcomes("outcomes_outcome", 1))
 )
@@ -221,22 +219,6 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.CreateModel(
-            name="RunningCustomer",
-            fields=[
-                (
-                    "customer",
-                    models.OneToOneField(
-                        db_constraint=False,
-                        on_delete=django.db.models.deletion.CASCADE,
-                        primary_key=True,
-                        serialize=False,
-                        to="metering.customer",
-                    ),
-                ),
-                ("writes", models.BigIntegerField(default=0)),
-            ],
-        ),
         migrations.CreateModel(
             name="RunningCell",
             fields=[
