@@ -16,6 +16,7 @@ from billing.money import to_minor_units
 from billing.plans.models import PlanVersion, Subscription
 from billing.plans.schemas import PlanDoc
 from billing.plans.selectors import plan_document, plan_version_current, plans_in_effect
+from common.lookups import AnyOf  # noqa: F401 -- registers field__any_of
 
 ZERO = Decimal(0)
 
@@ -31,7 +32,7 @@ def grants_live_in(
     period (effective before it ends, expiring after it starts), not voided."""
     return CreditGrant.objects.filter(
         Q(expires_at__isnull=True) | Q(expires_at__gt=start),
-        customer_id__in=customer_ids,
+        customer_id__any_of=customer_ids,
         effective_at__lt=end,
         voided_at__isnull=True,
     )
@@ -127,7 +128,7 @@ def usable_balances(
     planned = planned or {}
     made = set(
         CreditGrant.objects.filter(
-            customer_id__in=list(planned),
+            customer_id__any_of=list(planned),
             external_id__in={c.external_id for credits in planned.values() for c in credits},
         ).values_list("customer_id", "external_id")
     )

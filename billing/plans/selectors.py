@@ -29,6 +29,7 @@ from billing.plans.schemas import (
     RecurringCreditDoc,
     TierDoc,
 )
+from common.lookups import AnyOf  # noqa: F401 -- registers field__any_of
 from metering.models import Customer
 
 DEFAULT_REVERSAL_WINDOW = timedelta(days=7)
@@ -196,7 +197,9 @@ def fixed_seats_many(
     within it: one query for all the subscriptions' seat changes."""
     changes: dict[int, list[tuple[datetime, int]]] = {s.pk: [] for s in subscriptions}
     for subscription_id, effective_at, seats in (
-        SeatChange.objects.filter(subscription__in=subscriptions, effective_at__lt=end)
+        SeatChange.objects.filter(
+            subscription_id__any_of=[s.pk for s in subscriptions], effective_at__lt=end
+        )
         .order_by("effective_at", "pk")
         .values_list("subscription_id", "effective_at", "seats")
     ):
@@ -236,7 +239,7 @@ def plans_in_effect(*, subscriptions: list[Subscription], moment: datetime) -> d
     """Subscription id -> the id of the plan it is billed on at `moment`: one query."""
     plans = {subscription.pk: subscription.plan_id for subscription in subscriptions}
     for subscription_id, plan_id in (
-        PlanChange.objects.filter(subscription__in=subscriptions, effective_from__lte=moment)
+        PlanChange.objects.filter(subscription_id__any_of=list(plans), effective_from__lte=moment)
         .order_by("effective_from")
         .values_list("subscription_id", "plan_id")
     ):

@@ -27,7 +27,7 @@ grouping share their row types, and the spreading is the rule the stored breakdo
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_DOWN, Decimal
 from typing import Protocol
@@ -79,7 +79,7 @@ def revenue_spread(
     with no calls are added. Bought credits that paid part of the invoice take nothing
     away, nor add what came back to them: their use is revenue (free credits are a
     discount, spread as the base fee)."""
-    cells = [replace(cell, revenue=ZERO) for cell in cells]
+    cells = [cell.unspread() for cell in cells]
     for line in lines:
         if not line.amount or line.kind in (LineKind.PREPAID_APPLIED, LineKind.PREPAID_RETURNED):
             continue

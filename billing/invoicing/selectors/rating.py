@@ -77,6 +77,7 @@ from billing.plans.selectors import (
     plans_in_effect,
     subscription_of,
 )
+from common.lookups import AnyOf  # noqa: F401 -- registers field__any_of
 from common.replicas import reading
 from metering.models import Customer
 
@@ -463,9 +464,9 @@ def previous_invoices(*, customer_ids: list[int], before: datetime) -> dict[int,
     the period starting there), if any."""
     return {
         invoice.customer_id: invoice
-        for invoice in Invoice.objects.filter(period_end=before, customer_id__in=customer_ids).only(
-            "customer_id", "snapshot", "period_start", "period_end"
-        )
+        for invoice in Invoice.objects.filter(
+            period_end=before, customer_id__any_of=customer_ids
+        ).only("customer_id", "snapshot", "period_start", "period_end")
     }
 
 

@@ -18,7 +18,9 @@ timezone, a report up to now), are read call by call.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, NamedTuple
 
@@ -43,43 +45,90 @@ def _midnight(day: date) -> datetime:
 
 
 def running_window(customer_id: int, start: datetime, end: datetime) -> RunningWindow:
+    return RunningWindow(customer_id, start, end, *_day_bounds(start, end))
+
+
+@functools.lru_cache(maxsize=1024)
+def _day_bounds(start: datetime, end: datetime) -> tuple[date, date, datetime, datetime]:
+    """day_from, day_to, head_end, tail_start of a window (the same for every customer of
+    a period: computed once)."""
     start_utc, end_utc = start.astimezone(UTC), end.astimezone(UTC)
     day_from = start_utc.date() + timedelta(
         days=0 if start_utc == _midnight(start_utc.date()) else 1
     )
     day_to = end_utc.date()
     if day_from >= day_to:  # no whole day: every call of the window is read
-        return RunningWindow(customer_id, start, end, day_from, day_from, end, end)
-    return RunningWindow(
-        customer_id, start, end, day_from, day_to, _midnight(day_from), _midnight(day_to)
-    )
+        return day_from, day_from, end, end
+    return day_from, day_to, _midnight(day_from), _midnight(day_to)
 
 
-def _params(windows: Sequence[RunningWindow]) -> dict[str, Any]:
-    return {name: [getattr(window, name) for window in windows] for name in RunningWindow._fields}
+@dataclass(frozen=True, slots=True)
+class _Bounds:
+    """How a query names its windows: the CTE `w` of (customer_id, key) rows, and the
+    bounds as SQL. Windows that share their bounds (a period's customers, a preview, an
+    authorization) take them as parameters once: several times cheaper to send, and the
+    partial days' calls are then one time range the scan can use; others as arrays."""
 
+    shared: bool
 
-_WINDOWS = """
-w AS MATERIALIZED (
+    @property
+    def windows(self) -> str:
+        if self.shared:
+            return """w AS MATERIALIZED (
+    SELECT * FROM unnest(%(customer_id)s::bigint[]) WITH ORDINALITY AS w(customer_id, key)
+)"""
+        return """w AS MATERIALIZED (
     SELECT * FROM unnest(%(customer_id)s::bigint[], %(start)s::timestamptz[],
                          %(end)s::timestamptz[], %(day_from)s::date[], %(day_to)s::date[],
                          %(head_end)s::timestamptz[], %(tail_start)s::timestamptz[])
-    WITH ORDINALITY AS w(customer_id, start_at, end_at, day_from, day_to, head_end,
-                         tail_start, key)
+    WITH ORDINALITY AS w(customer_id, start, "end", day_from, day_to, head_end, tail_start,
+                         key)
 )"""
 
+    def __getattr__(self, name: str) -> str:
+        # A bound by its name in RunningWindow: start, end, day_from, ...
+        if name not in RunningWindow._fields:
+            raise AttributeError(name)
+        cast = "date" if name.startswith("day_") else "timestamptz"
+        return f"%({name})s::{cast}" if self.shared else f'w."{name}"'
 
-def _edge(columns: str) -> str:
-    """The calls of each window's partial days (two index ranges per window)."""
-    return f"""
-    SELECT w.key, {columns} FROM w JOIN metering_usageevent e ON e.customer_id = w.customer_id
-        AND e."timestamp" >= w.start_at AND e."timestamp" < w.head_end
-    UNION ALL
-    SELECT w.key, {columns} FROM w JOIN metering_usageevent e ON e.customer_id = w.customer_id
-        AND e."timestamp" >= w.tail_start AND e."timestamp" < w.end_at"""  # noqa: S608 -- constants
+    def params(self, windows: Sequence[RunningWindow]) -> dict[str, Any]:
+        if self.shared:
+            first = windows[0]
+            return {name: getattr(first, name) for name in RunningWindow._fields[1:]} | {
+                "customer_id": [window.customer_id for window in windows]
+            }
+        return {
+            name: [getattr(window, name) for window in windows] for name in RunningWindow._fields
+        }
 
 
-def _usage_sql(*, detail: bool) -> str:
+_SHARED, _APART = _Bounds(shared=True), _Bounds(shared=False)
+
+
+def _bounds(windows: Sequence[RunningWindow]) -> _Bounds:
+    return _SHARED if len({window[1:] for window in windows}) == 1 else _APART
+
+
+def _edge(b: _Bounds, columns: str) -> str:
+    """The calls of each window's partial days: two time ranges (a window's own, through
+    a lateral join, when the windows do not share them)."""
+
+    def part(low: str, high: str) -> str:
+        if b.shared:
+            return f"""
+    SELECT w.key, {columns} FROM metering_usageevent e JOIN w ON w.customer_id = e.customer_id
+    WHERE e.customer_id = ANY(%(customer_id)s) AND e."timestamp" >= {low}
+      AND e."timestamp" < {high}"""  # noqa: S608 -- built from constants
+        return f"""
+    SELECT w.key, e.* FROM w CROSS JOIN LATERAL (
+        SELECT {columns} FROM metering_usageevent e WHERE e.customer_id = w.customer_id
+          AND e."timestamp" >= {low} AND e."timestamp" < {high}) AS e"""  # noqa: S608
+
+    return part(b.start, b.head_end) + "\n    UNION ALL" + part(b.tail_start, b.end)
+
+
+def _usage_sql(b: _Bounds, *, detail: bool) -> str:
     """Cells and active seats per window, in the rows billing/invoicing/selectors/cells.py's
     scan returns: (key, outcome type, feature, tier, provider, model, calls, tokens, cost,
     unpriced calls, 0), and (key, NULL × 5, 0, 0, 0, 0, active seats)."""
@@ -94,18 +143,19 @@ def _usage_sql(*, detail: bool) -> str:
         if detail
         else ("''", "")
     )
+    days = f"day >= {b.day_from} AND day < {b.day_to}"
     return f"""
-WITH {_WINDOWS}, edge AS MATERIALIZED ({
+WITH {b.windows}, edge AS MATERIALIZED ({
         _edge(
+            b,
             "e.customer_id, e.outcome_ref, e.feature, e.tier, e.provider, e.model, "
-            "e.end_user, e.input_tokens + e.output_tokens AS tokens, e.cost"
+            "e.end_user, e.input_tokens + e.output_tokens AS tokens, e.cost",
         )
     }
 ), cells AS (
     SELECT w.key, c.outcome_type, c.feature, c.tier, c.provider, c.model, c.calls, c.tokens,
            c.cost, c.unpriced_calls AS unpriced
-    FROM w JOIN invoicing_runningcell c ON c.customer_id = w.customer_id
-         AND c.day >= w.day_from AND c.day < w.day_to
+    FROM w JOIN invoicing_runningcell c ON c.customer_id = w.customer_id AND c.{days}
     UNION ALL
     SELECT e.key, {outcome_type}, e.feature, e.tier, e.provider, e.model, 1, e.tokens,
            coalesce(e.cost, 0), (e.cost IS NULL)::int
@@ -117,8 +167,7 @@ UNION ALL
 SELECT key, NULL, NULL, NULL, NULL, NULL, 0, 0, 0, 0, count(DISTINCT end_user)
 FROM (
     SELECT w.key, s.end_user FROM w JOIN invoicing_runningseat s
-        ON s.customer_id = w.customer_id AND s.day >= w.day_from AND s.day < w.day_to
-        AND s.calls > 0
+        ON s.customer_id = w.customer_id AND s.{days} AND s.calls > 0
     UNION ALL
     SELECT key, end_user FROM edge WHERE tier = 'premium' AND end_user <> ''
 ) AS seats
@@ -126,47 +175,58 @@ GROUP BY 1
 """  # noqa: S608 -- built from constants
 
 
-_USAGE_SQLS = {detail: _usage_sql(detail=detail) for detail in (True, False)}
+_USAGE_SQLS = {
+    (b.shared, detail): _usage_sql(b, detail=detail)
+    for b in (_SHARED, _APART)
+    for detail in (True, False)
+}
 
 
 def running_usage(*, windows: Sequence[RunningWindow], detail: bool) -> list[tuple[Any, ...]]:
     """The rows of each window's cells and active seats as of now; a row's key is the
     window's position in `windows`, from 1."""
+    b = _bounds(windows)
     with reading().cursor() as cursor:
-        cursor.execute(_USAGE_SQLS[detail], _params(windows))
+        cursor.execute(_USAGE_SQLS[(b.shared, detail)], b.params(windows))
         return cursor.fetchall()
 
 
 # Each window's outcomes per type: succeeded (still), failed, and succeeded since reversed,
 # each counted in the window holding its moment (failed: when it failed; else when it
 # succeeded).
-_OUTCOMES_SQL = f"""
-WITH {_WINDOWS}
+def _outcomes_sql(b: _Bounds) -> str:
+    at = "CASE WHEN o.status = 'failed' THEN o.failed_at ELSE o.succeeded_at END"
+    return f"""
+WITH {b.windows}
 SELECT key, type, sum(succeeded), sum(failed), sum(reversed)
 FROM (
     SELECT w.key, r.type, r.succeeded, r.failed, r.reversed
     FROM w JOIN invoicing_runningoutcome r ON r.customer_id = w.customer_id
-         AND r.day >= w.day_from AND r.day < w.day_to
+         AND r.day >= {b.day_from} AND r.day < {b.day_to}
     UNION ALL
     SELECT w.key, o.type, (o.status = 'succeeded')::int, (o.status = 'failed')::int,
            (o.status = 'reversed')::int
     FROM w JOIN outcomes_outcome o ON o.customer_id = w.customer_id
-    CROSS JOIN LATERAL (
-        SELECT CASE WHEN o.status = 'failed' THEN o.failed_at ELSE o.succeeded_at END AS at
-    ) AS moment
     WHERE o.status IN ('succeeded', 'failed', 'reversed')
-      AND ((moment.at >= w.start_at AND moment.at < w.head_end)
-           OR (moment.at >= w.tail_start AND moment.at < w.end_at))
+      AND (({at}) >= {b.start} AND ({at}) < {b.head_end}
+           OR ({at}) >= {b.tail_start} AND ({at}) < {b.end})
 ) AS counts
 GROUP BY 1, 2
 HAVING sum(succeeded) <> 0 OR sum(failed) <> 0 OR sum(reversed) <> 0
 """  # noqa: S608 -- built from constants
 
 
+# Each window's outcomes per type: succeeded (still), failed, and succeeded since reversed,
+# each counted in the window holding its moment (failed: when it failed; else when it
+# succeeded).
+_OUTCOMES_SQLS = {b.shared: _outcomes_sql(b) for b in (_SHARED, _APART)}
+
+
 def running_outcomes(*, windows: Sequence[RunningWindow]) -> list[tuple[int, str, int, int, int]]:
     """(window key from 1, type, succeeded, failed, reversed) as of now."""
+    b = _bounds(windows)
     with reading().cursor() as cursor:
-        cursor.execute(_OUTCOMES_SQL, _params(windows))
+        cursor.execute(_OUTCOMES_SQLS[b.shared], b.params(windows))
         return [
             (key, type_, int(succeeded), int(failed), int(reversed_))
             for key, type_, succeeded, failed, reversed_ in cursor.fetchall()
