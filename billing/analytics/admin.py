@@ -80,6 +80,7 @@ MARGIN_COLUMNS = (
     "cost_per_success",
     "missing_rates",
     "written_off",
+    "discount",
 )
 
 

@@ -188,6 +188,7 @@ def _margin_row_body(row: MarginRow, group_by: str) -> dict[str, Any]:
         "key": row.key or None,
         "revenue": decimal_text(row.revenue),
         "written_off": decimal_text(row.written_off),
+        "discount": decimal_text(row.discount),
         "inference_cost": decimal_text(row.known_cost),
         "cost_status": row.cost_status.value,
         "margin": decimal_text(row.margin),

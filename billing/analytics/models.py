@@ -60,6 +60,8 @@ class ReconciliationCell(models.Model):
     cost = models.DecimalField(max_digits=30, decimal_places=12)  # USD, priced calls
     unpriced_calls = models.BigIntegerField()
     revenue = models.DecimalField(max_digits=30, decimal_places=12)  # invoice currency
+    # Promotional credits its revenue is net of (invoice currency): a discount.
+    discount = models.DecimalField(max_digits=30, decimal_places=12, default=0)
 
     class Meta:
         db_table = "billing_reconciliationcell"

@@ -30,6 +30,9 @@ class MarginRowSerializer(serializers.Serializer):
     key = serializers.CharField(allow_null=True, help_text="The group; null: none (or totals).")
     revenue = _decimal("Reporting currency; void and uncollectible invoices excluded.")
     written_off = _decimal("Billed on void and uncollectible invoices: not revenue.")
+    discount = _decimal(
+        "Promotional (free) credits used, reporting currency: a discount `revenue` is net of."
+    )
     inference_cost = _decimal("Reporting currency; null when every call is unpriced.")
     cost_status = serializers.ChoiceField(
         ["complete", "incomplete", "unknown"],

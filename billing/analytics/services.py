@@ -34,6 +34,7 @@ CELL_COLUMNS = (
     "cost",
     "unpriced_calls",
     "revenue",
+    "discount",
 )
 
 
@@ -109,6 +110,7 @@ def invoices_reconcile(*, invoice_ids: list[int]) -> int:
                         cell.cost,
                         cell.unpriced_calls,
                         cell.revenue,
+                        cell.discount,
                     )
                     for cell in cells
                 ]

@@ -17,11 +17,12 @@ from django.db.migrations.executor import MigrationExecutor
 from billing.analytics.models import Reconciliation
 from billing.analytics.selectors import invoices_unreconciled
 from billing.analytics.tasks import reconcile_missing
-from billing.invoicing.models import FxRate, Invoice, InvoiceStatus
+from billing.invoicing.models import FxRate, Invoice, InvoiceLine, InvoiceStatus
 from billing.plans.models import Subscription
 from billing.stripe_sync.models import StripeCustomer, StripeWebhookDelivery
 from metering.schemas import parse_event_batch
 from metering.services import events_ingest
+from tests.billing.factories import plan_load
 from tests.metering.factories import customer_create, event_payload
 
 REFUSAL = "stored before payback verified first; not verified"
@@ -207,3 +208,57 @@ def test_invoices_closed_before_margin_rows_get_one_and_the_sweep_finishes_them(
 
     assert invoices_unreconciled(limit=10) == []
     assert Reconciliation.objects.get(invoice_id=old.pk).breakdown_at is not None
+
+
+def test_breakdowns_of_invoices_with_free_credits_are_made_again_with_their_discount():
+    """Breakdowns stored before cells had a discount: those of invoices that used
+    promotional credits are marked not made (analytics 0004), and the sweep makes them
+    again, discount included; the others stay as they were."""
+    executor = MigrationExecutor(connection)
+    then = [("analytics", "0003_reconciliation_tokens")]
+    executor.migrate(then)
+    try:
+        apps = executor.loader.project_state(then).apps
+        made = NOVEMBER + timedelta(hours=1)
+        version = plan_load("pro", base_fee="49")  # plans and invoicing are as they are now
+        invoices = {}
+        for name, credits in (("acme", -3000), ("quiet", 0)):
+            invoice = Invoice.objects.create(
+                customer=customer_create(external_id=name),
+                period_start=OCTOBER,
+                period_end=NOVEMBER,
+                plan_version=version,
+                currency="USD",
+                total=4900 + credits,
+                status="finalized",
+                closed_at=NOVEMBER,
+            )
+            line = InvoiceLine.objects
+            line.create(invoice=invoice, position=1, kind="base_fee", description="Base fee",
+                        quantity=1, unit_price=49, amount=4900)  # fmt: skip
+            if credits:
+                line.create(invoice=invoice, position=2, kind="credits_applied",
+                            description="Credits applied", quantity=1, unit_price=-30,
+                            amount=credits)  # fmt: skip
+            revenue = Decimal(4900 + credits) / 100
+            apps.get_model("analytics", "Reconciliation").objects.create(
+                invoice_id=invoice.pk, revenue=revenue, inference_cost=0, calls=0, tokens=0,
+                unpriced_calls=0, margin=revenue, margin_percent=100, breakdown_at=made,
+            )  # fmt: skip
+            apps.get_model("analytics", "ReconciliationCell").objects.create(
+                invoice_id=invoice.pk, calls=0, tokens=0, cost=0, unpriced_calls=0, revenue=revenue
+            )
+            invoices[name] = invoice.pk
+        # The cells' foreign keys are checked now, not at commit: ALTER TABLE refuses a
+        # table with checks pending.
+        with connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.migrate(executor.loader.graph.leaf_nodes())
+
+    assert invoices_unreconciled(limit=10) == [invoices["acme"]]
+    assert Reconciliation.objects.get(invoice_id=invoices["quiet"]).breakdown_at == made
+    assert reconcile_missing() == 1
+    acme = Invoice.objects.get(pk=invoices["acme"])
+    assert [(c.revenue, c.discount) for c in acme.cost_cells.all()] == [(Decimal(19), Decimal(30))]

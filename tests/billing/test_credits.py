@@ -5,6 +5,7 @@ with the close of its period.
 The scenario: `acme` on a $50/month plan from October 2026 (UTC periods).
 """
 
+import json
 import threading
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -13,6 +14,13 @@ import pytest
 from django.db import connections
 
 from billing.analytics.models import Reconciliation
+from billing.analytics.selectors.margins import (
+    MarginFilters,
+    MarginReport,
+    margins_report,
+    revenue_spread,
+)
+from billing.analytics.services import invoices_reconcile
 from billing.credits.drawdown import Draw, GrantBalance, credits_draw
 from billing.credits.models import CreditEntry, CreditGrant, EntryKind, GrantKind
 from billing.credits.services import (
@@ -22,10 +30,14 @@ from billing.credits.services import (
     plan_credits_grant_running,
 )
 from billing.invoicing.models import Invoice
+from billing.invoicing.selectors.cells import Cell
 from billing.invoicing.services import period_close
 from billing.plans.models import LineKind, Subscription
+from billing.plans.pricing import RatedLine
+from metering.schemas import parse_event_batch
+from metering.services import events_ingest
 from tests.billing.factories import plan_load
-from tests.metering.factories import customer_create
+from tests.metering.factories import customer_create, event_payload
 
 OCTOBER = datetime(2026, 10, 1, tzinfo=UTC)
 NOVEMBER = datetime(2026, 11, 1, tzinfo=UTC)
@@ -326,3 +338,61 @@ def test_two_grant_jobs_at_once_make_each_plan_grant_once():
     assert sum(made) == 2  # between them, each grant once
     assert CreditGrant.objects.filter(customer=customer).count() == 2
     assert CreditEntry.objects.filter(grant__customer=customer).count() == 2
+
+
+# --- promotional credits in the margin report -------------------------------------------
+
+
+def test_promotional_credits_are_a_discount_in_the_margin_report(acme, settings):
+    """What free credits pay is not revenue: the report's revenue is net of it, and shows
+    it as `discount`, spread over the calls as the base fee is: live, closed before its
+    breakdown, and closed with it."""
+    settings.METERING_LATE_EVENT_WINDOW_DAYS = 3650  # the dates here are fixed
+    give(acme, "30")
+    body = {
+        "events": [
+            event_payload("acme", timestamp=(OCTOBER + n * DAY).isoformat(), model=model)
+            for n, model in enumerate(["gpt-4o", "gpt-4o", "gpt-4o-mini"], start=1)
+        ]
+    }
+    events_ingest(events=parse_event_batch(json.dumps(body).encode(), now=OCTOBER + 5 * DAY))
+
+    def report(group_by: str, now: datetime) -> MarginReport:
+        return margins_report(
+            start=OCTOBER, end=NOVEMBER, group_by=group_by, filters=MarginFilters(), now=now
+        )
+
+    def figures(group_by: str, now: datetime) -> tuple[Decimal | None, Decimal | None]:
+        found = report(group_by, now)
+        assert sum(row.discount for row in found.rows) == found.totals.discount
+        return found.totals.revenue, found.totals.discount
+
+    live = OCTOBER + 20 * DAY
+    assert figures("customer", live) == (Decimal(20), Decimal(30))
+    by_model = report("model", live)
+    assert {row.key for row in by_model.rows} == {"openai:gpt-4o", "openai:gpt-4o-mini"}
+    assert all(row.discount > 0 for row in by_model.rows)
+    assert figures("model", live) == (Decimal(20), Decimal(30))
+
+    invoice = period_close(customer_id=acme.pk, period_start=OCTOBER)
+    after = NOVEMBER + DAY
+    assert figures("customer", after) == (Decimal(20), Decimal(30))  # before the breakdown
+    invoices_reconcile(invoice_ids=[invoice.pk])
+    assert figures("customer", after) == (Decimal(20), Decimal(30))
+    assert figures("model", after) == (Decimal(20), Decimal(30))
+
+
+def test_bought_credits_are_revenue_not_a_discount():
+    """Paid credits that pay an invoice count as revenue when used: no discount."""
+    cells = [Cell("", "", "", "openai", "gpt-4o", calls=2, cost=Decimal("0.5"))]
+    lines = [
+        RatedLine(LineKind.BASE_FEE, "Base fee", Decimal(1), Decimal(50), 5000),
+        RatedLine(LineKind.PREPAID_APPLIED, "Prepaid credits", Decimal(1), Decimal(-30), -3000),
+    ]
+    [spread] = revenue_spread(cells=cells, lines=lines, currency="USD", included=())
+    assert (spread.revenue, spread.discount) == (Decimal(50), Decimal(0))
+    lines[1] = RatedLine(
+        LineKind.CREDITS_APPLIED, "Credits applied", Decimal(1), Decimal(-30), -3000
+    )
+    [spread] = revenue_spread(cells=cells, lines=lines, currency="USD", included=())
+    assert (spread.revenue, spread.discount) == (Decimal(20), Decimal(30))

@@ -33,6 +33,7 @@ from decimal import ROUND_DOWN, Decimal
 from typing import Protocol
 
 from django.conf import settings
+from django.db.models import Q, Sum
 
 from billing.invoicing.fx import usd_per_unit
 from billing.invoicing.models import Invoice, InvoiceStatus
@@ -49,6 +50,8 @@ ZERO = Decimal(0)
 EXACT = Decimal("1e-12")
 PREMIUM_TIER = "premium"
 GROUP_BYS: tuple[str, ...] = ("customer", "outcome_type", "model", "feature", "tier")
+# Promotional credits: what they pay is a discount (negative on the invoice), not revenue.
+FREE_CREDITS = (LineKind.CREDITS_APPLIED, LineKind.CREDITS_RETURNED)
 
 
 class BilledLine(Protocol):
@@ -78,7 +81,7 @@ def revenue_spread(
     docstring); the cells' revenue sums to the lines' amounts exactly. Cells for lines
     with no calls are added. Bought credits that paid part of the invoice take nothing
     away, nor add what came back to them: their use is revenue (free credits are a
-    discount, spread as the base fee)."""
+    discount, spread as the base fee, and counted in each cell's `discount` too)."""
     cells = [cell.unspread() for cell in cells]
     for line in lines:
         if not line.amount or line.kind in (LineKind.PREPAID_APPLIED, LineKind.PREPAID_RETURNED):
@@ -102,6 +105,8 @@ def revenue_spread(
                 cells.append(own)
                 existing = own
             existing.revenue += amount
+            if line.kind in FREE_CREDITS:
+                existing.discount -= amount
             continue
         shares = [(amount * w / total).quantize(EXACT, rounding=ROUND_DOWN) for w in weights]
         # The rounding remainder (under 1e-12 per cell) goes to the heaviest cell.
@@ -109,6 +114,8 @@ def revenue_spread(
         shares[heaviest] += amount - sum(shares)
         for cell, share in zip(scope, shares, strict=True):
             cell.revenue += share
+            if line.kind in FREE_CREDITS:
+                cell.discount -= share
     return cells
 
 
@@ -154,7 +161,9 @@ def _unbroken_down_periods(*, start: datetime, end: datetime) -> list[PeriodEcon
             reconciliation__breakdown_at__isnull=True,
             period_start__lt=end,
             period_end__gt=start,
-        ).select_related("customer", "reconciliation")
+        )
+        .select_related("customer", "reconciliation")
+        .annotate(free_credits=Sum("lines__amount", filter=Q(lines__kind__in=FREE_CREDITS)))
     )
     outcomes = window_outcomes(
         windows=[Window(i.customer_id, i.period_start, i.period_end) for i in invoices]
@@ -180,6 +189,7 @@ def _unbroken_down_periods(*, start: datetime, end: datetime) -> list[PeriodEcon
                     cost=invoice.reconciliation.inference_cost,
                     unpriced_calls=invoice.reconciliation.unpriced_calls,
                     revenue=invoice.reconciliation.revenue,
+                    discount=-from_minor_units(invoice.free_credits or 0, invoice.currency),
                 )
             ],
             outcomes=outcomes[(invoice.customer_id, invoice.period_start)],
@@ -273,6 +283,7 @@ _CLOSED_SQL = """
 SELECT i.currency, i.period_start, {key} AS key,
        coalesce(sum(c.revenue) FILTER (WHERE NOT i.status = ANY(%(written_off)s)), 0),
        coalesce(sum(c.revenue) FILTER (WHERE i.status = ANY(%(written_off)s)), 0),
+       coalesce(sum(c.discount) FILTER (WHERE NOT i.status = ANY(%(written_off)s)), 0),
        sum(c.cost), coalesce(sum(c.cost) FILTER (WHERE c.outcome_type <> ''), 0),
        sum(c.calls), sum(c.tokens), sum(c.unpriced_calls),
        bool_or(c.feature = ANY(pv.included_features))
@@ -322,6 +333,7 @@ class _Part:
     at: datetime  # the period's start: the FX rates' moment
     revenue: Decimal
     written_off: Decimal  # billed on a void or uncollectible invoice: not revenue
+    discount: Decimal  # promotional credits the revenue is net of
     cost: Decimal
     outcome_cost: Decimal
     calls: int
@@ -354,6 +366,7 @@ def _closed_parts(
             key,
             revenue,
             written_off,
+            discount,
             cost,
             outcome_cost,
             *counts,
@@ -367,6 +380,7 @@ def _closed_parts(
                     at,
                     revenue,
                     written_off,
+                    discount,
                     cost,
                     outcome_cost,
                     calls,
@@ -400,6 +414,8 @@ class MarginRow:
     # Billed on void and uncollectible invoices (reporting currency): not revenue, while
     # their calls still count as cost.
     written_off: Decimal | None = ZERO
+    # Promotional credits used (reporting currency): a discount the revenue is net of.
+    discount: Decimal | None = ZERO
     # Reporting currency: the priced calls' cost (see cost_status and known_cost).
     inference_cost: Decimal | None = ZERO
     calls: int = 0
@@ -537,6 +553,7 @@ def margins_report(
                         period.start,
                         ZERO if period.written_off else cell.revenue,
                         cell.revenue if period.written_off else ZERO,
+                        ZERO if period.written_off else cell.discount,
                         cell.cost,
                         cell.cost if cell.outcome_type else ZERO,
                         cell.calls,
@@ -556,12 +573,14 @@ def margins_report(
     for part in parts:
         revenue, revenue_lacking = convert(part.revenue, part.currency, part.at)
         written_off, _ = convert(part.written_off, part.currency, part.at)
+        discount, _ = convert(part.discount, part.currency, part.at)
         cost, cost_lacking = convert(part.cost, "USD", part.at)
         outcome_cost, _ = convert(part.outcome_cost, "USD", part.at)
         for row in (rows.setdefault(part.key, MarginRow(key=part.key)), totals):
             row.missing_rates |= revenue_lacking | cost_lacking
             row.revenue = _add(row.revenue, revenue)
             row.written_off = _add(row.written_off, written_off)
+            row.discount = _add(row.discount, discount)
             row.inference_cost = _add(row.inference_cost, cost)
             row.outcome_cost = _add(row.outcome_cost, outcome_cost)
             row.calls += part.calls

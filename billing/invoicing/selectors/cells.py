@@ -61,6 +61,8 @@ class Cell:
     cost: Decimal = ZERO  # USD, priced calls
     unpriced_calls: int = 0
     revenue: Decimal = ZERO
+    # The free credits its revenue is net of (invoice currency): a discount, shown apart.
+    discount: Decimal = ZERO
 
     @property
     def key(self) -> tuple[str, str, str, str, str]:
