@@ -189,8 +189,9 @@ class RunningCell(models.Model):
 
 
 class RunningSeat(models.Model):
-    """A premium user's calls on one customer's UTC day (active seats are the distinct
-    users with calls in a period)."""
+    """A premium user's calls on one customer's UTC day and their cost (active seats are
+    the distinct users with calls in a period; a seat's cost is what a fair-use cap
+    limits: billing/limits)."""
 
     customer = models.ForeignKey(
         Customer, on_delete=models.CASCADE, db_index=False, db_constraint=False
@@ -198,6 +199,7 @@ class RunningSeat(models.Model):
     day = models.DateField()
     end_user = models.CharField(max_length=200)
     calls = models.BigIntegerField()
+    cost = models.DecimalField(max_digits=30, decimal_places=12)  # USD, priced calls
 
     class Meta:
         constraints = [

@@ -5,7 +5,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -47,6 +47,13 @@ def _available_body(available: selectors.Available) -> dict[str, Any]:
         "cost_budget": decimal_text(available.limit.cost_budget),
         "mode": available.limit.mode,
         "checks_credits": available.limit.credits,
+        "checks_fair_use": available.limit.fair_use,
+        "seat": available.seat
+        and {
+            "user": available.seat.user,
+            "cost": decimal_text(available.seat.cost),
+            "cap": decimal_text(available.seat_cap),
+        },
     }
 
 
@@ -105,6 +112,7 @@ class AuthorizeApi(APIView):
                 outcome_type=data.get("outcome_type", ""),
                 quantity=data.get("quantity"),
                 ttl=timedelta(seconds=data["ttl_seconds"]),
+                user=data.get("user", ""),
             ),
             now=timezone.now(),
         )
@@ -123,6 +131,11 @@ class CustomerAvailableApi(APIView):
     @extend_schema(
         operation_id="customers_available",
         summary="What the customer may still spend in its running period",
+        parameters=[
+            OpenApiParameter(
+                "user", str, description="A premium seat (end user): its cost and cap too."
+            )
+        ],
         responses={
             200: AvailableSerializer,
             401: API_ERRORS[401],
@@ -134,7 +147,11 @@ class CustomerAvailableApi(APIView):
     def get(self, request: Request, external_id: str) -> Response:
         customer = metering_selectors.customer_get(external_id=external_id)
         try:
-            available = selectors.available(customer=customer, now=timezone.now())
+            available = selectors.available(
+                customer=customer,
+                now=timezone.now(),
+                user=request.query_params.get("user", "")[:200],
+            )
         except selectors.NoPlan:
             raise ApiError(
                 [ErrorDetail(code="no_plan", message=f"Customer `{external_id}` has no plan.")],
@@ -149,7 +166,7 @@ class SpendLimitApi(APIView):
     @extend_schema(
         operation_id="customers_spend_limit_put",
         summary="How the customer's authorizations are answered (none, hard, soft) and "
-        "checked (credits, budgets per period)",
+        "checked (credits, budgets per period, fair use per premium seat)",
         request=SpendLimitSerializer,
         responses={200: SpendLimitSerializer, **API_ERRORS, **NOT_FOUND, **NOT_JSON},
     )
@@ -165,6 +182,8 @@ class SpendLimitApi(APIView):
                 "credits": limit.credits,
                 "budget": decimal_text(limit.budget),
                 "cost_budget": decimal_text(limit.cost_budget),
+                "fair_use": limit.fair_use,
+                "seat_cost_cap": decimal_text(limit.seat_cost_cap),
             }
         )
 

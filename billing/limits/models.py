@@ -3,6 +3,7 @@
 from django.db import models
 from django.db.models import Q
 
+from billing.plans.models import Plan
 from metering.models import Customer
 
 
@@ -24,10 +25,32 @@ class SpendLimit(models.Model):
     # What the period may bill (plan currency), and what its AI may cost payback (USD).
     budget = models.DecimalField(max_digits=30, decimal_places=12, null=True, blank=True)
     cost_budget = models.DecimalField(max_digits=30, decimal_places=12, null=True, blank=True)
+    # Stop serving a premium seat (an end user) whose AI has cost its fair-use cap this
+    # period: the plan's, from the premium break-even report (FairUseCap), or this one
+    # (USD per seat) when set.
+    fair_use = models.BooleanField(default=False)
+    seat_cost_cap = models.DecimalField(max_digits=30, decimal_places=12, null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:
         return f"{self.customer}: {self.mode}"
+
+
+class FairUseCap(models.Model):
+    """A plan's fair-use cap per premium seat (USD per period), as the premium break-even
+    report computes it over a window of past usage (billing/analytics/selectors/premium.py):
+    the largest cost per seat such that, every seat capped there, the tier keeps its target
+    margin. None: no cap is needed (the seats' cost stays within it). Made by a job
+    (limits.tasks.compute_fair_use_caps) from the last whole UTC month."""
+
+    plan = models.OneToOneField(Plan, on_delete=models.CASCADE, related_name="fair_use_cap")
+    cap = models.DecimalField(max_digits=30, decimal_places=12, null=True, blank=True)
+    window_start = models.DateTimeField()
+    window_end = models.DateTimeField()
+    computed_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.plan}: {self.cap if self.cap is not None else 'no cap'} USD per seat"
 
 
 class ReservationStatus(models.TextChoices):

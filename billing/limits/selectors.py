@@ -9,7 +9,14 @@ from decimal import Decimal
 from django.db.models import Q, QuerySet, Sum
 
 from billing.invoicing.selectors import invoice_preview
-from billing.limits.models import LimitMode, Reservation, ReservationStatus, SpendLimit
+from billing.invoicing.selectors.running import running_seat_cost
+from billing.limits.models import (
+    FairUseCap,
+    LimitMode,
+    Reservation,
+    ReservationStatus,
+    SpendLimit,
+)
 from billing.money import from_minor_units
 from billing.plans.models import LineKind, PriceModel
 from billing.plans.pricing import OutcomeQuantity, PeriodQuantities, PlanTerms, rate_period
@@ -19,6 +26,17 @@ ZERO = Decimal(0)
 # What credits paid of an invoice: not what it bills. (What goes back to credits is
 # billed: its credit line is offset on the invoice and the credits hold it instead.)
 CREDIT_LINES = (LineKind.CREDITS_APPLIED, LineKind.PREPAID_APPLIED)
+
+
+@dataclass(frozen=True, slots=True)
+class SeatUse:
+    """A premium seat (an end user) in the running period: what its AI has cost so far
+    (USD, priced calls) and its plan's fair-use cap (None: none computed, or none
+    needed)."""
+
+    user: str
+    cost: Decimal
+    plan_cap: Decimal | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +53,18 @@ class Available:
     reserved: Decimal
     cost: Decimal  # USD: what the period's AI has cost so far (priced calls)
     limit: SpendLimit
+    seat: SeatUse | None = None  # the premium seat asked about, if any
+
+    @property
+    def seat_cap(self) -> Decimal | None:
+        """USD: what the seat may cost this period: the limit's own cap, else its plan's."""
+        if self.seat is None:
+            return None
+        return (
+            self.limit.seat_cost_cap
+            if self.limit.seat_cost_cap is not None
+            else (self.seat.plan_cap)
+        )
 
     @property
     def amount(self) -> Decimal:
@@ -47,7 +77,8 @@ class Available:
 
     def exceeded_by(self, amount: Decimal) -> list[str]:
         """What `amount` more would exceed: "credits", "budget", "cost_budget" (the
-        period's AI cost has reached it: nothing more fits)."""
+        period's AI cost has reached it: nothing more fits), "fair_use" (the premium seat
+        asked about has cost its cap this period, under a limit that checks fair use)."""
         over = []
         if self.limit.credits and amount > self.amount:
             over.append("credits")
@@ -56,6 +87,10 @@ class Available:
             over.append("budget")
         if self.limit.cost_budget is not None and self.cost >= self.limit.cost_budget:
             over.append("cost_budget")
+        cap = self.seat_cap
+        if self.limit.fair_use and self.seat is not None and cap is not None:
+            if self.seat.cost >= cap:
+                over.append("fair_use")
         return over
 
 
@@ -115,7 +150,22 @@ def spend_limit(*, customer_id: int) -> SpendLimit:
     return found or SpendLimit(customer_id=customer_id, mode=LimitMode.NONE)
 
 
-def available_of(running: RunningPeriod, *, held: Decimal, limit: SpendLimit) -> Available:
+def seat_use(*, customer_id: int, user: str, running: RunningPeriod) -> SeatUse:
+    """The premium seat `user` of the customer in its running period (its cost read from
+    the running rollup) and its plan's fair-use cap."""
+    cap = FairUseCap.objects.filter(plan__code=running.terms.code).values_list("cap", flat=True)
+    return SeatUse(
+        user=user,
+        cost=running_seat_cost(
+            customer_id=customer_id, user=user, start=running.start, end=running.end
+        ),
+        plan_cap=next(iter(cap), None),
+    )
+
+
+def available_of(
+    running: RunningPeriod, *, held: Decimal, limit: SpendLimit, seat: SeatUse | None = None
+) -> Available:
     return Available(
         currency=running.currency,
         period_start=running.start,
@@ -125,14 +175,18 @@ def available_of(running: RunningPeriod, *, held: Decimal, limit: SpendLimit) ->
         reserved=held,
         cost=running.cost,
         limit=limit,
+        seat=seat,
     )
 
 
-def available(*, customer: Customer, now: datetime) -> Available:
+def available(*, customer: Customer, now: datetime, user: str = "") -> Available:
+    """What the customer has available now; with `user`, that premium seat's use too."""
+    running = running_period(customer=customer, now=now)
     return available_of(
-        running_period(customer=customer, now=now),
+        running,
         held=reserved(customer_id=customer.pk),
         limit=spend_limit(customer_id=customer.pk),
+        seat=seat_use(customer_id=customer.pk, user=user, running=running) if user else None,
     )
 
 

@@ -21,6 +21,12 @@ class AuthorizeInputSerializer(StrictInputSerializer):
     )
     outcome_type = serializers.CharField(max_length=100, required=False)
     quantity = serializers.IntegerField(min_value=1, max_value=1_000_000, required=False)
+    user = serializers.CharField(
+        max_length=200,
+        required=False,
+        help_text="The premium seat (end user) it serves: refused past its fair-use cap "
+        "under a hard limit that checks fair use.",
+    )
     ttl_seconds = serializers.IntegerField(
         min_value=1,
         max_value=86_400,
@@ -32,6 +38,16 @@ class AuthorizeInputSerializer(StrictInputSerializer):
 class SettleInputSerializer(StrictInputSerializer):
     amount = serializers.DecimalField(
         max_digits=30, decimal_places=12, help_text="What the work actually bills."
+    )
+
+
+class SeatSerializer(serializers.Serializer):
+    user = serializers.CharField()
+    cost = serializers.CharField(help_text="USD: what the seat's AI has cost this period.")
+    cap = serializers.CharField(
+        allow_null=True,
+        help_text="USD: its fair-use cap (the limit's seat_cost_cap, else the plan's from "
+        "last month's premium break-even); null: none.",
     )
 
 
@@ -49,6 +65,8 @@ class AvailableSerializer(serializers.Serializer):
     cost_budget = serializers.CharField(allow_null=True, help_text="USD: what it may cost.")
     mode = serializers.ChoiceField(LimitMode.choices)
     checks_credits = serializers.BooleanField()
+    checks_fair_use = serializers.BooleanField()
+    seat = SeatSerializer(allow_null=True, help_text="The premium seat asked about (`user`).")
 
 
 class ReservationSerializer(serializers.Serializer):
@@ -68,9 +86,10 @@ class ReservationSerializer(serializers.Serializer):
 class AuthorizationSerializer(serializers.Serializer):
     allowed = serializers.BooleanField()
     exceeds = serializers.ListField(
-        child=serializers.ChoiceField(["credits", "budget", "cost_budget"]),
+        child=serializers.ChoiceField(["credits", "budget", "cost_budget", "fair_use"]),
         help_text="What it exceeds: refused under a hard limit, allowed under a soft one or "
-        "none. cost_budget: the period's AI cost has reached its budget.",
+        "none. cost_budget: the period's AI cost has reached its budget; fair_use: the "
+        "premium seat (`user`) has cost its cap this period.",
     )
     amount = serializers.CharField(help_text="What was asked, priced.")
     reservation = ReservationSerializer(allow_null=True)
@@ -97,4 +116,18 @@ class SpendLimitSerializer(StrictInputSerializer):
         allow_null=True,
         default=None,
         help_text="USD: what a period's AI may cost payback (each period afresh).",
+    )
+    fair_use = serializers.BooleanField(
+        default=False,
+        help_text="Stop serving a premium seat (an authorization's `user`) whose AI has cost "
+        "its fair-use cap this period.",
+    )
+    seat_cost_cap = serializers.DecimalField(
+        max_digits=30,
+        decimal_places=12,
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="USD per seat and period; null: the plan's cap, from last month's premium "
+        "break-even.",
     )

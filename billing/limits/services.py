@@ -6,18 +6,27 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
+from django.utils.module_loading import import_string
 
 from api.errors import refusal
 from billing.credits.models import AutoTopUp
 from billing.credits.selectors import credits_available_now
 from billing.credits.services import auto_top_up_fire
 from billing.limits import selectors
-from billing.limits.models import LimitMode, Reservation, ReservationStatus, SpendLimit
+from billing.limits.models import (
+    FairUseCap,
+    LimitMode,
+    Reservation,
+    ReservationStatus,
+    SpendLimit,
+)
+from billing.plans.models import Plan
 from metering.models import Customer
 
 # pg_advisory_xact_lock(key1, key2): key1 names what is locked (a customer's spend), key2
@@ -34,6 +43,7 @@ class SpendRequest:
     outcome_type: str = ""
     quantity: int | None = None
     ttl: timedelta = timedelta(minutes=10)
+    user: str = ""  # the premium seat (end user) it serves, for the fair-use check
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,13 +91,18 @@ def authorize(*, customer: Customer, request: SpendRequest, now: datetime) -> Au
             None, "no_plan", f"Customer `{customer.external_id}` has no plan to spend in.", 409
         ) from None
     amount = _priced(running, request)
+    seat = (
+        selectors.seat_use(customer_id=customer.pk, user=request.user, running=running)
+        if request.user
+        else None
+    )
     try:
         with transaction.atomic():
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [SPEND_LOCK, customer.pk])
             held = selectors.reserved(customer_id=customer.pk)
             limit = selectors.spend_limit(customer_id=customer.pk)
-            before = selectors.available_of(running, held=held, limit=limit)
+            before = selectors.available_of(running, held=held, limit=limit, seat=seat)
             exceeds = before.exceeded_by(amount)
             if exceeds and limit.mode == LimitMode.HARD:
                 return Authorization(False, None, amount, before, exceeds)
@@ -107,7 +122,7 @@ def authorize(*, customer: Customer, request: SpendRequest, now: datetime) -> Au
         # The same id, sent twice at once: the other one made it.
         found = Reservation.objects.get(customer=customer, external_id=request.external_id)
         return _again(found, customer, now)
-    after = selectors.available_of(running, held=held + amount, limit=limit)
+    after = selectors.available_of(running, held=held + amount, limit=limit, seat=seat)
     return Authorization(True, reservation, amount, after, exceeds)
 
 
@@ -175,8 +190,14 @@ def spend_limit_set(
     credits: bool = True,
     budget: Decimal | None = None,
     cost_budget: Decimal | None = None,
+    fair_use: bool = False,
+    seat_cost_cap: Decimal | None = None,
 ) -> SpendLimit:
-    for field, value in (("budget", budget), ("cost_budget", cost_budget)):
+    for field, value in (
+        ("budget", budget),
+        ("cost_budget", cost_budget),
+        ("seat_cost_cap", seat_cost_cap),
+    ):
         if value is not None and value < 0:
             raise refusal(field, "invalid", "A budget of 0 or more.")
     limit, _ = SpendLimit.objects.update_or_create(
@@ -186,9 +207,32 @@ def spend_limit_set(
             "credits": credits,
             "budget": budget,
             "cost_budget": cost_budget,
+            "fair_use": fair_use,
+            "seat_cost_cap": seat_cost_cap,
         },
     )
     return limit
+
+
+def fair_use_caps_compute(*, now: datetime) -> int:
+    """Each plan's fair-use cap per premium seat over the last whole UTC month before
+    `now`, as the premium break-even report computes it (settings.LIMITS_FAIR_USE_CAPS),
+    stored for authorizations to check. Returns how many plans have one."""
+    this_month = now.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    last_month = (this_month - timedelta(days=1)).replace(day=1)
+    caps = import_string(settings.LIMITS_FAIR_USE_CAPS)(start=last_month, end=this_month)
+    plans = {plan.code: plan for plan in Plan.objects.filter(code__in=caps)}
+    for code, cap in caps.items():
+        FairUseCap.objects.update_or_create(
+            plan=plans[code],
+            defaults={
+                "cap": cap,
+                "window_start": last_month,
+                "window_end": this_month,
+                "computed_at": now,
+            },
+        )
+    return len(caps)
 
 
 def auto_top_ups_check(*, now: datetime) -> int:

@@ -17,3 +17,8 @@ OUTCOME_REVERSAL_WINDOW = "billing.plans.selectors.reversal_window"
 # Usage (events, outcomes) that names reservations settles them: metering and outcomes,
 # below billing, call billing's limits through this function, wired here.
 USAGE_SETTLES_RESERVATIONS = "billing.limits.services.reservations_settle_by_usage"
+
+# The fair-use cap per premium seat of each plan over a window, which limits enforces and
+# analytics' premium break-even report computes: limits, beside analytics, asks it through
+# this function, wired here.
+LIMITS_FAIR_USE_CAPS = "billing.analytics.selectors.premium.fair_use_caps"

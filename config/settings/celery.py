@@ -87,6 +87,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "limits.tasks.check_auto_top_ups",
         "schedule": 60.0,
     },
+    # Each plan's fair-use cap per premium seat, from the last whole month (limits).
+    "compute-fair-use-caps": {
+        "task": "limits.tasks.compute_fair_use_caps",
+        "schedule": 3600.0,
+    },
     # The margin breakdown of closed invoices whose after-close task was lost.
     "reconcile-missing": {
         "task": "billing.tasks.reconcile_missing",

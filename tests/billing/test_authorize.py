@@ -18,8 +18,14 @@ from django.utils import timezone
 from rest_framework_api_key.models import APIKey
 
 from billing.credits.services import GrantRequest, grant_create
-from billing.limits.models import LimitMode, Reservation, ReservationStatus
-from billing.limits.services import SPEND_LOCK, SpendRequest, reservations_expire, spend_limit_set
+from billing.limits.models import FairUseCap, LimitMode, Reservation, ReservationStatus
+from billing.limits.services import (
+    SPEND_LOCK,
+    SpendRequest,
+    fair_use_caps_compute,
+    reservations_expire,
+    spend_limit_set,
+)
 from billing.limits.services import authorize as authorize_service
 from billing.plans.models import Subscription
 from config import front
@@ -318,6 +324,80 @@ class TestBudgets:
 
         assert (answer["allowed"], answer["exceeds"]) == (False, ["cost_budget"])
         assert answer["available"]["cost"] == "3"
+
+    def test_a_premium_seat_past_its_fair_use_cap_is_refused_under_a_hard_limit(
+        self, client_with_key
+    ):
+        """Stop serving one premium user whose AI has cost its cap this period; the other
+        seats, and requests naming no seat, go on."""
+        customer = make_acme()
+        spend_limit_set(
+            customer=customer, mode=LimitMode.HARD, fair_use=True, seat_cost_cap=Decimal(2)
+        )
+        an_hour_ago = timezone.now() - timedelta(hours=1)
+        for number, (user, cost) in enumerate([("heavy", "1.5"), ("heavy", "0.5"), ("light", "1")]):
+            UsageEvent.objects.create(
+                event_id=f"call-{number}", customer=customer, timestamp=an_hour_ago,
+                received_at=an_hour_ago, cost=Decimal(cost), cost_source="explicit",
+                tier="premium", end_user=user,
+            )  # fmt: skip
+
+        heavy = authorize(client_with_key, amount="1", user="heavy")
+        light = authorize(client_with_key, amount="1", user="light")
+        nobody = authorize(client_with_key, amount="1")
+        seat = client_with_key.get("/v1/customers/acme/available?user=heavy").json()["seat"]
+
+        assert (heavy["allowed"], heavy["exceeds"], heavy["reservation"]) == (
+            False,
+            ["fair_use"],
+            None,
+        )
+        assert heavy["available"]["seat"] == {"user": "heavy", "cost": "2", "cap": "2"}
+        assert (light["allowed"], light["exceeds"]) == (True, [])
+        assert light["available"]["seat"]["cost"] == "1"
+        assert (nobody["allowed"], nobody["available"]["seat"]) == (True, None)
+        assert seat == {"user": "heavy", "cost": "2", "cap": "2"}
+
+    def test_the_plans_fair_use_cap_comes_from_last_months_premium_break_even(self):
+        """No cap of its own: the seat is held to its plan's cap, which the job computes
+        from the last whole month as the premium break-even report does; under a soft
+        limit it is allowed and said to exceed; without fair use it is not checked."""
+        version = plan_load(
+            "premium-seats", premium_seat_fee="10", premium_target_margin_percent="50"
+        )
+        customer = customer_create(external_id="acme")
+        now = datetime(2026, 11, 20, tzinfo=UTC)
+        Subscription.objects.create(
+            customer=customer, plan=version.plan, started_at=datetime(2026, 9, 1, tzinfo=UTC)
+        )
+        october = datetime(2026, 10, 10, tzinfo=UTC)
+        # October's four seats cost 1, 2, 3 and 18 (24) for 40 of fees; keeping 50 % leaves
+        # 20 for AI: capped at c, 1 + 2 + 3 + c = 20, so c = 14.
+        for number, cost in enumerate(["1", "2", "3", "18"]):
+            UsageEvent.objects.create(
+                event_id=f"october-{number}", customer=customer, timestamp=october,
+                received_at=october, cost=Decimal(cost), cost_source="explicit",
+                tier="premium", end_user=f"seat-{number}",
+            )  # fmt: skip
+        UsageEvent.objects.create(
+            event_id="november-0", customer=customer, timestamp=now - timedelta(days=1),
+            received_at=now, cost=Decimal(14), cost_source="explicit", tier="premium",
+            end_user="seat-3",
+        )  # fmt: skip
+        one = SpendRequest(amount=Decimal(1), user="seat-3")
+
+        spend_limit_set(customer=customer, mode=LimitMode.SOFT, credits=False, fair_use=True)
+        before = authorize_service(customer=customer, request=one, now=now)
+        assert fair_use_caps_compute(now=now) == 1
+        capped = authorize_service(customer=customer, request=one, now=now)
+        spend_limit_set(customer=customer, mode=LimitMode.HARD, credits=False, fair_use=False)
+        unchecked = authorize_service(customer=customer, request=one, now=now)
+
+        assert FairUseCap.objects.get(plan=version.plan).cap == Decimal(14)
+        assert (before.allowed, before.exceeds, before.available.seat_cap) == (True, [], None)
+        assert (capped.allowed, capped.exceeds) == (True, ["fair_use"])
+        assert (capped.available.seat.cost, capped.available.seat_cap) == (14, 14)
+        assert (unchecked.allowed, unchecked.exceeds) == (True, [])
 
     def test_budgets_start_afresh_at_each_period_boundary_in_the_customers_timezone(self):
         # Paris: October runs from 22:00 UTC on September 30 (summer time) to 23:00 UTC

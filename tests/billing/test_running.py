@@ -7,6 +7,7 @@ and partial UTC days, in several timezones."""
 import json
 import threading
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -16,8 +17,9 @@ from django.utils import timezone
 from billing.analytics.selectors.margins import window_outcomes
 from billing.invoicing.selectors.cells import PeriodUsage, Window, windows_usage
 from billing.invoicing.selectors.rating import outcome_quantities
+from billing.invoicing.selectors.running import running_seat_cost
 from billing.plans.pricing import PlanTerms
-from metering.models import Customer
+from metering.models import Customer, UsageEvent
 from metering.schemas import parse_event_batch
 from metering.services import events_ingest
 from metering.services.prices import events_price_unpriced
@@ -87,6 +89,20 @@ def assert_running_is_the_scan() -> None:
     scanned_counts = outcome_quantities(windows=windows, terms=no_terms, running=False)
     for window in windows:
         assert running_counts[window].quantities == scanned_counts[window].quantities, window
+    for customer_id, start, end, _ in windows:
+        for user in {"user-0", "user-2", "u-0", "nobody"}:
+            scanned_cost = sum(
+                (
+                    call.cost or 0
+                    for call in UsageEvent.objects.filter(
+                        customer_id=customer_id, tier="premium", end_user=user,
+                        timestamp__gte=start, timestamp__lt=end,
+                    )
+                ),
+                Decimal(0),
+            )  # fmt: skip
+            cost = running_seat_cost(customer_id=customer_id, user=user, start=start, end=end)
+            assert cost == scanned_cost, (customer_id, user, start)
     by_status = window_outcomes(windows=windows)
     for customer_id, start, end, _ in windows:
         expected: dict[str, tuple[int, int, int]] = {}

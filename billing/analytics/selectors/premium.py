@@ -158,3 +158,10 @@ def premium_break_even(*, start: datetime, end: datetime) -> list[PremiumBreakEv
             )
         )
     return reports
+
+
+def fair_use_caps(*, start: datetime, end: datetime) -> dict[str, Decimal | None]:
+    """Plan code -> its fair-use cap per premium seat (USD) over [start, end), for each
+    plan with a premium seat fee (None: no cap needed, or no FX rate for the fee): what
+    billing/limits enforces (settings.LIMITS_FAIR_USE_CAPS)."""
+    return {report.plan: report.fair_use_cap for report in premium_break_even(start=start, end=end)}

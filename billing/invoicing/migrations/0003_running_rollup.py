@@ -52,15 +52,16 @@ CELLS_ADD = """
 def _seats(rows: str, sign: int) -> str:
     return f"""
         SELECT customer_id, ("timestamp" AT TIME ZONE 'UTC')::date AS day, end_user,
-               {sign} AS calls
+               {sign} AS calls, {sign} * coalesce(cost, 0) AS cost
         FROM {rows} WHERE tier = 'premium' AND end_user <> ''"""
 
 
 SEATS_ADD = """
-    INSERT INTO invoicing_runningseat AS s (customer_id, day, end_user, calls)
-    SELECT customer_id, day, end_user, sum(calls) FROM ({changes}) AS change
-    GROUP BY 1, 2, 3 HAVING sum(calls) <> 0 ORDER BY 1, 2, 3
-    ON CONFLICT (customer_id, day, end_user) DO UPDATE SET calls = s.calls + EXCLUDED.calls;"""
+    INSERT INTO invoicing_runningseat AS s (customer_id, day, end_user, calls, cost)
+    SELECT customer_id, day, end_user, sum(calls), sum(cost) FROM ({changes}) AS change
+    GROUP BY 1, 2, 3 HAVING sum(calls) <> 0 OR sum(cost) <> 0 ORDER BY 1, 2, 3
+    ON CONFLICT (customer_id, day, end_user) DO UPDATE
+    SET calls = s.calls + EXCLUDED.calls, cost = s.cost + EXCLUDED.cost;"""
 
 
 def _outcomes(rows: str, sign: int) -> str:
@@ -309,6 +310,7 @@ class Migration(migrations.Migration):
                 ("day", models.DateField()),
                 ("end_user", models.CharField(max_length=200)),
                 ("calls", models.BigIntegerField()),
+                ("cost", models.DecimalField(decimal_places=12, max_digits=30)),
                 (
                     "customer",
                     models.ForeignKey(

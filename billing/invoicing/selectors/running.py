@@ -22,6 +22,7 @@ import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
 from typing import Any, NamedTuple
 
 from common.replicas import reading
@@ -231,3 +232,28 @@ def running_outcomes(*, windows: Sequence[RunningWindow]) -> list[tuple[int, str
             (key, type_, int(succeeded), int(failed), int(reversed_))
             for key, type_, succeeded, failed, reversed_ in cursor.fetchall()
         ]
+
+
+# One premium user's priced calls in a window (what a fair-use cap limits).
+_SEAT_COST_SQL = """
+SELECT coalesce(sum(cost), 0) FROM (
+    SELECT s.cost FROM invoicing_runningseat s
+    WHERE s.customer_id = %(customer_id)s AND s.end_user = %(user)s
+      AND s.day >= %(day_from)s AND s.day < %(day_to)s
+    UNION ALL
+    SELECT e.cost FROM metering_usageevent e
+    WHERE e.customer_id = %(customer_id)s AND e.tier = 'premium' AND e.end_user = %(user)s
+      AND (e."timestamp" >= %(start)s AND e."timestamp" < %(head_end)s
+           OR e."timestamp" >= %(tail_start)s AND e."timestamp" < %(end)s)
+) AS costs
+"""
+
+
+def running_seat_cost(*, customer_id: int, user: str, start: datetime, end: datetime) -> Decimal:
+    """USD: what the customer's premium user `user` has cost in [start, end) so far
+    (priced calls; an unpriced call costs nothing known)."""
+    window = running_window(customer_id, start, end)
+    with reading().cursor() as cursor:
+        cursor.execute(_SEAT_COST_SQL, window._asdict() | {"user": user})
+        (cost,) = cursor.fetchone()
+    return Decimal(cost)
