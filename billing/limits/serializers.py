@@ -96,38 +96,30 @@ class AuthorizationSerializer(serializers.Serializer):
     available = AvailableSerializer(help_text="After the reservation, when allowed.")
 
 
+def _optional_amount(help_text: str) -> serializers.DecimalField:
+    """An amount a limit may leave unset (null: no such check)."""
+    return serializers.DecimalField(
+        max_digits=30,
+        decimal_places=12,
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text=help_text,
+    )
+
+
 class SpendLimitSerializer(StrictInputSerializer):
     mode = serializers.ChoiceField(LimitMode.choices)
     credits = serializers.BooleanField(
         default=True, help_text="Check against what credits hold (off: postpaid)."
     )
-    budget = serializers.DecimalField(
-        max_digits=30,
-        decimal_places=12,
-        required=False,
-        allow_null=True,
-        default=None,
-        help_text="What a billing period may bill, plan currency (each period afresh).",
-    )
-    cost_budget = serializers.DecimalField(
-        max_digits=30,
-        decimal_places=12,
-        required=False,
-        allow_null=True,
-        default=None,
-        help_text="USD: what a period's AI may cost payback (each period afresh).",
-    )
+    budget = _optional_amount("What a billing period may bill, plan currency (each period afresh).")
+    cost_budget = _optional_amount("USD: what a period's AI may cost payback (each period afresh).")
     fair_use = serializers.BooleanField(
         default=False,
         help_text="Stop serving a premium seat (an authorization's `user`) whose AI has cost "
         "its fair-use cap this period.",
     )
-    seat_cost_cap = serializers.DecimalField(
-        max_digits=30,
-        decimal_places=12,
-        required=False,
-        allow_null=True,
-        default=None,
-        help_text="USD per seat and period; null: the plan's cap, from last month's premium "
-        "break-even.",
+    seat_cost_cap = _optional_amount(
+        "USD per seat and period; null: the plan's cap, from last month's premium break-even."
     )
