@@ -151,11 +151,28 @@ class FxRate(models.Model):
 
 
 # --- the running rollup ----------------------------------------------------------------------
-# What the facts of each customer day add up to now, kept by database triggers in the
-# transaction that writes the facts (migrations/0003_running_rollup.py), so that a window
-# that nobody has closed yet (a preview, an authorization, a live margin) is read from a
-# few rows per day instead of every call: billing/invoicing/selectors/cells.py. Days are
-# UTC; a window's partial days are read from the facts themselves.
+# What the facts of each customer day add up to now, for the days before the horizon: kept
+# by database triggers in the transaction that writes the facts
+# (migrations/0003_running_rollup.py), so that a window that nobody has closed yet (a
+# preview, an authorization, a live margin) is read from a few rows per day instead of
+# every call: billing/invoicing/selectors/running.py. Days are UTC; a window's partial
+# days, and the days from the horizon on (the last day or two: calls as they happen), are
+# read from the facts themselves; a job folds each day in once it is over
+# (billing/invoicing/folding.py).
+
+
+class RunningHorizon(models.Model):
+    """The first UTC day the running rollup does not hold (one row): days before it are
+    summed in the rollup, it and later ones read call by call."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    day = models.DateField()
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=Q(id=1), name="running_horizon_one_row")]
+
+    def __str__(self) -> str:
+        return f"rollup up to {self.day}"
 
 
 class RunningCell(models.Model):

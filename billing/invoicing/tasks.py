@@ -5,6 +5,7 @@ from datetime import datetime
 from celery import shared_task
 from django.utils import timezone
 
+from billing.invoicing.folding import running_fold
 from billing.invoicing.fx import MissingFxRate
 from billing.invoicing.selectors import periods_due
 from billing.invoicing.services import PeriodNotReady, period_close
@@ -40,3 +41,9 @@ def close_due_periods() -> int:
         close_period.delay(due.customer_id, due.start.isoformat())
         count += 1
     return count
+
+
+@shared_task(name="invoicing.tasks.fold_running_days")
+def fold_running_days() -> int:
+    """Beat: the days that are over join the running rollup, one at a time."""
+    return running_fold(now=timezone.now())

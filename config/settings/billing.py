@@ -22,3 +22,8 @@ USAGE_SETTLES_RESERVATIONS = "billing.limits.services.reservations_settle_by_usa
 # analytics' premium break-even report computes: limits, beside analytics, asks it through
 # this function, wired here.
 LIMITS_FAIR_USE_CAPS = "billing.analytics.selectors.premium.fair_use_caps"
+
+# The running rollup holds the UTC days that ended more than this many days ago; the later
+# ones (calls as they happen, and the day's stragglers) are read call by call and cost
+# ingest nothing (billing/invoicing/folding.py).
+RUNNING_FOLD_LAG_DAYS = env_int("PAYBACK_RUNNING_FOLD_LAG_DAYS", 1)

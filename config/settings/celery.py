@@ -87,6 +87,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "limits.tasks.check_auto_top_ups",
         "schedule": 60.0,
     },
+    # Days that are over join the running rollup (the preview, live margins, authorize).
+    "fold-running-days": {
+        "task": "invoicing.tasks.fold_running_days",
+        "schedule": 600.0,
+    },
     # Each plan's fair-use cap per premium seat, from the last whole month (limits).
     "compute-fair-use-caps": {
         "task": "limits.tasks.compute_fair_use_caps",

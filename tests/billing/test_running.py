@@ -6,7 +6,7 @@ and partial UTC days, in several timezones."""
 
 import json
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -15,6 +15,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from billing.analytics.selectors.margins import window_outcomes
+from billing.invoicing.folding import running_fold
+from billing.invoicing.models import RunningCell, RunningHorizon
 from billing.invoicing.selectors.cells import PeriodUsage, Window, windows_usage
 from billing.invoicing.selectors.rating import outcome_quantities
 from billing.invoicing.selectors.running import running_seat_cost
@@ -122,6 +124,22 @@ def fixed_dates(settings) -> None:
     settings.METERING_LATE_EVENT_WINDOW_DAYS = 3650  # the dates here are fixed, the clock is not
 
 
+def horizon_set(day: date | None) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM invoicing_runninghorizon")
+        if day is not None:
+            cursor.execute("INSERT INTO invoicing_runninghorizon (id, day) VALUES (1, %s)", [day])
+
+
+# Every test with nothing in the rollup (every call read one by one), with its horizon in
+# the middle of the windows (the triggers add the facts of the days before), and with
+# every day in it.
+@pytest.fixture(autouse=True, params=[None, date(2026, 11, 15), date(2027, 6, 1)])
+def horizon(request) -> date | None:
+    horizon_set(request.param)
+    return request.param
+
+
 @pytest.fixture
 def customers() -> list[Customer]:
     return [customer_create(external_id=name) for name in ("acme", "globex")]
@@ -220,9 +238,11 @@ def test_repricing_and_deleting_calls_change_the_counts(customers):
 
 
 def test_a_call_and_its_outcome_written_at_once_see_each_other(customers):
-    """The call's transaction holds its customer's lock until it commits; the outcome's
-    waits for it, then sees the call and counts it under its type. (Without the lock
-    neither would see the other, and the call would stay untyped.)"""
+    """A call of a day the rollup holds (a late one): its transaction holds its
+    customer's lock until it commits; the outcome's waits for it, then sees the call and
+    counts it under its type. (Without the lock neither would see the other, and the
+    call would stay untyped. A call of a day read call by call is typed as it is read.)"""
+    horizon_set(date(2027, 6, 1))
     at = NOVEMBER + timedelta(days=2)
     inserted, release = threading.Event(), threading.Event()
     errors: list[BaseException] = []
@@ -318,4 +338,71 @@ def test_batches_of_calls_and_outcomes_over_the_same_customers_never_deadlock(se
     for thread in threads:
         thread.join(60)
     assert not errors
+    assert_running_is_the_scan()
+
+
+def test_days_folded_in_read_as_they_did_call_by_call(customers):
+    """The fold sums each day that is over into the rollup and moves the horizon past
+    it: the readings do not change, and facts of folded days that arrive later are added
+    by the triggers."""
+    horizon_set(date(2026, 10, 1))
+    ingest(spread_calls("acme", 120) + spread_calls("globex", 40))
+    at = NOVEMBER + timedelta(days=2)
+    record([{"id": "o-1", "customer": "acme", "type": "resolution", "status": "succeeded",
+             "timestamp": at.isoformat()}])  # fmt: skip
+    assert_running_is_the_scan()
+
+    folded = running_fold(now=datetime(2026, 12, 5, 12, tzinfo=UTC))
+
+    assert folded == 31 + 30 + 3  # October, November, December up to the day before yesterday
+    assert RunningHorizon.objects.get().day == date(2026, 12, 4)
+    assert RunningCell.objects.exists()
+    assert_running_is_the_scan()
+    ingest([call("acme", NOVEMBER + timedelta(days=9), outcome="o-1", tier="premium",
+                 user="late")])  # fmt: skip
+    record([{"id": "o-2", "customer": "globex", "type": "triage", "status": "failed",
+             "timestamp": at.isoformat()}])  # fmt: skip
+    assert_running_is_the_scan()
+    assert running_fold(now=datetime(2026, 12, 5, 23, tzinfo=UTC)) == 0  # nothing more yet
+
+
+def test_a_fold_waits_for_the_facts_of_its_day_being_written(customers):
+    """A batch of calls of a day being folded, written before the fold and committed after
+    it started: the fold waits for it, and its sums hold the calls."""
+    horizon_set(date(2026, 11, 3))
+    inserted, release = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def calls_in_an_open_transaction() -> None:
+        try:
+            with transaction.atomic():
+                ingest([call("acme", NOVEMBER + timedelta(days=2, hours=h)) for h in range(5)])
+                inserted.set()
+                release.wait(10)
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            connection.close()
+
+    def fold() -> None:
+        try:
+            running_fold(now=datetime(2026, 11, 5, tzinfo=UTC))
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            connection.close()
+
+    writer = threading.Thread(target=calls_in_an_open_transaction)
+    writer.start()
+    assert inserted.wait(10)
+    folder = threading.Thread(target=fold)
+    folder.start()
+    folder.join(1)
+    assert folder.is_alive(), "the fold waits for the calls' transaction"
+    release.set()
+    writer.join(10)
+    folder.join(10)
+    assert not errors
+    assert RunningHorizon.objects.get().day == date(2026, 11, 4)
+    assert RunningCell.objects.get(customer=customers[0]).calls == 5
     assert_running_is_the_scan()

@@ -4,16 +4,29 @@
 import django.db.models.deletion
 from django.db import migrations, models
 
-# The triggers that keep the running rollup (billing/invoicing/models.py) equal to the facts:
+# The triggers that keep the running rollup (billing/invoicing/models.py) equal to the facts
+# of the days it holds: those before its horizon (RunningHorizon; later days are read call
+# by call, and a job folds them in once they are over: billing/invoicing/folding.py).
 # AFTER ... FOR EACH STATEMENT with transition tables, so that a batch of 1,000 calls costs
-# one grouped upsert per table, not 1,000. Each statement first locks the customers it
-# touches (their rows, FOR NO KEY UPDATE, in customer order: no deadlock between
-# statements; a transaction writing several must lock them all first, as
-# outcomes.services.outcomes_record does), so a call and the outcome it names, written at
-# once by two transactions, are serialised: the later one sees the other and counts the
-# call under the outcome's type. (The lock does not stop what only references a customer:
-# an invoice, a reservation.) A change adds
-# its rows' contributions with +1 and its old rows' with -1 (an UPDATE both).
+# one grouped upsert per table, not 1,000; a statement with nothing before the horizon
+# (calls as they happen) writes nothing. Every statement first takes the fold's lock
+# shared (the fold takes it alone: it waits for the writers that saw the old horizon, and
+# they for it). A statement that writes the rollup then locks its customers' rows (FOR NO
+# KEY UPDATE, in customer order: no deadlock between statements; a transaction writing
+# several must lock them all first, as outcomes.services.outcomes_record does), so a call
+# and the outcome it names, written at once by two transactions, are serialised: the later
+# one sees the other and counts the call under the outcome's type. (The lock does not stop
+# what only references a customer: an invoice, a reservation.) A change adds its rows'
+# contributions with +1 and its old rows' with -1 (an UPDATE both).
+
+# pg_advisory_xact_lock(FOLD_LOCK, 0): the fold's lock ("fold"); the same constant is in
+# billing/invoicing/folding.py.
+FOLD_LOCK = 0x666F6C64
+
+# The horizon as a timestamp: the start of the first day read call by call (-infinity
+# without a row: nothing folded).
+HORIZON = """coalesce((SELECT day::timestamp AT TIME ZONE 'UTC'
+                     FROM invoicing_runninghorizon), '-infinity')"""
 
 
 def _customers_lock(changed: str) -> str:
@@ -53,7 +66,7 @@ def _seats(rows: str, sign: int) -> str:
     return f"""
         SELECT customer_id, ("timestamp" AT TIME ZONE 'UTC')::date AS day, end_user,
                {sign} AS calls, {sign} * coalesce(cost, 0) AS cost
-        FROM {rows} WHERE tier = 'premium' AND end_user <> ''"""
+        FROM {rows} AS premium WHERE tier = 'premium' AND end_user <> ''"""
 
 
 SEATS_ADD = """
@@ -72,7 +85,7 @@ def _outcomes(rows: str, sign: int) -> str:
                {sign} * (status = 'succeeded')::int AS succeeded,
                {sign} * (status = 'failed')::int AS failed,
                {sign} * (status = 'reversed')::int AS reversed
-        FROM {rows}
+        FROM {rows} AS moved
         WHERE (status IN ('succeeded', 'reversed') AND succeeded_at IS NOT NULL)
            OR (status = 'failed' AND failed_at IS NOT NULL)"""
 
@@ -100,16 +113,30 @@ def _moved_calls(moves: str) -> str:
         FROM ({moves}) AS m
         JOIN metering_usageevent e ON e.outcome_ref = m.external_id
              AND e.customer_id = m.customer_id AND e.outcome_ref <> ''
+             AND e."timestamp" < horizon
         CROSS JOIN LATERAL (VALUES (m.from_type, -1), (m.to_type, 1)) AS t(outcome_type, sign)"""
 
 
 def _function(name: str, body: str) -> str:
     return f"""
 CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $body$
-BEGIN{body}
+DECLARE
+    horizon timestamptz;
+BEGIN
+    PERFORM pg_advisory_xact_lock_shared({FOLD_LOCK}, 0);
+    horizon := {HORIZON};{body}
     RETURN NULL;
 END
 $body$;"""
+
+
+def _folded(rows: str, moment: str = '"timestamp"') -> str:
+    """The rows of `rows` whose moment lies before the horizon (the rollup's days)."""
+    return f"(SELECT * FROM {rows} WHERE {moment} < horizon)"
+
+
+# An outcome's moment: when it failed, or else when it succeeded.
+OUTCOME_MOMENT = "CASE WHEN status = 'failed' THEN failed_at ELSE succeeded_at END"
 
 
 def _trigger(name: str, table: str, event: str, transitions: str) -> str:
@@ -121,10 +148,19 @@ FOR EACH STATEMENT EXECUTE FUNCTION {name}();"""
 def _events_body(old: str | None, new: str | None) -> str:
     rows = [r for r in (old, new) if r]
     changes = lambda part: " UNION ALL ".join(  # noqa: E731
-        part(r, -1 if r == old else 1) for r in rows
+        part(_folded(r), -1 if r == old else 1) for r in rows
+    )
+    nothing_folded = " AND ".join(
+        f'NOT EXISTS (SELECT FROM {r} WHERE "timestamp" < horizon)' for r in rows
     )
     return (
-        _customers_lock(" UNION ALL ".join(f"SELECT customer_id FROM {r}" for r in rows))
+        f"""
+    IF {nothing_folded} THEN
+        RETURN NULL;  -- calls of days read call by call: nothing to add
+    END IF;"""
+        + _customers_lock(
+            " UNION ALL ".join(f"SELECT customer_id FROM {_folded(r)} AS f" for r in rows)
+        )
         + CELLS_ADD.format(changes=changes(_calls))
         + SEATS_ADD.format(changes=changes(_seats))
     )
@@ -132,7 +168,9 @@ def _events_body(old: str | None, new: str | None) -> str:
 
 def _outcomes_body(old: str | None, new: str | None) -> str:
     rows = [r for r in (old, new) if r]
-    changes = " UNION ALL ".join(_outcomes(r, -1 if r == old else 1) for r in rows)
+    changes = " UNION ALL ".join(
+        _outcomes(_folded(r, OUTCOME_MOMENT), -1 if r == old else 1) for r in rows
+    )
     if old and new:  # an UPDATE: only outcomes whose id, customer or type changed move calls
         moves = """
             SELECT o.external_id, o.customer_id, o.type AS from_type, '' AS to_type
@@ -204,12 +242,16 @@ DROP_SQL = "".join(
     for name, (table, *_) in TRIGGERS.items()
 )
 
-# The facts already stored, counted once (a large install scans its calls here once).
-BACKFILL_SQL = (
-    CELLS_ADD.format(changes=_calls("metering_usageevent", 1))
-    + SEATS_ADD.format(changes=_seats("metering_usageevent", 1))
-    + OUTCOMES_ADD.format(changes=_outcomes("outcomes_outcome", 1))
-)
+# Where the rollup starts: the first day of any stored fact (the fold job then counts
+# them in, a day at a time), or yesterday without any.
+HORIZON_SQL = """
+INSERT INTO invoicing_runninghorizon (id, day)
+SELECT 1, LEAST(
+    (now() AT TIME ZONE 'UTC')::date - 1,
+    (SELECT min(("timestamp" AT TIME ZONE 'UTC')::date) FROM metering_usageevent),
+    (SELECT min((coalesce(failed_at, succeeded_at) AT TIME ZONE 'UTC')::date)
+     FROM outcomes_outcome))
+"""
 
 
 class Migration(migrations.Migration):
@@ -329,5 +371,22 @@ class Migration(migrations.Migration):
                 ],
             },
         ),
-        migrations.RunSQL(CREATE_SQL + BACKFILL_SQL, reverse_sql=DROP_SQL),
+        migrations.CreateModel(
+            name="RunningHorizon",
+            fields=[
+                (
+                    "id",
+                    models.PositiveSmallIntegerField(default=1, primary_key=True, serialize=False),
+                ),
+                ("day", models.DateField()),
+            ],
+            options={
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(("id", 1)), name="running_horizon_one_row"
+                    )
+                ],
+            },
+        ),
+        migrations.RunSQL(CREATE_SQL + HORIZON_SQL, reverse_sql=DROP_SQL),
     ]

@@ -29,16 +29,15 @@ from common.replicas import reading
 
 
 class RunningWindow(NamedTuple):
-    """A window as the rollup reads it: its whole UTC days [day_from, day_to) from the
-    rollup, [start, head_end) and [tail_start, end) from the facts."""
+    """A window as the rollup reads it: its whole UTC days [day_from, day_to), of which
+    those before the rollup's horizon come from the rollup; the rest, and the partial
+    days at either end, from the facts."""
 
     customer_id: int
     start: datetime
     end: datetime
     day_from: date
     day_to: date
-    head_end: datetime
-    tail_start: datetime
 
 
 def _midnight(day: date) -> datetime:
@@ -46,52 +45,77 @@ def _midnight(day: date) -> datetime:
 
 
 def running_window(customer_id: int, start: datetime, end: datetime) -> RunningWindow:
-    return RunningWindow(customer_id, start, end, *_day_bounds(start, end))
+    return RunningWindow(customer_id, start, end, *_whole_days(start, end))
 
 
 @functools.lru_cache(maxsize=1024)
-def _day_bounds(start: datetime, end: datetime) -> tuple[date, date, datetime, datetime]:
-    """day_from, day_to, head_end, tail_start of a window (the same for every customer of
-    a period: computed once)."""
-    start_utc, end_utc = start.astimezone(UTC), end.astimezone(UTC)
+def _whole_days(start: datetime, end: datetime) -> tuple[date, date]:
+    """The UTC days wholly inside [start, end) (the same for every customer of a period:
+    computed once); day_from >= day_to: none."""
+    start_utc = start.astimezone(UTC)
     day_from = start_utc.date() + timedelta(
         days=0 if start_utc == _midnight(start_utc.date()) else 1
     )
-    day_to = end_utc.date()
-    if day_from >= day_to:  # no whole day: every call of the window is read
-        return day_from, day_from, end, end
-    return day_from, day_to, _midnight(day_from), _midnight(day_to)
+    return day_from, end.astimezone(UTC).date()
+
+
+# The rollup's horizon, read by the statement that reads the rollup (so that a fold
+# committing meanwhile cannot make a day counted twice or not at all); -infinity without
+# a row: nothing folded.
+_HORIZON = "coalesce((SELECT day FROM invoicing_runninghorizon), '-infinity'::date)"
+
+
+def _bounds_sql(start: str, end: str, day_from: str, day_to: str) -> str:
+    """SELECT list of a window's bounds as the reading uses them: the rollup's days
+    [day_from, day_to) (its whole days before the horizon), and the calls read one by
+    one in [start, head_end) and [tail_start, end)."""
+    folded_to = f"GREATEST({day_from}, LEAST({day_to}, {_HORIZON}))"
+    midnight = "({}::timestamp AT TIME ZONE 'UTC')"
+    return f"""{start} AS start, {end} AS "end", {day_from} AS day_from,
+           {folded_to} AS day_to,
+           CASE WHEN {folded_to} > {day_from} THEN {midnight.format(day_from)} ELSE {end}
+           END AS head_end,
+           CASE WHEN {folded_to} > {day_from} THEN {midnight.format(folded_to)} ELSE {end}
+           END AS tail_start"""
 
 
 @dataclass(frozen=True, slots=True)
 class _Bounds:
-    """How a query names its windows: the CTE `w` of (customer_id, key) rows, and the
+    """How a query names its windows: the CTE `w` of (customer_id, key, ...) rows, and the
     bounds as SQL. Windows that share their bounds (a period's customers, a preview, an
-    authorization) take them as parameters once: several times cheaper to send, and the
-    partial days' calls are then one time range the scan can use; others as arrays."""
+    authorization) take them as parameters once, computed once (`b`): several times
+    cheaper to send, and the partial days' calls are then one time range the scan can
+    use; others as arrays, a row each."""
 
     shared: bool
 
     @property
     def windows(self) -> str:
         if self.shared:
-            return """w AS MATERIALIZED (
+            return f"""b AS MATERIALIZED (
+    SELECT {
+                _bounds_sql(
+                    "%(start)s::timestamptz",
+                    "%(end)s::timestamptz",
+                    "%(day_from)s::date",
+                    "%(day_to)s::date",
+                )
+            }
+), w AS MATERIALIZED (
     SELECT * FROM unnest(%(customer_id)s::bigint[]) WITH ORDINALITY AS w(customer_id, key)
-)"""
-        return """w AS MATERIALIZED (
-    SELECT * FROM unnest(%(customer_id)s::bigint[], %(start)s::timestamptz[],
-                         %(end)s::timestamptz[], %(day_from)s::date[], %(day_to)s::date[],
-                         %(head_end)s::timestamptz[], %(tail_start)s::timestamptz[])
-    WITH ORDINALITY AS w(customer_id, start, "end", day_from, day_to, head_end, tail_start,
-                         key)
-)"""
+)"""  # noqa: S608 -- built from constants
+        return f"""w AS MATERIALIZED (
+    SELECT customer_id, key, {_bounds_sql("w.start", 'w."end"', "w.day_from", "w.day_to")}
+    FROM unnest(%(customer_id)s::bigint[], %(start)s::timestamptz[], %(end)s::timestamptz[],
+                %(day_from)s::date[], %(day_to)s::date[])
+         WITH ORDINALITY AS w(customer_id, start, "end", day_from, day_to, key)
+)"""  # noqa: S608 -- built from constants
 
     def __getattr__(self, name: str) -> str:
-        # A bound by its name in RunningWindow: start, end, day_from, ...
-        if name not in RunningWindow._fields:
+        # A bound by name: start, end, day_from, day_to, head_end, tail_start.
+        if name not in ("start", "end", "day_from", "day_to", "head_end", "tail_start"):
             raise AttributeError(name)
-        cast = "date" if name.startswith("day_") else "timestamptz"
-        return f"%({name})s::{cast}" if self.shared else f'w."{name}"'
+        return f'(SELECT "{name}" FROM b)' if self.shared else f'w."{name}"'  # noqa: S608
 
     def params(self, windows: Sequence[RunningWindow]) -> dict[str, Any]:
         if self.shared:
@@ -235,18 +259,20 @@ def running_outcomes(*, windows: Sequence[RunningWindow]) -> list[tuple[int, str
 
 
 # One premium user's priced calls in a window (what a fair-use cap limits).
-_SEAT_COST_SQL = """
+_SEAT_COST_SQL = f"""
+WITH {_SHARED.windows}
 SELECT coalesce(sum(cost), 0) FROM (
     SELECT s.cost FROM invoicing_runningseat s
-    WHERE s.customer_id = %(customer_id)s AND s.end_user = %(user)s
-      AND s.day >= %(day_from)s AND s.day < %(day_to)s
+    WHERE s.customer_id = (%(customer_id)s::bigint[])[1] AND s.end_user = %(user)s
+      AND s.day >= {_SHARED.day_from} AND s.day < {_SHARED.day_to}
     UNION ALL
     SELECT e.cost FROM metering_usageevent e
-    WHERE e.customer_id = %(customer_id)s AND e.tier = 'premium' AND e.end_user = %(user)s
-      AND (e."timestamp" >= %(start)s AND e."timestamp" < %(head_end)s
-           OR e."timestamp" >= %(tail_start)s AND e."timestamp" < %(end)s)
+    WHERE e.customer_id = (%(customer_id)s::bigint[])[1] AND e.tier = 'premium'
+      AND e.end_user = %(user)s
+      AND (e."timestamp" >= {_SHARED.start} AND e."timestamp" < {_SHARED.head_end}
+           OR e."timestamp" >= {_SHARED.tail_start} AND e."timestamp" < {_SHARED.end})
 ) AS costs
-"""
+"""  # noqa: S608 -- built from constants
 
 
 def running_seat_cost(*, customer_id: int, user: str, start: datetime, end: datetime) -> Decimal:
@@ -254,6 +280,6 @@ def running_seat_cost(*, customer_id: int, user: str, start: datetime, end: date
     (priced calls; an unpriced call costs nothing known)."""
     window = running_window(customer_id, start, end)
     with reading().cursor() as cursor:
-        cursor.execute(_SEAT_COST_SQL, window._asdict() | {"user": user})
+        cursor.execute(_SEAT_COST_SQL, _SHARED.params([window]) | {"user": user})
         (cost,) = cursor.fetchone()
     return Decimal(cost)
