@@ -6,6 +6,7 @@ and partial UTC days, in several timezones."""
 
 import json
 import threading
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -140,6 +141,43 @@ def horizon(request) -> date | None:
     return request.param
 
 
+def waits_for_an_open_transaction(write: Callable[[], object], then: Callable[[], object]) -> None:
+    """Run `write` in a transaction of another connection held open, then `then` in a
+    third: `then` must still be waiting a second later; once the first commits, both
+    finish without an error."""
+    written, release = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def held_open() -> None:
+        with transaction.atomic():
+            write()
+            written.set()
+            release.wait(10)
+
+    def run(work: Callable[[], object]) -> threading.Thread:
+        def guarded() -> None:
+            try:
+                work()
+            except BaseException as error:
+                errors.append(error)
+            finally:
+                connection.close()
+
+        thread = threading.Thread(target=guarded)
+        thread.start()
+        return thread
+
+    writer = run(held_open)
+    assert written.wait(10) and not errors
+    waiting = run(then)
+    waiting.join(1)
+    assert waiting.is_alive(), "it waits for the open transaction"
+    release.set()
+    writer.join(10)
+    waiting.join(10)
+    assert not errors
+
+
 @pytest.fixture
 def customers() -> list[Customer]:
     return [customer_create(external_id=name) for name in ("acme", "globex")]
@@ -244,40 +282,15 @@ def test_a_call_and_its_outcome_written_at_once_see_each_other(customers):
     call would stay untyped. A call of a day read call by call is typed as it is read.)"""
     horizon_set(date(2027, 6, 1))
     at = NOVEMBER + timedelta(days=2)
-    inserted, release = threading.Event(), threading.Event()
-    errors: list[BaseException] = []
-
-    def calls_in_an_open_transaction() -> None:
-        try:
-            with transaction.atomic():
-                ingest([call("acme", at, outcome="racing")])
-                inserted.set()
-                release.wait(10)
-        except BaseException as error:
-            errors.append(error)
-        finally:
-            connection.close()
-
-    def outcome() -> None:
-        try:
-            record([{"id": "racing", "customer": "acme", "type": "resolution",
-                     "timestamp": at.isoformat()}])  # fmt: skip
-        except BaseException as error:
-            errors.append(error)
-        finally:
-            connection.close()
-
-    writer = threading.Thread(target=calls_in_an_open_transaction)
-    writer.start()
-    assert inserted.wait(10)
-    recorder = threading.Thread(target=outcome)
-    recorder.start()
-    recorder.join(1)
-    assert recorder.is_alive(), "the outcome waits for the call's transaction"
-    release.set()
-    writer.join(10)
-    recorder.join(10)
-    assert not errors
+    outcome = {
+        "id": "racing",
+        "customer": "acme",
+        "type": "resolution",
+        "timestamp": at.isoformat(),
+    }
+    waits_for_an_open_transaction(
+        lambda: ingest([call("acme", at, outcome="racing")]), lambda: record([outcome])
+    )
     [usage] = windows_usage(windows=[Window(customers[0].pk, NOVEMBER, DECEMBER)]).values()
     assert [(c.outcome_type, c.calls) for c in usage.cells] == [("resolution", 1)]
     assert_running_is_the_scan()
@@ -370,39 +383,10 @@ def test_a_fold_waits_for_the_facts_of_its_day_being_written(customers):
     """A batch of calls of a day being folded, written before the fold and committed after
     it started: the fold waits for it, and its sums hold the calls."""
     horizon_set(date(2026, 11, 3))
-    inserted, release = threading.Event(), threading.Event()
-    errors: list[BaseException] = []
-
-    def calls_in_an_open_transaction() -> None:
-        try:
-            with transaction.atomic():
-                ingest([call("acme", NOVEMBER + timedelta(days=2, hours=h)) for h in range(5)])
-                inserted.set()
-                release.wait(10)
-        except BaseException as error:
-            errors.append(error)
-        finally:
-            connection.close()
-
-    def fold() -> None:
-        try:
-            running_fold(now=datetime(2026, 11, 5, tzinfo=UTC))
-        except BaseException as error:
-            errors.append(error)
-        finally:
-            connection.close()
-
-    writer = threading.Thread(target=calls_in_an_open_transaction)
-    writer.start()
-    assert inserted.wait(10)
-    folder = threading.Thread(target=fold)
-    folder.start()
-    folder.join(1)
-    assert folder.is_alive(), "the fold waits for the calls' transaction"
-    release.set()
-    writer.join(10)
-    folder.join(10)
-    assert not errors
+    waits_for_an_open_transaction(
+        lambda: ingest([call("acme", NOVEMBER + timedelta(days=2, hours=h)) for h in range(5)]),
+        lambda: running_fold(now=datetime(2026, 11, 5, tzinfo=UTC)),
+    )
     assert RunningHorizon.objects.get().day == date(2026, 11, 4)
     assert RunningCell.objects.get(customer=customers[0]).calls == 5
     assert_running_is_the_scan()
