@@ -4,6 +4,7 @@ they name, repricing, outcome moves, deletions, and two transactions at once. Ev
 compares the rollup's reading with the scan's (`running=False`), for windows with whole
 and partial UTC days, in several timezones."""
 
+import io
 import json
 import threading
 from collections.abc import Callable
@@ -12,6 +13,7 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.core.management import call_command
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -389,4 +391,17 @@ def test_a_fold_waits_for_the_facts_of_its_day_being_written(customers):
     )
     assert RunningHorizon.objects.get().day == date(2026, 11, 4)
     assert RunningCell.objects.get(customer=customers[0]).calls == 5
+    assert_running_is_the_scan()
+
+
+def test_the_command_folds_what_the_beat_would(customers):
+    horizon_set(date(2026, 11, 1))
+    ingest(spread_calls("acme", 30))
+    out = io.StringIO()
+
+    call_command("fold_running_days", stdout=out)
+
+    yesterday = timezone.now().astimezone(UTC).date() - timedelta(days=1)
+    assert RunningHorizon.objects.get().day == yesterday
+    assert out.getvalue().endswith(f"the running rollup holds the days before {yesterday}\n")
     assert_running_is_the_scan()
