@@ -1,19 +1,20 @@
 """The running rollup read back: what a customer window's calls and outcomes add up to
-now, from the rollup's rows of its whole UTC days and the facts of its partial days.
+now, from the rollup's rows of its whole UTC days before the rollup's horizon, and the
+facts of the rest (its partial first and last day, and the days from the horizon on:
+today and yesterday, until the fold, billing/invoicing/folding.py, sums them in).
 
-The rollup (billing/invoicing/models.py, RunningCell, RunningSeat, RunningOutcome) is kept
-by triggers in the transactions that write the facts (migrations/0003_running_rollup.py),
-so a reading here sees exactly what a scan of the facts would see at the same moment:
-`tests/billing/test_running.py` holds the two equal through every kind of write. What
-reads here: every window nobody has closed yet, "as of now" (Window.snapshot None): the
-invoice preview, an authorization, the live margins, the outcome counts of the margin
-report. A close reads the facts themselves, as its snapshot sees them
-(billing/invoicing/watermark.py): an older snapshot is not something a sum can be taken
-back to.
+The rollup (billing/invoicing/models.py: RunningCell, RunningSeat, RunningOutcome) holds
+the days that are over, kept by triggers in the transactions that write late facts
+(migrations/0003_running_rollup.py), and each reading reads the horizon in its own
+statement, so a reading here sees exactly what a scan of the facts would see at the same
+moment: `tests/billing/test_running.py` holds the two equal through every kind of write
+and fold. What reads here: every window nobody has closed yet, "as of now"
+(Window.snapshot None): the invoice preview, an authorization, a premium seat's cost, the
+live margins, the outcome counts of the margin report. A close reads the facts
+themselves, as its snapshot sees them (billing/invoicing/watermark.py): an older snapshot
+is not something a sum can be taken back to.
 
-A window of a month costs about 30 rows per cell instead of a row per call; its first and
-last day, when the window does not start or end at midnight UTC (a period in another
-timezone, a report up to now), are read call by call.
+A month costs about 30 rows per cell instead of a row per call.
 """
 
 from __future__ import annotations
