@@ -200,6 +200,7 @@ RECIPES: dict[tuple[str, str, int], Callable[[Api], Any]] = {
     ("POST", f"{CUSTOMER_PATH}/authorize", 429): lambda a: a.over_rate(
         json_post(f"{ACME}/authorize", SPEND)
     ),
+    ("GET", f"{CUSTOMER_PATH}/available", 400): lambda a: a.keyed.get(f"{ACME}/available?user=%00"),
     ("GET", f"{CUSTOMER_PATH}/available", 401): lambda a: a.anonymous.get(f"{ACME}/available"),
     ("GET", f"{CUSTOMER_PATH}/available", 404): lambda a: a.keyed.get(
         "/v1/customers/nobody/available"

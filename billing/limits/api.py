@@ -138,8 +138,7 @@ class CustomerAvailableApi(APIView):
         ],
         responses={
             200: AvailableSerializer,
-            401: API_ERRORS[401],
-            429: API_ERRORS[429],
+            **API_ERRORS,  # 400: a `user` the API cannot read (a NUL character)
             **NOT_FOUND,
             409: OpenApiResponse(ErrorSerializer, description="The customer has no plan."),
         },

@@ -264,7 +264,13 @@ def customer_period(*, customer: Customer, moment: datetime) -> tuple[datetime, 
     """The customer's billing period [start, end) that holds `moment`; None without a
     subscription or before it started."""
     subscription = subscription_of(customer=customer)
-    if subscription is None or moment < subscription.started_at:
+    return None if subscription is None else period_of(subscription=subscription, moment=moment)
+
+
+def period_of(*, subscription: Subscription, moment: datetime) -> tuple[datetime, datetime] | None:
+    """The subscription's billing period [start, end) that holds `moment`; None before it
+    started."""
+    if moment < subscription.started_at:
         return None
     return subscription_period(
         moment,

@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 
+from django.db.models import Q
+
 from billing.credits.drawdown import (
     CreditReturn,
     Draw,
@@ -70,8 +72,8 @@ from billing.plans.pricing import (
 )
 from billing.plans.selectors import (
     FixedSeats,
-    customer_period,
     fixed_seats_many,
+    period_of,
     plan_terms,
     plan_version_current,
     plans_in_effect,
@@ -635,15 +637,25 @@ def invoice_preview(*, customer: Customer, moment: datetime) -> InvoicePreview |
     own pipeline, late usage and credits of earlier periods included when it is the next
     period to close; None without a plan, or before the subscription started."""
     subscription = subscription_of(customer=customer)
-    period = customer_period(customer=customer, moment=moment)
+    period = None if subscription is None else period_of(subscription=subscription, moment=moment)
     if subscription is None or period is None:
         return None
     start, end = period
-    invoiced = Invoice.objects.filter(customer=customer, period_start=start).first()
-    if invoiced is not None:
-        return InvoicePreview(start, end, None, invoiced)
-    [period] = periods_rate(subscriptions=[subscription], start=start, end=end, snapshot=None)
-    return InvoicePreview(start, end, period, None)
+    # Its invoice, if it is closed, and the one before (whose late usage it bills): one read.
+    invoices = {
+        invoice.period_start: invoice
+        for invoice in Invoice.objects.filter(customer=customer).filter(
+            Q(period_start=start) | Q(period_end=start)
+        )
+    }
+    if start in invoices:
+        return InvoicePreview(start, end, None, invoices[start])
+    before = next((i for i in invoices.values() if i.period_end == start), None)
+    previous = {customer.pk: before} if before is not None else {}
+    [rated] = periods_rate(
+        subscriptions=[subscription], start=start, end=end, snapshot=None, previous=previous
+    )
+    return InvoicePreview(start, end, rated, None)
 
 
 def periods_waiting_for_rates(*, as_of: datetime) -> dict[FxRateNeeded, list[str]]:
