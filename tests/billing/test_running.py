@@ -22,7 +22,7 @@ from billing.invoicing.folding import running_fold
 from billing.invoicing.models import RunningCell, RunningHorizon
 from billing.invoicing.selectors.cells import PeriodUsage, Window, windows_usage
 from billing.invoicing.selectors.rating import outcome_quantities
-from billing.invoicing.selectors.running import running_seat_cost
+from billing.invoicing.selectors.running import running_seat_cost, running_seat_costs
 from billing.plans.pricing import PlanTerms
 from metering.models import Customer, UsageEvent
 from metering.schemas import parse_event_batch
@@ -108,6 +108,15 @@ def assert_running_is_the_scan() -> None:
             )  # fmt: skip
             cost = running_seat_cost(customer_id=customer_id, user=user, start=start, end=end)
             assert cost == scanned_cost, (customer_id, user, start)
+    for start, end in WINDOWS:
+        seats = {(c, user): cost for c, user, cost in running_seat_costs(start=start, end=end)}
+        scanned_seats: dict[tuple[int, str], Decimal] = {}
+        for premium in UsageEvent.objects.filter(
+            tier="premium", timestamp__gte=start, timestamp__lt=end
+        ).exclude(end_user=""):
+            key = (premium.customer_id, premium.end_user)
+            scanned_seats[key] = scanned_seats.get(key, Decimal(0)) + (premium.cost or 0)
+        assert seats == scanned_seats, (start, end)
     by_status = window_outcomes(windows=windows)
     for customer_id, start, end, _ in windows:
         expected: dict[str, tuple[int, int, int]] = {}

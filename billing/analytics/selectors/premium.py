@@ -1,11 +1,13 @@
 """Premium break-even: does the seat fee of a premium tier cover the AI its users burn?
 
 A premium seat is an end user with `tier: "premium"` calls in the window; its AI cost is
-the cost of those calls (USD). Per plan with a premium seat fee: the distribution of that
-cost over seats (median, p90, max; percentiles interpolated linearly between ranks, as
-PostgreSQL's percentile_cont), how many seats cost more than the fee, and the fair-use
-cap: the largest cost per seat such that, were every seat capped there, the tier would
-keep the plan's target margin (premium_target_margin_percent of the seat fees).
+the cost of those calls (USD), read from the running rollup (the seats' days that are
+over) and the calls of the rest (billing/invoicing/selectors/running.py). Per plan with a
+premium seat fee: the distribution of that cost over seats (median, p90, max;
+percentiles interpolated linearly between ranks, as PostgreSQL's percentile_cont), how
+many seats cost more than the fee, and the fair-use cap: the largest cost per seat such
+that, were every seat capped there, the tier would keep the plan's target margin
+(premium_target_margin_percent of the seat fees).
 """
 
 from __future__ import annotations
@@ -15,21 +17,13 @@ from datetime import datetime
 from decimal import ROUND_DOWN, Decimal
 
 from billing.invoicing.fx import fx_convert
+from billing.invoicing.selectors.running import running_seat_costs
 from billing.money import margin_of_revenue
 from billing.plans.models import Subscription
 from billing.plans.selectors import plan_version_current, plans_in_effect
-from common.replicas import reading
 
 ZERO = Decimal(0)
 EXACT = Decimal("1e-12")
-
-_SEAT_COSTS_SQL = """
-SELECT customer_id, end_user, coalesce(sum(cost), 0)
-FROM metering_usageevent
-WHERE "timestamp" >= %(start)s AND "timestamp" < %(end)s
-  AND tier = 'premium' AND end_user <> ''
-GROUP BY customer_id, end_user
-"""
 
 
 def percentile(values: list[Decimal], q: Decimal) -> Decimal:
@@ -120,9 +114,7 @@ class PremiumBreakEven:
 def premium_break_even(*, start: datetime, end: datetime) -> list[PremiumBreakEven]:
     """Per plan with a premium seat fee (its current version), the seats of its customers
     (the plan in effect at `start`) over [start, end)."""
-    with reading().cursor() as cursor:
-        cursor.execute(_SEAT_COSTS_SQL, {"start": start, "end": end})
-        seat_costs = cursor.fetchall()
+    seat_costs = running_seat_costs(start=start, end=end)
     subscriptions = list(Subscription.objects.all())
     plan_ids = plans_in_effect(subscriptions=subscriptions, moment=start)
     plan_of_customer = {s.customer_id: plan_ids[s.pk] for s in subscriptions}

@@ -80,6 +80,16 @@ def _bounds_sql(start: str, end: str, day_from: str, day_to: str) -> str:
            END AS tail_start"""
 
 
+# Bounds shared by every window of a query (`b`, one row), from parameters.
+_SHARED_BOUNDS = f"""b AS MATERIALIZED (
+    SELECT {
+    _bounds_sql(
+        "%(start)s::timestamptz", "%(end)s::timestamptz", "%(day_from)s::date", "%(day_to)s::date"
+    )
+}
+)"""
+
+
 @dataclass(frozen=True, slots=True)
 class _Bounds:
     """How a query names its windows: the CTE `w` of (customer_id, key, ...) rows, and the
@@ -93,16 +103,7 @@ class _Bounds:
     @property
     def windows(self) -> str:
         if self.shared:
-            return f"""b AS MATERIALIZED (
-    SELECT {
-                _bounds_sql(
-                    "%(start)s::timestamptz",
-                    "%(end)s::timestamptz",
-                    "%(day_from)s::date",
-                    "%(day_to)s::date",
-                )
-            }
-), w AS MATERIALIZED (
+            return f"""{_SHARED_BOUNDS}, w AS MATERIALIZED (
     SELECT * FROM unnest(%(customer_id)s::bigint[]) WITH ORDINALITY AS w(customer_id, key)
 )"""  # noqa: S608 -- built from constants
         return f"""w AS MATERIALIZED (
@@ -284,3 +285,30 @@ def running_seat_cost(*, customer_id: int, user: str, start: datetime, end: date
         cursor.execute(_SEAT_COST_SQL, _SHARED.params([window]) | {"user": user})
         (cost,) = cursor.fetchone()
     return Decimal(cost)
+
+
+# Every premium seat's priced calls in one window, all customers (the premium break-even
+# report, and the fair-use caps made from it).
+_SEAT_COSTS_SQL = f"""
+WITH {_SHARED_BOUNDS}
+SELECT customer_id, end_user, coalesce(sum(cost), 0) FROM (
+    SELECT s.customer_id, s.end_user, s.calls, s.cost FROM invoicing_runningseat s
+    WHERE s.day >= {_SHARED.day_from} AND s.day < {_SHARED.day_to}
+    UNION ALL
+    SELECT e.customer_id, e.end_user, 1, e.cost FROM metering_usageevent e
+    WHERE e.tier = 'premium' AND e.end_user <> ''
+      AND (e."timestamp" >= {_SHARED.start} AND e."timestamp" < {_SHARED.head_end}
+           OR e."timestamp" >= {_SHARED.tail_start} AND e."timestamp" < {_SHARED.end})
+) AS seats
+GROUP BY 1, 2
+HAVING sum(calls) > 0
+"""  # noqa: S608 -- built from constants
+
+
+def running_seat_costs(*, start: datetime, end: datetime) -> list[tuple[int, str, Decimal]]:
+    """(customer id, premium user, USD) of every premium seat with calls in [start, end),
+    as of now: what each seat's priced calls cost."""
+    window = running_window(0, start, end)
+    with reading().cursor() as cursor:
+        cursor.execute(_SEAT_COSTS_SQL, _SHARED.params([window]))
+        return [(customer_id, user, Decimal(cost)) for customer_id, user, cost in cursor.fetchall()]
