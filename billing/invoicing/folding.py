@@ -110,3 +110,16 @@ def running_fold(*, now: datetime) -> int:
                 "UPDATE invoicing_runninghorizon SET day = %s", [day + timedelta(days=1)]
             )
         folded += 1
+
+
+def running_unfold() -> None:
+    """Empty the rollup and forget its horizon, at once for every reader (they then read
+    every day call by call, rightly); the next fold sums every day in again from the first
+    stored fact. The repair for a rollup that drifted from its facts (triggers disabled
+    during a bulk load, rows edited by hand)."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, 0)", [FOLD_LOCK])
+        cursor.execute("DELETE FROM invoicing_runninghorizon")
+        cursor.execute(
+            "TRUNCATE invoicing_runningcell, invoicing_runningseat, invoicing_runningoutcome"
+        )

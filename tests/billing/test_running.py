@@ -414,3 +414,23 @@ def test_the_command_folds_what_the_beat_would(customers):
     assert RunningHorizon.objects.get().day == yesterday
     assert out.getvalue().endswith(f"the running rollup holds the days before {yesterday}\n")
     assert_running_is_the_scan()
+
+
+def test_a_rollup_that_drifted_is_rebuilt_from_the_facts(customers):
+    """Rows edited by hand (or triggers disabled during a bulk load) make the rollup
+    wrong; `fold_running_days --rebuild` empties it and sums every day in again."""
+    horizon_set(date(2026, 12, 1))
+    ingest(spread_calls("acme", 60))
+    RunningCell.objects.filter(customer=customers[0]).update(calls=999)
+    window = Window(customers[0].pk, *WINDOWS[-1])
+    assert windows_usage(windows=[window])[window].calls != (
+        windows_usage(windows=[window], running=False)[window].calls
+    )
+
+    call_command("fold_running_days", "--rebuild", stdout=io.StringIO())
+
+    assert RunningCell.objects.filter(calls=999).count() == 0
+    assert RunningHorizon.objects.get().day == timezone.now().astimezone(UTC).date() - timedelta(
+        days=1
+    )
+    assert_running_is_the_scan()
