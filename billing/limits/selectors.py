@@ -60,11 +60,9 @@ class Available:
         """USD: what the seat may cost this period: the limit's own cap, else its plan's."""
         if self.seat is None:
             return None
-        return (
-            self.limit.seat_cost_cap
-            if self.limit.seat_cost_cap is not None
-            else (self.seat.plan_cap)
-        )
+        if self.limit.seat_cost_cap is not None:
+            return self.limit.seat_cost_cap
+        return self.seat.plan_cap
 
     @property
     def amount(self) -> Decimal:
@@ -89,7 +87,7 @@ class Available:
             over.append("cost_budget")
         cap = self.seat_cap
         if self.limit.fair_use and self.seat is not None and cap is not None:
-            if self.seat.cost >= cap:
+            if self.seat.cost >= cap:  # this seat has cost its cap: nothing more fits
                 over.append("fair_use")
         return over
 
