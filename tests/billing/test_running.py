@@ -152,6 +152,23 @@ def horizon(request) -> date | None:
     return request.param
 
 
+def started(work: Callable[[], object], errors: list[BaseException]) -> threading.Thread:
+    """`work` in a thread of its own, on a connection of its own; what it raises goes to
+    `errors`, for the test to report."""
+
+    def guarded() -> None:
+        try:
+            work()
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=guarded)
+    thread.start()
+    return thread
+
+
 def waits_for_an_open_transaction(write: Callable[[], object], then: Callable[[], object]) -> None:
     """Run `write` in a transaction of another connection held open, then `then` in a
     third: `then` must still be waiting a second later; once the first commits, both
@@ -165,22 +182,9 @@ def waits_for_an_open_transaction(write: Callable[[], object], then: Callable[[]
             written.set()
             release.wait(10)
 
-    def run(work: Callable[[], object]) -> threading.Thread:
-        def guarded() -> None:
-            try:
-                work()
-            except BaseException as error:
-                errors.append(error)
-            finally:
-                connection.close()
-
-        thread = threading.Thread(target=guarded)
-        thread.start()
-        return thread
-
-    writer = run(held_open)
+    writer = started(held_open, errors)
     assert written.wait(10) and not errors
-    waiting = run(then)
+    waiting = started(then, errors)
     waiting.join(1)
     assert waiting.is_alive(), "it waits for the open transaction"
     release.set()
@@ -323,42 +327,30 @@ def test_batches_of_calls_and_outcomes_over_the_same_customers_never_deadlock(se
     errors: list[BaseException] = []
 
     def calls(seed: int) -> None:
-        try:
-            for round_ in range(6):
-                order = names[seed:] + names[:seed] if round_ % 2 else names[::-1]
-                ingest(
-                    [
-                        call(name, NOVEMBER + timedelta(hours=seed * 7 + round_), tier="premium",
-                             user=f"u-{seed}", outcome=f"{name}-{round_ % 4}")
-                        for name in order
-                        for _ in range(3 if round_ % 3 else 1)
-                    ]
-                )  # fmt: skip
-        except BaseException as error:
-            errors.append(error)
-        finally:
-            connection.close()
+        for round_ in range(6):
+            order = names[seed:] + names[:seed] if round_ % 2 else names[::-1]
+            ingest(
+                [
+                    call(name, NOVEMBER + timedelta(hours=seed * 7 + round_), tier="premium",
+                         user=f"u-{seed}", outcome=f"{name}-{round_ % 4}")
+                    for name in order
+                    for _ in range(3 if round_ % 3 else 1)
+                ]
+            )  # fmt: skip
 
     def outcomes(seed: int) -> None:
-        try:
-            for round_ in range(4):
-                order = names[::-1] if seed % 2 else names
-                moved = [{"id": f"{name}-{round_}", "status": "succeeded",
-                          "timestamp": at.isoformat()} for name in order[seed::2]]  # fmt: skip
-                created = [{"id": f"{name}-new-{seed}-{round_}", "customer": name,
-                            "type": "triage", "timestamp": at.isoformat()}
-                           for name in order[1 - seed % 2::2]]  # fmt: skip
-                record(created + moved)
-        except BaseException as error:
-            errors.append(error)
-        finally:
-            connection.close()
+        for round_ in range(4):
+            order = names[::-1] if seed % 2 else names
+            moved = [{"id": f"{name}-{round_}", "status": "succeeded",
+                      "timestamp": at.isoformat()} for name in order[seed::2]]  # fmt: skip
+            created = [{"id": f"{name}-new-{seed}-{round_}", "customer": name,
+                        "type": "triage", "timestamp": at.isoformat()}
+                       for name in order[1 - seed % 2::2]]  # fmt: skip
+            record(created + moved)
 
-    threads = [threading.Thread(target=calls, args=(seed,)) for seed in range(3)] + [
-        threading.Thread(target=outcomes, args=(seed,)) for seed in range(2)
+    threads = [started(lambda seed=seed: calls(seed), errors) for seed in range(3)] + [
+        started(lambda seed=seed: outcomes(seed), errors) for seed in range(2)
     ]
-    for thread in threads:
-        thread.start()
     for thread in threads:
         thread.join(60)
     assert not errors
@@ -433,4 +425,25 @@ def test_a_rollup_that_drifted_is_rebuilt_from_the_facts(customers):
     assert RunningHorizon.objects.get().day == timezone.now().astimezone(UTC).date() - timedelta(
         days=1
     )
+    assert_running_is_the_scan()
+
+
+def test_two_folds_at_once_fold_each_day_once(customers):
+    """The beat's job and an operator's command at the same moment: the second waits for
+    the first's day, then finds it folded; every day is summed once."""
+    horizon_set(date(2026, 10, 1))
+    ingest(spread_calls("acme", 120) + spread_calls("globex", 40))
+    folded: list[int] = []
+    errors: list[BaseException] = []
+
+    def fold() -> None:
+        folded.append(running_fold(now=datetime(2026, 12, 5, 12, tzinfo=UTC)))
+
+    threads = [started(fold, errors) for _ in range(2)]
+    for thread in threads:
+        thread.join(60)
+
+    assert not errors
+    assert sum(folded) == 31 + 30 + 3
+    assert RunningHorizon.objects.get().day == date(2026, 12, 4)
     assert_running_is_the_scan()

@@ -193,64 +193,109 @@ def _outcomes_body(old: str | None, new: str | None) -> str:
     )
 
 
+# (what changes, the transition tables it has, the old rows' name, the new rows')
+_CHANGES = {
+    "inserted": ("INSERT", "NEW TABLE AS new_rows", None, "new_rows"),
+    "updated": ("UPDATE", "OLD TABLE AS old_rows NEW TABLE AS new_rows", "old_rows", "new_rows"),
+    "deleted": ("DELETE", "OLD TABLE AS old_rows", "old_rows", None),
+}
 TRIGGERS = {
     # name: (table, event, transition tables, body)
-    "running_calls_inserted": (
-        "metering_usageevent",
-        "INSERT",
-        "NEW TABLE AS new_rows",
-        _events_body(None, "new_rows"),
-    ),
-    "running_calls_updated": (
-        "metering_usageevent",
-        "UPDATE",
-        "OLD TABLE AS old_rows NEW TABLE AS new_rows",
-        _events_body("old_rows", "new_rows"),
-    ),
-    "running_calls_deleted": (
-        "metering_usageevent",
-        "DELETE",
-        "OLD TABLE AS old_rows",
-        _events_body("old_rows", None),
-    ),
-    "running_outcomes_inserted": (
-        "outcomes_outcome",
-        "INSERT",
-        "NEW TABLE AS new_rows",
-        _outcomes_body(None, "new_rows"),
-    ),
-    "running_outcomes_updated": (
-        "outcomes_outcome",
-        "UPDATE",
-        "OLD TABLE AS old_rows NEW TABLE AS new_rows",
-        _outcomes_body("old_rows", "new_rows"),
-    ),
-    "running_outcomes_deleted": (
-        "outcomes_outcome",
-        "DELETE",
-        "OLD TABLE AS old_rows",
-        _outcomes_body("old_rows", None),
-    ),
+    f"running_{facts}_{change}": (table, event, transitions, body(old, new))
+    for facts, table, body in (
+        ("calls", "metering_usageevent", _events_body),
+        ("outcomes", "outcomes_outcome", _outcomes_body),
+    )
+    for change, (event, transitions, old, new) in _CHANGES.items()
 }
 
-CREATE_SQL = "".join(
-    _function(name, body) + _trigger(name, table, event, transitions)
-    for name, (table, event, transitions, body) in TRIGGERS.items()
+
+def _first_day(target: str) -> str:
+    """SQL: where the rollup starts without a horizon: the first day of any stored fact
+    (the fold then sums them in, a day at a time), or `target` without any."""
+    return f"""LEAST(
+        {target},
+        (SELECT min(("timestamp" AT TIME ZONE 'UTC')::date) FROM metering_usageevent),
+        (SELECT min((coalesce(failed_at, succeeded_at) AT TIME ZONE 'UTC')::date)
+         FROM outcomes_outcome))"""
+
+
+# The fold (billing/invoicing/folding.py calls it, a transaction per day): under the
+# triggers' lock taken alone, the day at the horizon summed into the rollup as the
+# triggers sum a statement's facts, and the horizon moved past it; NULL when the horizon
+# has reached `target`. And the rollup emptied, under the same lock, for a rebuild.
+FOLD_SQL = f"""
+CREATE FUNCTION running_fold_step(target date) RETURNS date LANGUAGE plpgsql AS $body$
+DECLARE
+    fold_day date;
+    day_start timestamptz;
+    day_end timestamptz;
+BEGIN
+    PERFORM pg_advisory_xact_lock({FOLD_LOCK}, 0);
+    SELECT day INTO fold_day FROM invoicing_runninghorizon;
+    IF NOT FOUND THEN
+        INSERT INTO invoicing_runninghorizon (id, day) SELECT 1, {_first_day("target")}
+        RETURNING day INTO fold_day;
+    END IF;
+    IF fold_day >= target THEN
+        RETURN NULL;
+    END IF;
+    day_start := fold_day::timestamp AT TIME ZONE 'UTC';
+    day_end := (fold_day + 1)::timestamp AT TIME ZONE 'UTC';{
+    CELLS_ADD.format(
+        changes=_calls(
+            '(SELECT * FROM metering_usageevent WHERE "timestamp" >= day_start'
+            ' AND "timestamp" < day_end)',
+            1,
+        )
+    )
+}{
+    SEATS_ADD.format(
+        changes=_seats(
+            '(SELECT * FROM metering_usageevent WHERE "timestamp" >= day_start'
+            ' AND "timestamp" < day_end)',
+            1,
+        )
+    )
+}{
+    OUTCOMES_ADD.format(
+        changes=_outcomes(
+            f"(SELECT * FROM outcomes_outcome WHERE {OUTCOME_MOMENT} >= day_start"
+            f" AND {OUTCOME_MOMENT} < day_end)",
+            1,
+        )
+    )
+}
+    UPDATE invoicing_runninghorizon SET day = fold_day + 1;
+    RETURN fold_day;
+END
+$body$;
+
+CREATE FUNCTION running_unfold() RETURNS void LANGUAGE plpgsql AS $body$
+BEGIN
+    PERFORM pg_advisory_xact_lock({FOLD_LOCK}, 0);
+    DELETE FROM invoicing_runninghorizon;
+    TRUNCATE invoicing_runningcell, invoicing_runningseat, invoicing_runningoutcome;
+END
+$body$;
+"""
+
+CREATE_SQL = (
+    "".join(
+        _function(name, body) + _trigger(name, table, event, transitions)
+        for name, (table, event, transitions, body) in TRIGGERS.items()
+    )
+    + FOLD_SQL
 )
-DROP_SQL = "".join(
+DROP_SQL = "DROP FUNCTION running_fold_step(date); DROP FUNCTION running_unfold();" + "".join(
     f"DROP TRIGGER {name} ON {table}; DROP FUNCTION {name}();"
     for name, (table, *_) in TRIGGERS.items()
 )
 
-# Where the rollup starts: the first day of any stored fact (the fold job then counts
-# them in, a day at a time), or yesterday without any.
-HORIZON_SQL = """
+# The rollup starts at the first stored fact, or yesterday (the fold job sums them in).
+HORIZON_SQL = f"""
 INSERT INTO invoicing_runninghorizon (id, day)
-SELECT 1, LEAST(
-    (now() AT TIME ZONE 'UTC')::date - 1,
-    (SELECT min(("timestamp" AT TIME ZONE 'UTC')::date) FROM metering_usageevent),
-    (SELECT min((coalesce(failed_at, succeeded_at) AT TIME ZONE 'UTC')::date)
-     FROM outcomes_outcome))
+SELECT 1, {_first_day("(now() AT TIME ZONE 'UTC')::date - 1")}
 """
 
 
