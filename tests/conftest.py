@@ -15,6 +15,7 @@ import pytest
 import requests
 from celery.contrib.testing.worker import start_worker
 from django.contrib.auth.models import User
+from django.core.servers.basehttp import ThreadedWSGIServer
 from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -22,6 +23,11 @@ from rest_framework_api_key.models import APIKey
 
 from config.celery import app as celery_app
 from tests.support.polling import wait_for
+
+# Django's live server listens with a backlog of 10: a test that opens 50 connections at
+# once (the ingest races) could have the kernel reset some of them on a busy machine,
+# which says nothing about payback (gunicorn, which serves it, listens with 2048).
+ThreadedWSGIServer.request_queue_size = 128
 
 
 @pytest.fixture
