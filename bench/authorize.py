@@ -8,7 +8,8 @@ period, then, against one API as it is served (gunicorn behind nginx, config/fro
 from 4 concurrent keep-alive connections, one after the other:
   (a) single-event POST /v1/events (the baseline);
   (b) POST /v1/customers/{id}/authorize then POST /v1/reservations/{id}/settle, a pair
-      per step: pairs/s, p50 and p99 of a pair, and the ratio to (a).
+      per step: pairs/s, p50 and p99 of a pair, and the ratio to (a); and the same
+      counted request by request (each pair is two requests).
 Issue 15's target: (b) ≥ 1.0× (a) at no worse p99. Prints a table and writes
 bench/results/authorize.json. Options: --customers, --events, --outcomes, --requests.
 """
@@ -79,18 +80,70 @@ with connection.cursor() as cursor:
 print(APIKey.objects.create_key(name="bench")[1])
 """
 
+# In process, against the same data: what one single-event ingest costs, and what the
+# pair's own transactions cost with the rating taken out (authorize's lock, sum of open
+# reservations, limit and insert; then the settle): the floor any rating adds to.
+FLOOR = """
+import django, json, time, uuid
+from decimal import Decimal
+django.setup()
+from django.db import connection, transaction
+from django.utils import timezone
+from billing.limits import selectors
+from billing.limits.models import Reservation
+from billing.limits.services import SPEND_LOCK, authorize, reservation_settle, SpendRequest
+from metering.models import Customer
+from metering.schemas import parse_event_batch
+from metering.services import events_ingest
+customers = list(Customer.objects.order_by("pk")[:100])
+def ingest(i):
+    body = json.dumps({"id": f"floor-{uuid.uuid4().hex}", "customer": f"cust-{i % 100}",
+        "provider": "openai", "model": "gpt-4o", "input_tokens": 1000, "output_tokens": 100})
+    events_ingest(events=parse_event_batch(body.encode(), now=timezone.now()))
+def unrated(i):
+    customer = customers[i % len(customers)]
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [SPEND_LOCK, customer.pk])
+        selectors.reserved(customer_id=customer.pk)
+        selectors.spend_limit(customer_id=customer.pk)
+        return Reservation.objects.create(public_id=f"res_{uuid.uuid4().hex}",
+            customer=customer, external_id=f"auth_{uuid.uuid4().hex}", currency="USD",
+            amount=Decimal("0.05"), expires_at=timezone.now())
+def rated(i):
+    return authorize(customer=customers[i % len(customers)],
+        request=SpendRequest(amount=Decimal("0.05")), now=timezone.now()).reservation
+def settle(reservation):
+    reservation_settle(public_id=reservation.public_id, amount=Decimal("0.04"),
+        now=timezone.now())
+def ms(step, items):
+    started = time.perf_counter()
+    done = [step(item) for item in items]
+    return 1000 * (time.perf_counter() - started) / len(items), done
+figures = {}
+for name, step in (("ingest", ingest), ("authorize_unrated", unrated), ("authorize", rated)):
+    ms(step, range(50))
+    figures[name + "_ms"], made = ms(step, range(400))
+    if name != "ingest":
+        figures[name.replace("authorize", "settle") + "_ms"] = ms(settle, made)[0]
+print(json.dumps(figures))
+"""
 
-def _worker(args: tuple[str, int, str, int, int]) -> list[float]:
+
+def _worker(args: tuple[str, int, str, int, int]) -> tuple[list[float], list[float]]:
     kind, port, key, customers, count = args
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     headers = {"Authorization": f"Api-Key {key}", "Content-Type": "application/json"}
     run = uuid.uuid4().hex[:8]
-    waits = []
+    waits: list[float] = []  # a step: one ingest, or an authorize and its settle
+    requests: list[float] = []  # each request on its own
 
     def call(method: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        started = time.perf_counter()
         conn.request(method, path, body=json.dumps(body), headers=headers)
         response = conn.getresponse()
         payload = response.read()
+        requests.append(time.perf_counter() - started)
         if response.status != 200:
             raise RuntimeError(f"{path}: {response.status} {payload[:200]!r}")
         return json.loads(payload)
@@ -117,20 +170,25 @@ def _worker(args: tuple[str, int, str, int, int]) -> list[float]:
             call("POST", f"/v1/reservations/{reservation}/settle", {"amount": "0.04"})
         waits.append(time.perf_counter() - started)
     conn.close()
-    return waits
+    return waits, requests
 
 
 def measure(kind: str, port: int, key: str, customers: int, requests: int) -> dict[str, Any]:
     work = [(kind, port, key, customers, requests // 4)] * 4
     with multiprocessing.get_context("fork").Pool(4) as pool:
         started = time.perf_counter()
-        waits = sorted(w for ws in pool.map(_worker, work) for w in ws)
+        answers = pool.map(_worker, work)
         elapsed = time.perf_counter() - started
+    waits = sorted(w for ws, _ in answers for w in ws)
+    each = sorted(r for _, rs in answers for r in rs)
     return {
         "per_s": len(waits) / elapsed,
         "p50_ms": 1000 * waits[len(waits) // 2],
         "p99_ms": 1000 * waits[int(len(waits) * 0.99)],
         "mean_ms": 1000 * statistics.fmean(waits),
+        "requests_per_s": len(each) / elapsed,
+        "request_p50_ms": 1000 * each[len(each) // 2],
+        "request_p99_ms": 1000 * each[int(len(each) * 0.99)],
     }
 
 
@@ -171,7 +229,14 @@ def main() -> None:
         authorize = measure("authorize", port, key, options.customers, options.requests)
     finally:
         front.stop(processes)
+    floor = json.loads(
+        subprocess.run(
+            [sys.executable, "-c", FLOOR], cwd=ROOT, env=env, check=True,
+            capture_output=True, text=True,
+        ).stdout.strip().splitlines()[-1]
+    )  # fmt: skip
     ratio = authorize["per_s"] / ingest["per_s"]
+    request_ratio = authorize["requests_per_s"] / ingest["requests_per_s"]
     print()
     print(f"{'measure':44} {'per s':>10} {'p50 ms':>8} {'p99 ms':>8}")
     print(f"{'(a) single-event ingest, 4 connections':44} {ingest['per_s']:10,.0f} "
@@ -179,12 +244,27 @@ def main() -> None:
     print(f"{'(b) authorize + settle pairs, 4 connections':44} {authorize['per_s']:10,.0f} "
           f"{authorize['p50_ms']:8.1f} {authorize['p99_ms']:8.1f}   "
           f"{ratio:.2f}× (a) (target ≥ 1.0×, p99 ≤ (a)'s)")  # fmt: skip
+    print(f"{'(b) the same, request by request':44} {authorize['requests_per_s']:10,.0f} "
+          f"{authorize['request_p50_ms']:8.1f} {authorize['request_p99_ms']:8.1f}   "
+          f"{request_ratio:.2f}× (a)")  # fmt: skip
+    pair_unrated = floor["authorize_unrated_ms"] + floor["settle_unrated_ms"]
+    print(f"in process: a single-event ingest {floor['ingest_ms']:.2f} ms; a pair "
+          f"{floor['authorize_ms'] + floor['settle_ms']:.2f} ms, of which its own "
+          f"transactions without the rating {pair_unrated:.2f} ms "
+          f"({pair_unrated / floor['ingest_ms']:.1f}× an ingest)")  # fmt: skip
     print(f"({options.customers:,} customers, {options.events:,} calls and "
           f"{options.outcomes:,} successes each in the running period)")  # fmt: skip
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "authorize.json").write_text(
         json.dumps(
-            {"options": vars(options), "ingest": ingest, "authorize": authorize, "ratio": ratio},
+            {
+                "options": vars(options),
+                "ingest": ingest,
+                "authorize": authorize,
+                "ratio": ratio,
+                "request_ratio": request_ratio,
+                "in_process": floor,
+            },
             indent=2,
         )
     )
