@@ -1,6 +1,8 @@
+import io
 import logging
 import re
 import uuid
+import zlib
 from collections.abc import Callable
 
 import psycopg
@@ -47,6 +49,67 @@ class BodySizeLimitMiddleware:
                 f"Request body is larger than the limit of {self.limit} bytes.",
             )
         return self.get_response(request)
+
+
+class RequestDecompressionMiddleware:
+    """Accept request bodies sent with `Content-Encoding: gzip`, and say so.
+
+    A backend sending batches of 1,000 events saves most of its bandwidth by compressing
+    them (the SDK does once it is told it may). Every API answer carries
+    `Accept-Encoding: gzip`, which is how a server advertises the request encodings it
+    takes (RFC 7694); a body in another encoding gets 415 with the same header. After the
+    body size limit, which holds for what was sent; what it inflates to is held to the
+    same limit, so a small bomb is a 413 too. The view reads the inflated body as if it
+    had been sent so."""
+
+    ACCEPTED = "gzip"
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+        self.limit = settings.API_MAX_BODY_BYTES
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        encoding = request.headers.get("Content-Encoding", "").strip().lower()
+        if encoding not in ("", "identity"):
+            if encoding == self.ACCEPTED:
+                refused = self._inflate(request)
+            else:
+                refused = json_error_response(
+                    415,
+                    "unsupported_content_encoding",
+                    f"Content-Encoding `{encoding}` is not accepted: send `gzip` or none.",
+                )
+            if refused is not None:
+                refused["Accept-Encoding"] = self.ACCEPTED
+                return refused
+        response = self.get_response(request)
+        response["Accept-Encoding"] = self.ACCEPTED
+        return response
+
+    def _inflate(self, request: HttpRequest) -> HttpResponse | None:
+        inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)  # gzip's header and trailer
+        try:
+            body = inflater.decompress(request.body, self.limit + 1)
+            complete = inflater.eof and not inflater.unused_data
+        except zlib.error:
+            body, complete = b"", False
+        if len(body) > self.limit:
+            return json_error_response(
+                413,
+                "body_too_large",
+                f"Request body inflates to more than the limit of {self.limit} bytes.",
+            )
+        if not complete:
+            return json_error_response(
+                400, "invalid_gzip", "The body is not one complete gzip stream."
+            )
+        # Django keeps a read body in `_body` and reads it again from `_stream` (what DRF's
+        # parsers use): both now hold the inflated body, as if it had been sent so.
+        request._body = body  # type: ignore[attr-defined]
+        request._stream = io.BytesIO(body)  # type: ignore[attr-defined]
+        request.META["CONTENT_LENGTH"] = str(len(body))
+        del request.META["HTTP_CONTENT_ENCODING"]
+        return None
 
 
 logger = logging.getLogger(__name__)

@@ -65,6 +65,8 @@ API_PATH_PREFIX = "/v1/"
 API_PATHS_WITH_SESSION = ("/v1/docs", "/v1/schema")
 API_MIDDLEWARE = [
     *COMMON_MIDDLEWARE,
+    # After the body limit (which holds for what was sent): gzip bodies, inflated.
+    "api.middleware.RequestDecompressionMiddleware",
     "api.middleware.DatabaseUnavailableMiddleware",
 ]
 MIDDLEWARE = [
