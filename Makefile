@@ -7,10 +7,11 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test lint bench install run-tools test-tools
 
-$(STAMP): pyproject.toml
+# The SDK (sdk/python) is a package of its own; installed beside payback for its tests.
+$(STAMP): pyproject.toml sdk/python/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev]' -e './sdk/python[openai,anthropic]'
 	touch $(STAMP)
 
 install: $(STAMP)

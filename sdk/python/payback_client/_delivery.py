@@ -1,0 +1,314 @@
+"""Delivery without I/O: the bounded queue between the callers and the sender, how queued
+records become requests, and what to do with each answer. The thread sender (_sync.py)
+and the asyncio one (_async.py) run the same loop around it with their own HTTP client.
+
+At-least-once from here, exactly-once with the server: every record carries its id, so
+a request sent again after a timeout whose first copy did arrive is answered as a
+duplicate and stored once.
+
+What an answer means for the records in the request:
+- 2xx: delivered. Ids the server reports as conflicts (the same id with another payload:
+  the first one is kept) are reported to `on_error`.
+- 400, 409 naming items (`index`): those items are refused and reported; the others are
+  sent again at once (the API takes a batch all or nothing, so one bad record must not
+  hold up the rest).
+- 429, 502, 503, 504, a timeout or no connection: sent again after a backoff (exponential,
+  full jitter, at least the server's `Retry-After`), for as long as it takes.
+- 413: the batch is split in halves; a single record that is still too large is refused.
+- 415 for the encoding: compression is turned off and the request sent again.
+- another 5xx: sent again up to `max_attempts` times, then refused.
+- 401, 403, 404 and any other 4xx: the whole request is refused and reported.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import random
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from payback_client._records import Record
+
+logger = logging.getLogger("payback_client")
+
+RETRIED_STATUSES = frozenset({429, 502, 503, 504})
+COMPRESS_FROM_BYTES = 1024  # smaller bodies are not worth the CPU
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """A record payback did not store, and why (given to `on_error`)."""
+
+    record: Record
+    code: str  # the API's error code, or the SDK's: "conflict", "queue_full", "closed", …
+    message: str
+    status: int | None = None  # the HTTP status, when payback answered
+
+
+@dataclass(slots=True)
+class Stats:
+    """What the client has done since it was made (in this process)."""
+
+    recorded: int = 0  # accepted into the queue
+    delivered: int = 0  # stored by payback, or already there (a duplicate)
+    failed: int = 0  # refused by payback, or dropped by the SDK: each reported once
+    retries: int = 0  # requests sent again
+    errors: int = 0  # the SDK's own errors, logged
+
+
+@dataclass(slots=True)
+class Request:
+    kind: str
+    path: str
+    records: list[Record]
+    attempt: int = 0  # how many times it was sent already
+
+    def body(self) -> bytes:
+        if self.kind == "reverse":
+            return b"{}"
+        key = "events" if self.kind == "event" else "outcomes"
+        return json.dumps({key: [r.body for r in self.records]}, separators=(",", ":")).encode()
+
+
+def requests_of(records: Iterable[Record], batch_size: int) -> list[Request]:
+    """Queued records as requests, in the order they were recorded per kind: events and
+    outcome records in batches, each reversal on its own after the outcome records taken
+    with it (an outcome's success is sent before its reversal)."""
+    events: list[Record] = []
+    outcomes: list[Record] = []
+    reversals: list[Request] = []
+    for record in records:
+        if record.kind == "event":
+            events.append(record)
+        elif record.kind == "outcome":
+            outcomes.append(record)
+        else:
+            reversals.append(
+                Request("reverse", f"/v1/outcomes/{quote(record.id, safe='')}/reverse", [record])
+            )
+    batches = [
+        Request(kind, path, chunk[start : start + batch_size])
+        for kind, path, chunk in (
+            ("event", "/v1/events", events),
+            ("outcome", "/v1/outcomes", outcomes),
+        )
+        for start in range(0, len(chunk), batch_size)
+    ]
+    return batches + reversals
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What to do after an answer: `then` is sent next (now, or after `delay` seconds),
+    nothing when the request is over."""
+
+    then: list[Request] = field(default_factory=list)
+    delay: float = 0.0
+
+
+def _retry_after(headers: Any) -> float:
+    """Seconds the server asks to wait: `Retry-After` as seconds or as an HTTP date."""
+    value = headers.get("retry-after") if headers is not None else None
+    if not value:
+        return 0.0
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return 0.0
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+class Outbox:
+    """The queue between the callers and the sender: bounded (a full queue drops the new
+    record, counted and reported, rather than block or grow), with the counters `flush`
+    waits on and the policy for answers."""
+
+    def __init__(
+        self,
+        *,
+        max_queue: int,
+        batch_size: int,
+        max_attempts: int,
+        backoff: float,
+        max_backoff: float,
+        on_error: Callable[[Failure], None] | None,
+        compress: bool,
+    ) -> None:
+        self.max_queue = max_queue
+        self.batch_size = batch_size
+        self.max_attempts = max_attempts
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.on_error = on_error
+        self.compress = compress  # wanted; used once the server says it takes gzip
+        self.gzip_accepted = False
+        self.stats = Stats()
+        self.reset()
+
+    def reset(self) -> None:
+        """Empty, with new locks: at start, and in a forked child (its parent sends what
+        was queued before the fork; locks held by other threads at the fork stay held)."""
+        self.lock = threading.Lock()
+        self.settled = threading.Condition(self.lock)  # pending went down
+        self.queue: deque[Record] = deque()
+        self.pending = 0  # queued or in flight
+
+    # The callers' side ------------------------------------------------------------------
+
+    def put(self, record: Record) -> bool:
+        """Queue `record`; False (and reported) when the queue is full. O(1), no I/O."""
+        with self.lock:
+            if len(self.queue) >= self.max_queue:
+                full = True
+            else:
+                full = False
+                self.queue.append(record)
+                self.pending += 1
+                self.stats.recorded += 1
+        if full:
+            self.fail([record], "queue_full", f"The queue holds {self.max_queue} records.")
+        return not full
+
+    def batch_ready(self) -> bool:
+        return len(self.queue) >= self.batch_size
+
+    # The sender's side ------------------------------------------------------------------
+
+    def take(self) -> list[Record]:
+        """Up to a batch of the oldest records (they stay pending until settled)."""
+        with self.lock:
+            count = min(len(self.queue), self.batch_size)
+            return [self.queue.popleft() for _ in range(count)]
+
+    def settle(self, count: int) -> None:
+        with self.lock:
+            self.pending -= count
+            self.settled.notify_all()
+
+    def headers(self, body: bytes) -> tuple[bytes, dict[str, str]]:
+        headers = {"Content-Type": "application/json"}
+        if self.compress and self.gzip_accepted and len(body) >= COMPRESS_FROM_BYTES:
+            headers["Content-Encoding"] = "gzip"
+            body = gzip.compress(body, compresslevel=5)
+        return body, headers
+
+    def delay(self, attempt: int, floor: float = 0.0) -> float:
+        """Exponential backoff with full jitter, never under the server's floor."""
+        ceiling = min(self.max_backoff, self.backoff * 2**attempt)
+        return max(floor, random.uniform(0, ceiling))  # noqa: S311 (jitter, not a secret)
+
+    def fail(
+        self, records: list[Record], code: str, message: str, status: int | None = None
+    ) -> None:
+        self.stats.failed += len(records)
+        for record in records:
+            logger.warning("payback did not store %s %s: %s (%s)", record.kind, record.id,
+                           message, code)  # fmt: skip
+            if self.on_error is not None:
+                try:
+                    self.on_error(Failure(record, code, message, status))
+                except Exception:  # the caller's callback must not stop the sender
+                    self.stats.errors += 1
+                    logger.exception("payback_client on_error callback raised")
+
+    def unanswered(self, request: Request, error: Exception) -> Verdict:
+        """No answer (refused, reset, timed out; or the SDK's own failure, logged): the
+        same request again, later."""
+        if isinstance(error, httpx.TransportError):
+            logger.info("payback unreachable (%s): %s sent again", error, request.path)
+        else:
+            self.stats.errors += 1
+            logger.error("payback_client failed sending %s", request.path, exc_info=error)
+        return self._again(request, floor=0.0)
+
+    def _again(self, request: Request, floor: float) -> Verdict:
+        request.attempt += 1
+        self.stats.retries += 1
+        return Verdict([request], self.delay(request.attempt - 1, floor))
+
+    def answered(self, request: Request, status: int, headers: Any, body: bytes) -> Verdict:
+        """What to do after payback answered `request` with `status`."""
+        accepts = (headers.get("accept-encoding") or "") if headers is not None else ""
+        self.gzip_accepted = "gzip" in accepts.lower()
+        if 200 <= status < 300:
+            self._delivered(request, body)
+            return Verdict()
+        errors = _errors(body)
+        if status in RETRIED_STATUSES:
+            return self._again(request, floor=_retry_after(headers))
+        if status == 415 and any(e.get("code") == "unsupported_content_encoding" for e in errors):
+            self.compress = False
+            return Verdict([request])
+        if status == 413 and len(request.records) > 1:
+            half = len(request.records) // 2
+            return Verdict(
+                [
+                    Request(request.kind, request.path, request.records[:half]),
+                    Request(request.kind, request.path, request.records[half:]),
+                ]
+            )
+        if status >= 500:
+            if request.attempt + 1 < self.max_attempts:
+                return self._again(request, floor=_retry_after(headers))
+        named = {e["index"] for e in errors if isinstance(e.get("index"), int)}
+        if status in (400, 409) and named and request.kind != "reverse":
+            for index in sorted(named):
+                if 0 <= index < len(request.records):
+                    reasons = [e for e in errors if e.get("index") == index]
+                    message = "; ".join(str(e.get("message")) for e in reasons)
+                    code = reasons[0].get("code", "refused")
+                    self.fail([request.records[index]], code, message, status)
+            rest = [r for i, r in enumerate(request.records) if i not in named]
+            self.settle(len(request.records) - len(rest))
+            return Verdict([Request(request.kind, request.path, rest)] if rest else [])
+        first = errors[0] if errors else {}
+        self.fail(request.records, first.get("code", f"http_{status}"),
+                  first.get("message", f"HTTP {status}"), status)  # fmt: skip
+        self.settle(len(request.records))
+        return Verdict()
+
+    def _delivered(self, request: Request, body: bytes) -> None:
+        conflicts: set[str] = set()
+        if request.kind != "reverse":
+            try:
+                conflicts = set(json.loads(body).get("conflicts") or ())
+            except (ValueError, AttributeError):
+                pass
+        refused = [r for r in request.records if r.id in conflicts]
+        if refused:
+            message = "payback holds another record with this id: the first one is kept."
+            self.fail(refused, "conflict", message)
+        self.stats.delivered += len(request.records) - len(refused)
+        self.settle(len(request.records))
+
+    def give_up(self, requests: Iterable[Request]) -> None:
+        """Requests still to send when `close()` ran out of time."""
+        left = [record for request in requests for record in request.records]
+        self.dropped(left, "closed", "The client closed before sending.")
+
+    def dropped(self, records: list[Record], code: str, message: str) -> None:
+        """Records given up on (the client closed before they could be sent)."""
+        self.fail(records, code, message)
+        self.settle(len(records))
+
+
+def _errors(body: bytes) -> list[dict[str, Any]]:
+    try:
+        errors = json.loads(body).get("errors")
+    except (ValueError, AttributeError):
+        return []
+    return [e for e in errors if isinstance(e, dict)] if isinstance(errors, list) else []

@@ -1,0 +1,89 @@
+"""The records the SDK sends: one usage event per LLM call, outcome records and reversals,
+as the HTTP API takes them (docs/api.md of the payback repository). Built in the
+caller's thread, cheaply: only the fields given, a client-side id and a timestamp."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+from payback_client._context import CURRENT
+from payback_client._ids import uuid7
+
+Kind = Literal["event", "outcome", "reverse"]
+Money = Decimal | str | int
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    kind: Kind
+    id: str
+    body: dict[str, Any]  # as sent; a reversal has no body
+
+
+def _moment(timestamp: datetime | None) -> str:
+    """When it happened, with its offset: now when not given (taken when recorded, not
+    when sent, which may be much later)."""
+    if timestamp is None:
+        return datetime.now(UTC).isoformat()
+    if timestamp.tzinfo is None:
+        raise ValueError("timestamp needs a timezone (an aware datetime)")
+    return timestamp.isoformat()
+
+
+def money(name: str, value: Money | None) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, float):  # bool is an int, and money is never a float
+        raise TypeError(f"{name} is money: pass a Decimal, a string or an int, not a float")
+    return str(value)
+
+
+def event(**fields: Any) -> Record:
+    """A usage event; customer, feature, user and outcome default to the scope's."""
+    scope = CURRENT.get()
+    body = {name: value for name, value in fields.items() if value is not None}
+    body.setdefault("id", uuid7())
+    body["timestamp"] = _moment(fields.get("timestamp"))
+    for name in ("customer", "feature", "user", "outcome"):
+        if name not in body and (inherited := getattr(scope, name)) is not None:
+            body[name] = inherited
+    if "customer" not in body:
+        raise ValueError("a call needs a customer: pass customer= or record inside a scope")
+    if "cost" in body:
+        body["cost"] = money("cost", body["cost"])
+    return Record("event", body["id"], body)
+
+
+def outcome(
+    *,
+    id: str | None,
+    type: str | None,
+    customer: str | None,
+    status: str | None,
+    value: Money | None,
+    currency: str | None,
+    properties: dict[str, Any] | None,
+    reservation: str | None,
+    timestamp: datetime | None,
+) -> Record:
+    """An outcome record: a new outcome, or a status move of a known one (id and status)."""
+    body: dict[str, Any] = {"id": id or uuid7(), "timestamp": _moment(timestamp)}
+    for name, given in (
+        ("type", type),
+        ("customer", customer),
+        ("status", status),
+        ("value", money("value", value)),
+        ("currency", currency),
+        ("properties", properties),
+        ("reservation", reservation),
+    ):
+        if given is not None:
+            body[name] = given
+    return Record("outcome", body["id"], body)
+
+
+def reversal(id: str) -> Record:
+    return Record("reverse", id, {})

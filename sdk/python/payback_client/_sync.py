@@ -1,0 +1,152 @@
+"""The client for threaded code: records go to a queue that a daemon thread sends."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+import weakref
+from collections import deque
+
+import httpx
+
+from payback_client._delivery import Request, Verdict, requests_of
+from payback_client._recorder import Recorder
+from payback_client._records import Record
+
+logger = logging.getLogger("payback_client")
+
+
+class Payback(Recorder):
+    """Records LLM calls and outcomes for payback from threaded code (WSGI apps, Celery
+    workers, scripts). Recording never blocks and never raises (but for misuse: a
+    missing customer, money as a float); a daemon thread sends the records in batches
+    of up to `batch_size`, at least every `flush_interval` seconds, and retries until
+    payback has them. `flush()` waits for what was recorded so far; `close()` (also run
+    at interpreter exit) flushes and stops. Safe across `fork`: a child process starts
+    its own sender, with an empty queue (its parent sends what was queued before)."""
+
+    def _setup(self) -> None:
+        self._start()
+        this = weakref.ref(self)
+        atexit.register(_close_at_exit, this)
+        os.register_at_fork(after_in_child=lambda: _restart_in_child(this))
+
+    def _start(self) -> None:
+        self._pid = os.getpid()
+        self._thread: threading.Thread | None = None
+        self._starting = threading.Lock()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()  # send what is queued, then end
+        self._abandon = threading.Event()  # stop retrying: close's time is up
+
+    # Recording -----------------------------------------------------------------------------
+
+    def _enqueue(self, record: Record) -> None:
+        if self._closed:
+            self._outbox.fail([record], "closed", "Recorded after the client was closed.")
+            return
+        if self._pid != os.getpid():  # forked by a way that skipped the fork hooks
+            _restart_in_child(weakref.ref(self))
+        thread = self._thread
+        if thread is None or not thread.is_alive():
+            self._ensure_sender()
+        if self._outbox.put(record) and self._outbox.batch_ready():
+            self._wake.set()
+
+    def _ensure_sender(self) -> None:
+        with self._starting:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="payback-sender", daemon=True
+                )
+                self._thread.start()
+
+    # Sending -------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        with httpx.Client(
+            base_url=self.base_url, headers=self._headers, timeout=self.timeout
+        ) as http:
+            while True:
+                self._wake.wait(self.flush_interval)
+                self._wake.clear()
+                while records := self._outbox.take():
+                    self._send(http, requests_of(records, self._outbox.batch_size))
+                if self._stopping.is_set():
+                    return
+
+    def _send(self, http: httpx.Client, requests: list[Request]) -> None:
+        todo = deque(requests)
+        while todo:
+            if self._abandon.is_set():
+                self._outbox.give_up(todo)
+                return
+            request = todo.popleft()
+            verdict = self._post(http, request)
+            if verdict.delay:
+                self._abandon.wait(verdict.delay)
+            todo.extendleft(reversed(verdict.then))
+
+    def _post(self, http: httpx.Client, request: Request) -> Verdict:
+        try:
+            body, headers = self._outbox.headers(request.body())
+            response = http.post(request.path, content=body, headers=headers)
+        except Exception as error:
+            return self._outbox.unanswered(request, error)
+        return self._outbox.answered(
+            request, response.status_code, response.headers, response.content
+        )
+
+    # Flush and close -----------------------------------------------------------------------
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until everything recorded so far is stored by payback or reported to
+        `on_error`; False if `timeout` seconds passed first."""
+        outbox = self._outbox
+        if outbox.pending and (self._thread is None or not self._thread.is_alive()):
+            self._ensure_sender()
+        self._wake.set()
+        with outbox.settled:
+            return outbox.settled.wait_for(lambda: outbox.pending == 0, timeout)
+
+    def close(self, timeout: float | None = None) -> bool:
+        """Flush for up to `timeout` seconds (`shutdown_timeout` by default), then stop
+        the sender; what could not be sent by then is reported as `closed`. Recording
+        after it is reported as `closed` too. Returns whether everything was sent."""
+        if self._closed:
+            return self._outbox.pending == 0
+        self._closed = True
+        flushed = self.flush(self.shutdown_timeout if timeout is None else timeout)
+        self._abandon.set()
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(self.timeout + 1)
+        while left := self._outbox.take():
+            self._outbox.dropped(left, "closed", "The client closed before sending.")
+        return flushed
+
+    def __enter__(self) -> Payback:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _close_at_exit(client: weakref.ref[Payback]) -> None:
+    found = client()
+    if found is not None:
+        found.close()
+
+
+def _restart_in_child(client: weakref.ref[Payback]) -> None:
+    """In a forked child: no sender thread survived the fork, and locks another thread
+    held may be held forever. New ones, an empty queue and new counters."""
+    found = client()
+    if found is None:
+        return
+    found._outbox.reset()
+    found._outbox.stats = type(found._outbox.stats)()
+    found._start()
