@@ -69,8 +69,10 @@ class AsyncPayback(Recorder):
                 except TimeoutError:
                     pass
                 self._wake.clear()
-                while records := self._outbox.take():
+                # The spool (if any) is SQLite on disk: read and written off the loop.
+                while records := await asyncio.to_thread(self._outbox.next_batch):
                     await self._send(http, requests_of(records, self._outbox.batch_size))
+                    await asyncio.to_thread(self._outbox.batch_done)
                 if self._stopping:
                     return
 
@@ -83,12 +85,20 @@ class AsyncPayback(Recorder):
                 return
             request = todo.popleft()
             verdict = await self._post(http, request)
-            if verdict.delay:
-                try:
-                    await asyncio.wait_for(self._abandon.wait(), verdict.delay)
-                except TimeoutError:
-                    pass
             todo.extendleft(reversed(verdict.then))
+            if verdict.delay:
+                await self._pause(verdict.delay, todo)
+
+    async def _pause(self, seconds: float, todo: deque[Request]) -> None:
+        """Wait before a retry, spilling to the spool meanwhile (an outage may last)."""
+        assert self._abandon is not None
+        until = time.monotonic() + seconds
+        while (left := until - time.monotonic()) > 0 and not self._abandon.is_set():
+            try:
+                await asyncio.wait_for(self._abandon.wait(), min(left, self.flush_interval))
+            except TimeoutError:
+                pass
+            await asyncio.to_thread(self._outbox.keep_leases, todo)
 
     async def _post(self, http: httpx.AsyncClient, request: Request) -> Verdict:
         try:
@@ -106,7 +116,8 @@ class AsyncPayback(Recorder):
         """Wait until everything recorded so far is stored by payback or reported to
         `on_error`; False if `timeout` seconds passed first."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        while self._outbox.pending:
+        spool = self._outbox.spool
+        while self._outbox.pending or (spool is not None and await asyncio.to_thread(spool.count)):
             self._kick(start=True)
             if self._wake is not None:
                 self._wake.set()
@@ -128,8 +139,7 @@ class AsyncPayback(Recorder):
             self._wake.set()
         if self._task is not None:
             await asyncio.wait([self._task], timeout=self.timeout + 1)
-        while left := self._outbox.take():
-            self._outbox.dropped(left, "closed", "The client closed before sending.")
+        await asyncio.to_thread(self._outbox.closing)
         return flushed
 
     async def __aenter__(self) -> AsyncPayback:

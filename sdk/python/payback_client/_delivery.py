@@ -38,6 +38,7 @@ from urllib.parse import quote
 import httpx
 
 from payback_client._records import Record
+from payback_client._spool import Spool
 
 logger = logging.getLogger("payback_client")
 
@@ -147,7 +148,9 @@ class Outbox:
         max_backoff: float,
         on_error: Callable[[Failure], None] | None,
         compress: bool,
+        spool: Spool | None,
     ) -> None:
+        self.spool = spool
         self.max_queue = max_queue
         self.batch_size = batch_size
         self.max_attempts = max_attempts
@@ -165,7 +168,8 @@ class Outbox:
         self.lock = threading.Lock()
         self.settled = threading.Condition(self.lock)  # pending went down
         self.queue: deque[Record] = deque()
-        self.pending = 0  # queued or in flight
+        self.pending = 0  # queued or in flight (not yet in the spool)
+        self.finished_rows: list[int] = []  # spool rows sent or refused: to delete
 
     # The callers' side ------------------------------------------------------------------
 
@@ -193,6 +197,41 @@ class Outbox:
         with self.lock:
             count = min(len(self.queue), self.batch_size)
             return [self.queue.popleft() for _ in range(count)]
+
+    def next_batch(self) -> list[Record]:
+        """The next records to send: from memory, or with a spool, what memory held
+        written to it first and then the oldest spooled records no other sender holds."""
+        if self.spool is None:
+            return self.take()
+        self.spill()
+        return self.spool.claim(self.batch_size)
+
+    def spill(self) -> None:
+        """Write what is queued in memory to the spool: durable from here on."""
+        assert self.spool is not None
+        while records := self.take():
+            refused = self.spool.put(records)
+            self.settle(len(records))
+            if refused:
+                self.fail(refused, "spool_full", f"The spool is over {self.spool.max_bytes} bytes.")
+
+    def keep_leases(self, requests: Iterable[Request]) -> None:
+        """Between the retries of spooled records: spill, and keep holding them."""
+        if self.spool is not None:
+            self.spill()
+            self.spool.renew([r.seq for q in requests for r in q.records if r.seq is not None])
+
+    def batch_done(self) -> None:
+        if self.spool is not None:
+            rows, self.finished_rows = self.finished_rows, []
+            self.spool.delete(rows)
+
+    def finished(self, records: list[Record]) -> None:
+        """Sent, or refused and reported: out of memory's count, or out of the spool."""
+        rows = [r.seq for r in records if r.seq is not None]
+        self.finished_rows += rows
+        if len(rows) < len(records):
+            self.settle(len(records) - len(rows))
 
     def settle(self, count: int) -> None:
         with self.lock:
@@ -273,12 +312,12 @@ class Outbox:
                     code = reasons[0].get("code", "refused")
                     self.fail([request.records[index]], code, message, status)
             rest = [r for i, r in enumerate(request.records) if i not in named]
-            self.settle(len(request.records) - len(rest))
+            self.finished([r for i, r in enumerate(request.records) if i in named])
             return Verdict([Request(request.kind, request.path, rest)] if rest else [])
         first = errors[0] if errors else {}
         self.fail(request.records, first.get("code", f"http_{status}"),
                   first.get("message", f"HTTP {status}"), status)  # fmt: skip
-        self.settle(len(request.records))
+        self.finished(request.records)
         return Verdict()
 
     def _delivered(self, request: Request, body: bytes) -> None:
@@ -293,17 +332,28 @@ class Outbox:
             message = "payback holds another record with this id: the first one is kept."
             self.fail(refused, "conflict", message)
         self.stats.delivered += len(request.records) - len(refused)
-        self.settle(len(request.records))
+        self.finished(request.records)
 
     def give_up(self, requests: Iterable[Request]) -> None:
-        """Requests still to send when `close()` ran out of time."""
+        """Requests still to send when `close()` ran out of time: dropped and reported,
+        but for spooled ones, which wait in the spool for the next sender."""
         left = [record for request in requests for record in request.records]
-        self.dropped(left, "closed", "The client closed before sending.")
+        if self.spool is not None:
+            self.spool.release([r.seq for r in left if r.seq is not None])
+        self.dropped([r for r in left if r.seq is None])
 
-    def dropped(self, records: list[Record], code: str, message: str) -> None:
-        """Records given up on (the client closed before they could be sent)."""
-        self.fail(records, code, message)
-        self.settle(len(records))
+    def dropped(self, records: list[Record]) -> None:
+        """Records given up on: the client closed before they could be sent."""
+        if records:
+            self.fail(records, "closed", "The client closed before sending.")
+            self.settle(len(records))
+
+    def closing(self) -> None:
+        """What is still in memory when the client closes: to the spool, or dropped."""
+        if self.spool is not None:
+            self.spill()
+        while records := self.take():
+            self.dropped(records)
 
 
 def _errors(body: bytes) -> list[dict[str, Any]]:

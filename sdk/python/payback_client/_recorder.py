@@ -19,6 +19,7 @@ from payback_client._context import CURRENT, Attribution, attributed
 from payback_client._delivery import Failure, Outbox, Stats
 from payback_client._ids import uuid7
 from payback_client._records import Money, Record
+from payback_client._spool import Spool
 
 logger = logging.getLogger("payback_client")
 
@@ -42,6 +43,9 @@ class Recorder(ABC):
         compress: bool = True,
         shutdown_timeout: float = 5.0,
         on_error: Callable[[Failure], None] | None = None,
+        spool: str | os.PathLike[str] | None = None,
+        max_spool_bytes: int = 512 * 1024 * 1024,
+        spool_lease: float = 60.0,
     ) -> None:
         key = api_key or os.environ.get("PAYBACK_API_KEY")
         if not key:
@@ -56,6 +60,9 @@ class Recorder(ABC):
         self._outbox = Outbox(
             max_queue=max_queue, batch_size=min(batch_size, 1000), max_attempts=max_attempts,
             backoff=backoff, max_backoff=max_backoff, on_error=on_error, compress=compress,
+            spool=None if spool is None else Spool(
+                spool, max_bytes=max_spool_bytes, lease=spool_lease
+            ),
         )  # fmt: skip
         self._setup()
 

@@ -21,6 +21,7 @@ class Record:
     kind: Kind
     id: str
     body: dict[str, Any]  # as sent; a reversal has no body
+    seq: int | None = None  # its row in the spool, once it is there (_spool.py)
 
 
 def _moment(timestamp: datetime | None) -> str:

@@ -6,6 +6,7 @@ import atexit
 import logging
 import os
 import threading
+import time
 import weakref
 from collections import deque
 
@@ -29,6 +30,8 @@ class Payback(Recorder):
 
     def _setup(self) -> None:
         self._start()
+        if self._outbox.spool is not None and self._outbox.spool.count():
+            self._ensure_sender()  # what an earlier process left in the spool
         this = weakref.ref(self)
         atexit.register(_close_at_exit, this)
         os.register_at_fork(after_in_child=lambda: _restart_in_child(this))
@@ -72,8 +75,9 @@ class Payback(Recorder):
             while True:
                 self._wake.wait(self.flush_interval)
                 self._wake.clear()
-                while records := self._outbox.take():
+                while records := self._outbox.next_batch():
                     self._send(http, requests_of(records, self._outbox.batch_size))
+                    self._outbox.batch_done()
                 if self._stopping.is_set():
                     return
 
@@ -85,9 +89,16 @@ class Payback(Recorder):
                 return
             request = todo.popleft()
             verdict = self._post(http, request)
-            if verdict.delay:
-                self._abandon.wait(verdict.delay)
             todo.extendleft(reversed(verdict.then))
+            if verdict.delay:
+                self._pause(verdict.delay, todo)
+
+    def _pause(self, seconds: float, todo: deque[Request]) -> None:
+        """Wait before a retry, spilling to the spool meanwhile (an outage may last)."""
+        until = time.monotonic() + seconds
+        while (left := until - time.monotonic()) > 0 and not self._abandon.is_set():
+            self._abandon.wait(min(left, self.flush_interval))
+            self._outbox.keep_leases(todo)
 
     def _post(self, http: httpx.Client, request: Request) -> Verdict:
         try:
@@ -105,11 +116,19 @@ class Payback(Recorder):
         """Wait until everything recorded so far is stored by payback or reported to
         `on_error`; False if `timeout` seconds passed first."""
         outbox = self._outbox
-        if outbox.pending and (self._thread is None or not self._thread.is_alive()):
+        until = None if timeout is None else time.monotonic() + timeout
+        if self._thread is None or not self._thread.is_alive():
             self._ensure_sender()
         self._wake.set()
         with outbox.settled:
-            return outbox.settled.wait_for(lambda: outbox.pending == 0, timeout)
+            if not outbox.settled.wait_for(lambda: outbox.pending == 0, timeout):
+                return False
+        while outbox.spool is not None and outbox.spool.count():
+            if until is not None and time.monotonic() >= until:
+                return False
+            self._wake.set()
+            time.sleep(0.01)
+        return True
 
     def close(self, timeout: float | None = None) -> bool:
         """Flush for up to `timeout` seconds (`shutdown_timeout` by default), then stop
@@ -124,8 +143,7 @@ class Payback(Recorder):
         self._wake.set()
         if self._thread is not None:
             self._thread.join(self.timeout + 1)
-        while left := self._outbox.take():
-            self._outbox.dropped(left, "closed", "The client closed before sending.")
+        self._outbox.closing()
         return flushed
 
     def __enter__(self) -> Payback:
