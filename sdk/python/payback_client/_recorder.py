@@ -23,6 +23,15 @@ from payback_client._spool import Spool
 
 logger = logging.getLogger("payback_client")
 
+_latest: list[Recorder] = []  # the client made last: what the wrappers record with
+
+
+def default_recorder() -> Recorder:
+    """The client made last in this process (wrappers use it unless given one)."""
+    if not _latest:
+        raise RuntimeError("make a Payback (or AsyncPayback) client first, or pass payback=")
+    return _latest[0]
+
 
 class Recorder(ABC):
     """The surface the sync and asyncio clients share: everything but sending. Their
@@ -65,6 +74,7 @@ class Recorder(ABC):
             ),
         )  # fmt: skip
         self._setup()
+        _latest[:] = [self]
 
     @abstractmethod
     def _setup(self) -> None:
