@@ -29,6 +29,7 @@ def server(live_server: Any, api_key: str) -> Server:
 def proxy(server: Server) -> Iterator[FlakyProxy]:
     found, http_server = start_flaky_proxy(server.url)
     yield found
+    found.stopped.set()
     http_server.shutdown()
     http_server.server_close()
 

@@ -35,6 +35,7 @@ class FlakyProxy:
     seen: list[Seen] = field(default_factory=list)
     url: str = ""
     down: bool = False  # every request gets its connection closed until set back
+    stopped: threading.Event = field(default_factory=threading.Event)
 
     def fail_next(self, count: int, status: int | None, **headers: str) -> None:
         for _ in range(count):
@@ -42,6 +43,10 @@ class FlakyProxy:
 
     def lose_next_answer(self) -> None:
         self.failures.append("lost")
+
+    def hold_next_answer(self) -> None:
+        """Forward the next request, then never answer it (until the proxy stops)."""
+        self.failures.append("held")
 
     def delivered(self) -> int:
         """Items in the requests the server answered with 200."""
@@ -83,7 +88,7 @@ def start_flaky_proxy(upstream: str) -> tuple[FlakyProxy, ThreadingHTTPServer]:
                 self.close_connection = True
                 self.connection.close()
                 return
-            if failure is not ... and failure != "lost":
+            if failure is not ... and failure not in ("lost", "held"):
                 status, headers = failure  # type: ignore[misc]
                 answer = json.dumps({"errors": [{"code": "injected", "message": "x"}]})
                 self.send_response(status)
@@ -101,6 +106,10 @@ def start_flaky_proxy(upstream: str) -> tuple[FlakyProxy, ThreadingHTTPServer]:
             response = connection.getresponse()
             payload = response.read()
             connection.close()
+            if failure == "held":  # stored upstream; the client waits for ever
+                proxy.seen.append(Seen(*seen, answered=0))
+                proxy.stopped.wait()
+                return
             if failure == "lost":  # stored upstream; the client never hears of it
                 proxy.seen.append(Seen(*seen, answered=0))
                 self.close_connection = True

@@ -11,9 +11,28 @@ See README.md beside this package for delivery, scopes, asyncio and the wrappers
 """
 
 from payback_client._async import AsyncPayback
+from payback_client._authorizing import (
+    Authorization,
+    PaybackError,
+    PaybackUnavailable,
+    Refused,
+    ReservationScope,
+)
 from payback_client._delivery import Failure, Stats
 from payback_client._ids import uuid7
 from payback_client._recorder import OutcomeScope
 from payback_client._sync import Payback
 
-__all__ = ["AsyncPayback", "Failure", "OutcomeScope", "Payback", "Stats", "uuid7"]
+__all__ = [
+    "AsyncPayback",
+    "Authorization",
+    "Failure",
+    "OutcomeScope",
+    "Payback",
+    "PaybackError",
+    "PaybackUnavailable",
+    "Refused",
+    "ReservationScope",
+    "Stats",
+    "uuid7",
+]

@@ -6,12 +6,20 @@ import asyncio
 import logging
 import time
 from collections import deque
+from typing import Any
 
 import httpx
 
+from payback_client._authorizing import (
+    Authorization,
+    PaybackUnavailable,
+    answer_of,
+    authorize_request,
+)
 from payback_client._delivery import Request, Verdict, requests_of
 from payback_client._recorder import Recorder
-from payback_client._records import Record
+from payback_client._records import Money, Record
+from payback_client._sync import MAX_AUTHORIZE_WAIT
 
 logger = logging.getLogger("payback_client")
 
@@ -24,6 +32,7 @@ class AsyncPayback(Recorder):
     ends (`async with AsyncPayback(...)` does), since no task outlives its loop."""
 
     def _setup(self) -> None:
+        self._ask_client: httpx.AsyncClient | None = None
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
@@ -110,6 +119,49 @@ class AsyncPayback(Recorder):
             request, response.status_code, response.headers, response.content
         )
 
+    # Authorizing (answered at once: sent from the caller's task) ------------------------
+
+    async def authorize(
+        self,
+        *,
+        customer: str | None = None,
+        amount: Money | None = None,
+        outcome_type: str | None = None,
+        quantity: int | None = None,
+        user: str | None = None,
+        ttl: int | None = None,
+        id: str | None = None,
+    ) -> Authorization:
+        """Payback.authorize, awaited."""
+        return await self.authorize_sent(
+            authorize_request(
+                customer=customer, amount=amount, outcome_type=outcome_type,
+                quantity=quantity, user=user, ttl=ttl, id=id,
+            )
+        )  # fmt: skip
+
+    async def authorize_sent(self, request: tuple[str, dict[str, Any], str]) -> Authorization:
+        path, body, _ = request
+        if self._ask_client is None:
+            self._ask_client = httpx.AsyncClient(
+                base_url=self.base_url, headers=self._headers, timeout=self.timeout
+            )
+        problem = "no answer"
+        for attempt in range(self.authorize_attempts):
+            try:
+                response = await self._ask_client.post(path, json=body)
+            except httpx.TransportError as error:
+                wait, problem = self._outbox.delay(attempt), str(error)
+            else:
+                answer = answer_of(response.status_code, response.headers, response.content)
+                if isinstance(answer, Authorization):
+                    return answer
+                wait = max(answer, self._outbox.delay(attempt))
+                problem = f"HTTP {response.status_code}"
+            if attempt + 1 < self.authorize_attempts:
+                await asyncio.sleep(min(wait, MAX_AUTHORIZE_WAIT))
+        raise PaybackUnavailable(0, [{"code": "unavailable", "message": problem}])
+
     # Flush and close -----------------------------------------------------------------------
 
     async def flush(self, timeout: float | None = None) -> bool:
@@ -140,6 +192,8 @@ class AsyncPayback(Recorder):
         if self._task is not None:
             await asyncio.wait([self._task], timeout=self.timeout + 1)
         await asyncio.to_thread(self._outbox.closing)
+        if self._ask_client is not None:
+            await self._ask_client.aclose()
         return flushed
 
     async def __aenter__(self) -> AsyncPayback:

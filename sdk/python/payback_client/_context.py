@@ -10,12 +10,22 @@ from contextvars import ContextVar
 from dataclasses import dataclass, replace
 
 
+@dataclass(slots=True)
+class Held:
+    """A reservation a block runs under: what it records carries its id (and settles it
+    when payback stores it); `used` counts those records."""
+
+    id: str
+    used: int = 0
+
+
 @dataclass(frozen=True, slots=True)
 class Attribution:
     customer: str | None = None
     feature: str | None = None
     user: str | None = None
     outcome: str | None = None  # the id of the outcome scope the code runs in
+    reservation: Held | None = None  # the reservation scope the code runs in
 
 
 # Attribution is frozen: the shared default can never be changed in place.
@@ -23,7 +33,7 @@ CURRENT: ContextVar[Attribution] = ContextVar("payback_attribution", default=Att
 
 
 @contextmanager
-def attributed(**changes: str | None) -> Iterator[Attribution]:
+def attributed(**changes: str | Held | None) -> Iterator[Attribution]:
     """Within the block, records default to these fields (the others stay as they are)."""
     token = CURRENT.set(replace(CURRENT.get(), **changes))
     try:

@@ -75,28 +75,37 @@ class Request:
     attempt: int = 0  # how many times it was sent already
 
     def body(self) -> bytes:
-        if self.kind == "reverse":
-            return b"{}"
-        key = "events" if self.kind == "event" else "outcomes"
-        return json.dumps({key: [r.body for r in self.records]}, separators=(",", ":")).encode()
+        if self.kind in ("event", "outcome"):
+            key = "events" if self.kind == "event" else "outcomes"
+            items = [r.body for r in self.records]
+            return json.dumps({key: items}, separators=(",", ":")).encode()
+        return json.dumps(self.records[0].body).encode()  # one record: its own body
+
+
+# Records sent one by one, to their own path: after the batches taken with them.
+_SINGLE_PATHS = {
+    "reverse": "/v1/outcomes/{}/reverse",
+    "settle": "/v1/reservations/{}/settle",
+    "release": "/v1/reservations/{}/release",
+}
 
 
 def requests_of(records: Iterable[Record], batch_size: int) -> list[Request]:
     """Queued records as requests, in the order they were recorded per kind: events and
-    outcome records in batches, each reversal on its own after the outcome records taken
-    with it (an outcome's success is sent before its reversal)."""
+    outcome records in batches; each reversal, settle or release on its own after the
+    batches taken with it (an outcome's success is sent before its reversal, a call
+    before the settle of the reservation it ran under)."""
     events: list[Record] = []
     outcomes: list[Record] = []
-    reversals: list[Request] = []
+    singles: list[Request] = []
     for record in records:
         if record.kind == "event":
             events.append(record)
         elif record.kind == "outcome":
             outcomes.append(record)
         else:
-            reversals.append(
-                Request("reverse", f"/v1/outcomes/{quote(record.id, safe='')}/reverse", [record])
-            )
+            path = _SINGLE_PATHS[record.kind].format(quote(record.id, safe=""))
+            singles.append(Request(record.kind, path, [record]))
     batches = [
         Request(kind, path, chunk[start : start + batch_size])
         for kind, path, chunk in (
@@ -105,7 +114,7 @@ def requests_of(records: Iterable[Record], batch_size: int) -> list[Request]:
         )
         for start in range(0, len(chunk), batch_size)
     ]
-    return batches + reversals
+    return batches + singles
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,7 +313,7 @@ class Outbox:
             if request.attempt + 1 < self.max_attempts:
                 return self._again(request, floor=_retry_after(headers))
         named = {e["index"] for e in errors if isinstance(e.get("index"), int)}
-        if status in (400, 409) and named and request.kind != "reverse":
+        if status in (400, 409) and named and request.kind in ("event", "outcome"):
             for index in sorted(named):
                 if 0 <= index < len(request.records):
                     reasons = [e for e in errors if e.get("index") == index]
@@ -322,7 +331,7 @@ class Outbox:
 
     def _delivered(self, request: Request, body: bytes) -> None:
         conflicts: set[str] = set()
-        if request.kind != "reverse":
+        if request.kind in ("event", "outcome"):
             try:
                 conflicts = set(json.loads(body).get("conflicts") or ())
             except (ValueError, AttributeError):

@@ -15,6 +15,7 @@ from types import TracebackType
 from typing import Any
 
 from payback_client import _records
+from payback_client._authorizing import ReservationScope, authorize_request
 from payback_client._context import CURRENT, Attribution, attributed
 from payback_client._delivery import Failure, Outbox, Stats
 from payback_client._ids import uuid7
@@ -55,6 +56,7 @@ class Recorder(ABC):
         spool: str | os.PathLike[str] | None = None,
         max_spool_bytes: int = 512 * 1024 * 1024,
         spool_lease: float = 60.0,
+        authorize_attempts: int = 3,
     ) -> None:
         key = api_key or os.environ.get("PAYBACK_API_KEY")
         if not key:
@@ -65,6 +67,7 @@ class Recorder(ABC):
         self.flush_interval = flush_interval
         self.timeout = timeout
         self.shutdown_timeout = shutdown_timeout
+        self.authorize_attempts = authorize_attempts
         self._closed = False
         self._outbox = Outbox(
             max_queue=max_queue, batch_size=min(batch_size, 1000), max_attempts=max_attempts,
@@ -177,6 +180,37 @@ class Recorder(ABC):
     def reverse(self, id: str) -> str:
         """A succeeded outcome is reversed (within its plan's window): no longer billed."""
         return self._record(_records.reversal(id))
+
+    def settle(self, reservation: str, amount: Money) -> str:
+        """A reservation's work is done and bills `amount`: it stops holding (queued)."""
+        return self._record(_records.settlement(reservation, amount))
+
+    def release(self, reservation: str) -> str:
+        """A reservation's work did not happen: it stops holding (queued)."""
+        return self._record(_records.settlement(reservation, None))
+
+    def reserve(
+        self,
+        *,
+        customer: str | None = None,
+        amount: Money | None = None,
+        outcome_type: str | None = None,
+        quantity: int | None = None,
+        user: str | None = None,
+        ttl: int | None = None,
+        id: str | None = None,
+    ) -> ReservationScope:
+        """A block that spends: authorized on entry (`Refused` when payback says no, and
+        the block does not run); what it records carries the reservation, which payback
+        settles when it stores it; released on exit if nothing was recorded in it.
+        `with` for Payback, `async with` for AsyncPayback."""
+        return ReservationScope(
+            self,
+            authorize_request(
+                customer=customer, amount=amount, outcome_type=outcome_type,
+                quantity=quantity, user=user, ttl=ttl, id=id,
+            ),
+        )  # fmt: skip
 
     def outcome(
         self,

@@ -12,7 +12,7 @@ from typing import Any, Literal
 from payback_client._context import CURRENT
 from payback_client._ids import uuid7
 
-Kind = Literal["event", "outcome", "reverse"]
+Kind = Literal["event", "outcome", "reverse", "settle", "release"]
 Money = Decimal | str | int
 
 
@@ -51,6 +51,7 @@ def event(**fields: Any) -> Record:
     for name in ("customer", "feature", "user", "outcome"):
         if name not in body and (inherited := getattr(scope, name)) is not None:
             body[name] = inherited
+    _carry_reservation(body)
     if "customer" not in body:
         raise ValueError("a call needs a customer: pass customer= or record inside a scope")
     if "cost" in body:
@@ -72,6 +73,8 @@ def outcome(
 ) -> Record:
     """An outcome record: a new outcome, or a status move of a known one (id and status)."""
     body: dict[str, Any] = {"id": id or uuid7(), "timestamp": _moment(timestamp)}
+    if reservation is None and type is not None:  # a new outcome, in a reservation scope
+        _carry_reservation(body)
     for name, given in (
         ("type", type),
         ("customer", customer),
@@ -86,5 +89,21 @@ def outcome(
     return Record("outcome", body["id"], body)
 
 
+def _carry_reservation(body: dict[str, Any]) -> None:
+    """A record made in a reservation scope names the reservation (when it names none),
+    and the scope counts it: payback settles the reservation when it stores it."""
+    held = CURRENT.get().reservation
+    if held is not None and "reservation" not in body:
+        body["reservation"] = held.id
+        held.used += 1
+
+
 def reversal(id: str) -> Record:
     return Record("reverse", id, {})
+
+
+def settlement(reservation: str, amount: Money | None) -> Record:
+    """Settle a reservation (with what the work bills), or release it (no amount)."""
+    if amount is None:
+        return Record("release", reservation, {})
+    return Record("settle", reservation, {"amount": money("amount", amount)})

@@ -9,14 +9,23 @@ import threading
 import time
 import weakref
 from collections import deque
+from typing import Any
 
 import httpx
 
+from payback_client._authorizing import (
+    Authorization,
+    PaybackUnavailable,
+    answer_of,
+    authorize_request,
+)
 from payback_client._delivery import Request, Verdict, requests_of
 from payback_client._recorder import Recorder
-from payback_client._records import Record
+from payback_client._records import Money, Record
 
 logger = logging.getLogger("payback_client")
+# Between two attempts of an authorization, at most this long: the caller is waiting.
+MAX_AUTHORIZE_WAIT = 2.0
 
 
 class Payback(Recorder):
@@ -29,6 +38,8 @@ class Payback(Recorder):
     its own sender, with an empty queue (its parent sends what was queued before)."""
 
     def _setup(self) -> None:
+        self._ask_client: httpx.Client | None = None
+        self._ask_pid = 0
         self._start()
         if self._outbox.spool is not None and self._outbox.spool.count():
             self._ensure_sender()  # what an earlier process left in the spool
@@ -110,6 +121,59 @@ class Payback(Recorder):
             request, response.status_code, response.headers, response.content
         )
 
+    # Authorizing (answered at once: sent from the caller's thread) ----------------------
+
+    def authorize(
+        self,
+        *,
+        customer: str | None = None,
+        amount: Money | None = None,
+        outcome_type: str | None = None,
+        quantity: int | None = None,
+        user: str | None = None,
+        ttl: int | None = None,
+        id: str | None = None,
+    ) -> Authorization:
+        """May the customer spend this now? (`POST /v1/customers/{id}/authorize`.) The
+        answer, with its reservation when allowed. Asked again (same id, so the same
+        reservation) on no answer, 429 or 5xx, up to `authorize_attempts` times; then
+        PaybackUnavailable. A request payback refuses raises PaybackError."""
+        return self.authorize_sent(
+            authorize_request(
+                customer=customer, amount=amount, outcome_type=outcome_type,
+                quantity=quantity, user=user, ttl=ttl, id=id,
+            )
+        )  # fmt: skip
+
+    def authorize_sent(self, request: tuple[str, dict[str, Any], str]) -> Authorization:
+        path, body, _ = request
+        problem = "no answer"
+        for attempt in range(self.authorize_attempts):
+            try:
+                response = self._asking().post(path, json=body)
+            except httpx.TransportError as error:
+                wait, problem = self._outbox.delay(attempt), str(error)
+            else:
+                answer = answer_of(response.status_code, response.headers, response.content)
+                if isinstance(answer, Authorization):
+                    return answer
+                wait, problem = (
+                    max(answer, self._outbox.delay(attempt)),
+                    f"HTTP {response.status_code}",
+                )
+            if attempt + 1 < self.authorize_attempts:
+                time.sleep(min(wait, MAX_AUTHORIZE_WAIT))
+        raise PaybackUnavailable(0, [{"code": "unavailable", "message": problem}])
+
+    def _asking(self) -> httpx.Client:
+        """The HTTP client for answers the caller waits for (this process's own)."""
+        if self._ask_client is None or self._ask_pid != os.getpid():
+            self._ask_client = httpx.Client(
+                base_url=self.base_url, headers=self._headers, timeout=self.timeout
+            )
+            self._ask_pid = os.getpid()
+        return self._ask_client
+
     # Flush and close -----------------------------------------------------------------------
 
     def flush(self, timeout: float | None = None) -> bool:
@@ -144,6 +208,8 @@ class Payback(Recorder):
         if self._thread is not None:
             self._thread.join(self.timeout + 1)
         self._outbox.closing()
+        if self._ask_client is not None and self._ask_pid == os.getpid():
+            self._ask_client.close()
         return flushed
 
     def __enter__(self) -> Payback:
