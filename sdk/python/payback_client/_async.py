@@ -16,7 +16,7 @@ from payback_client._authorizing import (
     answer_of,
     authorize_request,
 )
-from payback_client._delivery import Request, Verdict, requests_of
+from payback_client._delivery import Request, Verdict, in_parallel, requests_of
 from payback_client._recorder import Recorder
 from payback_client._records import Money, Record
 from payback_client._sync import MAX_AUTHORIZE_WAIT
@@ -79,9 +79,12 @@ class AsyncPayback(Recorder):
                     pass
                 self._wake.clear()
                 # The spool (if any) is SQLite on disk: read and written off the loop.
-                while records := await asyncio.to_thread(self._outbox.next_batch):
-                    await self._send(http, requests_of(records, self._outbox.batch_size))
-                    await asyncio.to_thread(self._outbox.batch_done)
+                outbox = self._outbox
+                while records := await asyncio.to_thread(outbox.next_records):
+                    together, in_order = in_parallel(requests_of(records, outbox.batch_size))
+                    await asyncio.gather(*(self._send(http, [r]) for r in together))
+                    await self._send(http, in_order)
+                    await asyncio.to_thread(outbox.batch_done)
                 if self._stopping:
                     return
 

@@ -3,13 +3,15 @@ is always the same record: the server stores an id once, whatever reaches it twi
 
 from __future__ import annotations
 
-import os
+import random
 import threading
 import time
-import uuid
 
 _lock = threading.Lock()
 _last = 0  # (milliseconds << 12) | counter of the last id made in this process
+# random's generator is seeded from the OS at start-up and again in a forked child, so
+# processes draw apart. Ids must be unique, not secret (only an API key may post them).
+_bits = random.getrandbits
 
 
 def uuid7() -> str:
@@ -20,13 +22,7 @@ def uuid7() -> str:
         candidate = time.time_ns() // 1_000_000 << 12
         _last = candidate if candidate > _last else _last + 1  # the clock may step back
         stamp = _last
-    milliseconds, counter = stamp >> 12, stamp & 0xFFF
-    random_bits = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
-    value = (
-        (milliseconds & ((1 << 48) - 1)) << 80
-        | 0x7 << 76  # version
-        | counter << 64
-        | 0b10 << 62  # variant
-        | random_bits
-    )
-    return str(uuid.UUID(int=value))
+    milliseconds, counter = stamp >> 12 & (1 << 48) - 1, stamp & 0xFFF
+    value = milliseconds << 80 | 0x7 << 76 | counter << 64 | 0b10 << 62 | _bits(62)
+    text = f"{value:032x}"
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"

@@ -57,6 +57,7 @@ class Recorder(ABC):
         max_spool_bytes: int = 512 * 1024 * 1024,
         spool_lease: float = 60.0,
         authorize_attempts: int = 3,
+        senders: int = 4,
     ) -> None:
         key = api_key or os.environ.get("PAYBACK_API_KEY")
         if not key:
@@ -75,6 +76,7 @@ class Recorder(ABC):
             spool=None if spool is None else Spool(
                 spool, max_bytes=max_spool_bytes, lease=spool_lease
             ),
+            senders=max(1, senders),
         )  # fmt: skip
         self._setup()
         _latest[:] = [self]
@@ -125,12 +127,16 @@ class Recorder(ABC):
         every prompt token, cached ones included."""
         return self._record(
             _records.event(
-                id=id, customer=customer, provider=provider, model=model,
-                input_tokens=input_tokens, output_tokens=output_tokens,
-                cache_read_tokens=cache_read_tokens, cache_write_tokens=cache_write_tokens,
-                cost=cost, outcome=outcome, user=user, feature=feature, tier=tier,
-                prompt_hash=prompt_hash, cache_hit=cache_hit, properties=properties,
-                reservation=reservation, timestamp=timestamp,
+                {
+                    "id": id, "customer": customer, "provider": provider, "model": model,
+                    "input_tokens": input_tokens, "output_tokens": output_tokens,
+                    "cache_read_tokens": cache_read_tokens,
+                    "cache_write_tokens": cache_write_tokens, "cost": cost,
+                    "outcome": outcome, "user": user, "feature": feature, "tier": tier,
+                    "prompt_hash": prompt_hash, "cache_hit": cache_hit,
+                    "properties": properties, "reservation": reservation,
+                    "timestamp": timestamp,
+                }
             )
         )  # fmt: skip
 

@@ -4,20 +4,21 @@ caller's thread, cheaply: only the fields given, a client-side id and a timestam
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
-from payback_client._context import CURRENT
+from payback_client._context import CURRENT, Attribution
 from payback_client._ids import uuid7
+
+_EMPTY = CURRENT.get()  # outside every scope: nothing to inherit
+assert _EMPTY == Attribution()
 
 Kind = Literal["event", "outcome", "reverse", "settle", "release"]
 Money = Decimal | str | int
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
+class Record(NamedTuple):  # a tuple: made for every call, and cheaper than a dataclass
     kind: Kind
     id: str
     body: dict[str, Any]  # as sent; a reversal has no body
@@ -42,16 +43,23 @@ def money(name: str, value: Money | None) -> str | None:
     return str(value)
 
 
-def event(**fields: Any) -> Record:
-    """A usage event; customer, feature, user and outcome default to the scope's."""
-    scope = CURRENT.get()
+_INHERITED = ("customer", "feature", "user", "outcome")
+
+
+def event(fields: dict[str, Any]) -> Record:
+    """A usage event from record_call's arguments (`fields`, None for not given; taken
+    over, not copied); customer, feature, user and outcome default to the scope's."""
     body = {name: value for name, value in fields.items() if value is not None}
-    body.setdefault("id", uuid7())
-    body["timestamp"] = _moment(fields.get("timestamp"))
-    for name in ("customer", "feature", "user", "outcome"):
-        if name not in body and (inherited := getattr(scope, name)) is not None:
-            body[name] = inherited
-    _carry_reservation(body)
+    if "id" not in body:
+        body["id"] = uuid7()
+    body["timestamp"] = _moment(body.get("timestamp"))
+    scope = CURRENT.get()
+    if scope is not _EMPTY:
+        for name in _INHERITED:
+            if name not in body and (inherited := getattr(scope, name)) is not None:
+                body[name] = inherited
+        if scope.reservation is not None:
+            _carry_reservation(body)
     if "customer" not in body:
         raise ValueError("a call needs a customer: pass customer= or record inside a scope")
     if "cost" in body:

@@ -9,6 +9,7 @@ import threading
 import time
 import weakref
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -19,7 +20,7 @@ from payback_client._authorizing import (
     answer_of,
     authorize_request,
 )
-from payback_client._delivery import Request, Verdict, requests_of
+from payback_client._delivery import Request, Verdict, in_parallel, requests_of
 from payback_client._recorder import Recorder
 from payback_client._records import Money, Record
 
@@ -66,7 +67,7 @@ class Payback(Recorder):
         thread = self._thread
         if thread is None or not thread.is_alive():
             self._ensure_sender()
-        if self._outbox.put(record) and self._outbox.batch_ready():
+        if self._outbox.put(record) and self._outbox.batch_ready() and not self._wake.is_set():
             self._wake.set()
 
     def _ensure_sender(self) -> None:
@@ -80,15 +81,21 @@ class Payback(Recorder):
     # Sending -------------------------------------------------------------------------------
 
     def _run(self) -> None:
-        with httpx.Client(
-            base_url=self.base_url, headers=self._headers, timeout=self.timeout
-        ) as http:
+        outbox = self._outbox
+        with (
+            httpx.Client(
+                base_url=self.base_url, headers=self._headers, timeout=self.timeout
+            ) as http,
+            ThreadPoolExecutor(outbox.senders, thread_name_prefix="payback-sender") as pool,
+        ):
             while True:
                 self._wake.wait(self.flush_interval)
                 self._wake.clear()
-                while records := self._outbox.next_batch():
-                    self._send(http, requests_of(records, self._outbox.batch_size))
-                    self._outbox.batch_done()
+                while records := outbox.next_records():
+                    together, in_order = in_parallel(requests_of(records, outbox.batch_size))
+                    list(pool.map(lambda request: self._send(http, [request]), together))
+                    self._send(http, in_order)
+                    outbox.batch_done()
                 if self._stopping.is_set():
                     return
 
