@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 from payback_client import Failure
@@ -16,16 +17,16 @@ from tests.support.flaky_proxy import FlakyProxy
 from tests.support.polling import wait_for
 
 # A backend process: records `count` calls with ids `<prefix>-<n>` through a client with
-# a spool (its rows leased for 2 s: what a killed sender held is free 2 s later), says
-# "spooled" once memory is empty (everything durable, or sent), then flushes for `flush`
-# seconds and says whether everything went.
+# a spool (its rows leased for 2 s: what a killed sender held is free 2 s later; "-": no
+# spool), says "spooled" once memory is empty (everything durable, or sent), then
+# flushes for `flush` seconds and says whether everything went.
 BACKEND = textwrap.dedent(
     """
     import sys, time
     from payback_client import Payback
     url, key, spool, prefix, count, flush = sys.argv[1:7]
-    payback = Payback(api_key=key, base_url=url, spool=spool, spool_lease=2,
-                      flush_interval=0.05, backoff=0.01, max_backoff=0.05)
+    payback = Payback(api_key=key, base_url=url, spool=None if spool == "-" else spool,
+                      spool_lease=2, flush_interval=0.05, backoff=0.01, max_backoff=0.05)
     for n in range(int(count)):
         payback.record_call(customer="acme", model="gpt-4o", input_tokens=n, id=f"{prefix}-{n}")
     while payback._outbox.pending:
@@ -36,7 +37,7 @@ BACKEND = textwrap.dedent(
 )
 
 
-def _backend(proxy_url: str, server: Server, spool: Path, prefix: str, count: int,
+def _backend(proxy_url: str, server: Server, spool: Path | str, prefix: str, count: int,
              flush: float) -> subprocess.Popen[str]:  # fmt: skip
     return subprocess.Popen(
         [sys.executable, "-c", BACKEND, proxy_url, server.key, str(spool), prefix, str(count),
@@ -98,6 +99,55 @@ def test_processes_sharing_a_spool_folder_store_everything_once(
 
     assert outputs == [["spooled", "flushed"]] * 3
     assert _stored() == sorted(f"p{p}-{n}" for p in range(3) for n in range(300))
+
+
+def test_processes_sharing_nothing_store_everything_once(server: Server, proxy: FlakyProxy) -> None:
+    backends = [_backend(proxy.url, server, "-", f"q{n}", 300, flush=60) for n in range(2)]
+    outputs = [backend.communicate(timeout=120)[0].split() for backend in backends]
+
+    assert outputs == [["spooled", "flushed"]] * 2
+    assert _stored() == sorted(f"q{p}-{n}" for p in range(2) for n in range(300))
+
+
+def test_the_server_gone_mid_stream_is_spooled_through_and_stored_once(
+    server: Server, proxy: FlakyProxy, failures: list[Failure], tmp_path: Path
+) -> None:
+    payback = client(server, failures, url=proxy.url, spool=tmp_path)
+
+    ids = []
+    for step in range(60):  # about 3 s of calls; the server goes away for the middle one
+        if step == 20:
+            proxy.down = True
+        if step == 40:
+            wait_for(lambda: payback._outbox.spool.count() > 0, what="records spooled")
+            proxy.down = False
+        ids += [payback.record_call(customer="acme", model="gpt-4o") for _ in range(10)]
+        time.sleep(0.05)
+    assert payback.flush(timeout=60)
+    payback.close()
+
+    assert _stored() == sorted(ids)
+    assert any(s.answered == 0 for s in proxy.seen)  # it was gone for a while
+    assert failures == []
+
+
+def test_a_process_that_exits_without_closing_still_sends_what_it_recorded(
+    server: Server,
+) -> None:
+    script = textwrap.dedent(
+        """
+        import sys
+        from payback_client import Payback
+        payback = Payback(api_key=sys.argv[2], base_url=sys.argv[1], flush_interval=60)
+        for n in range(25):
+            payback.record_call(customer="acme", model="gpt-4o", id=f"exit-{n}")
+        """
+    )  # no flush, no close: the interpreter's exit closes the client
+
+    subprocess.run([sys.executable, "-c", script, server.url, server.key], check=True,
+                   timeout=60)  # fmt: skip
+
+    assert _stored() == sorted(f"exit-{n}" for n in range(25))
 
 
 def test_a_full_spool_refuses_new_records_and_keeps_the_oldest(

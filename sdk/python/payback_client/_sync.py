@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import atexit
+import functools
 import logging
 import os
+import queue
 import threading
 import time
 import weakref
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -82,18 +84,16 @@ class Payback(Recorder):
 
     def _run(self) -> None:
         outbox = self._outbox
-        with (
-            httpx.Client(
-                base_url=self.base_url, headers=self._headers, timeout=self.timeout
-            ) as http,
-            ThreadPoolExecutor(outbox.senders, thread_name_prefix="payback-sender") as pool,
-        ):
+        helpers = Helpers(outbox.senders)
+        with httpx.Client(
+            base_url=self.base_url, headers=self._headers, timeout=self.timeout
+        ) as http:
             while True:
                 self._wake.wait(self.flush_interval)
                 self._wake.clear()
                 while records := outbox.next_records():
                     together, in_order = in_parallel(requests_of(records, outbox.batch_size))
-                    list(pool.map(lambda request: self._send(http, [request]), together))
+                    helpers.run_all([functools.partial(self._send, http, [r]) for r in together])
                     self._send(http, in_order)
                     outbox.batch_done()
                 if self._stopping.is_set():
@@ -224,6 +224,37 @@ class Payback(Recorder):
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+class Helpers:
+    """The threads that send batches of calls at the same time, made by the sender thread
+    when it starts (daemon, like it). Not a ThreadPoolExecutor: that one takes no work
+    once the interpreter is shutting down, which is when `close()` runs at exit."""
+
+    def __init__(self, count: int) -> None:
+        self.jobs: queue.SimpleQueue[tuple[Callable[[], object], threading.Semaphore]] = (
+            queue.SimpleQueue()
+        )
+        for _ in range(count):
+            threading.Thread(target=self._work, name="payback-sender", daemon=True).start()
+
+    def _work(self) -> None:
+        while True:
+            job, done = self.jobs.get()
+            try:
+                job()
+            except Exception:  # _send catches what it expects: this is the SDK's own bug
+                logger.exception("payback_client sender failed")
+            finally:
+                done.release()
+
+    def run_all(self, jobs: list[Callable[[], object]]) -> None:
+        """Run `jobs` on the helpers; return when all have ended."""
+        done = threading.Semaphore(0)
+        for job in jobs:
+            self.jobs.put((job, done))
+        for _ in jobs:
+            done.acquire()
 
 
 def _close_at_exit(client: weakref.ref[Payback]) -> None:
