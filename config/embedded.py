@@ -224,6 +224,10 @@ def test(pytest_args: list[str]) -> int:
         os.environ["CELERY_BROKER_URL"] = url
         print(f"embedded broker: a private Redis at {url}", flush=True)
     prepare_environment(broker_folder="test-broker")
+    # The suite's own settings (pyproject's DJANGO_SETTINGS_MODULE), not the base that
+    # importing `config` (its Celery app) set in this process's environment, which
+    # pytest-django would otherwise prefer.
+    os.environ["DJANGO_SETTINGS_MODULE"] = "config.django.test"
     try:
         return subprocess.run(
             [sys.executable, "-m", "pytest", *pytest_args], cwd=BASE_DIR
