@@ -44,8 +44,11 @@ class Payback(Recorder):
         self._ask_client: httpx.Client | None = None
         self._ask_pid = 0
         self._start()
-        if self._outbox.spool is not None and self._outbox.spool.count():
-            self._ensure_sender()  # what an earlier process left in the spool
+        # Started now, not at the first record: starting takes the sender a few dozen
+        # hand-overs of the GIL, each up to a switch interval (5 ms) while callers record
+        # flat out, which delayed its first batch by a quarter of a second. (It sends too
+        # what an earlier process left in the spool.)
+        self._ensure_sender()
         this = weakref.ref(self)
         atexit.register(_close_at_exit, this)
         os.register_at_fork(after_in_child=lambda: _restart_in_child(this))
