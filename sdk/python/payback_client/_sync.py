@@ -54,8 +54,8 @@ class Payback(Recorder):
         os.register_at_fork(after_in_child=lambda: _restart_in_child(this))
 
     def _start(self) -> None:
-        self._pid = os.getpid()
         self._thread: threading.Thread | None = None
+        self._sending = False  # the sender thread runs
         self._starting = threading.Lock()
         self._wake = threading.Event()
         self._stopping = threading.Event()  # send what is queued, then end
@@ -67,10 +67,7 @@ class Payback(Recorder):
         if self._closed:
             self._outbox.fail([record], "closed", "Recorded after the client was closed.")
             return
-        if self._pid != os.getpid():  # forked by a way that skipped the fork hooks
-            _restart_in_child(weakref.ref(self))
-        thread = self._thread
-        if thread is None or not thread.is_alive():
+        if not self._sending:  # a flag, not Thread.is_alive(), which takes a lock
             self._ensure_sender()
         if self._outbox.put(record) and self._outbox.batch_ready() and not self._wake.is_set():
             self._wake.set()
@@ -81,11 +78,18 @@ class Payback(Recorder):
                 self._thread = threading.Thread(
                     target=self._run, name="payback-sender", daemon=True
                 )
+                self._sending = True
                 self._thread.start()
 
     # Sending -------------------------------------------------------------------------------
 
     def _run(self) -> None:
+        try:
+            self._sender_loop()
+        finally:  # stopped by close(), or by a bug of the SDK's: the next record restarts it
+            self._sending = False
+
+    def _sender_loop(self) -> None:
         outbox = self._outbox
         helpers = Helpers(outbox.senders)
         with httpx.Client(
@@ -94,11 +98,18 @@ class Payback(Recorder):
             while True:
                 self._wake.wait(self.flush_interval)
                 self._wake.clear()
+                # Batches of calls go to the helpers as they come, each helper taking the
+                # next as soon as it is done; the rest waits for them, and goes in order.
                 while records := outbox.next_records():
                     together, in_order = in_parallel(requests_of(records, outbox.batch_size))
-                    helpers.run_all([functools.partial(self._send, http, [r]) for r in together])
-                    self._send(http, in_order)
+                    for request in together:
+                        helpers.give(functools.partial(self._send, http, [request]))
+                    if in_order:
+                        helpers.wait()
+                        self._send(http, in_order)
                     outbox.batch_done()
+                helpers.wait()
+                outbox.batch_done()
                 if self._stopping.is_set():
                     return
 
@@ -232,32 +243,41 @@ class Payback(Recorder):
 class Helpers:
     """The threads that send batches of calls at the same time, made by the sender thread
     when it starts (daemon, like it). Not a ThreadPoolExecutor: that one takes no work
-    once the interpreter is shutting down, which is when `close()` runs at exit."""
+    once the interpreter is shutting down, which is when `close()` runs at exit. At most
+    two jobs per thread wait, so that the sender does not take records far ahead."""
 
     def __init__(self, count: int) -> None:
-        self.jobs: queue.SimpleQueue[tuple[Callable[[], object], threading.Semaphore]] = (
-            queue.SimpleQueue()
-        )
+        self.jobs: queue.SimpleQueue[Callable[[], object]] = queue.SimpleQueue()
+        self.room = threading.Semaphore(2 * count)
+        self.idle = threading.Condition()
+        self.running = 0  # jobs given and not ended
         for _ in range(count):
             threading.Thread(target=self._work, name="payback-sender", daemon=True).start()
 
     def _work(self) -> None:
         while True:
-            job, done = self.jobs.get()
+            job = self.jobs.get()
             try:
                 job()
             except Exception:  # _send catches what it expects: this is the SDK's own bug
                 logger.exception("payback_client sender failed")
             finally:
-                done.release()
+                self.room.release()
+                with self.idle:
+                    self.running -= 1
+                    self.idle.notify_all()
 
-    def run_all(self, jobs: list[Callable[[], object]]) -> None:
-        """Run `jobs` on the helpers; return when all have ended."""
-        done = threading.Semaphore(0)
-        for job in jobs:
-            self.jobs.put((job, done))
-        for _ in jobs:
-            done.acquire()
+    def give(self, job: Callable[[], object]) -> None:
+        """Run `job` on a helper; waits while every helper has two jobs waiting."""
+        self.room.acquire()
+        with self.idle:
+            self.running += 1
+        self.jobs.put(job)
+
+    def wait(self) -> None:
+        """Until every job given has ended."""
+        with self.idle:
+            self.idle.wait_for(lambda: self.running == 0)
 
 
 def _close_at_exit(client: weakref.ref[Payback]) -> None:
