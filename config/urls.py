@@ -20,6 +20,7 @@ v1 = [
     path("", include("billing.invoicing.urls")),
     path("", include("billing.analytics.urls")),
     path("", include("billing.limits.urls")),
+    path("", include("billing.statements.urls")),
     path("", include("billing.stripe_sync.urls")),
 ]
 

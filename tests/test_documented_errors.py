@@ -323,6 +323,27 @@ RECIPES: dict[tuple[str, str, int], Callable[[Api], Any]] = {
     ("POST", "/v1/fx-rates", 429): lambda a: a.over_rate(json_post("/v1/fx-rates", FX_RATE)),
     ("GET", "/v1/invoices/{invoice_id}", 401): lambda a: a.anonymous.get("/v1/invoices/1"),
     ("GET", "/v1/invoices/{invoice_id}", 404): lambda a: a.keyed.get("/v1/invoices/999999"),
+    ("GET", "/v1/invoices/{invoice_id}/statement", 400): lambda a: a.keyed.get(
+        "/v1/invoices/1/statement?limit=0"
+    ),
+    ("GET", "/v1/invoices/{invoice_id}/statement", 429): lambda a: a.over_rate(
+        get("/v1/invoices/999999/statement")
+    ),
+    ("GET", "/v1/invoices/{invoice_id}/statement.csv", 429): lambda a: a.over_rate(
+        get("/v1/invoices/999999/statement.csv")
+    ),
+    ("GET", "/v1/invoices/{invoice_id}/statement", 401): lambda a: a.anonymous.get(
+        "/v1/invoices/1/statement"
+    ),
+    ("GET", "/v1/invoices/{invoice_id}/statement", 404): lambda a: a.keyed.get(
+        "/v1/invoices/999999/statement"
+    ),
+    ("GET", "/v1/invoices/{invoice_id}/statement.csv", 401): lambda a: a.anonymous.get(
+        "/v1/invoices/1/statement.csv"
+    ),
+    ("GET", "/v1/invoices/{invoice_id}/statement.csv", 404): lambda a: a.keyed.get(
+        "/v1/invoices/999999/statement.csv"
+    ),
     ("POST", "/v1/events", 400): lambda a: a.keyed.post(
         "/v1/events", {**EVENT, "input_tokens": -1}, format="json"
     ),

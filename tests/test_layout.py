@@ -1,6 +1,7 @@
 """The house rules of the code's layout (docs/development.md "Layout"): dependencies run
 one way, common <- api <- metering <- outcomes <- billing.plans <- billing.credits <-
-billing.invoicing <- billing.stripe_sync / billing.analytics / billing.limits <- alerts,
+billing.invoicing <- billing.stripe_sync / billing.analytics / billing.limits /
+billing.statements <- alerts,
 and no service imports a task (services enqueue by name)."""
 
 import ast
@@ -20,6 +21,7 @@ FLOORS = {
     "billing.stripe_sync": 5,
     "billing.analytics": 5,
     "billing.limits": 5,
+    "billing.statements": 5,
     "alerts": 6,
 }
 

@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "billing.stripe_sync",
     "billing.analytics",
     "billing.limits",
+    "billing.statements",
     "alerts",
     "axes",
     "auditlog",

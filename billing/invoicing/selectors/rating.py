@@ -127,8 +127,9 @@ def _usd_per_unit(currency: str) -> str:
         ORDER BY r.effective_from DESC LIMIT 1) END"""  # noqa: S608 -- a constant's SQL
 
 
-# The rates a value in another currency than the plan's is converted with.
-_RATES = f"""CROSS JOIN LATERAL (
+# The rates a value in another currency than the plan's is converted with (the statement
+# of an invoice converts its outcomes' values with them too: billing/statements).
+VALUE_RATES_SQL = f"""CROSS JOIN LATERAL (
     SELECT {_usd_per_unit("o.value_currency")} AS value_rate,
            {_usd_per_unit("%(currency)s")} AS plan_rate) AS rates"""
 
@@ -155,7 +156,7 @@ FROM (
                    * %(percentage)s / 100 AS fee,
                row_number() OVER (PARTITION BY {windows.key("o")} ORDER BY o.succeeded_at, o.id)
                    AS position
-        {_window_outcomes(windows, lateral=_RATES)} AND o.type = %(type)s
+        {_window_outcomes(windows, lateral=VALUE_RATES_SQL)} AND o.type = %(type)s
     ) AS units
     WHERE position > %(included)s
 ) AS fees

@@ -1,0 +1,186 @@
+"""Statements over the API: an invoice's statement as JSON (its outcomes a page at a time)
+or as one streamed CSV."""
+
+import csv
+from collections.abc import Iterator
+from typing import Any
+
+from django.http import StreamingHttpResponse
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from api.pagination import page_of, page_parameters, paged_response
+from api.queries import decimal_text
+from billing.invoicing import selectors as invoicing_selectors
+from billing.money import from_minor_units
+from billing.statements import selectors
+from billing.statements.serializers import StatementSerializer
+from metering.api import API_ERRORS
+from metering.serializers import ErrorSerializer
+
+MAX_PAGE = 10_000  # outcomes in one answer; the CSV has them all
+NOT_FOUND = {404: OpenApiResponse(ErrorSerializer, description="No such invoice.")}
+
+
+def _line(line: Any) -> dict[str, Any]:
+    source = line.source_invoice or line.invoice
+    return {
+        "position": line.position,
+        "kind": line.kind,
+        "description": line.description,
+        "quantity": decimal_text(line.quantity),
+        "unit_price": decimal_text(line.unit_price),
+        "amount": line.amount,
+        "outcome_type": line.outcome_type,
+        "feature": line.feature,
+        "late": line.source_invoice_id is not None,
+        "period_start": source.period_start,
+        "period_end": source.period_end,
+    }
+
+
+def _outcome(outcome: selectors.BilledOutcome) -> dict[str, Any]:
+    return {
+        "id": outcome.id,
+        "type": outcome.type,
+        "succeeded_at": outcome.succeeded_at,
+        "value": decimal_text(outcome.value),
+        "value_currency": outcome.value_currency,
+        "fee": decimal_text(outcome.fee),
+        "allowance": outcome.allowance,
+        "line": outcome.line,
+        "block": outcome.block,
+        "fx_rate_missing": outcome.fx_rate_missing,
+        "status_now": outcome.status_now,
+    }
+
+
+class StatementApi(APIView):
+    @extend_schema(
+        operation_id="invoices_statement",
+        summary="The invoice's statement: every outcome it billed with its fee, its seats, "
+        "late usage and credits with their periods, credits applied",
+        parameters=page_parameters(MAX_PAGE),
+        responses={200: StatementSerializer, **API_ERRORS, **NOT_FOUND},
+    )
+    def get(self, request: Request, invoice_id: int) -> Response:
+        page = page_of(request, default=1000, maximum=MAX_PAGE)
+        invoice = invoicing_selectors.invoice_get(invoice_id=invoice_id)
+        statement = selectors.statement_of(invoice)
+        total = sum(t.outcomes for t in statement.types)
+        outcomes = selectors.statement_outcomes(
+            statement, offset=page.offset, limit=page.limit, chunk=page.limit
+        )
+        invoice_body = {
+            "id": invoice.pk,
+            "customer": invoice.customer.external_id,
+            "period_start": invoice.period_start,
+            "period_end": invoice.period_end,
+            "status": invoice.status,
+            "currency": invoice.currency,
+            "total": invoice.total,
+            "plan": invoice.plan_version.plan.code,
+            "plan_version": invoice.plan_version.version,
+            "stripe_invoice_id": invoice.stripe_invoice_id,
+            "hosted_invoice_url": invoice.hosted_invoice_url,
+            "invoice_pdf": invoice.invoice_pdf,
+        }
+        body = {
+            "invoice": invoice_body,
+            "lines": [_line(line) for line in statement.lines],
+            "outcome_types": [vars_of(t) for t in statement.types],
+            "seats": [vars_of(seat) for seat in statement.seats],
+            "outcomes": [_outcome(o) for o in outcomes],
+            "outcomes_total": total,
+            "lines_total": statement.lines_total,
+        }
+        response = paged_response(request, [], page=page, total=total)
+        response.data = body
+        return response
+
+
+def vars_of(record: Any) -> dict[str, Any]:
+    return {name: getattr(record, name) for name in record.__dataclass_fields__}
+
+
+class _Echo:
+    """What csv.writer writes to: each row handed back, for the stream."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+CSV_COLUMNS = (
+    "section", "line", "kind", "description", "period_start", "period_end", "quantity",
+    "unit_price", "amount", "outcome_id", "outcome_type", "succeeded_at", "value",
+    "value_currency", "fee", "allowance", "block", "status_now", "user", "active_days",
+)  # fmt: skip
+
+
+def _row(**fields: Any) -> list[Any]:
+    return [fields.get(column, "") for column in CSV_COLUMNS]
+
+
+def statement_rows(statement: selectors.Statement) -> Iterator[list[Any]]:
+    """The statement as CSV rows: its lines (amounts as decimals), its seats, then every
+    billed outcome, read a chunk at a time, and the total."""
+    currency = statement.invoice.currency
+    yield list(CSV_COLUMNS)
+    for line in statement.lines:
+        data = _line(line)
+        yield _row(
+            section="line",
+            line=line.position,
+            kind=line.kind,
+            description=line.description,
+            period_start=data["period_start"].isoformat(),
+            period_end=data["period_end"].isoformat(),
+            quantity=data["quantity"],
+            unit_price=data["unit_price"],
+            amount=decimal_text(from_minor_units(line.amount, currency)),
+            outcome_type=line.outcome_type,
+        )
+    for seat in statement.seats:
+        yield _row(section="seat", user=seat.user, active_days=seat.active_days)
+    for outcome in selectors.statement_outcomes(statement):
+        yield _row(
+            section="outcome",
+            line=outcome.line,
+            outcome_id=outcome.id,
+            outcome_type=outcome.type,
+            succeeded_at=outcome.succeeded_at.isoformat(),
+            value=decimal_text(outcome.value) or "",
+            value_currency=outcome.value_currency,
+            fee=decimal_text(outcome.fee),
+            allowance=outcome.allowance,
+            block=outcome.block or "",
+            status_now=outcome.status_now,
+        )
+    total = from_minor_units(statement.lines_total, currency)
+    yield _row(section="total", amount=decimal_text(total))
+
+
+class StatementCsvApi(APIView):
+    @extend_schema(
+        operation_id="invoices_statement_csv",
+        summary="The invoice's statement as CSV, streamed: lines, seats, every billed "
+        "outcome, the total",
+        responses={
+            (200, "text/csv"): OpenApiResponse(description="The statement's rows."),
+            401: API_ERRORS[401],
+            429: API_ERRORS[429],
+            **NOT_FOUND,
+        },
+    )
+    def get(self, request: Request, invoice_id: int) -> StreamingHttpResponse:
+        invoice = invoicing_selectors.invoice_get(invoice_id=invoice_id)
+        statement = selectors.statement_of(invoice)
+        writer = csv.writer(_Echo())
+        response = StreamingHttpResponse(
+            (writer.writerow(row) for row in statement_rows(statement)),
+            content_type="text/csv; charset=utf-8",
+        )
+        response["Content-Disposition"] = f'attachment; filename="statement-{invoice.pk}.csv"'
+        return response

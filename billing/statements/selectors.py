@@ -1,0 +1,331 @@
+"""An invoice's statement: the evidence behind each of its lines, for the customer who pays
+it. Which outcomes it billed (each with its fee, and the allowance or tier it fell in),
+which premium seats and on how many days, what came late from which period, what
+credits paid; totals equal to the invoice. Never the inference cost of an outcome: that
+is the operator's business.
+
+The outcomes are the ones the invoice's close billed: succeeded in its period, as its
+snapshot sees them (billing/invoicing/watermark.py), in the order rating counts them
+(time of success, then id: the included ones are the first N). Each one's fee comes
+from the invoice's own stored lines of its type, walked in that order: the included
+line's outcomes carry nothing, each tier's line carries its count at its unit price, a
+volume line all of them at its price, a package line its block price on the first
+outcome of each block, and a percentage line each outcome's clamped share of its value
+(the same SQL clamp as the rating). So the statement explains the lines as they were
+billed, whatever the plan says today, and its fees sum to each line exactly (before the
+line's one rounding).
+
+Large statements are read a page at a time (keyset: type, time of success, id), so that
+a CSV of 100,000 outcomes streams without holding them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+
+from billing.invoicing.models import Invoice, InvoiceLine
+from billing.invoicing.selectors.rating import CLAMPED_FEE_SQL, VALUE_RATES_SQL
+from billing.invoicing.watermark import call_recorded, outcome_billable
+from billing.plans.models import LineKind, PriceModel, TierMode
+from billing.plans.pricing import OutcomeTerms
+from billing.plans.selectors import plan_terms
+from common.replicas import reading
+
+ZERO = Decimal(0)
+# The lines that explain outcomes, by type.
+_OUTCOME_LINES = (LineKind.INCLUDED, LineKind.OUTCOME)
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """A run of one type's outcomes, in rating order, that one line billed."""
+
+    count: int | None  # None: every outcome left (a package or percentage line)
+    line: InvoiceLine
+    allowance: str  # "included", "tier", "volume", "unit", "package", "percentage"
+    fee: Decimal = ZERO  # per outcome (per block for a package)
+    package_size: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BilledOutcome:
+    id: str
+    type: str
+    succeeded_at: datetime
+    value: Decimal | None
+    value_currency: str
+    fee: Decimal  # invoice currency, exact: what this outcome adds to its line
+    allowance: str
+    line: int  # the position of the line it is billed on
+    block: int | None = None  # a package's block, from 1
+    fx_rate_missing: bool = False  # a value in a currency without a rate: billed nothing
+    status_now: str = ""  # succeeded, or reversed since (credited on a later invoice)
+
+
+@dataclass(slots=True)
+class TypeSummary:
+    type: str
+    outcomes: int = 0  # billed on this invoice (included ones too)
+    included: int = 0
+    amount: int = 0  # minor units: its lines
+
+
+@dataclass(frozen=True, slots=True)
+class Seat:
+    user: str
+    active_days: int
+    first_day: date
+    last_day: date
+
+
+@dataclass(slots=True)
+class Statement:
+    invoice: Invoice
+    lines: list[InvoiceLine]
+    types: list[TypeSummary]
+    seats: list[Seat] = field(default_factory=list)
+
+    @property
+    def lines_total(self) -> int:
+        return sum(line.amount for line in self.lines)
+
+
+def _segments(lines: list[InvoiceLine], terms: OutcomeTerms | None) -> list[Segment]:
+    """How one type's stored lines split its outcomes, in rating order."""
+    segments = []
+    for line in lines:
+        if line.kind == LineKind.INCLUDED:
+            segments.append(Segment(int(line.quantity), line, "included"))
+        elif terms is not None and terms.model == PriceModel.PERCENTAGE:
+            segments.append(Segment(None, line, "percentage"))
+        elif terms is not None and terms.package_size and terms.tier_mode == TierMode.NONE:
+            segments.append(
+                Segment(None, line, "package", line.unit_price, package_size=terms.package_size)
+            )
+        else:
+            kind = {"graduated": "tier", "volume": "volume"}.get(
+                terms.tier_mode if terms is not None else "", "unit"
+            )
+            segments.append(Segment(int(line.quantity), line, kind, line.unit_price))
+    return segments
+
+
+def statement_of(invoice: Invoice) -> Statement:
+    """The invoice's statement without its outcomes (read by statement_outcomes)."""
+    lines = list(
+        invoice.lines.select_related("source_invoice").order_by("position")  # type: ignore[attr-defined]
+    )
+    types: dict[str, TypeSummary] = {}
+    for line in lines:
+        if line.kind in _OUTCOME_LINES and line.source_invoice_id is None:
+            summary = types.setdefault(line.outcome_type, TypeSummary(line.outcome_type))
+            summary.amount += line.amount
+            summary.included += int(line.quantity) if line.kind == LineKind.INCLUDED else 0
+    counts = _counts(invoice, list(types))
+    for name, summary in types.items():
+        summary.outcomes = counts.get(name, 0)
+    statement = Statement(invoice, lines, sorted(types.values(), key=lambda t: t.type))
+    if any(line.kind == LineKind.SEATS and line.source_invoice_id is None for line in lines):
+        statement.seats = _active_seats(invoice)
+    return statement
+
+
+def _snapshot_params(invoice: Invoice) -> dict[str, object]:
+    return {
+        "customer": invoice.customer_id,
+        "start": invoice.period_start,
+        "end": invoice.period_end,
+        "snapshot": invoice.snapshot or None,
+    }
+
+
+_SNAPSHOT = "%(snapshot)s::pg_snapshot"
+_OUTCOMES_WHERE = f"""
+FROM outcomes_outcome o
+WHERE o.customer_id = %(customer)s AND o.succeeded_at >= %(start)s
+  AND o.succeeded_at < %(end)s AND o.type = ANY(%(types)s)
+  AND {outcome_billable(_SNAPSHOT)}
+"""
+
+
+def _counts(invoice: Invoice, types: list[str]) -> dict[str, int]:
+    if not types:
+        return {}
+    with reading().cursor() as cursor:
+        cursor.execute(
+            f"SELECT o.type, count(*) {_OUTCOMES_WHERE} GROUP BY 1",
+            _snapshot_params(invoice) | {"types": types},
+        )
+        return {name: count for name, count in cursor.fetchall()}
+
+
+_SEATS_SQL = f"""
+SELECT e.end_user, count(DISTINCT (e."timestamp" AT TIME ZONE 'UTC')::date),
+       min((e."timestamp" AT TIME ZONE 'UTC')::date), max((e."timestamp" AT TIME ZONE 'UTC')::date)
+FROM metering_usageevent e
+WHERE e.customer_id = %(customer)s AND e."timestamp" >= %(start)s AND e."timestamp" < %(end)s
+  AND e.tier = 'premium' AND e.end_user <> '' AND {call_recorded(_SNAPSHOT)}
+GROUP BY 1 ORDER BY 1
+"""  # noqa: S608 -- built from constants
+
+
+def _active_seats(invoice: Invoice) -> list[Seat]:
+    """The premium seats its period saw: the end users of premium-tier calls, with the
+    days (UTC) they were active on."""
+    with reading().cursor() as cursor:
+        cursor.execute(_SEATS_SQL, _snapshot_params(invoice))
+        return [Seat(user, days, first, last) for user, days, first, last in cursor.fetchall()]
+
+
+_TYPE_WHERE = f"""
+WHERE o.customer_id = %(customer)s AND o.succeeded_at >= %(start)s
+  AND o.succeeded_at < %(end)s AND o.type = %(type)s AND {outcome_billable(_SNAPSHOT)}
+"""
+
+
+def _page_sql(*, percentage: bool) -> str:
+    """A page of one type's outcomes after a keyset position, in rating order; for a
+    percentage price with each one's clamped value fee (rating's own clamp), and whether
+    its value waits for an FX rate (then it was billed nothing)."""
+    value_fee = (
+        "round(CASE WHEN o.value_currency = %(currency)s THEN o.value "
+        "ELSE o.value * rates.value_rate / rates.plan_rate END, 12) * %(percentage)s / 100"
+        if percentage
+        else "NULL::numeric"
+    )
+    clamped = CLAMPED_FEE_SQL if percentage else "NULL::numeric"
+    missing = "value IS NOT NULL AND fee IS NULL" if percentage else "false"
+    return f"""
+SELECT external_id, type, succeeded_at, value, value_currency, status, {clamped}, {missing}, id
+FROM (
+    SELECT o.id, o.external_id, o.type, o.succeeded_at, o.value, o.value_currency, o.status,
+           {value_fee} AS fee
+    FROM outcomes_outcome o
+    {VALUE_RATES_SQL if percentage else ""}
+    {_TYPE_WHERE}
+      AND (o.succeeded_at, o.id) > (%(after_at)s, %(after_id)s)
+    ORDER BY o.succeeded_at, o.id
+    LIMIT %(limit)s
+) AS o
+ORDER BY succeeded_at, id
+"""  # noqa: S608 -- built from constants
+
+
+_PAGE_SQLS = {percentage: _page_sql(percentage=percentage) for percentage in (False, True)}
+# Where the page after the first `skip` outcomes starts.
+_NTH_SQL = f"""SELECT o.succeeded_at, o.id FROM outcomes_outcome o {_TYPE_WHERE}
+ORDER BY o.succeeded_at, o.id OFFSET %(skip)s - 1 LIMIT 1"""  # noqa: S608 -- constants
+
+
+def statement_outcomes(
+    statement: Statement, *, offset: int = 0, limit: int | None = None, chunk: int = 5000
+) -> Iterator[BilledOutcome]:
+    """The billed outcomes, by type, then in rating order, from `offset` (the index in
+    that order); `limit` of them, or all. Read `chunk` at a time."""
+    invoice = statement.invoice
+    terms = {t.outcome_type: t for t in plan_terms(version=invoice.plan_version).outcomes}
+    left = limit
+    for summary in statement.types:
+        if offset >= summary.outcomes:
+            offset -= summary.outcomes
+            continue
+        lines = [
+            line
+            for line in statement.lines
+            if line.outcome_type == summary.type
+            and line.kind in _OUTCOME_LINES
+            and line.source_invoice_id is None
+        ]
+        outcome_terms = terms.get(summary.type)
+        segments = _segments(lines, outcome_terms)
+        for outcome in _type_outcomes(invoice, summary.type, outcome_terms, offset, chunk):
+            if left is not None and left <= 0:
+                return
+            yield _billed(outcome, segments)
+            if left is not None:
+                left -= 1
+        offset = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Row:
+    rank: int  # from 1, in rating order within the type
+    id: str
+    type: str
+    succeeded_at: datetime
+    value: Decimal | None
+    value_currency: str
+    status: str
+    value_fee: Decimal | None
+    missing: bool
+
+
+def _type_outcomes(
+    invoice: Invoice, outcome_type: str, terms: OutcomeTerms | None, skip: int, chunk: int
+) -> Iterator[_Row]:
+    """A type's billed outcomes in rating order, after the first `skip`: keyset pages."""
+    percentage = terms is not None and terms.model == PriceModel.PERCENTAGE
+    params = _snapshot_params(invoice) | {
+        "type": outcome_type,
+        "currency": invoice.currency,
+        "percentage": terms.percentage if percentage and terms else None,
+        "floor": terms.floor if percentage and terms else None,
+        "cap": terms.cap if percentage and terms else None,
+        "after_at": invoice.period_start - timedelta(seconds=1),
+        "after_id": 0,
+        "limit": chunk,
+    }
+    rank = 0
+    with reading().cursor() as cursor:
+        if skip:  # one index scan to where the page starts, not `skip` rows sent here
+            cursor.execute(_NTH_SQL, params | {"skip": skip})
+            found = cursor.fetchone()
+            if found is None:
+                return
+            params["after_at"], params["after_id"] = found
+            rank = skip
+        while True:
+            cursor.execute(_PAGE_SQLS[percentage], params)
+            rows = cursor.fetchall()
+            for *row, _ in rows:
+                rank += 1
+                yield _Row(rank, *row)
+            if len(rows) < chunk:
+                return
+            params["after_at"], params["after_id"] = rows[-1][2], rows[-1][-1]
+
+
+def _billed(row: _Row, segments: list[Segment]) -> BilledOutcome:
+    """The fee of the outcome of rank `row.rank` in its type, from the lines' segments."""
+    start = 0
+    for segment in segments:
+        if segment.count is not None and row.rank > start + segment.count:
+            start += segment.count
+            continue
+        index = row.rank - start - 1  # from 0 within the segment
+        block = None
+        if segment.allowance == "percentage":
+            fee = ZERO if row.missing or row.value_fee is None else row.value_fee
+        elif segment.allowance == "package":
+            assert segment.package_size is not None
+            block = index // segment.package_size + 1
+            fee = segment.fee if index % segment.package_size == 0 else ZERO
+        else:
+            fee = segment.fee
+        return BilledOutcome(
+            id=row.id,
+            type=row.type,
+            succeeded_at=row.succeeded_at,
+            value=row.value,
+            value_currency=row.value_currency,
+            fee=fee,
+            allowance=segment.allowance,
+            line=segment.line.position,
+            block=block,
+            fx_rate_missing=row.missing,
+            status_now=row.status,
+        )
+    raise AssertionError(f"outcome {row.id} of rank {row.rank} is past its type's lines")

@@ -1,0 +1,12 @@
+from django.urls import path
+
+from billing.statements import api
+
+urlpatterns = [
+    path("invoices/<int:invoice_id>/statement", api.StatementApi.as_view(), name="statement"),
+    path(
+        "invoices/<int:invoice_id>/statement.csv",
+        api.StatementCsvApi.as_view(),
+        name="statement-csv",
+    ),
+]
