@@ -38,5 +38,7 @@ urlpatterns = [
         name="admin-dashboard-margins-csv",
     ),
     path("admin/", admin.site.urls),
+    # An invoice's statement for the customer, behind a signed link (no login).
+    path("statements/", include("billing.statements.pages")),
     path("metrics", metrics_view, name="metrics"),
 ]

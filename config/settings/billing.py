@@ -27,3 +27,13 @@ LIMITS_FAIR_USE_CAPS = "billing.analytics.selectors.premium.fair_use_caps"
 # ones (calls as they happen, and the day's stragglers) are read call by call and cost
 # ingest nothing (billing/invoicing/folding.py).
 RUNNING_FOLD_LAG_DAYS = env_int("PAYBACK_RUNNING_FOLD_LAG_DAYS", 1)
+
+# Where customers reach payback's public pages (the hosted statement behind a signed
+# link), e.g. https://billing.example.com: the links put on Stripe invoices start with
+# it. Empty: no link goes to Stripe (the API still gives the statement).
+PUBLIC_URL = env_str("PAYBACK_PUBLIC_URL", "").rstrip("/")
+# How long a statement link works: long enough for an invoice's life in Stripe's e-mails.
+STATEMENT_LINK_DAYS = env_int("PAYBACK_STATEMENT_LINK_DAYS", 400)
+# The link to an invoice's hosted statement (None without PUBLIC_URL), which the Stripe
+# push puts on the invoice: stripe_sync, beside statements, asks it through this function.
+STATEMENT_URL = "billing.statements.links.statement_url"

@@ -17,6 +17,7 @@ from billing.invoicing.models import FxRate, Invoice
 from billing.invoicing.services import period_close
 from billing.money import to_minor_units
 from billing.plans.models import Subscription
+from billing.statements.links import statement_path, statement_token
 from metering.models import Customer, UsageEvent
 from outcomes.models import Outcome
 from outcomes.services import outcome_reverse
@@ -239,3 +240,40 @@ def test_the_csv_streams_lines_outcomes_and_the_invoices_total(
 def test_an_unknown_invoice_is_a_404_and_a_key_is_needed(client_with_key: APIClient) -> None:
     assert client_with_key.get("/v1/invoices/999/statement").status_code == 404
     assert APIClient().get("/v1/invoices/999/statement").status_code == 401
+
+
+def test_the_hosted_page_shows_the_statement_behind_its_signed_link(client: Any) -> None:
+    customer = _customer(included=1, unit_price="0.99")
+    _succeed(customer, 3)
+    invoice = period_close(customer_id=customer.pk, period_start=OCTOBER)
+
+    page = client.get(statement_path(invoice.pk), HTTP_ACCEPT_LANGUAGE="de-DE,de;q=0.9")
+    csv_answer = client.get(statement_path(invoice.pk) + "/statement.csv")
+
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "1,98\xa0$" in html  # the invoice's total, in the reader's locale (German)
+    for n in range(3):
+        assert f"r-{n:03}" in html
+    assert "included" in html and "0,99" in html
+    assert csv_answer.status_code == 200
+    rows = b"".join(csv_answer.streaming_content).decode().splitlines()
+    assert rows[-1].startswith("total,") and "1.98" in rows[-1]
+
+
+def test_a_changed_or_expired_link_is_refused(client: Any, settings: Any) -> None:
+    customer = _customer(unit_price="0.99")
+    _succeed(customer, 1)
+    invoice = period_close(customer_id=customer.pk, period_start=OCTOBER)
+    other = statement_path(invoice.pk + 1)  # another invoice's link: its own signature
+    token = statement_token(invoice.pk)
+    forged = f"{invoice.pk + 1}:{token.split(':', 1)[1]}"  # this signature, another id
+
+    assert client.get(f"/statements/{forged}").status_code == 403
+    assert client.get(f"/statements/{token[:-2]}").status_code == 403
+    assert client.get(f"/statements/{forged}/statement.csv").status_code == 403
+    assert client.get(other).status_code == 404  # signed, but no such invoice
+    settings.STATEMENT_LINK_DAYS = 0
+    expired = client.get(statement_path(invoice.pk))
+    assert expired.status_code == 410
+    assert "expired" in expired.content.decode()

@@ -418,3 +418,25 @@ def test_a_close_delivered_again_sends_the_push_its_first_delivery_lost(invoice,
         timeout=20,
     )
     assert Invoice.objects.get(pk=invoice.pk).stripe_invoice_id
+
+
+def test_the_stripe_invoice_carries_the_link_to_its_statement(invoice, settings, client):
+    settings.PUBLIC_URL = "https://billing.example.test"
+
+    pushed = invoice_push(invoice_id=invoice.pk)
+
+    memo = stripe_invoice(pushed).description
+    assert memo.startswith("2026-10-01 – 2026-11-01. Every outcome billed: ")
+    link = memo.split(": ", 1)[1]
+    assert link.startswith("https://billing.example.test/statements/")
+    page = client.get(link.removeprefix("https://billing.example.test"))
+    assert page.status_code == 200
+    assert "o-0" in page.content.decode()  # the outcomes it billed
+
+
+def test_without_a_public_url_the_memo_is_the_period(invoice, settings):
+    settings.PUBLIC_URL = ""
+
+    pushed = invoice_push(invoice_id=invoice.pk)
+
+    assert stripe_invoice(pushed).description == "2026-10-01 – 2026-11-01"

@@ -17,6 +17,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
 from billing.invoicing.models import Invoice, InvoiceStatus, PushState
 from billing.invoicing.services import invoice_can_move, invoice_can_reach, invoice_move
@@ -26,6 +27,14 @@ from billing.stripe_sync.models import StripeCustomer
 from metering.models import Customer
 
 logger = logging.getLogger(__name__)
+
+
+def invoice_description(invoice: Invoice) -> str:
+    """What Stripe shows as the invoice's memo, in its e-mail and on its hosted page: the
+    period, and the link to the statement of what it bills (when PUBLIC_URL is set)."""
+    period = f"{invoice.period_start:%Y-%m-%d} – {invoice.period_end:%Y-%m-%d}"
+    url = import_string(settings.STATEMENT_URL)(invoice.pk)
+    return f"{period}. Every outcome billed: {url}" if url else period
 
 
 def _mark(invoice: Invoice, step: str) -> None:
@@ -76,7 +85,7 @@ def invoice_push(*, invoice_id: int) -> Invoice:
             stripe_customer=stripe_customer,
             collection_method=invoice.plan_version.collection_method,
             days_until_due=invoice.plan_version.days_until_due,
-            description=f"{invoice.period_start:%Y-%m-%d} – {invoice.period_end:%Y-%m-%d}",
+            description=invoice_description(invoice),
         )
         Invoice.objects.filter(pk=invoice.pk).update(stripe_invoice_id=invoice.stripe_invoice_id)
     lines = invoice.lines.filter(stripe_item_id="").select_related("source_invoice")

@@ -1,0 +1,10 @@
+"""URLs of the hosted statement (outside the API: a page for people, behind its link)."""
+
+from django.urls import path
+
+from billing.statements import views
+
+urlpatterns = [
+    path("<str:token>", views.statement_page, name="statement-page"),
+    path("<str:token>/statement.csv", views.statement_page_csv, name="statement-page-csv"),
+]

@@ -1,0 +1,137 @@
+"""The hosted statement: an invoice's statement as a page (and its CSV) behind a signed,
+expiring link, for the customer who reads it from Stripe's e-mail or hosted invoice. No
+login; read-only; one invoice per link."""
+
+from __future__ import annotations
+
+import csv
+from decimal import Decimal
+from typing import Any
+
+from babel import Locale, UnknownLocaleError
+from babel.numbers import format_currency, format_decimal
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
+
+from billing.invoicing import selectors as invoicing_selectors
+from billing.money import from_minor_units
+from billing.statements import selectors
+from billing.statements.api import _Echo, statement_rows
+from billing.statements.links import LinkRefused, invoice_of_token
+
+PAGE_SIZE = 500  # outcomes on one page of the hosted statement
+
+
+def _locale(request: HttpRequest) -> Locale:
+    """The reader's locale for numbers, dates and money: their browser's first choice."""
+    for part in request.headers.get("Accept-Language", "").split(","):
+        tag = part.split(";")[0].strip().replace("-", "_")
+        if not tag or tag == "*":
+            continue
+        try:
+            return Locale.parse(tag)
+        except (ValueError, UnknownLocaleError):
+            continue
+    return Locale.parse("en_US")
+
+
+def _refused(request: HttpRequest, refusal: LinkRefused) -> HttpResponse:
+    return render(
+        request,
+        "statements/refused.html",
+        {"expired": refusal.expired},
+        status=410 if refusal.expired else 403,
+    )
+
+
+@require_GET
+def statement_page(request: HttpRequest, token: str) -> HttpResponse:
+    try:
+        invoice_id = invoice_of_token(token)
+    except LinkRefused as refusal:
+        return _refused(request, refusal)
+    invoice = invoicing_selectors.invoice_get(invoice_id=invoice_id)
+    statement = selectors.statement_of(invoice)
+    total = sum(t.outcomes for t in statement.types)
+    try:
+        page = max(1, int(request.GET.get("page", "1")))
+    except ValueError:
+        page = 1
+    pages = max(1, -(-total // PAGE_SIZE))
+    page = min(page, pages)
+    locale = _locale(request)
+    currency = invoice.currency
+
+    def money(minor: int) -> str:
+        return format_currency(from_minor_units(minor, currency), currency, locale=locale)
+
+    def exact(amount: Decimal | None) -> str:
+        return "" if amount is None else format_decimal(amount, locale=locale)
+
+    outcomes = [
+        {
+            "id": o.id,
+            "type": o.type,
+            "succeeded_at": o.succeeded_at,
+            "value": exact(o.value),
+            "value_currency": o.value_currency,
+            "fee": exact(o.fee),
+            "allowance": o.allowance,
+            "line": o.line,
+            "block": o.block,
+            "reversed": o.status_now == "reversed",
+        }
+        for o in selectors.statement_outcomes(
+            statement, offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE, chunk=PAGE_SIZE
+        )
+    ]
+    context: dict[str, Any] = {
+        "invoice": invoice,
+        "customer": invoice.customer.external_id,
+        "total": money(invoice.total),
+        "lines": [
+            {
+                "position": line.position,
+                "description": line.description,
+                "quantity": exact(line.quantity),
+                "amount": money(line.amount),
+                "late": line.source_invoice_id is not None,
+                "period": line.source_invoice or invoice,
+            }
+            for line in statement.lines
+        ],
+        "types": [
+            {
+                "type": t.type,
+                "outcomes": t.outcomes,
+                "included": t.included,
+                "amount": money(t.amount),
+            }
+            for t in statement.types
+        ],
+        "seats": statement.seats,
+        "outcomes": outcomes,
+        "outcomes_total": total,
+        "page": page,
+        "pages": pages,
+        "token": token,
+        "locale": locale,
+    }
+    return render(request, "statements/statement.html", context)
+
+
+@require_GET
+def statement_page_csv(request: HttpRequest, token: str) -> HttpResponse:
+    try:
+        invoice_id = invoice_of_token(token)
+    except LinkRefused as refusal:
+        return _refused(request, refusal)
+    statement = selectors.statement_of(invoicing_selectors.invoice_get(invoice_id=invoice_id))
+    writer = csv.writer(_Echo())
+    response = StreamingHttpResponse(
+        (writer.writerow(row) for row in statement_rows(statement)),
+        content_type="text/csv; charset=utf-8",
+    )
+    response["Content-Disposition"] = f'attachment; filename="statement-{invoice_id}.csv"'
+    return response
