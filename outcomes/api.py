@@ -8,17 +8,20 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from api.parsers import ExactJSONParser
 from metering.api import API_ERRORS, INGEST_ERRORS, require_json
 from metering.serializers import ErrorSerializer, IngestResultSerializer
 from outcomes import selectors
 from outcomes.schemas import parse_outcome_batch
 from outcomes.serializers import (
+    DisputeInputSerializer,
+    DisputeSerializer,
     OutcomeBatchInputSerializer,
     OutcomeDetailSerializer,
     OutcomeInputSerializer,
     OutcomeOutputSerializer,
 )
-from outcomes.services import outcome_reverse, outcomes_record
+from outcomes.services import dispute_open, outcome_reverse, outcomes_record
 
 
 class OutcomeRecordApi(APIView):
@@ -83,3 +86,39 @@ class OutcomeReverseApi(APIView):
             external_id=external_id, window=window, now=timezone.now()
         )
         return Response(OutcomeOutputSerializer(reversed_outcome).data)
+
+
+class OutcomeDisputesApi(APIView):
+    parser_classes = [ExactJSONParser]
+
+    @extend_schema(
+        operation_id="outcomes_disputes_open",
+        summary="The customer contests a billed outcome: an open dispute for an operator",
+        request=DisputeInputSerializer,
+        responses={
+            201: DisputeSerializer,
+            200: OpenApiResponse(DisputeSerializer, description="It was open already."),
+            **API_ERRORS,
+            404: ErrorSerializer,
+            409: OpenApiResponse(ErrorSerializer, description="Not a success: nothing billed."),
+            415: OpenApiResponse(ErrorSerializer, description="Not JSON."),
+        },
+    )
+    def post(self, request: Request, external_id: str) -> Response:
+        require_json(request)
+        sent = DisputeInputSerializer(data=request.data)
+        sent.is_valid(raise_exception=True)
+        dispute, created = dispute_open(
+            external_id=external_id, reason=sent.validated_data["reason"]
+        )
+        return Response(DisputeSerializer(dispute).data, status=201 if created else 200)
+
+    @extend_schema(
+        operation_id="outcomes_disputes_list",
+        summary="An outcome's disputes, newest first",
+        responses={200: DisputeSerializer(many=True), 401: API_ERRORS[401], 404: ErrorSerializer},
+    )
+    def get(self, request: Request, external_id: str) -> Response:
+        outcome = selectors.outcome_get(external_id=external_id)
+        disputes = outcome.disputes.select_related("outcome").order_by("-created_at", "-pk")
+        return Response(DisputeSerializer(disputes, many=True).data)

@@ -74,3 +74,38 @@ class Outcome(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} {self.external_id} ({self.status})"
+
+
+class DisputeStatus(models.TextChoices):
+    OPEN = "open"
+    ACCEPTED = "accepted"  # the outcome is reversed: credited on the next invoice
+    REJECTED = "rejected"  # it stands
+
+
+class Dispute(models.Model):
+    """A customer contests a billed outcome (sent by the product backend on its behalf);
+    an operator accepts or rejects it in the admin, with a note (audited)."""
+
+    outcome = models.ForeignKey(Outcome, on_delete=models.PROTECT, related_name="disputes")
+    reason = models.TextField(max_length=2000)
+    status = models.CharField(
+        max_length=16, choices=DisputeStatus.choices, default=DisputeStatus.OPEN
+    )
+    note = models.TextField(blank=True, help_text="The operator's, with the decision.")
+    decided_by = models.CharField(max_length=150, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            # One open dispute per outcome: sending it again answers with that one.
+            models.UniqueConstraint(
+                fields=["outcome"],
+                condition=Q(status=DisputeStatus.OPEN),
+                name="dispute_one_open_per_outcome",
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "created_at"], name="dispute_status_time")]
+
+    def __str__(self) -> str:
+        return f"dispute of {self.outcome.external_id} ({self.status})"

@@ -3,7 +3,8 @@
 
 from rest_framework import serializers
 
-from outcomes.models import SENT_STATUSES, OutcomeStatus
+from metering.serializers import StrictInputSerializer
+from outcomes.models import SENT_STATUSES, DisputeStatus, OutcomeStatus
 
 
 class OutcomeInputSerializer(serializers.Serializer):
@@ -69,3 +70,23 @@ class OutcomeDetailSerializer(OutcomeOutputSerializer):
         help_text="USD over the priced calls; null when every call is unpriced.",
     )
     unpriced_calls = serializers.IntegerField()
+
+
+class DisputeInputSerializer(StrictInputSerializer):
+    reason = serializers.CharField(
+        max_length=2000, help_text="Why the customer contests it, in their words."
+    )
+
+
+class DisputeSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    outcome = serializers.CharField(source="outcome.external_id")
+    reason = serializers.CharField()
+    status = serializers.ChoiceField(
+        DisputeStatus.choices,
+        help_text="open; accepted (the outcome is reversed and credited on the next invoice); "
+        "rejected (it stands).",
+    )
+    note = serializers.CharField(help_text="The operator's, with the decision.")
+    created_at = serializers.DateTimeField()
+    decided_at = serializers.DateTimeField(allow_null=True)

@@ -16,7 +16,7 @@ from common import metrics
 from common.metrics import batch_observed
 from metering.models import Customer
 from outcomes.locks import customers_lock, outcomes_lock
-from outcomes.models import Outcome, OutcomeStatus
+from outcomes.models import Dispute, DisputeStatus, Outcome, OutcomeStatus
 from outcomes.schemas import ValidOutcome
 
 # The only moves POST /v1/outcomes makes; succeeded -> reversed is outcome_reverse's.
@@ -178,9 +178,10 @@ def outcomes_record(*, outcomes: list[ValidOutcome]) -> BatchResult:
     return result
 
 
-def outcome_reverse(*, external_id: str, window: timedelta, now: datetime) -> Outcome:
-    """succeeded -> reversed, within `window` of the success (the plan's reversal window).
-    Reversing a reversed outcome again changes nothing (a retry is safe)."""
+def outcome_reverse(*, external_id: str, window: timedelta | None, now: datetime) -> Outcome:
+    """succeeded -> reversed, within `window` of the success (the plan's reversal window;
+    None: whenever, as for an accepted dispute). Reversing a reversed outcome again
+    changes nothing (a retry is safe)."""
     with transaction.atomic():
         outcome = outcomes_lock(external_ids=[external_id]).get(external_id)
         if outcome is None:
@@ -194,7 +195,11 @@ def outcome_reverse(*, external_id: str, window: timedelta, now: datetime) -> Ou
                                      "succeeded outcome can be reversed.")],
                 status_code=409,
             )  # fmt: skip
-        if outcome.succeeded_at is not None and now - outcome.succeeded_at > window:
+        if (
+            window is not None
+            and outcome.succeeded_at is not None
+            and now - outcome.succeeded_at > window
+        ):
             raise ApiError(
                 [ErrorDetail(field="status", code="reversal_window_passed",
                              message=f"Outcome `{external_id}` succeeded at "
@@ -205,3 +210,47 @@ def outcome_reverse(*, external_id: str, window: timedelta, now: datetime) -> Ou
         _set_status(outcome, OutcomeStatus.REVERSED, now)
         outcome.save(update_fields=["status", "reversed_at", "updated_at"])
     return outcome
+
+
+def dispute_open(*, external_id: str, reason: str) -> tuple[Dispute, bool]:
+    """The customer contests a billed (or to be billed) outcome: an open dispute, and
+    whether it is new. While one is open, sending it again answers with it. 404 for no
+    such outcome, 409 for one that is not a success (nothing is billed for it)."""
+    with transaction.atomic():
+        outcome = outcomes_lock(external_ids=[external_id]).get(external_id)
+        if outcome is None:
+            raise Http404(f"No outcome `{external_id}`.")
+        found = Dispute.objects.filter(outcome=outcome, status=DisputeStatus.OPEN).first()
+        if found is not None:
+            return found, False
+        if outcome.status != OutcomeStatus.SUCCEEDED:
+            raise ApiError(
+                [ErrorDetail(field=None, code="not_billed",
+                             message=f"Outcome `{external_id}` is {outcome.status}: nothing "
+                                     "is billed for it to dispute.")],
+                status_code=409,
+            )  # fmt: skip
+        return Dispute.objects.create(outcome=outcome, reason=reason), True
+
+
+class DisputeDecided(Exception):
+    """A dispute that is no longer open cannot be decided again."""
+
+
+def dispute_decide(*, dispute_id: int, accept: bool, note: str, by: str, now: datetime) -> Dispute:
+    """An operator's decision on an open dispute, with a note. Accepted: the outcome is
+    reversed, even past its plan's reversal window, and so credited on the customer's
+    next invoice (late usage and credits). Rejected: it stands."""
+    if not note.strip():
+        raise ValueError("a decision needs a note")
+    with transaction.atomic():
+        dispute = Dispute.objects.select_for_update().select_related("outcome").get(pk=dispute_id)
+        if dispute.status != DisputeStatus.OPEN:
+            raise DisputeDecided(f"dispute {dispute_id} is {dispute.status}")
+        if accept:
+            outcome_reverse(external_id=dispute.outcome.external_id, window=None, now=now)
+        dispute.status = DisputeStatus.ACCEPTED if accept else DisputeStatus.REJECTED
+        dispute.note, dispute.decided_by, dispute.decided_at = note.strip(), by, now
+        # save(), not update(): the decision is in the audit log.
+        dispute.save(update_fields=["status", "note", "decided_by", "decided_at"])
+    return dispute

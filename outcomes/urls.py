@@ -10,4 +10,9 @@ urlpatterns = [
         api.OutcomeReverseApi.as_view(),
         name="outcome-reverse",
     ),
+    path(
+        "outcomes/<str:external_id>/disputes",
+        api.OutcomeDisputesApi.as_view(),
+        name="outcome-disputes",
+    ),
 ]

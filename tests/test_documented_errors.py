@@ -88,6 +88,7 @@ CUSTOMER_PATH = "/v1/customers/{external_id}"
 ACME = "/v1/customers/acme"
 CREDITS = "/v1/customers/{external_id}/credits"
 RESERVATION = "/v1/reservations/{reservation_id}"
+DISPUTES = "/v1/outcomes/{external_id}/disputes"
 SPEND = {"amount": "1"}
 SETTLE = {"amount": "1"}
 LIMIT = {"mode": "hard"}
@@ -377,6 +378,24 @@ RECIPES: dict[tuple[str, str, int], Callable[[Api], Any]] = {
     ("POST", "/v1/outcomes/{external_id}/reverse", 409): lambda a: a.keyed.post(
         "/v1/outcomes/o-pending/reverse"
     ),
+    ("POST", DISPUTES, 400): lambda a: a.keyed.post(
+        "/v1/outcomes/o-succeeded/disputes", {"reason": ""}, format="json"
+    ),
+    ("POST", DISPUTES, 401): lambda a: a.anonymous.post(
+        "/v1/outcomes/o-succeeded/disputes", {"reason": "x"}, format="json"
+    ),
+    ("POST", DISPUTES, 404): lambda a: a.keyed.post(
+        "/v1/outcomes/nobody/disputes", {"reason": "x"}, format="json"
+    ),
+    ("POST", DISPUTES, 409): lambda a: a.keyed.post(
+        "/v1/outcomes/o-pending/disputes", {"reason": "x"}, format="json"
+    ),
+    ("POST", DISPUTES, 415): not_json("/v1/outcomes/o-succeeded/disputes"),
+    ("POST", DISPUTES, 429): lambda a: a.over_rate(
+        json_post("/v1/outcomes/o-succeeded/disputes", {"reason": "x"})
+    ),
+    ("GET", DISPUTES, 401): lambda a: a.anonymous.get("/v1/outcomes/o-succeeded/disputes"),
+    ("GET", DISPUTES, 404): lambda a: a.keyed.get("/v1/outcomes/nobody/disputes"),
     ("GET", "/v1/plans/{code}", 401): lambda a: a.anonymous.get("/v1/plans/basic"),
     ("GET", "/v1/plans/{code}", 404): lambda a: a.keyed.get("/v1/plans/nothing"),
     ("PUT", "/v1/plans/{code}", 400): lambda a: a.keyed.put(

@@ -54,6 +54,7 @@ def _outcome(outcome: selectors.BilledOutcome) -> dict[str, Any]:
         "block": outcome.block,
         "fx_rate_missing": outcome.fx_rate_missing,
         "status_now": outcome.status_now,
+        "dispute": outcome.dispute,
     }
 
 
@@ -115,7 +116,8 @@ class _Echo:
 CSV_COLUMNS = (
     "section", "line", "kind", "description", "period_start", "period_end", "quantity",
     "unit_price", "amount", "outcome_id", "outcome_type", "succeeded_at", "value",
-    "value_currency", "fee", "allowance", "block", "status_now", "user", "active_days",
+    "value_currency", "fee", "allowance", "block", "status_now", "dispute", "user",
+    "active_days",
 )  # fmt: skip
 
 
@@ -157,6 +159,7 @@ def statement_rows(statement: selectors.Statement) -> Iterator[list[Any]]:
             allowance=outcome.allowance,
             block=outcome.block or "",
             status_now=outcome.status_now,
+            dispute=outcome.dispute,
         )
     total = from_minor_units(statement.lines_total, currency)
     yield _row(section="total", amount=decimal_text(total))

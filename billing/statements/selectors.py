@@ -63,6 +63,7 @@ class BilledOutcome:
     block: int | None = None  # a package's block, from 1
     fx_rate_missing: bool = False  # a value in a currency without a rate: billed nothing
     status_now: str = ""  # succeeded, or reversed since (credited on a later invoice)
+    dispute: str = ""  # its latest dispute's status: open, accepted, rejected; "": none
 
 
 @dataclass(slots=True)
@@ -199,7 +200,10 @@ def _page_sql(*, percentage: bool) -> str:
     clamped = CLAMPED_FEE_SQL if percentage else "NULL::numeric"
     missing = "value IS NOT NULL AND fee IS NULL" if percentage else "false"
     return f"""
-SELECT external_id, type, succeeded_at, value, value_currency, status, {clamped}, {missing}, id
+SELECT external_id, type, succeeded_at, value, value_currency, status, {clamped}, {missing},
+       coalesce((SELECT d.status FROM outcomes_dispute d WHERE d.outcome_id = o.id
+                 ORDER BY d.created_at DESC, d.id DESC LIMIT 1), ''),
+       id
 FROM (
     SELECT o.id, o.external_id, o.type, o.succeeded_at, o.value, o.value_currency, o.status,
            {value_fee} AS fee
@@ -261,6 +265,7 @@ class _Row:
     status: str
     value_fee: Decimal | None
     missing: bool
+    dispute: str
 
 
 def _type_outcomes(
@@ -327,5 +332,6 @@ def _billed(row: _Row, segments: list[Segment]) -> BilledOutcome:
             block=block,
             fx_rate_missing=row.missing,
             status_now=row.status,
+            dispute=row.dispute,
         )
     raise AssertionError(f"outcome {row.id} of rank {row.rank} is past its type's lines")

@@ -48,6 +48,10 @@ class BilledOutcomeSerializer(serializers.Serializer):
     status_now = serializers.CharField(
         help_text="succeeded; or reversed since, credited on a later invoice."
     )
+    dispute = serializers.CharField(
+        help_text="Its latest dispute: open, accepted (reversed, credited on a later "
+        "invoice), rejected; empty: none."
+    )
 
 
 class StatementSerializer(serializers.Serializer):

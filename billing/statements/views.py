@@ -81,6 +81,7 @@ def statement_page(request: HttpRequest, token: str) -> HttpResponse:
             "line": o.line,
             "block": o.block,
             "reversed": o.status_now == "reversed",
+            "dispute": o.dispute,
         }
         for o in selectors.statement_outcomes(
             statement, offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE, chunk=PAGE_SIZE

@@ -39,11 +39,23 @@ def failures() -> list[Failure]:
     return []
 
 
+_MADE: list[Payback] = []
+
+
+@pytest.fixture(autouse=True)
+def _clients_closed() -> Iterator[None]:
+    """Every client a test made is closed after it: none goes on retrying against a proxy
+    that is gone, for the rest of the suite."""
+    yield
+    while _MADE:
+        _MADE.pop().close(timeout=0)
+
+
 def client(
     server: Server, failures: list[Failure], url: str | None = None, **options: Any
 ) -> Payback:
     """A client that sends soon and retries fast (the tests' network fails on purpose)."""
-    return Payback(
+    made = Payback(
         api_key=server.key,
         base_url=url or server.url,
         flush_interval=options.pop("flush_interval", 0.05),
@@ -52,3 +64,5 @@ def client(
         on_error=failures.append,
         **options,
     )
+    _MADE.append(made)
+    return made

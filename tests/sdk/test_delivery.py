@@ -230,3 +230,15 @@ def test_a_forked_child_sends_its_own_records_and_not_its_parents(
     assert flushed
     stored = sorted(UsageEvent.objects.values_list("event_id", flat=True))
     assert stored == [f"child-{n}" for n in range(3)] + [f"parent-{n}" for n in range(4)]
+
+
+def test_the_backoff_of_a_sender_retrying_for_days_stays_a_number() -> None:
+    from payback_client._delivery import Outbox
+
+    outbox = Outbox(
+        max_queue=1, batch_size=1, max_attempts=5, backoff=0.5, max_backoff=30.0,
+        on_error=None, compress=False, spool=None,
+    )  # fmt: skip
+
+    assert 0 <= outbox.delay(5000) <= 30.0  # 2**5000 would not fit a float
+    assert outbox.delay(5000, floor=60.0) == 60.0

@@ -286,7 +286,8 @@ class Outbox:
 
     def delay(self, attempt: int, floor: float = 0.0) -> float:
         """Exponential backoff with full jitter, never under the server's floor."""
-        ceiling = min(self.max_backoff, self.backoff * 2**attempt)
+        # 2**attempt, capped: a sender that retries for days must not overflow a float.
+        ceiling = min(self.max_backoff, self.backoff * 2 ** min(attempt, 30))
         return max(floor, random.uniform(0, ceiling))  # noqa: S311 (jitter, not a secret)
 
     def fail(
