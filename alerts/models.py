@@ -41,6 +41,10 @@ class AlertKind(models.TextChoices):
         "grant_expiring",
         "credits left in a grant expiring within a number of days (once per grant)",
     )
+    DISPUTE_RATE = (
+        "dispute_rate",
+        "an outcome type's disputes above a threshold (percent) of its successes this month",
+    )
 
 
 class AlertScope(models.TextChoices):

@@ -290,6 +290,31 @@ def _grant_expiring(rule: AlertRule, reports: _Reports) -> list[Finding]:
     ]
 
 
+def _dispute_rate(rule: AlertRule, reports: _Reports) -> list[Finding]:
+    """Are we charging for real outcomes? An outcome type whose successes this month are
+    disputed more often than the threshold (percent)."""
+    findings = []
+    for row in reports.margins("outcome_type").rows:
+        rate = row.dispute_rate_percent
+        if not row.key or rate is None or rate <= rule.threshold_percent:
+            continue
+        findings.append(
+            Finding(
+                rule,
+                f"outcome_type:{row.key}",
+                f"{row.disputed} of the {row.key} outcomes that succeeded this month are "
+                f"disputed ({_text(rate)} %, above {_text(rule.threshold_percent)} %)",
+                {
+                    "outcome_type": row.key,
+                    "disputed": row.disputed,
+                    "disputes_accepted": row.disputes_accepted,
+                    "dispute_rate_percent": _text(rate),
+                },
+            )
+        )
+    return findings
+
+
 _EVALUATORS = {
     AlertKind.MARGIN_BELOW: _margin_below,
     AlertKind.COST_PER_SUCCESS_UP: _cost_per_success_up,
@@ -300,6 +325,7 @@ _EVALUATORS = {
     AlertKind.CREDITS_EXHAUSTED: _credits_exhausted,
     AlertKind.BUDGET_REACHED: _budget_reached,
     AlertKind.GRANT_EXPIRING: _grant_expiring,
+    AlertKind.DISPUTE_RATE: _dispute_rate,
 }
 
 

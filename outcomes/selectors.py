@@ -16,7 +16,7 @@ from django.utils.module_loading import import_string
 
 from common.replicas import reading
 from metering.models import CostSource, Customer, UsageEvent
-from outcomes.models import Outcome
+from outcomes.models import Dispute, DisputeStatus, Outcome
 
 
 def outcome_get(*, external_id: str) -> Outcome:
@@ -112,3 +112,29 @@ def reversal_window(*, customer: Customer) -> timedelta:
     it, in billing, which this app may not import)."""
     window: Callable[..., timedelta] = import_string(settings.OUTCOME_REVERSAL_WINDOW)
     return window(customer=customer)
+
+
+def dispute_counts(
+    *,
+    start: datetime,
+    end: datetime,
+    by: str,
+    customer: str | None = None,
+    outcome_type: str | None = None,
+) -> dict[str, tuple[int, int]]:
+    """Per customer (external id) or per outcome type (`by`: "customer" or "type"): of
+    the outcomes that succeeded in [start, end), how many were disputed, and of those how
+    many had a dispute accepted."""
+    disputes = Dispute.objects.filter(
+        outcome__succeeded_at__gte=start, outcome__succeeded_at__lt=end
+    )
+    if customer is not None:
+        disputes = disputes.filter(outcome__customer__external_id=customer)
+    if outcome_type is not None:
+        disputes = disputes.filter(outcome__type=outcome_type)
+    key = "outcome__customer__external_id" if by == "customer" else "outcome__type"
+    rows = disputes.values(key).annotate(
+        disputed=Count("outcome", distinct=True),
+        accepted=Count("outcome", distinct=True, filter=Q(status=DisputeStatus.ACCEPTED)),
+    )
+    return {row[key]: (row["disputed"], row["accepted"]) for row in rows}

@@ -198,7 +198,14 @@ def _margin_row_body(row: MarginRow, group_by: str) -> dict[str, Any]:
         "unpriced_calls": row.unpriced_calls,
         "outcomes": None
         if row.succeeded is None
-        else {"succeeded": row.succeeded, "failed": row.failed, "reversed": row.reversed},
+        else {
+            "succeeded": row.succeeded,
+            "failed": row.failed,
+            "reversed": row.reversed,
+            "disputed": row.disputed,
+            "disputes_accepted": row.disputes_accepted,
+            "dispute_rate_percent": decimal_text(row.dispute_rate_percent),
+        },
         "cost_per_success": decimal_text(row.cost_per_success),
         "revenue_by_currency": {
             code: decimal_text(amount) for code, amount in sorted(row.revenue_by_currency.items())

@@ -24,6 +24,17 @@ class OutcomeCountsSerializer(serializers.Serializer):
     succeeded = serializers.IntegerField()
     failed = serializers.IntegerField()
     reversed = serializers.IntegerField()
+    disputed = serializers.IntegerField(
+        allow_null=True, help_text="Of those that succeeded in the window: disputed."
+    )
+    disputes_accepted = serializers.IntegerField(
+        allow_null=True, help_text="Of those: a dispute accepted (reversed, credited)."
+    )
+    dispute_rate_percent = serializers.CharField(
+        allow_null=True,
+        help_text="Disputed per hundred that succeeded (reversed since included); null: none "
+        "succeeded.",
+    )
 
 
 class MarginRowSerializer(serializers.Serializer):

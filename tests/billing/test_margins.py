@@ -43,6 +43,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 OCTOBER = datetime(2026, 10, 1, tzinfo=UTC)
 NOVEMBER = datetime(2026, 11, 1, tzinfo=UTC)
+NO_DISPUTES = {"disputed": 0, "disputes_accepted": 0, "dispute_rate_percent": "0"}
 DAY = timedelta(days=1)
 
 
@@ -151,12 +152,18 @@ def test_by_customer_one_profitable_on_outcomes_one_losing_on_premium_heavy_user
     assert report["periods"] == {"closed": 2, "open": 0}
     rows = {row["key"]: row for row in report["rows"]}
     assert figures(rows["fin"]) == ("6", "2", "4", "66.67")
-    assert rows["fin"]["outcomes"] == {"succeeded": 3, "failed": 1, "reversed": 0}
+    assert rows["fin"]["outcomes"] == {"succeeded": 3, "failed": 1, "reversed": 0, **NO_DISPUTES}
     assert rows["fin"]["cost_per_success"] == "0.666666666667"
     assert rows["fin"]["calls"] == 4
     assert rows["fin"]["tokens"] == 4 * 1200
     assert figures(rows["duo"]) == ("30", "45", "-15", "-50")
-    assert rows["duo"]["outcomes"] == {"succeeded": 0, "failed": 0, "reversed": 0}
+    assert rows["duo"]["outcomes"] == {
+        "succeeded": 0,
+        "failed": 0,
+        "reversed": 0,
+        **NO_DISPUTES,
+        "dispute_rate_percent": None,
+    }
     assert rows["duo"]["cost_per_success"] is None
     assert figures(report["totals"]) == ("36", "47", "-11", "-30.56")
     assert report["missing_rates"] == []
@@ -187,7 +194,12 @@ def test_by_tier_and_by_outcome_type(october):
 
     types = {row["key"]: row for row in margins(october, group_by="outcome_type")["rows"]}
     assert figures(types["resolution"]) == ("6", "2", "4", "66.67")
-    assert types["resolution"]["outcomes"] == {"succeeded": 3, "failed": 1, "reversed": 0}
+    assert types["resolution"]["outcomes"] == {
+        "succeeded": 3,
+        "failed": 1,
+        "reversed": 0,
+        **NO_DISPUTES,
+    }
     assert types["resolution"]["cost_per_success"] == "0.666666666667"
     assert figures(types[None]) == ("30", "45", "-15", "-50")
 
@@ -385,7 +397,7 @@ def test_periods_without_their_breakdown_yet_report_their_tokens_and_outcomes(oc
 
     assert by_customer() == broken_down
     assert broken_down["fin"][1] > 0
-    assert broken_down["fin"][2] == {"succeeded": 3, "failed": 1, "reversed": 0}
+    assert broken_down["fin"][2] == {"succeeded": 3, "failed": 1, "reversed": 0, **NO_DISPUTES}
 
 
 def test_the_cells_of_a_closed_period_sum_to_its_invoice(october):

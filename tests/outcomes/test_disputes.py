@@ -8,8 +8,11 @@ from typing import Any
 import pytest
 from auditlog.models import LogEntry
 from django.test import Client
+from django.utils import timezone
 from rest_framework.test import APIClient
 
+from alerts.models import AlertRule
+from alerts.services import alerts_evaluate
 from billing.invoicing.services import period_close
 from billing.plans.models import Subscription
 from billing.statements.links import statement_path
@@ -128,3 +131,44 @@ def test_a_customer_may_dispute_again_after_a_rejection(
     second = _dispute(client_with_key, "r-1", "Here is the transcript.")
 
     assert second.status_code == 201 and second.json()["id"] != first
+
+
+def test_the_margins_count_disputes_per_outcome_type_and_customer(
+    client_with_key: APIClient, billed: Outcome
+) -> None:
+    accepted = _dispute(client_with_key, "r-0").json()["id"]
+    dispute_decide(dispute_id=accepted, accept=True, note="Reopened.", by="ops", now=NOVEMBER)
+    _dispute(client_with_key, "r-1")  # still open
+
+    window = {"from": OCTOBER.isoformat(), "to": NOVEMBER.isoformat()}
+    by_type = client_with_key.get("/v1/analytics/margins", {**window, "group_by": "outcome_type"})
+    by_customer = client_with_key.get("/v1/analytics/margins", {**window, "group_by": "customer"})
+
+    (row,) = [r for r in by_type.json()["rows"] if r["key"] == "resolution"]
+    assert row["outcomes"]["succeeded"] == 1 and row["outcomes"]["reversed"] == 1
+    assert (row["outcomes"]["disputed"], row["outcomes"]["disputes_accepted"]) == (2, 1)
+    assert row["outcomes"]["dispute_rate_percent"] == "100"  # both of its 2 successes
+    (acme,) = by_customer.json()["rows"]
+    assert acme["outcomes"]["disputed"] == 2
+
+
+def test_a_dispute_rate_above_its_threshold_raises_an_alert(client_with_key: APIClient) -> None:
+    AlertRule.objects.all().delete()
+    AlertRule.objects.create(name="disputes", kind="dispute_rate", threshold_percent=30)
+    customer = customer_create(external_id="acme")
+    now = timezone.now()
+    for n in range(4):
+        Outcome.objects.create(
+            external_id=f"now-{n}", customer=customer, type="resolution", status="succeeded",
+            occurred_at=now, succeeded_at=now, succeeded_recorded_at=now,
+        )  # fmt: skip
+
+    _dispute(client_with_key, "now-0")
+    quiet = alerts_evaluate()  # 1 of 4: 25 %, not above 30 %
+    _dispute(client_with_key, "now-1")
+    [alert] = alerts_evaluate()  # 2 of 4: 50 %
+
+    assert quiet == []
+    assert alert.subject == "outcome_type:resolution"
+    assert alert.details["dispute_rate_percent"] == "50"
+    assert alerts_evaluate() == []  # once per period

@@ -45,6 +45,7 @@ from billing.plans.models import LineKind, Subscription
 from billing.plans.periods import period_after, subscription_period
 from common.replicas import reading
 from metering.models import Customer
+from outcomes.selectors import dispute_counts
 
 ZERO = Decimal(0)
 EXACT = Decimal("1e-12")
@@ -427,6 +428,10 @@ class MarginRow:
     succeeded: int | None = None
     failed: int | None = None
     reversed: int | None = None
+    # Of the outcomes that succeeded in the window: how many were disputed, and how many
+    # had a dispute accepted (reversed, credited). Per customer and outcome type too.
+    disputed: int | None = None
+    disputes_accepted: int | None = None
     revenue_by_currency: dict[str, Decimal] = field(default_factory=dict)
     included: bool = False  # a feature some plan gives away
     missing_rates: set[MissingRate] = field(default_factory=set)
@@ -440,6 +445,17 @@ class MarginRow:
         """The inference cost, or None where it is unknown (every call unpriced, or an FX
         rate missing)."""
         return None if self.cost_status == CostStatus.UNKNOWN else self.inference_cost
+
+    @property
+    def dispute_rate_percent(self) -> Decimal | None:
+        """Disputed outcomes per hundred that succeeded in the window (those reversed since
+        included): are we charging for real outcomes?"""
+        if self.disputed is None or self.succeeded is None:
+            return None
+        succeeded = self.succeeded + (self.reversed or 0)
+        if not succeeded:
+            return None
+        return (Decimal(100) * self.disputed / succeeded).quantize(Decimal("0.01"))
 
     @property
     def margin(self) -> Decimal | None:
@@ -598,12 +614,23 @@ def margins_report(
             row.failed = (row.failed or 0) + failed
             row.reversed = (row.reversed or 0) + reversed_
     if group_by in ("customer", "outcome_type"):
+        disputes = (
+            dispute_counts(
+                start=start, end=end, by="customer" if group_by == "customer" else "type",
+                customer=filters.customer, outcome_type=filters.outcome_type,
+            )
+            if _outcomes_follow(filters)
+            else {}
+        )  # fmt: skip
         for row in (*rows.values(), totals):
             row.succeeded, row.failed, row.reversed = (
                 row.succeeded or 0,
                 row.failed or 0,
                 row.reversed or 0,
             )
+            row.disputed, row.disputes_accepted = disputes.get(row.key, (0, 0))
+        totals.disputed = sum(disputed for disputed, _ in disputes.values())
+        totals.disputes_accepted = sum(accepted for _, accepted in disputes.values())
     else:
         totals.succeeded = totals.failed = totals.reversed = None
     return MarginReport(
