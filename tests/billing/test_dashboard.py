@@ -3,7 +3,6 @@ real headless Chromium against a live server), and its margin table as CSV."""
 
 import csv
 import io
-import os
 from datetime import timedelta
 
 import pytest
@@ -17,6 +16,7 @@ from metering.models import UsageEvent
 from outcomes.models import Outcome
 from tests.billing.factories import plan_load
 from tests.metering.factories import customer_create, event_payload
+from tests.support.browser import chromium, severe_console_errors
 
 CHARTS = (
     "chart-margin-by-customer",
@@ -183,31 +183,12 @@ def test_a_bad_window_is_refused(staff_client):
 
 @pytest.mark.django_db(transaction=True)
 def test_every_chart_renders_in_headless_chromium(live_server, tmp_path):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
     economics()
     User.objects.create_superuser("admin", "admin@example.test", "pw-admin-12345")
-    os.environ.setdefault("SE_OFFLINE", "true")  # never let Selenium Manager download
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-extensions",
-        "--no-first-run",
-        "--window-size=1400,1600",
-        f"--user-data-dir={tmp_path / 'profile'}",
-    ):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(options=options, service=Service("/usr/bin/chromedriver"))
-    try:
+    with chromium(tmp_path / "profile") as driver:
         driver.get(f"{live_server.url}/admin/login/?next=/admin/dashboard/")
         driver.find_element(By.NAME, "username").send_keys("admin")
         driver.find_element(By.NAME, "password").send_keys("pw-admin-12345")
@@ -240,13 +221,7 @@ def test_every_chart_renders_in_headless_chromium(live_server, tmp_path):
         )
         screenshot = tmp_path / "dashboard.png"
         driver.save_screenshot(str(screenshot))
-        errors = [
-            entry
-            for entry in driver.get_log("browser")
-            if entry["level"] == "SEVERE" and "favicon.ico" not in entry["message"]
-        ]
-    finally:
-        driver.quit()
+        errors = severe_console_errors(driver)
 
     for chart in drawn:
         assert chart["rendered"] == "true", chart

@@ -23,6 +23,7 @@ from outcomes.models import Outcome
 from outcomes.services import outcome_reverse
 from tests.billing.factories import plan_load
 from tests.metering.factories import customer_create
+from tests.support.browser import chromium, severe_console_errors
 
 pytestmark = pytest.mark.django_db(transaction=True)  # closes bill committed facts
 
@@ -277,3 +278,54 @@ def test_a_changed_or_expired_link_is_refused(client: Any, settings: Any) -> Non
     expired = client.get(statement_path(invoice.pk))
     assert expired.status_code == 410
     assert "expired" in expired.content.decode()
+
+
+def test_the_hosted_statement_in_a_real_browser(live_server: Any, tmp_path: Any) -> None:
+    """Debian's chromium reading the page as a German customer: the figures the API gives,
+    in German; labelled tables a keyboard reaches; a changed link refused; and another
+    customer's link showing only that customer's statement."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    customer = _customer(included=1, unit_price="1234.5")
+    _succeed(customer, 3)
+    invoice = period_close(customer_id=customer.pk, period_start=OCTOBER)
+    other = customer_create(external_id="globex")
+    Subscription.objects.create(customer=other, plan=customer.subscription.plan,
+                                started_at=OCTOBER)  # fmt: skip
+    at = OCTOBER + timedelta(days=4)
+    Outcome.objects.create(
+        external_id="g-1", customer=other, type="resolution", status="succeeded",
+        occurred_at=at, succeeded_at=at, succeeded_recorded_at=at,
+    )  # fmt: skip
+    theirs = period_close(customer_id=other.pk, period_start=OCTOBER)
+
+    with chromium(tmp_path / "profile", language="de-DE") as driver:
+        driver.get(live_server.url + statement_path(invoice.pk))
+        total = driver.find_element(By.ID, "invoice-total").get_attribute("textContent")
+        rows = driver.find_elements(By.CSS_SELECTOR, "#outcomes tbody tr")
+        fees = [row.find_elements(By.TAG_NAME, "td")[4].text for row in rows]
+        labelled = driver.execute_script(
+            "return [...document.querySelectorAll('table')].every(t => "
+            "document.getElementById(t.getAttribute('aria-labelledby')))"
+            " && [...document.querySelectorAll('th')].every(th => th.scope === 'col')"
+        )
+        language = driver.find_element(By.TAG_NAME, "html").get_attribute("lang")
+        driver.find_element(By.TAG_NAME, "body").send_keys(Keys.TAB)
+        focused = driver.switch_to.active_element.tag_name
+        page_text = driver.find_element(By.TAG_NAME, "body").text
+        driver.get(live_server.url + statement_path(invoice.pk)[:-3] + "xyz")
+        refused_title = driver.title
+        driver.get(live_server.url + statement_path(theirs.pk))
+        their_text = driver.find_element(By.TAG_NAME, "body").text
+        errors = severe_console_errors(driver)
+
+    assert total == "2.469,00\xa0$"  # the API's total (246900 cents), as a German reads it
+    assert invoice.total == 246900
+    assert fees == ["0", "1.234,5", "1.234,5"]  # included first, then the unit price
+    assert labelled and language == "de"
+    assert focused == "a"  # the first link takes the keyboard's focus
+    assert "r-000" in page_text and "g-1" not in page_text
+    assert "not valid" in refused_title
+    assert "g-1" in their_text and "r-000" not in their_text and "globex" in their_text
+    assert all("403" in error["message"] for error in errors), errors  # only the refusal
