@@ -8,7 +8,8 @@ process, through the API's own views (Django's test client, no network):
   (a) the baseline: one SELECT of the period's outcomes (id, type, time, value), fetched;
   (b) the CSV (`GET /v1/invoices/{id}/statement.csv`), streamed to the end: seconds,
       rows/s, ratio to (a), and the growth of the process's peak memory while streaming;
-  (c) a JSON page of 1,000 outcomes at the start and at the end (offset outcomes − 1,000).
+  (c) a JSON page of 1,000 outcomes at the start and at the end (offset outcomes − 1,000);
+  (d) the PDF (`GET /v1/invoices/{id}/statement.pdf`): seconds, size, memory growth.
 Writes bench/results/statement.json. Options: --outcomes.
 """
 
@@ -100,6 +101,11 @@ def main() -> None:
     rows = sum(chunk.count(b"\n") for chunk in answer.streaming_content)
     csv_s = time.perf_counter() - started
     grown = peak_rss_mb() - before
+    started = time.perf_counter()
+    pdf = client.get(f"/v1/invoices/{invoice.pk}/statement.pdf")
+    pdf_s = time.perf_counter() - started
+    pdf_grown = peak_rss_mb() - before
+    assert pdf.content[:5] == b"%PDF-"
     pages = {}
     for name, offset in (("first", 0), ("last", options.outcomes - 1000)):
         started = time.perf_counter()
@@ -115,6 +121,9 @@ def main() -> None:
         "csv_rows_per_s": rows / csv_s,
         "csv_ratio": csv_s / base,
         "csv_peak_rss_growth_mb": grown,
+        "pdf_s": pdf_s,
+        "pdf_bytes": len(pdf.content),
+        "pdf_peak_rss_growth_mb": pdf_grown,
         "json_first_page_s": pages["first"],
         "json_last_page_s": pages["last"],
     }
@@ -122,6 +131,8 @@ def main() -> None:
     print(f"(a) one SELECT of the outcomes, fetched: {base:.2f} s")
     print(f"(b) the CSV, streamed: {csv_s:.2f} s, {rows:,} rows ({rows / csv_s:,.0f}/s), "
           f"{csv_s / base:.1f}× (a); peak memory grew {grown:.0f} MB")  # fmt: skip
+    print(f"(d) the PDF: {pdf_s:.1f} s, {len(pdf.content) / 1e6:.1f} MB; peak memory grew "
+          f"{pdf_grown:.0f} MB (it is assembled in memory)")  # fmt: skip
     print(f"(c) a JSON page of 1,000: first {pages['first'] * 1000:.0f} ms, "
           f"last {pages['last'] * 1000:.0f} ms")  # fmt: skip
     RESULTS.mkdir(parents=True, exist_ok=True)

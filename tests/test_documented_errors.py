@@ -330,6 +330,15 @@ RECIPES: dict[tuple[str, str, int], Callable[[Api], Any]] = {
     ("GET", "/v1/invoices/{invoice_id}/statement", 429): lambda a: a.over_rate(
         get("/v1/invoices/999999/statement")
     ),
+    ("GET", "/v1/invoices/{invoice_id}/statement.pdf", 401): lambda a: a.anonymous.get(
+        "/v1/invoices/1/statement.pdf"
+    ),
+    ("GET", "/v1/invoices/{invoice_id}/statement.pdf", 404): lambda a: a.keyed.get(
+        "/v1/invoices/999999/statement.pdf"
+    ),
+    ("GET", "/v1/invoices/{invoice_id}/statement.pdf", 429): lambda a: a.over_rate(
+        get("/v1/invoices/999999/statement.pdf")
+    ),
     ("GET", "/v1/invoices/{invoice_id}/statement.csv", 429): lambda a: a.over_rate(
         get("/v1/invoices/999999/statement.csv")
     ),

@@ -5,7 +5,7 @@ import csv
 from collections.abc import Iterator
 from typing import Any
 
-from django.http import StreamingHttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -16,6 +16,7 @@ from api.queries import decimal_text
 from billing.invoicing import selectors as invoicing_selectors
 from billing.money import from_minor_units
 from billing.statements import selectors
+from billing.statements.pdf import statement_pdf
 from billing.statements.serializers import StatementSerializer
 from metering.api import API_ERRORS
 from metering.serializers import ErrorSerializer
@@ -187,3 +188,26 @@ class StatementCsvApi(APIView):
         )
         response["Content-Disposition"] = f'attachment; filename="statement-{invoice.pk}.csv"'
         return response
+
+
+class StatementPdfApi(APIView):
+    @extend_schema(
+        operation_id="invoices_statement_pdf",
+        summary="The invoice's statement as PDF: the hosted page's sections, every billed "
+        "outcome included",
+        responses={
+            (200, "application/pdf"): OpenApiResponse(description="The statement."),
+            401: API_ERRORS[401],
+            429: API_ERRORS[429],
+            **NOT_FOUND,
+        },
+    )
+    def get(self, request: Request, invoice_id: int) -> HttpResponse:
+        invoice = invoicing_selectors.invoice_get(invoice_id=invoice_id)
+        return pdf_response(selectors.statement_of(invoice))
+
+
+def pdf_response(statement: selectors.Statement) -> HttpResponse:
+    response = HttpResponse(statement_pdf(statement), content_type="application/pdf")
+    response["Content-Disposition"] = f'attachment; filename="statement-{statement.invoice.pk}.pdf"'
+    return response

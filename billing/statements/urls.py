@@ -9,4 +9,9 @@ urlpatterns = [
         api.StatementCsvApi.as_view(),
         name="statement-csv",
     ),
+    path(
+        "invoices/<int:invoice_id>/statement.pdf",
+        api.StatementPdfApi.as_view(),
+        name="statement-pdf",
+    ),
 ]

@@ -17,7 +17,7 @@ from django.views.decorators.http import require_GET
 from billing.invoicing import selectors as invoicing_selectors
 from billing.money import from_minor_units
 from billing.statements import selectors
-from billing.statements.api import _Echo, statement_rows
+from billing.statements.api import _Echo, pdf_response, statement_rows
 from billing.statements.links import LinkRefused, invoice_of_token
 
 PAGE_SIZE = 500  # outcomes on one page of the hosted statement
@@ -136,3 +136,13 @@ def statement_page_csv(request: HttpRequest, token: str) -> HttpResponse:
     )
     response["Content-Disposition"] = f'attachment; filename="statement-{invoice_id}.csv"'
     return response
+
+
+@require_GET
+def statement_page_pdf(request: HttpRequest, token: str) -> HttpResponse:
+    try:
+        invoice_id = invoice_of_token(token)
+    except LinkRefused as refusal:
+        return _refused(request, refusal)
+    statement = selectors.statement_of(invoicing_selectors.invoice_get(invoice_id=invoice_id))
+    return pdf_response(statement)

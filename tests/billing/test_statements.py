@@ -329,3 +329,22 @@ def test_the_hosted_statement_in_a_real_browser(live_server: Any, tmp_path: Any)
     assert "not valid" in refused_title
     assert "g-1" in their_text and "r-000" not in their_text and "globex" in their_text
     assert all("403" in error["message"] for error in errors), errors  # only the refusal
+
+
+def test_the_pdf_has_the_statements_figures(client_with_key: APIClient, client: Any) -> None:
+    from pypdf import PdfReader
+
+    customer = _customer(included=1, unit_price="0.99")
+    _succeed(customer, 3)
+    invoice = period_close(customer_id=customer.pk, period_start=OCTOBER)
+
+    answer = client_with_key.get(f"/v1/invoices/{invoice.pk}/statement.pdf")
+    hosted = client.get(statement_path(invoice.pk) + "/statement.pdf")
+
+    assert answer.status_code == 200 and answer["Content-Type"] == "application/pdf"
+    assert hosted.status_code == 200 and hosted.content[:5] == b"%PDF-"
+    text = "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(answer.content)).pages)
+    assert "Statement of invoice" in text and "total 1.98 USD" in text
+    for n in range(3):
+        assert f"r-{n:03}" in text
+    assert "resolution: 2 outcomes" in text  # its line, as on the invoice
