@@ -4,6 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from api.health import HealthApi
 from billing.analytics import admin as analytics_admin
+from billing.statements import views as statements_views
 from common.metrics import metrics_view
 
 handler404 = "api.errors.handler404"
@@ -40,5 +41,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     # An invoice's statement for the customer, behind a signed link (no login).
     path("statements/", include("billing.statements.pages")),
+    path("portal/<str:token>", statements_views.portal_page, name="portal-page"),
     path("metrics", metrics_view, name="metrics"),
 ]

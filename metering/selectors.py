@@ -33,6 +33,14 @@ def customer_get(*, external_id: str) -> Customer:
     return customer
 
 
+def customer_by_id(*, customer_id: int) -> Customer:
+    """The customer a signed link names (its own id: never an external id in a URL)."""
+    customer = Customer.objects.filter(pk=customer_id).first()
+    if customer is None:
+        raise Http404(f"No customer {customer_id}.")
+    return customer
+
+
 @dataclass(frozen=True, slots=True)
 class UsageTotals:
     calls: int

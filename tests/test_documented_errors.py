@@ -89,6 +89,7 @@ ACME = "/v1/customers/acme"
 CREDITS = "/v1/customers/{external_id}/credits"
 RESERVATION = "/v1/reservations/{reservation_id}"
 DISPUTES = "/v1/outcomes/{external_id}/disputes"
+PORTAL_LINKS = "/v1/customers/{external_id}/portal-links"
 SPEND = {"amount": "1"}
 SETTLE = {"amount": "1"}
 LIMIT = {"mode": "hard"}
@@ -405,6 +406,19 @@ RECIPES: dict[tuple[str, str, int], Callable[[Api], Any]] = {
     ),
     ("GET", DISPUTES, 401): lambda a: a.anonymous.get("/v1/outcomes/o-succeeded/disputes"),
     ("GET", DISPUTES, 404): lambda a: a.keyed.get("/v1/outcomes/nobody/disputes"),
+    ("POST", PORTAL_LINKS, 400): lambda a: a.keyed.post(
+        "/v1/customers/acme/portal-links", {"ttl_seconds": 1}, format="json"
+    ),
+    ("POST", PORTAL_LINKS, 401): lambda a: a.anonymous.post(
+        "/v1/customers/acme/portal-links", {}, format="json"
+    ),
+    ("POST", PORTAL_LINKS, 404): lambda a: a.keyed.post(
+        "/v1/customers/nobody/portal-links", {}, format="json"
+    ),
+    ("POST", PORTAL_LINKS, 415): not_json("/v1/customers/acme/portal-links"),
+    ("POST", PORTAL_LINKS, 429): lambda a: a.over_rate(
+        json_post("/v1/customers/acme/portal-links", {})
+    ),
     ("GET", "/v1/plans/{code}", 401): lambda a: a.anonymous.get("/v1/plans/basic"),
     ("GET", "/v1/plans/{code}", 404): lambda a: a.keyed.get("/v1/plans/nothing"),
     ("PUT", "/v1/plans/{code}", 400): lambda a: a.keyed.put(

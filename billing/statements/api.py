@@ -3,23 +3,31 @@ or as one streamed CSV."""
 
 import csv
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.http import HttpResponse, StreamingHttpResponse
+from django.urls import reverse
+from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from api.pagination import page_of, page_parameters, paged_response
+from api.parsers import ExactJSONParser
 from api.queries import decimal_text
 from billing.invoicing import selectors as invoicing_selectors
 from billing.money import from_minor_units
 from billing.statements import selectors
+from billing.statements.links import PORTAL_MAX_TTL, portal_token
 from billing.statements.pdf import statement_pdf
 from billing.statements.serializers import StatementSerializer
-from metering.api import API_ERRORS
-from metering.serializers import ErrorSerializer
+from metering import selectors as metering_selectors
+from metering.api import API_ERRORS, require_json
+from metering.serializers import ErrorSerializer, StrictInputSerializer
 
 MAX_PAGE = 10_000  # outcomes in one answer; the CSV has them all
 NOT_FOUND = {404: OpenApiResponse(ErrorSerializer, description="No such invoice.")}
@@ -211,3 +219,52 @@ def pdf_response(statement: selectors.Statement) -> HttpResponse:
     response = HttpResponse(statement_pdf(statement), content_type="application/pdf")
     response["Content-Disposition"] = f'attachment; filename="statement-{statement.invoice.pk}.pdf"'
     return response
+
+
+class PortalLinkInputSerializer(StrictInputSerializer):
+    ttl_seconds = serializers.IntegerField(
+        min_value=60,
+        max_value=int(PORTAL_MAX_TTL.total_seconds()),
+        default=3600,
+        help_text="How long the link works (at most a week).",
+    )
+
+
+class PortalLinkSerializer(serializers.Serializer):
+    path = serializers.CharField(help_text="The portal's path on payback's host.")
+    url = serializers.CharField(
+        allow_null=True, help_text="PAYBACK_PUBLIC_URL + path; null without PUBLIC_URL."
+    )
+    expires_at = serializers.DateTimeField()
+
+
+class PortalLinksApi(APIView):
+    parser_classes = [ExactJSONParser]
+
+    @extend_schema(
+        operation_id="customers_portal_links",
+        summary="A signed, expiring link to the customer's portal (no login): its period so "
+        "far, credits, invoices and statements",
+        request=PortalLinkInputSerializer,
+        responses={
+            201: PortalLinkSerializer,
+            **API_ERRORS,
+            404: OpenApiResponse(ErrorSerializer, description="No such customer."),
+            415: OpenApiResponse(ErrorSerializer, description="Not JSON."),
+        },
+    )
+    def post(self, request: Request, external_id: str) -> Response:
+        require_json(request)
+        sent = PortalLinkInputSerializer(data=request.data)
+        sent.is_valid(raise_exception=True)
+        customer = metering_selectors.customer_get(external_id=external_id)
+        ttl = timedelta(seconds=sent.validated_data["ttl_seconds"])
+        path = reverse("portal-page", kwargs={"token": portal_token(customer.pk, ttl)})
+        return Response(
+            {
+                "path": path,
+                "url": f"{settings.PUBLIC_URL}{path}" if settings.PUBLIC_URL else None,
+                "expires_at": timezone.now() + ttl,
+            },
+            status=201,
+        )

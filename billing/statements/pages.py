@@ -1,4 +1,5 @@
-"""URLs of the hosted statement (outside the API: a page for people, behind its link)."""
+"""URLs of the hosted statement and the customer portal (outside the API: pages for
+people, behind their signed links)."""
 
 from django.urls import path
 

@@ -14,4 +14,9 @@ urlpatterns = [
         api.StatementPdfApi.as_view(),
         name="statement-pdf",
     ),
+    path(
+        "customers/<str:external_id>/portal-links",
+        api.PortalLinksApi.as_view(),
+        name="portal-links",
+    ),
 ]

@@ -12,13 +12,21 @@ from babel import Locale, UnknownLocaleError
 from babel.numbers import format_currency, format_decimal
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
+from django.utils import timezone
 from django.views.decorators.http import require_GET
 
+from billing.credits.selectors import ledger_with_balances
 from billing.invoicing import selectors as invoicing_selectors
 from billing.money import from_minor_units
 from billing.statements import selectors
 from billing.statements.api import _Echo, pdf_response, statement_rows
-from billing.statements.links import LinkRefused, invoice_of_token
+from billing.statements.links import (
+    LinkRefused,
+    customer_of_portal_token,
+    invoice_of_token,
+    statement_path,
+)
+from metering import selectors as metering_selectors
 
 PAGE_SIZE = 500  # outcomes on one page of the hosted statement
 
@@ -146,3 +154,75 @@ def statement_page_pdf(request: HttpRequest, token: str) -> HttpResponse:
         return _refused(request, refusal)
     statement = selectors.statement_of(invoicing_selectors.invoice_get(invoice_id=invoice_id))
     return pdf_response(statement)
+
+
+@require_GET
+def portal_page(request: HttpRequest, token: str) -> HttpResponse:
+    """The customer's portal: the running period so far (its preview), credits and their
+    ledger, invoices with their statements and Stripe's pages. Read-only."""
+    try:
+        customer_id = customer_of_portal_token(token)
+    except LinkRefused as refusal:
+        return _refused(request, refusal)
+    customer = metering_selectors.customer_by_id(customer_id=customer_id)
+    locale = _locale(request)
+    now = timezone.now()
+    preview = invoicing_selectors.invoice_preview(customer=customer, moment=now)
+    period = preview.period if preview is not None else None
+
+    def minor(amount: int, currency: str) -> str:
+        return format_currency(from_minor_units(amount, currency), currency, locale=locale)
+
+    def money(amount: Decimal, currency: str) -> str:
+        return format_currency(amount, currency, locale=locale)
+
+    running: dict[str, Any] | None = None
+    if preview is not None and period is not None:
+        currency = period.invoice.currency
+        quantities = period.quantities
+        running = {
+            "start": preview.start,
+            "end": preview.end,
+            "lines": [
+                {"description": line.description, "amount": minor(line.amount, currency)}
+                for line in period.invoice.lines
+            ],
+            "total": minor(period.invoice.total, currency),
+            "outcomes": sorted(
+                (name, q.succeeded)
+                for name, q in (quantities.outcomes if quantities else {}).items()
+            ),
+            "seats": quantities.seats if quantities else 0,
+        }
+    ledger = ledger_with_balances(customer_id=customer.pk)
+    invoices, _ = invoicing_selectors.customer_invoices(customer=customer, limit=24, offset=0)
+    context = {
+        "customer": customer,
+        "locale": locale,
+        "running": running,
+        "credits": [
+            {
+                "currency": currency,
+                "balance": money(lines[-1].balance, currency),
+                "entries": [
+                    {
+                        "at": line.entry.at,
+                        "kind": line.entry.kind,
+                        "amount": money(line.entry.amount, currency),
+                        "balance": money(line.balance, currency),
+                    }
+                    for line in reversed(lines[-50:])
+                ],
+            }
+            for currency, lines in sorted(ledger.items())
+        ],
+        "invoices": [
+            {
+                "invoice": invoice,
+                "total": minor(invoice.total, invoice.currency),
+                "statement": statement_path(invoice.pk),
+            }
+            for invoice in invoices
+        ],
+    }
+    return render(request, "statements/portal.html", context)
