@@ -3,6 +3,7 @@ or as one streamed CSV."""
 
 import csv
 from collections.abc import Iterator
+from dataclasses import asdict
 from datetime import timedelta
 from typing import Any
 
@@ -100,8 +101,8 @@ class StatementApi(APIView):
         body = {
             "invoice": invoice_body,
             "lines": [_line(line) for line in statement.lines],
-            "outcome_types": [vars_of(t) for t in statement.types],
-            "seats": [vars_of(seat) for seat in statement.seats],
+            "outcome_types": [asdict(t) for t in statement.types],
+            "seats": [asdict(seat) for seat in statement.seats],
             "outcomes": [_outcome(o) for o in outcomes],
             "outcomes_total": total,
             "lines_total": statement.lines_total,
@@ -109,10 +110,6 @@ class StatementApi(APIView):
         response = paged_response(request, [], page=page, total=total)
         response.data = body
         return response
-
-
-def vars_of(record: Any) -> dict[str, Any]:
-    return {name: getattr(record, name) for name in record.__dataclass_fields__}
 
 
 class _Echo:
@@ -188,14 +185,18 @@ class StatementCsvApi(APIView):
     )
     def get(self, request: Request, invoice_id: int) -> StreamingHttpResponse:
         invoice = invoicing_selectors.invoice_get(invoice_id=invoice_id)
-        statement = selectors.statement_of(invoice)
-        writer = csv.writer(_Echo())
-        response = StreamingHttpResponse(
-            (writer.writerow(row) for row in statement_rows(statement)),
-            content_type="text/csv; charset=utf-8",
-        )
-        response["Content-Disposition"] = f'attachment; filename="statement-{invoice.pk}.csv"'
-        return response
+        return csv_response(selectors.statement_of(invoice))
+
+
+def csv_response(statement: selectors.Statement) -> StreamingHttpResponse:
+    """The statement's CSV, streamed (the API's and the hosted page's)."""
+    writer = csv.writer(_Echo())
+    response = StreamingHttpResponse(
+        (writer.writerow(row) for row in statement_rows(statement)),
+        content_type="text/csv; charset=utf-8",
+    )
+    response["Content-Disposition"] = f'attachment; filename="statement-{statement.invoice.pk}.csv"'
+    return response
 
 
 class StatementPdfApi(APIView):

@@ -4,13 +4,12 @@ login; read-only; one invoice per link."""
 
 from __future__ import annotations
 
-import csv
 from decimal import Decimal
 from typing import Any
 
 from babel import Locale, UnknownLocaleError
 from babel.numbers import format_currency, format_decimal
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
@@ -19,7 +18,7 @@ from billing.credits.selectors import ledger_with_balances
 from billing.invoicing import selectors as invoicing_selectors
 from billing.money import from_minor_units
 from billing.statements import selectors
-from billing.statements.api import _Echo, pdf_response, statement_rows
+from billing.statements.api import csv_response, pdf_response
 from billing.statements.links import (
     LinkRefused,
     customer_of_portal_token,
@@ -136,14 +135,9 @@ def statement_page_csv(request: HttpRequest, token: str) -> HttpResponse:
         invoice_id = invoice_of_token(token)
     except LinkRefused as refusal:
         return _refused(request, refusal)
-    statement = selectors.statement_of(invoicing_selectors.invoice_get(invoice_id=invoice_id))
-    writer = csv.writer(_Echo())
-    response = StreamingHttpResponse(
-        (writer.writerow(row) for row in statement_rows(statement)),
-        content_type="text/csv; charset=utf-8",
+    return csv_response(
+        selectors.statement_of(invoicing_selectors.invoice_get(invoice_id=invoice_id))
     )
-    response["Content-Disposition"] = f'attachment; filename="statement-{invoice_id}.csv"'
-    return response
 
 
 @require_GET
