@@ -92,9 +92,12 @@ class Payback(Recorder):
     def _sender_loop(self) -> None:
         outbox = self._outbox
         helpers = Helpers(outbox.senders)
-        with httpx.Client(
-            base_url=self.base_url, headers=self._headers, timeout=self.timeout
-        ) as http:
+        with (
+            httpx.Client(
+                base_url=self.base_url, headers=self._headers, timeout=self.timeout
+            ) as http,
+            helpers,
+        ):
             while True:
                 self._wake.wait(self.flush_interval)
                 self._wake.clear()
@@ -247,7 +250,8 @@ class Helpers:
     two jobs per thread wait, so that the sender does not take records far ahead."""
 
     def __init__(self, count: int) -> None:
-        self.jobs: queue.SimpleQueue[Callable[[], object]] = queue.SimpleQueue()
+        self.count = count
+        self.jobs: queue.SimpleQueue[Callable[[], object] | None] = queue.SimpleQueue()
         self.room = threading.Semaphore(2 * count)
         self.idle = threading.Condition()
         self.running = 0  # jobs given and not ended
@@ -255,8 +259,7 @@ class Helpers:
             threading.Thread(target=self._work, name="payback-sender", daemon=True).start()
 
     def _work(self) -> None:
-        while True:
-            job = self.jobs.get()
+        while (job := self.jobs.get()) is not None:
             try:
                 job()
             except Exception:  # _send catches what it expects: this is the SDK's own bug
@@ -266,6 +269,14 @@ class Helpers:
                 with self.idle:
                     self.running -= 1
                     self.idle.notify_all()
+
+    def __enter__(self) -> Helpers:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        """The sender ends: so do its helpers (each takes one stop)."""
+        for _ in range(self.count):
+            self.jobs.put(None)
 
     def give(self, job: Callable[[], object]) -> None:
         """Run `job` on a helper; waits while every helper has two jobs waiting."""
