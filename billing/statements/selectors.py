@@ -116,9 +116,8 @@ def _segments(lines: list[InvoiceLine], terms: OutcomeTerms | None) -> list[Segm
 
 def statement_of(invoice: Invoice) -> Statement:
     """The invoice's statement without its outcomes (read by statement_outcomes)."""
-    lines = list(
-        invoice.lines.select_related("source_invoice").order_by("position")  # type: ignore[attr-defined]
-    )
+    # invoice_get has read them, with their source invoices: no second query.
+    lines = sorted(invoice.lines.all(), key=lambda line: line.position)  # type: ignore[attr-defined]
     types: dict[str, TypeSummary] = {}
     for line in lines:
         if line.kind in _OUTCOME_LINES and line.source_invoice_id is None:

@@ -122,6 +122,28 @@ def test_a_rejected_dispute_stands_and_needs_a_note(
         dispute_decide(dispute_id=dispute.pk, accept=True, note="x", by="x", now=NOVEMBER)
 
 
+def test_the_same_dispute_sent_twice_at_once_opens_one(billed: Outcome) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connection
+
+    from outcomes.services import dispute_open
+
+    def send(_: int) -> tuple[int, bool]:
+        try:
+            dispute, created = dispute_open(external_id="r-0", reason="Not resolved")
+            return dispute.pk, created
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(send, range(8)))
+
+    assert len({pk for pk, _ in answers}) == 1  # every sender got the same dispute
+    assert sum(created for _, created in answers) == 1
+    assert Dispute.objects.count() == 1
+
+
 def test_a_customer_may_dispute_again_after_a_rejection(
     client_with_key: APIClient, billed: Outcome
 ) -> None:
