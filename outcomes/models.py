@@ -78,8 +78,15 @@ class Outcome(models.Model):
 
 class DisputeStatus(models.TextChoices):
     OPEN = "open"
-    ACCEPTED = "accepted"  # the outcome is reversed: credited on the next invoice
+    ACCEPTED = "accepted"  # credited: on the next invoice, or by a credit note (`remedy`)
     REJECTED = "rejected"  # it stands
+
+
+class DisputeRemedy(models.TextChoices):
+    """How an accepted dispute is credited, the operator's choice."""
+
+    NEXT_INVOICE = "next_invoice", "reverse the outcome: credited on the next invoice"
+    CREDIT_NOTE = "credit_note", "a credit note on the invoice that billed it"
 
 
 class Dispute(models.Model):
@@ -92,6 +99,7 @@ class Dispute(models.Model):
         max_length=16, choices=DisputeStatus.choices, default=DisputeStatus.OPEN
     )
     note = models.TextField(blank=True, help_text="The operator's, with the decision.")
+    remedy = models.CharField(max_length=16, choices=DisputeRemedy.choices, blank=True)
     decided_by = models.CharField(max_length=150, blank=True)
     decided_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -16,7 +16,7 @@ from common import metrics
 from common.metrics import batch_observed
 from metering.models import Customer
 from outcomes.locks import customers_lock, outcomes_lock
-from outcomes.models import Dispute, DisputeStatus, Outcome, OutcomeStatus
+from outcomes.models import Dispute, DisputeRemedy, DisputeStatus, Outcome, OutcomeStatus
 from outcomes.schemas import ValidOutcome
 
 # The only moves POST /v1/outcomes makes; succeeded -> reversed is outcome_reverse's.
@@ -178,6 +178,12 @@ def outcomes_record(*, outcomes: list[ValidOutcome]) -> BatchResult:
     return result
 
 
+def _credited_by_note(outcome: Outcome) -> bool:
+    return Dispute.objects.filter(
+        outcome=outcome, status=DisputeStatus.ACCEPTED, remedy=DisputeRemedy.CREDIT_NOTE
+    ).exists()
+
+
 def outcome_reverse(*, external_id: str, window: timedelta | None, now: datetime) -> Outcome:
     """succeeded -> reversed, within `window` of the success (the plan's reversal window;
     None: whenever, as for an accepted dispute). Reversing a reversed outcome again
@@ -193,6 +199,13 @@ def outcome_reverse(*, external_id: str, window: timedelta | None, now: datetime
                 [ErrorDetail(field="status", code="invalid_transition",
                              message=f"Outcome `{external_id}` is {outcome.status}; only a "
                                      "succeeded outcome can be reversed.")],
+                status_code=409,
+            )  # fmt: skip
+        if _credited_by_note(outcome):
+            raise ApiError(
+                [ErrorDetail(field="status", code="credited",
+                             message=f"Outcome `{external_id}` was disputed and credited by a "
+                                     "credit note: reversing it would credit it twice.")],
                 status_code=409,
             )  # fmt: skip
         if (
@@ -223,6 +236,13 @@ def dispute_open(*, external_id: str, reason: str) -> tuple[Dispute, bool]:
         found = Dispute.objects.filter(outcome=outcome, status=DisputeStatus.OPEN).first()
         if found is not None:
             return found, False
+        if _credited_by_note(outcome):
+            raise ApiError(
+                [ErrorDetail(field=None, code="credited",
+                             message=f"Outcome `{external_id}` was disputed and credited by a "
+                                     "credit note already.")],
+                status_code=409,
+            )  # fmt: skip
         if outcome.status != OutcomeStatus.SUCCEEDED:
             raise ApiError(
                 [ErrorDetail(field=None, code="not_billed",
@@ -237,20 +257,31 @@ class DisputeDecided(Exception):
     """A dispute that is no longer open cannot be decided again."""
 
 
-def dispute_decide(*, dispute_id: int, accept: bool, note: str, by: str, now: datetime) -> Dispute:
-    """An operator's decision on an open dispute, with a note. Accepted: the outcome is
-    reversed, even past its plan's reversal window, and so credited on the customer's
-    next invoice (late usage and credits). Rejected: it stands."""
+def dispute_decide(
+    *,
+    dispute_id: int,
+    accept: bool,
+    note: str,
+    by: str,
+    now: datetime,
+    remedy: str = DisputeRemedy.NEXT_INVOICE,
+) -> Dispute:
+    """An operator's decision on an open dispute, with a note. Accepted with the remedy
+    `next_invoice`: the outcome is reversed, even past its plan's reversal window, and so
+    credited on the customer's next invoice (late usage and credits). Accepted with
+    `credit_note`: the outcome stands as billed and the caller issues the credit note in
+    the same transaction (billing/statements/services.py). Rejected: it stands."""
     if not note.strip():
         raise ValueError("a decision needs a note")
     with transaction.atomic():
         dispute = Dispute.objects.select_for_update().select_related("outcome").get(pk=dispute_id)
         if dispute.status != DisputeStatus.OPEN:
             raise DisputeDecided(f"dispute {dispute_id} is {dispute.status}")
-        if accept:
+        if accept and remedy == DisputeRemedy.NEXT_INVOICE:
             outcome_reverse(external_id=dispute.outcome.external_id, window=None, now=now)
         dispute.status = DisputeStatus.ACCEPTED if accept else DisputeStatus.REJECTED
+        dispute.remedy = remedy if accept else ""
         dispute.note, dispute.decided_by, dispute.decided_at = note.strip(), by, now
         # save(), not update(): the decision is in the audit log.
-        dispute.save(update_fields=["status", "note", "decided_by", "decided_at"])
+        dispute.save(update_fields=["status", "remedy", "note", "decided_by", "decided_at"])
     return dispute

@@ -90,6 +90,8 @@ CREDITS = "/v1/customers/{external_id}/credits"
 RESERVATION = "/v1/reservations/{reservation_id}"
 DISPUTES = "/v1/outcomes/{external_id}/disputes"
 PORTAL_LINKS = "/v1/customers/{external_id}/portal-links"
+CREDIT_NOTES = "/v1/invoices/{invoice_id}/credit-notes"
+CREDIT_NOTE = {"id": "cn-1", "lines": [{"invoice_line": 1, "amount": "1.00"}]}
 SPEND = {"amount": "1"}
 SETTLE = {"amount": "1"}
 LIMIT = {"mode": "hard"}
@@ -323,6 +325,24 @@ RECIPES: dict[tuple[str, str, int], Callable[[Api], Any]] = {
     ),
     ("POST", "/v1/fx-rates", 415): not_json("/v1/fx-rates"),
     ("POST", "/v1/fx-rates", 429): lambda a: a.over_rate(json_post("/v1/fx-rates", FX_RATE)),
+    ("GET", CREDIT_NOTES, 401): lambda a: a.anonymous.get("/v1/invoices/1/credit-notes"),
+    ("GET", CREDIT_NOTES, 404): lambda a: a.keyed.get("/v1/invoices/999999/credit-notes"),
+    ("GET", CREDIT_NOTES, 429): lambda a: a.over_rate(get("/v1/invoices/999999/credit-notes")),
+    ("POST", CREDIT_NOTES, 400): lambda a: credit_note(a, {**CREDIT_NOTE, "lines": []}),
+    ("POST", CREDIT_NOTES, 401): lambda a: a.anonymous.post(
+        "/v1/invoices/1/credit-notes", CREDIT_NOTE, format="json"
+    ),
+    ("POST", CREDIT_NOTES, 404): lambda a: a.keyed.post(
+        "/v1/invoices/999999/credit-notes", CREDIT_NOTE, format="json"
+    ),
+    # More than the line billed (its base fee: 10.00).
+    ("POST", CREDIT_NOTES, 409): lambda a: credit_note(
+        a, {**CREDIT_NOTE, "lines": [{"invoice_line": 1, "amount": "10.01"}]}
+    ),
+    ("POST", CREDIT_NOTES, 415): not_json("/v1/invoices/1/credit-notes"),
+    ("POST", CREDIT_NOTES, 429): lambda a: a.over_rate(
+        json_post("/v1/invoices/999999/credit-notes", CREDIT_NOTE)
+    ),
     ("GET", "/v1/invoices/{invoice_id}", 401): lambda a: a.anonymous.get("/v1/invoices/1"),
     ("GET", "/v1/invoices/{invoice_id}", 404): lambda a: a.keyed.get("/v1/invoices/999999"),
     ("GET", "/v1/invoices/{invoice_id}/statement", 400): lambda a: a.keyed.get(
@@ -511,6 +531,14 @@ def moved_after_an_invoice(api: Api) -> Any:
     customer = Customer.objects.get(external_id="acme")
     period_close(customer_id=customer.pk, period_start=datetime(2026, 10, 1, tzinfo=UTC))
     return api.keyed.put("/v1/customers/acme", {"billing_anchor_day": 15}, format="json")
+
+
+def credit_note(api: Api, body: Any) -> Any:
+    """A credit note asked for on acme's first invoice (a draft: no Stripe here, so it is
+    as final as it gets)."""
+    customer = Customer.objects.get(external_id="acme")
+    invoice = period_close(customer_id=customer.pk, period_start=datetime(2026, 10, 1, tzinfo=UTC))
+    return api.keyed.post(f"/v1/invoices/{invoice.pk}/credit-notes", body, format="json")
 
 
 def too_large_webhook(api: Api) -> Any:

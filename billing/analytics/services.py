@@ -17,7 +17,7 @@ from psycopg.types.json import Jsonb
 
 from billing.analytics.models import ReconciliationCell
 from billing.analytics.selectors.margins import revenue_spread, window_outcomes
-from billing.invoicing.models import Invoice, InvoiceLine
+from billing.invoicing.models import CreditNoteLine, Invoice, InvoiceLine
 from billing.invoicing.selectors.cells import Cell, Window, windows_usage
 from billing.invoicing.selectors.rating import late_changes
 from billing.plans.models import Subscription
@@ -36,6 +36,10 @@ CELL_COLUMNS = (
     "revenue",
     "discount",
 )
+
+
+# The kind a credit note's line of its own is spread as: over every billed call.
+CREDIT_NOTE = "credit_note"
 
 
 class _Line(NamedTuple):
@@ -81,6 +85,22 @@ def invoices_reconcile(*, invoice_ids: list[int]) -> int:
             "invoice_id", "kind", "amount", "outcome_type", "feature"
         ):
             lines[invoice_id].append(_Line(*line))
+        # Credit notes give back part of what lines billed: taken off the revenue of the
+        # calls those lines billed (a line of its own: off every billed call's), by the
+        # same spread.
+        for invoice_id, amount, *credited in CreditNoteLine.objects.filter(
+            credit_note__invoice__in=invoices
+        ).values_list(
+            "credit_note__invoice_id",
+            "amount",
+            "invoice_line__kind",
+            "invoice_line__outcome_type",
+            "invoice_line__feature",
+        ):
+            kind, outcome_type, feature = credited
+            lines[invoice_id].append(
+                _Line(kind or CREDIT_NOTE, -amount, outcome_type or "", feature)
+            )
         groups: dict[tuple[datetime, datetime, str], list[Invoice]] = defaultdict(list)
         for invoice in invoices:
             groups[(invoice.period_start, invoice.period_end, invoice.snapshot)].append(invoice)
@@ -143,9 +163,9 @@ def _late_cells(
     customer_ids = [invoice.customer_id for invoice in invoices]
     previous = {
         invoice.customer_id: invoice
-        for invoice in Invoice.objects.filter(customer_id__in=customer_ids, period_end=start).only(
-            "customer_id", "snapshot", "period_start", "period_end"
-        )
+        for invoice in Invoice.objects.standing()
+        .filter(customer_id__in=customer_ids, period_end=start)
+        .only("customer_id", "snapshot", "period_start", "period_end")
     }
     if not previous:
         return {}

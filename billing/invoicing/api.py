@@ -1,6 +1,6 @@
 """Invoicing over the API: a customer's usage with its invoice preview and margin, its
-invoices, one invoice, and FX rates (list them, and add one with the checks the admin
-and `manage.py load_fx_rates` use)."""
+invoices, one invoice and its credit notes, and FX rates (list them, and add one with
+the checks the admin and `manage.py load_fx_rates` use)."""
 
 from typing import Any
 
@@ -18,11 +18,13 @@ from rest_framework.views import APIView
 from api.pagination import page_of, page_parameters, paged_response
 from api.parsers import ExactJSONParser
 from api.queries import WINDOW_PARAMETERS, decimal_text
-from billing.invoicing import selectors
+from billing.invoicing import selectors, services
 from billing.invoicing.fx import USD, fx_rate_create
 from billing.invoicing.models import FxRate
 from billing.invoicing.serializers import (
     PERIOD_PARAMETER,
+    CreditNoteInputSerializer,
+    CreditNoteSerializer,
     CustomerUsageQuerySerializer,
     InvoiceSerializer,
     UsageWithPreviewSerializer,
@@ -154,6 +156,81 @@ class InvoiceDetailApi(APIView):
     )
     def get(self, request: Request, invoice_id: int) -> Response:
         return Response(InvoiceSerializer(selectors.invoice_get(invoice_id=invoice_id)).data)
+
+
+class InvoiceCreditNotesApi(APIView):
+    parser_classes = [ExactJSONParser]  # amounts sent as numbers are read exactly
+
+    @extend_schema(
+        operation_id="invoices_credit_notes",
+        summary="The invoice's credit notes, in their order",
+        responses={
+            200: CreditNoteSerializer(many=True),
+            401: API_ERRORS[401],
+            404: ErrorSerializer,
+            429: API_ERRORS[429],
+        },
+    )
+    def get(self, request: Request, invoice_id: int) -> Response:
+        invoice = selectors.invoice_get(invoice_id=invoice_id)
+        notes = selectors.invoice_credit_notes(invoice=invoice)
+        return Response(CreditNoteSerializer(notes, many=True).data)
+
+    @extend_schema(
+        operation_id="invoices_credit_notes_create",
+        summary="Give money back on a finalized or paid invoice: a credit note, with lines",
+        description=(
+            "Each line gives back part or all of an invoice line (by its position), or an "
+            "amount of its own with a description. An unpaid invoice's note lowers what is "
+            "due; a paid one's is refunded, put on the customer's Stripe balance, or "
+            "credited outside Stripe (`method`). The notes of an invoice never give back "
+            "more than it billed, nor a line more than its amount (409). Mirrored to "
+            "Stripe's credit notes when the invoice is there. The same `id` again answers "
+            "200 with the note; other terms under it are refused (409)."
+        ),
+        request=CreditNoteInputSerializer,
+        responses={
+            200: CreditNoteSerializer,
+            201: CreditNoteSerializer,
+            **API_ERRORS,
+            404: ErrorSerializer,
+            409: OpenApiResponse(
+                ErrorSerializer,
+                description="The invoice cannot be credited so (its status, what is left "
+                "to credit), or the id has other terms.",
+            ),
+            415: OpenApiResponse(ErrorSerializer, description="Not JSON."),
+        },
+    )
+    def post(self, request: Request, invoice_id: int) -> Response:
+        require_json(request)
+        invoice = selectors.invoice_get(invoice_id=invoice_id)
+        sent = CreditNoteInputSerializer(data=request.data)
+        sent.is_valid(raise_exception=True)
+        fields = sent.validated_data
+        note, created = services.credit_note_issue(
+            invoice_id=invoice.pk,
+            request=services.CreditNoteRequest(
+                external_id=fields["id"],
+                method=fields.get("method", ""),
+                reason=fields.get("reason", ""),
+                memo=fields.get("memo", ""),
+                lines=tuple(
+                    services.CreditLineRequest(
+                        amount=line["amount"],
+                        invoice_line=line.get("invoice_line"),
+                        description=line.get("description", ""),
+                    )
+                    for line in fields["lines"]
+                ),
+            ),
+            by=f"api: {request.user}",
+        )
+        [note] = [n for n in selectors.invoice_credit_notes(invoice=invoice) if n.pk == note.pk]
+        return Response(
+            CreditNoteSerializer(note).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
 
 
 class CustomerInvoicesApi(APIView):

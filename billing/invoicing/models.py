@@ -30,10 +30,19 @@ class PushState(models.TextChoices):
     NOT_SENT = "not_sent", "not sent ($0)"
 
 
+class InvoiceQuerySet(models.QuerySet["Invoice"]):
+    def standing(self) -> "InvoiceQuerySet":
+        """The invoices that stand for their period: not replaced by a reissue (a voided
+        invoice nobody reissued still stands: its period was billed, then given up on)."""
+        return self.filter(replaced_by__isnull=True)
+
+
 class Invoice(models.Model):
-    """One customer period, billed once: the unique (customer, period_start) is the
-    exactly-once guard of closing a period. Its lines are fixed when it is created;
-    once finalized it is never edited (corrections: void, or credits on a later invoice)."""
+    """One customer period, billed once: the unique (customer, period_start) among
+    invoices not void is the exactly-once guard of closing a period. Its lines are fixed
+    when it is created; once finalized it is never edited. Corrections: a credit note, a
+    void (and a reissue of the period from the same snapshot: `replaced_by`), or credits
+    on a later invoice (billing/invoicing/services/corrections.py)."""
 
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="invoices")
     period_start = models.DateTimeField()
@@ -44,7 +53,7 @@ class Invoice(models.Model):
     currency = models.CharField(max_length=3)
     # Minor units of `currency`: the sum of the lines' amounts.
     total = models.BigIntegerField()
-    # draft -> finalized -> paid | void | uncollectible (see billing/invoicing/services.py).
+    # draft -> finalized -> paid | void | uncollectible (see billing/invoicing/services/closing.py).
     status = models.CharField(
         max_length=16, choices=InvoiceStatus.choices, default=InvoiceStatus.DRAFT
     )
@@ -71,8 +80,15 @@ class Invoice(models.Model):
     # how it differs from here ("" when it agrees).
     drift = models.CharField(max_length=300, blank=True)
     drift_checked_at = models.DateTimeField(null=True, blank=True)
+    # A void invoice reissued: the invoice that bills its period instead (same snapshot,
+    # corrected inputs). Readers of "the invoice of a period" skip replaced ones.
+    replaced_by = models.OneToOneField(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="replaces"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = InvoiceQuerySet.as_manager()
 
     class Meta:
         db_table = "billing_invoice"
@@ -83,10 +99,19 @@ class Invoice(models.Model):
             ("void_invoice", "Can void invoices"),
             ("mark_uncollectible_invoice", "Can mark invoices uncollectible"),
             ("push_invoice", "Can push invoices to Stripe again"),
+            ("reissue_invoice", "Can void and reissue invoices"),
+            ("credit_invoice", "Can issue credit notes"),
         ]
         constraints = [
+            # Exactly one live invoice per period: a reissue voids the one it replaces.
             models.UniqueConstraint(
-                fields=["customer", "period_start"], name="invoice_once_per_period"
+                fields=["customer", "period_start"],
+                condition=~Q(status="void"),
+                name="invoice_once_per_period",
+            ),
+            models.CheckConstraint(
+                condition=Q(replaced_by__isnull=True) | Q(status="void"),
+                name="invoice_replaced_is_void",
             ),
             models.CheckConstraint(
                 condition=Q(period_end__gt=models.F("period_start")), name="invoice_period_order"
@@ -122,6 +147,100 @@ class InvoiceLine(models.Model):
         ordering = ["invoice", "position"]
         constraints = [
             models.UniqueConstraint(fields=["invoice", "position"], name="invoice_line_position"),
+        ]
+
+    def __str__(self) -> str:
+        return self.description
+
+
+class CreditMethod(models.TextChoices):
+    """Where a credit note's amount goes (Stripe's credit note fields)."""
+
+    AMOUNT_DUE = "amount_due", "lower what is still due (an unpaid invoice)"
+    REFUND = "refund", "refund the payment"
+    CUSTOMER_BALANCE = "customer_balance", "credit the customer's Stripe balance"
+    OUTSIDE_STRIPE = "outside_stripe", "credited outside Stripe"
+
+
+class CreditReason(models.TextChoices):
+    """Stripe's reasons for a credit note."""
+
+    DUPLICATE = "duplicate"
+    FRAUDULENT = "fraudulent"
+    ORDER_CHANGE = "order_change"
+    PRODUCT_UNSATISFACTORY = "product_unsatisfactory"
+
+
+class CreditNote(models.Model):
+    """Money given back on a finalized or paid invoice, line by line, mirrored to Stripe's
+    credit notes (billing/stripe_sync/services/credit_notes.py). Never edited; the credit
+    notes of an invoice never credit more than it billed, nor a line more than its
+    amount. `external_id` is the caller's key: the same one again is the same note."""
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="credit_notes")
+    external_id = models.CharField(max_length=200)
+    number = models.PositiveIntegerField()  # 1, 2, … per invoice
+    method = models.CharField(max_length=20, choices=CreditMethod.choices)
+    reason = models.CharField(max_length=32, choices=CreditReason.choices, blank=True)
+    memo = models.CharField(max_length=500, blank=True)
+    currency = models.CharField(max_length=3)
+    total = models.BigIntegerField()  # minor units, > 0: the sum of its lines
+    # A dispute accepted with a credit note as its remedy (billing/statements/services.py).
+    dispute = models.OneToOneField(
+        "outcomes.Dispute",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="credit_note",
+    )
+    created_by = models.CharField(max_length=150, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    # The mirror in Stripe, pushed as invoices are (PushState; NOT_SENT: the invoice is
+    # not in Stripe, so neither is its credit note).
+    stripe_credit_note_id = models.CharField(max_length=100, blank=True)
+    pdf = models.URLField(max_length=1000, blank=True)
+    push_state = models.CharField(
+        max_length=16, choices=PushState.choices, default=PushState.PENDING
+    )
+    push_attempts = models.PositiveIntegerField(default=0)
+    push_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["invoice", "number"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["invoice", "external_id"], name="credit_note_once_per_id"
+            ),
+            models.UniqueConstraint(fields=["invoice", "number"], name="credit_note_number"),
+            models.CheckConstraint(condition=Q(total__gt=0), name="credit_note_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"credit note {self.number} of invoice {self.invoice_id}"
+
+
+class CreditNoteLine(models.Model):
+    """What one credit note line gives back: part or all of an invoice line, or an amount
+    of its own (`invoice_line` NULL), and the outcome it credits when a dispute asked."""
+
+    credit_note = models.ForeignKey(CreditNote, on_delete=models.CASCADE, related_name="lines")
+    position = models.PositiveIntegerField()
+    invoice_line = models.ForeignKey(
+        InvoiceLine, on_delete=models.PROTECT, null=True, blank=True, related_name="credited"
+    )
+    description = models.CharField(max_length=300)
+    amount = models.BigIntegerField()  # minor units, > 0
+    outcome = models.ForeignKey(
+        "outcomes.Outcome", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["credit_note", "position"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["credit_note", "position"], name="credit_note_line_position"
+            ),
+            models.CheckConstraint(condition=Q(amount__gt=0), name="credit_note_line_positive"),
         ]
 
     def __str__(self) -> str:

@@ -7,10 +7,18 @@ from drf_spectacular.utils import OpenApiParameter
 from rest_framework import serializers
 
 from api.queries import UsageQuerySerializer, calendar_month
-from billing.invoicing.models import InvoiceLine, InvoiceStatus, LineKind
+from billing.invoicing.models import (
+    CreditMethod,
+    CreditReason,
+    InvoiceLine,
+    InvoiceStatus,
+    LineKind,
+    PushState,
+)
 from billing.plans.selectors import customer_period
 from metering.models import Customer
 from metering.serializers import (
+    StrictInputSerializer,
     UsageOutputSerializer,
 )
 
@@ -153,6 +161,72 @@ class UsageWithPreviewSerializer(UsageOutputSerializer):
     )
 
 
+class CreditNoteLineSerializer(serializers.Serializer):
+    position = serializers.IntegerField()
+    invoice_line = serializers.IntegerField(
+        source="invoice_line.position",
+        allow_null=True,
+        help_text="The position of the invoice line it credits; null: a line of its own.",
+    )
+    description = serializers.CharField()
+    amount = serializers.IntegerField(help_text="Minor units, above 0: what it gives back.")
+    outcome = serializers.CharField(
+        source="outcome.external_id", allow_null=True, help_text="A disputed outcome it credits."
+    )
+
+
+class CreditNoteSerializer(serializers.Serializer):
+    id = serializers.CharField(source="external_id", help_text="Your id for it.")
+    invoice_id = serializers.IntegerField()
+    number = serializers.IntegerField(help_text="1, 2, … on its invoice.")
+    method = serializers.ChoiceField(CreditMethod.choices)
+    reason = serializers.CharField(help_text="Stripe's reason; empty when none was given.")
+    memo = serializers.CharField()
+    currency = serializers.CharField()
+    total = serializers.IntegerField(help_text="Minor units: the sum of its lines.")
+    created_at = serializers.DateTimeField()
+    push_state = serializers.ChoiceField(
+        PushState.choices, help_text="Its mirror in Stripe; not_sent: the invoice is not there."
+    )
+    stripe_credit_note_id = serializers.CharField(help_text="Empty until pushed.")
+    pdf = serializers.CharField(help_text="Stripe's PDF of it; empty until pushed.")
+    lines = CreditNoteLineSerializer(many=True)
+
+
+class CreditLineInputSerializer(StrictInputSerializer):
+    amount = serializers.DecimalField(
+        max_digits=30,
+        decimal_places=12,
+        help_text="Above 0, in whole minor units of the invoice's currency.",
+    )
+    invoice_line = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        min_value=1,
+        help_text="The position of the invoice line it credits (no more than that line "
+        "billed, less what earlier credit notes gave back). Left out: a line of its own, "
+        "which needs a description.",
+    )
+    description = serializers.CharField(max_length=300, required=False, allow_blank=True)
+
+
+class CreditNoteInputSerializer(StrictInputSerializer):
+    id = serializers.CharField(
+        max_length=200,
+        help_text="Your id for the credit note: sending it again is the same note (a safe "
+        "retry); other terms under it are refused (409).",
+    )
+    method = serializers.ChoiceField(
+        CreditMethod.choices,
+        required=False,
+        help_text="An unpaid (finalized) invoice: amount_due, the default. A paid one: "
+        "refund, customer_balance or outside_stripe (required).",
+    )
+    reason = serializers.ChoiceField(CreditReason.choices, required=False)
+    memo = serializers.CharField(max_length=500, required=False, allow_blank=True)
+    lines = CreditLineInputSerializer(many=True, allow_empty=False)
+
+
 class InvoiceSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     customer = serializers.CharField(source="customer.external_id")
@@ -173,3 +247,9 @@ class InvoiceSerializer(serializers.Serializer):
     )
     invoice_pdf = serializers.CharField(help_text="Stripe's PDF of it; empty until finalized.")
     lines = StoredInvoiceLineSerializer(many=True)
+    replaced_by = serializers.IntegerField(
+        source="replaced_by_id",
+        allow_null=True,
+        help_text="A void invoice reissued: the invoice that bills its period instead.",
+    )
+    credit_notes = CreditNoteSerializer(many=True, help_text="What was given back on it.")

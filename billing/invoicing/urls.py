@@ -12,5 +12,10 @@ urlpatterns = [
         name="customer-invoices",
     ),
     path("invoices/<int:invoice_id>", api.InvoiceDetailApi.as_view(), name="invoice"),
+    path(
+        "invoices/<int:invoice_id>/credit-notes",
+        api.InvoiceCreditNotesApi.as_view(),
+        name="invoice-credit-notes",
+    ),
     path("fx-rates", api.FxRatesApi.as_view(), name="fx-rates"),
 ]

@@ -21,6 +21,7 @@ from api.pagination import page_of, page_parameters, paged_response
 from api.parsers import ExactJSONParser
 from api.queries import decimal_text
 from billing.invoicing import selectors as invoicing_selectors
+from billing.invoicing.serializers import CreditNoteSerializer
 from billing.money import from_minor_units
 from billing.statements import selectors
 from billing.statements.links import PORTAL_MAX_TTL, portal_token
@@ -97,12 +98,15 @@ class StatementApi(APIView):
             "stripe_invoice_id": invoice.stripe_invoice_id,
             "hosted_invoice_url": invoice.hosted_invoice_url,
             "invoice_pdf": invoice.invoice_pdf,
+            "replaced_by": invoice.replaced_by_id,
         }
         body = {
             "invoice": invoice_body,
             "lines": [_line(line) for line in statement.lines],
             "outcome_types": [asdict(t) for t in statement.types],
             "seats": [asdict(seat) for seat in statement.seats],
+            "credit_notes": CreditNoteSerializer(statement.credit_notes, many=True).data,
+            "credited": statement.credited,
             "outcomes": [_outcome(o) for o in outcomes],
             "outcomes_total": total,
             "lines_total": statement.lines_total,

@@ -110,6 +110,15 @@ def statement_pdf(statement: selectors.Statement) -> bytes:
             pdf.row([(seat.user, 90, "L"), (str(seat.active_days), 30, "R"),
                      (f"{seat.first_day:%Y-%m-%d}", 30, "L"),
                      (f"{seat.last_day:%Y-%m-%d}", 30, "L")])  # fmt: skip
+    if statement.credit_notes:
+        pdf.heading("Credit notes")
+        pdf.row([("Note", 20, "L"), ("Issued", 30, "L"), ("For", 90, "L"),
+                 (f"Amount ({currency})", 40, "R")], bold=True)  # fmt: skip
+        for note in statement.credit_notes:
+            for line in note.lines.all():
+                amount = _exact(from_minor_units(line.amount, currency))
+                pdf.row([(str(note.number), 20, "L"), (f"{note.created_at:%Y-%m-%d}", 30, "L"),
+                         (line.description, 90, "L"), (amount, 40, "R")])  # fmt: skip
     if statement.types:
         pdf.heading("Every outcome billed")
         header = [("Outcome", 50, "L"), ("Type", 30, "L"), ("Succeeded (UTC)", 32, "L"),

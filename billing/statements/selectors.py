@@ -26,13 +26,16 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from billing.invoicing.models import Invoice, InvoiceLine
+from api.errors import refusal
+from billing.invoicing.models import CreditNote, Invoice, InvoiceLine, InvoiceStatus
 from billing.invoicing.selectors.rating import CLAMPED_FEE_SQL, VALUE_RATES_SQL
 from billing.invoicing.watermark import call_recorded, outcome_billable
+from billing.money import to_minor_units
 from billing.plans.models import LineKind, PriceModel, TierMode
 from billing.plans.pricing import OutcomeTerms
 from billing.plans.selectors import plan_terms
 from common.replicas import reading
+from outcomes.models import Dispute, Outcome
 
 ZERO = Decimal(0)
 # The lines that explain outcomes, by type.
@@ -88,10 +91,16 @@ class Statement:
     lines: list[InvoiceLine]
     types: list[TypeSummary]
     seats: list[Seat] = field(default_factory=list)
+    # What was given back on the invoice since (with their lines).
+    credit_notes: list[CreditNote] = field(default_factory=list)
 
     @property
     def lines_total(self) -> int:
         return sum(line.amount for line in self.lines)
+
+    @property
+    def credited(self) -> int:
+        return sum(note.total for note in self.credit_notes)
 
 
 def _segments(lines: list[InvoiceLine], terms: OutcomeTerms | None) -> list[Segment]:
@@ -128,6 +137,7 @@ def statement_of(invoice: Invoice) -> Statement:
     for name, summary in types.items():
         summary.outcomes = counts.get(name, 0)
     statement = Statement(invoice, lines, sorted(types.values(), key=lambda t: t.type))
+    statement.credit_notes = list(invoice.credit_notes.all())  # type: ignore[attr-defined]
     if any(line.kind == LineKind.SEATS and line.source_invoice_id is None for line in lines):
         statement.seats = _active_seats(invoice)
     return statement
@@ -334,3 +344,70 @@ def _billed(row: _Row, segments: list[Segment]) -> BilledOutcome:
             dispute=row.dispute,
         )
     raise AssertionError(f"outcome {row.id} of rank {row.rank} is past its type's lines")
+
+
+_RANK_SQL = f"""SELECT count(*) FROM outcomes_outcome o {_TYPE_WHERE}
+  AND (o.succeeded_at, o.id) <= (%(at)s, %(id)s)
+  AND EXISTS (SELECT 1 FROM outcomes_outcome o WHERE o.id = %(id)s
+              AND {outcome_billable(_SNAPSHOT)})"""  # noqa: S608 -- built from constants
+
+
+def outcome_billed(*, invoice: Invoice, outcome: Outcome) -> BilledOutcome | None:
+    """How the invoice billed this outcome (its fee, its line), or None when its close did
+    not bill it (not of its period, or late: billed on a later invoice as late usage)."""
+    if outcome.succeeded_at is None or not (
+        invoice.period_start <= outcome.succeeded_at < invoice.period_end
+    ):
+        return None
+    with reading().cursor() as cursor:
+        cursor.execute(
+            _RANK_SQL,
+            _snapshot_params(invoice)
+            | {"type": outcome.type, "at": outcome.succeeded_at, "id": outcome.pk},
+        )
+        (rank,) = cursor.fetchone()
+    if not rank:
+        return None
+    statement = statement_of(invoice)
+    before = 0
+    for summary in statement.types:
+        if summary.type == outcome.type:
+            return next(statement_outcomes(statement, offset=before + rank - 1, limit=1), None)
+        before += summary.outcomes
+    return None
+
+
+def dispute_credit_terms(*, dispute: Dispute) -> tuple[Invoice, BilledOutcome]:
+    """The invoice that billed the disputed outcome and how (its fee, its line), or a
+    refusal (409) saying why a credit note cannot be its remedy: no invoice billed it in
+    its own period yet, or it added nothing to it."""
+    outcome = dispute.outcome
+    invoice = (
+        Invoice.objects.standing()
+        .exclude(status=InvoiceStatus.VOID)
+        .filter(
+            customer_id=outcome.customer_id,
+            period_start__lte=outcome.succeeded_at,
+            period_end__gt=outcome.succeeded_at,
+        )
+        .select_related("plan_version")
+        .first()
+    )
+    billed = None if invoice is None else outcome_billed(invoice=invoice, outcome=outcome)
+    if invoice is None or billed is None:
+        raise refusal(
+            None,
+            "not_invoiced",
+            f"No invoice billed outcome `{outcome.external_id}` in its own period yet: "
+            "accept the dispute with the next invoice's credit.",
+            409,
+        )
+    if to_minor_units(billed.fee, invoice.currency) <= 0:
+        raise refusal(
+            None,
+            "nothing_billed",
+            f"Outcome `{outcome.external_id}` added nothing to invoice {invoice.pk} "
+            f"({billed.allowance}): there is nothing to credit.",
+            409,
+        )
+    return invoice, billed

@@ -3,7 +3,11 @@ bodies from the selectors' records)."""
 
 from rest_framework import serializers
 
-from billing.invoicing.serializers import InvoiceSerializer, StoredInvoiceLineSerializer
+from billing.invoicing.serializers import (
+    CreditNoteSerializer,
+    InvoiceSerializer,
+    StoredInvoiceLineSerializer,
+)
 
 
 class StatementLineSerializer(StoredInvoiceLineSerializer):
@@ -59,6 +63,8 @@ class StatementSerializer(serializers.Serializer):
     lines = StatementLineSerializer(many=True)
     outcome_types = OutcomeTypeSerializer(many=True)
     seats = StatementSeatSerializer(many=True, help_text="Premium seats seen in the period.")
+    credit_notes = CreditNoteSerializer(many=True, help_text="Given back on it since.")
+    credited = serializers.IntegerField(help_text="Minor units: the credit notes' total.")
     outcomes = BilledOutcomeSerializer(
         many=True, help_text="One page (limit, offset) of the billed outcomes, by type."
     )

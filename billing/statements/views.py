@@ -119,6 +119,16 @@ def statement_page(request: HttpRequest, token: str) -> HttpResponse:
             for t in statement.types
         ],
         "seats": statement.seats,
+        "credit_notes": [
+            {
+                "number": note.number,
+                "created_at": note.created_at,
+                "memo": note.memo,
+                "total": money(note.total),
+                "lines": [(line.description, money(line.amount)) for line in note.lines.all()],
+            }
+            for note in statement.credit_notes
+        ],
         "outcomes": outcomes,
         "outcomes_total": total,
         "page": page,

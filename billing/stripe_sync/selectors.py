@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from billing.invoicing.models import Invoice, PushState
+from billing.invoicing.models import CreditNote, Invoice, PushState
 from billing.stripe_sync.models import StripeEvent
 
 
@@ -12,6 +12,17 @@ def invoices_push_stalled(*, before: datetime, limit: int = 1000) -> list[int]:
     """Invoices made before `before` and still waiting for their first push."""
     return list(
         Invoice.objects.filter(push_state=PushState.PENDING, push_attempts=0, created_at__lt=before)
+        .order_by("pk")
+        .values_list("pk", flat=True)[:limit]
+    )
+
+
+def credit_notes_push_stalled(*, before: datetime, limit: int = 1000) -> list[int]:
+    """Credit notes issued before `before` and still waiting for their first push."""
+    return list(
+        CreditNote.objects.filter(
+            push_state=PushState.PENDING, push_attempts=0, created_at__lt=before
+        )
         .order_by("pk")
         .values_list("pk", flat=True)[:limit]
     )

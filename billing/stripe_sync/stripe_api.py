@@ -293,6 +293,61 @@ def top_up_invoice_finalize(*, top_up_pk: int, stripe_invoice: str) -> StripeInv
     return _invoice(finalized)
 
 
+@dataclass(frozen=True, slots=True)
+class StripeCreditNote:
+    id: str
+    pdf: str
+
+
+# Where a credit note's amount goes, by payback's method (billing/invoicing/models.py
+# CreditMethod): Stripe's field for it; an unpaid invoice's credit lowers what is due.
+_CREDIT_FIELDS = {
+    "refund": "refund_amount",
+    "customer_balance": "credit_amount",
+    "outside_stripe": "out_of_band_amount",
+}
+
+
+def credit_note_create(
+    *,
+    credit_note_pk: int,
+    stripe_invoice: str,
+    lines: list[tuple[str, int]],
+    method: str,
+    reason: str,
+    memo: str,
+) -> StripeCreditNote:
+    """A credit note on a finalized Stripe invoice: one custom line per local line
+    (description, amount in minor units: quantity 1 × that amount, nothing to round)."""
+    params: dict[str, Any] = {
+        "invoice": stripe_invoice,
+        "lines": [
+            {
+                "type": "custom_line_item",
+                "description": description,
+                "quantity": 1,
+                "unit_amount": amount,
+            }
+            for description, amount in lines
+        ],
+        "metadata": {"payback_credit_note": str(credit_note_pk)},
+    }
+    if method in _CREDIT_FIELDS:
+        params[_CREDIT_FIELDS[method]] = sum(amount for _, amount in lines)
+    if reason:
+        params["reason"] = reason
+    if memo:
+        params["memo"] = memo
+    created = _call(
+        lambda: _client().v1.credit_notes.create(
+            params=params,  # type: ignore[arg-type]
+            options=_key("credit_note", credit_note_pk),  # type: ignore[arg-type]
+        )
+    )
+    fields = created.to_dict()
+    return StripeCreditNote(id=fields["id"], pdf=fields.get("pdf") or "")
+
+
 def invoice_void(*, invoice_pk: int, stripe_invoice: str) -> str:
     voided = _call(
         lambda: _client().v1.invoices.void_invoice(

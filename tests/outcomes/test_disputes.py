@@ -87,11 +87,17 @@ def test_an_accepted_dispute_reverses_past_the_window_and_credits_the_next_invoi
 ) -> None:
     dispute = Dispute.objects.get(pk=_dispute(client_with_key, "r-0").json()["id"])
 
-    answer = _decide(staff_client, dispute, "accept", "Their ticket was reopened the next day.")
+    answer = _decide(
+        staff_client, dispute, "next_invoice", "Their ticket was reopened the next day."
+    )
 
     assert answer.status_code == 302, answer.content
     dispute.refresh_from_db()
-    assert (dispute.status, dispute.decided_by) == ("accepted", "admin")
+    assert (dispute.status, dispute.remedy, dispute.decided_by) == (
+        "accepted",
+        "next_invoice",
+        "admin",
+    )
     billed.refresh_from_db()
     assert billed.status == "reversed"  # 8 weeks after its success: past the 7-day window
     november = period_close(customer_id=billed.customer_id, period_start=NOVEMBER)

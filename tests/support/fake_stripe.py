@@ -17,6 +17,13 @@ The shim adds, and nothing more:
 - invoices for customers without a subscription (from their pending invoice items),
   and `collection_method`, `days_until_due` and `auto_advance` on invoice create, which
   localstripe refuses: kept on the invoice instead of refused;
+- `paid_out_of_band` on `POST /v1/invoices/{id}/pay` (localstripe takes no parameters
+  there): the invoice is paid without a charge, sending `invoice.paid`;
+- credit notes (`POST /v1/credit_notes`, `GET /v1/credit_notes/{id}`, missing in
+  localstripe), with custom lines, on open or paid invoices, under Stripe's rules: an
+  open invoice's note lowers its amount due; a paid invoice's must be refunded, put on
+  the customer's balance or credited outside Stripe, those adding up to the note; no
+  invoice is credited more than its total; `credit_note.created` is sent;
 - faults on demand, for retry tests: `POST /_config/faults` with `status`, `count`,
   `retry_after` and `delay` makes the next `count` API requests answer that status (or
   wait `delay` seconds first); a 500 carries `Stripe-Should-Retry: true`;
@@ -153,6 +160,91 @@ def _invoice_mark_uncollectible(id: str, **data: Any) -> Invoice:
     return invoice
 
 
+class CreditNote(resources.StripeObject):
+    """Stripe's credit note, as much of it as payback uses."""
+
+    object = "credit_note"
+    _id_prefix = "cn_"
+
+    def __init__(
+        self,
+        invoice: str | None = None,
+        lines: list[dict[str, Any]] | None = None,
+        memo: str | None = None,
+        reason: str | None = None,
+        metadata: dict[str, str] | None = None,
+        refund_amount: Any = None,
+        credit_amount: Any = None,
+        out_of_band_amount: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        if kwargs:
+            raise resources.UserError(400, "Unexpected " + ", ".join(kwargs))
+        if not isinstance(invoice, str) or not lines:
+            raise resources.UserError(400, "invoice and lines are required")
+        found = Invoice._api_retrieve(invoice)
+        amounts = []
+        for line in lines:
+            if line.get("type") != "custom_line_item" or "unit_amount" not in line:
+                raise resources.UserError(400, "this stand-in knows custom line items only")
+            amounts.append(int(line.get("quantity", 1)) * int(line["unit_amount"]))
+        amount = sum(amounts)
+        status = found.status
+        credited = sum(note.amount for note in _credit_notes(invoice))
+        if status not in ("open", "paid"):
+            raise resources.UserError(400, f"You cannot credit a {status} invoice")
+        if amount <= 0 or credited + amount > found.total:
+            raise resources.UserError(400, "The credit note exceeds what the invoice can credit")
+        outside = {
+            "refund_amount": int(refund_amount or 0),
+            "credit_amount": int(credit_amount or 0),
+            "out_of_band_amount": int(out_of_band_amount or 0),
+        }
+        if status == "paid" and sum(outside.values()) != amount:
+            raise resources.UserError(
+                400,
+                "The sum of refund_amount, credit_amount and out_of_band_amount must equal "
+                "the credit note amount for a paid invoice",
+            )
+        super().__init__()
+        self.invoice = invoice
+        self.customer = found.customer
+        self.currency = found.currency
+        self.amount = self.total = self.subtotal = amount
+        self.type = "post_payment" if status == "paid" else "pre_payment"
+        self.status = "issued"
+        self.memo = memo
+        self.reason = reason
+        self.metadata = metadata or {}
+        self.number = f"{found.id[3:11].upper()}-CN-{len(_credit_notes(invoice)):02d}"
+        self.pdf = f"https://pay.stripe.test/credit_notes/{self.id}/pdf"
+        self.lines = {
+            "object": "list",
+            "data": [
+                {"type": "custom_line_item", "description": line.get("description"),
+                 "quantity": int(line.get("quantity", 1)), "amount": line_amount}
+                for line, line_amount in zip(lines, amounts, strict=True)
+            ],
+        }  # fmt: skip
+        for name, value in outside.items():
+            setattr(self, name, value)
+        if status == "open":  # lowers what is due
+            found._credited = getattr(found, "_credited", 0) + amount
+        schedule_webhook(Event("credit_note.created", self))
+
+
+def _credit_notes(invoice: str) -> list[CreditNote]:
+    return [
+        value
+        for key, value in store.items()
+        if key.startswith("credit_note:") and value.invoice == invoice
+    ]
+
+
+def _amount_due(invoice: Invoice) -> int:
+    return max(0, invoice.total - getattr(invoice, "_credited", 0))
+
+
 _original_cancel = resources.PaymentIntent._api_cancel
 
 
@@ -166,9 +258,30 @@ _original_status = Invoice.status
 
 
 def _status(invoice: Invoice) -> str:
-    if getattr(invoice, "_uncollectible", False) and _original_status.fget(invoice) == "open":
+    status = _original_status.fget(invoice)
+    if getattr(invoice, "_paid_out_of_band", False) and status in ("open", "uncollectible"):
+        return "paid"
+    if getattr(invoice, "_uncollectible", False) and status == "open":
         return "uncollectible"
-    return _original_status.fget(invoice)
+    return status
+
+
+@web.middleware
+async def paid_out_of_band(request: web.Request, handler: Any) -> web.StreamResponse:
+    """`POST /v1/invoices/{id}/pay` with `paid_out_of_band`: paid without a charge (the rest
+    of that route is localstripe's, which takes no parameters)."""
+    parts = request.path.split("/")
+    if request.method != "POST" or len(parts) != 5 or parts[2:5:2] != ["invoices", "pay"]:
+        return await handler(request)
+    data = await server.get_post_data(request) or {}
+    if str(data.get("paid_out_of_band")).lower() != "true":
+        return await handler(request)
+    invoice = Invoice._api_retrieve(parts[3])
+    if invoice.status not in ("open", "uncollectible"):
+        raise resources.UserError(400, f"Invoice is {invoice.status}")
+    invoice._paid_out_of_band = True
+    schedule_webhook(Event("invoice.paid", invoice))
+    return server.json_response(invoice._export())
 
 
 async def set_faults(request: web.Request) -> web.Response:
@@ -192,12 +305,20 @@ def main() -> None:
     app.router.add_route(
         "POST", "/v1/invoices/{id}/finalize", server.api_extra(_invoice_finalize, None)
     )
+    app.middlewares.append(paid_out_of_band)  # inside localstripe's error and auth handling
     app.router.add_route(
         "POST",
         "/v1/invoices/{id}/mark_uncollectible",
         server.api_extra(_invoice_mark_uncollectible, None),
     )
     Invoice.status = property(_status)  # type: ignore[method-assign,assignment]
+    Invoice.amount_due = property(_amount_due)  # type: ignore[method-assign,assignment]
+    for method, url, handler in (
+        ("POST", "/v1/credit_notes", server.api_create),
+        ("GET", "/v1/credit_notes/{id}", server.api_retrieve),
+        ("GET", "/v1/credit_notes", server.api_list_all),
+    ):
+        app.router.add_route(method, url, handler(CreditNote, url))
     resources.PaymentIntent._api_cancel = staticmethod(_payment_intent_cancel)  # type: ignore[method-assign]
     app.router.add_post("/_config/faults", set_faults)
     app.router.add_get("/_config/requests", get_requests)

@@ -33,10 +33,10 @@ from decimal import ROUND_DOWN, Decimal
 from typing import Protocol
 
 from django.conf import settings
-from django.db.models import Q, Sum
+from django.db.models import OuterRef, Q, Subquery, Sum
 
 from billing.invoicing.fx import usd_per_unit
-from billing.invoicing.models import Invoice, InvoiceStatus
+from billing.invoicing.models import CreditNote, Invoice, InvoiceStatus
 from billing.invoicing.selectors.cells import Cell, CostStatus, Window, cost_status, windows_usage
 from billing.invoicing.selectors.rating import periods_rate
 from billing.invoicing.selectors.running import running_outcomes, running_window
@@ -158,13 +158,23 @@ def _unbroken_down_periods(*, start: datetime, end: datetime) -> list[PeriodEcon
     revenue), and the outcome counts the breakdown will store, counted now the same way;
     no outcome type, model, feature or tier until the breakdown."""
     invoices = list(
-        Invoice.objects.filter(
+        Invoice.objects.standing()
+        .filter(
             reconciliation__breakdown_at__isnull=True,
             period_start__lt=end,
             period_end__gt=start,
         )
         .select_related("customer", "reconciliation")
-        .annotate(free_credits=Sum("lines__amount", filter=Q(lines__kind__in=FREE_CREDITS)))
+        .annotate(
+            free_credits=Sum("lines__amount", filter=Q(lines__kind__in=FREE_CREDITS)),
+            # A subquery: a second Sum over another relation would multiply the rows.
+            credited=Subquery(
+                CreditNote.objects.filter(invoice=OuterRef("pk"))
+                .values("invoice")
+                .annotate(total=Sum("total"))
+                .values("total")
+            ),
+        )
     )
     outcomes = window_outcomes(
         windows=[Window(i.customer_id, i.period_start, i.period_end) for i in invoices]
@@ -189,7 +199,8 @@ def _unbroken_down_periods(*, start: datetime, end: datetime) -> list[PeriodEcon
                     tokens=invoice.reconciliation.tokens or 0,
                     cost=invoice.reconciliation.inference_cost,
                     unpriced_calls=invoice.reconciliation.unpriced_calls,
-                    revenue=invoice.reconciliation.revenue,
+                    revenue=invoice.reconciliation.revenue
+                    - from_minor_units(invoice.credited or 0, invoice.currency),
                     discount=-from_minor_units(invoice.free_credits or 0, invoice.currency),
                 )
             ],
@@ -293,7 +304,7 @@ JOIN billing_invoice i ON i.id = c.invoice_id
 JOIN billing_reconciliation r ON r.invoice_id = i.id AND r.breakdown_at IS NOT NULL
 JOIN billing_planversion pv ON pv.id = i.plan_version_id
 JOIN metering_customer cu ON cu.id = i.customer_id
-WHERE i.period_start < %(end)s AND i.period_end > %(start)s
+WHERE i.period_start < %(end)s AND i.period_end > %(start)s AND i.replaced_by_id IS NULL
   AND (%(customer)s::text IS NULL OR cu.external_id = %(customer)s)
   AND (%(outcome_type)s::text IS NULL OR c.outcome_type = %(outcome_type)s)
   AND (%(model)s::text IS NULL OR c.model = %(model)s
@@ -319,6 +330,7 @@ JOIN billing_invoice i ON i.id = r.invoice_id
 JOIN metering_customer cu ON cu.id = i.customer_id
 CROSS JOIN LATERAL jsonb_each(r.outcomes) AS o(type, counts)
 WHERE r.breakdown_at IS NOT NULL AND i.period_start < %(end)s AND i.period_end > %(start)s
+  AND i.replaced_by_id IS NULL
   AND (%(customer)s::text IS NULL OR cu.external_id = %(customer)s)
   AND (%(outcome_type)s::text IS NULL OR o.type = %(outcome_type)s)
 GROUP BY 1
@@ -395,7 +407,7 @@ def _closed_parts(
             key = "cu.external_id" if group_by == "customer" else "o.type"
             cursor.execute(_CLOSED_OUTCOMES_SQL.format(key=key), params)
             outcomes = [(k, int(s), int(f), int(r)) for k, s, f, r in cursor.fetchall()]
-    closed = Invoice.objects.filter(period_start__lt=end, period_end__gt=start).count()
+    closed = Invoice.objects.standing().filter(period_start__lt=end, period_end__gt=start).count()
     return parts, outcomes, closed
 
 

@@ -5,6 +5,7 @@ and a period's calls in one scan (cells.py)."""
 from billing.invoicing.selectors.invoices import (
     DuePeriod,
     customer_invoices,
+    invoice_credit_notes,
     invoice_get,
     periods_due,
     subscription_periods_due,
@@ -29,6 +30,7 @@ __all__ = [
     "Margin",
     "RatedPeriod",
     "customer_invoices",
+    "invoice_credit_notes",
     "invoice_get",
     "invoice_preview",
     "late_changes",

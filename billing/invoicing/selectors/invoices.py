@@ -10,7 +10,7 @@ from django.conf import settings
 from django.db.models import OuterRef, Prefetch, QuerySet, Subquery
 from django.http import Http404
 
-from billing.invoicing.models import Invoice, InvoiceLine
+from billing.invoicing.models import CreditNote, CreditNoteLine, Invoice, InvoiceLine
 from billing.plans.models import Subscription
 from billing.plans.periods import period_after, subscription_period
 from metering.models import Customer
@@ -78,5 +78,20 @@ def invoice_get(*, invoice_id: int) -> Invoice:
 
 def _with_lines(invoices: QuerySet[Invoice]) -> QuerySet[Invoice]:
     return invoices.select_related("customer", "plan_version__plan").prefetch_related(
-        Prefetch("lines", InvoiceLine.objects.select_related("source_invoice"))
+        Prefetch("lines", InvoiceLine.objects.select_related("source_invoice")),
+        Prefetch(
+            "credit_notes",
+            CreditNote.objects.prefetch_related(
+                Prefetch("lines", CreditNoteLine.objects.select_related("invoice_line", "outcome"))
+            ),
+        ),
+    )
+
+
+def invoice_credit_notes(*, invoice: Invoice) -> list[CreditNote]:
+    """The invoice's credit notes, in their order, with their lines."""
+    return list(
+        CreditNote.objects.filter(invoice=invoice).prefetch_related(
+            Prefetch("lines", CreditNoteLine.objects.select_related("invoice_line", "outcome"))
+        )
     )

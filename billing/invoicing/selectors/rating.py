@@ -1,5 +1,5 @@
 """The one rating pipeline: what a customer period bills, as a close's snapshot sees it or
-as things stand now. The close (billing/invoicing/services.py), the invoice preview
+as things stand now. The close (billing/invoicing/services/closing.py), the invoice preview
 (GET /v1/customers/{id}/usage), the live margins of open periods and the margin breakdown
 of closed ones all read here, so a preview taken just before a close is the invoice it
 makes, line for line.
@@ -319,6 +319,7 @@ def periods_rate(
     snapshot: str | None,
     detail: bool = False,
     previous: dict[int, Invoice] | None = None,
+    rated_on: dict[int, PlanVersion] | None = None,
 ) -> list[RatedPeriod]:
     """The invoices of many customers' [start, end) as `snapshot` sees things (None: now),
     each on the plan in effect at `start`, with the late usage and credits of a customer's
@@ -326,16 +327,24 @@ def periods_rate(
     queries, whatever the number of customers. What a close bills, what the preview shows,
     and (with the calls in `detail`: by outcome type, feature, tier and model) what the
     margin report computes live for open periods. `previous`: each customer's invoice of
-    the period before, when the caller has read them already."""
+    the period before, when the caller has read them already. `rated_on`: the plan version
+    of some customers, instead of the one in effect (a reissue's corrected price)."""
     plan_ids = plans_in_effect(subscriptions=subscriptions, moment=start)
     versions = {
         plan_id: plan_version_current(plan_id=plan_id) for plan_id in set(plan_ids.values())
     }
-    terms_of_plan = {
-        plan_id: plan_terms(version=version) for plan_id, version in versions.items() if version
+    version_of = {s.customer_id: versions[plan_ids[s.pk]] for s in subscriptions}
+    version_of.update(rated_on or {})
+    terms_of_version = {
+        version.pk: plan_terms(version=version)
+        for version in {v for v in version_of.values() if v is not None}
     }
     windows = {s.customer_id: Window(s.customer_id, start, end, snapshot) for s in subscriptions}
-    terms = {windows[s.customer_id]: terms_of_plan[plan_ids[s.pk]] for s in subscriptions}
+    terms = {
+        windows[customer_id]: terms_of_version[version.pk]
+        for customer_id, version in version_of.items()
+        if version is not None
+    }
     usage = windows_usage(windows=list(windows.values()), detail=detail)
     outcomes = outcome_quantities(windows=list(windows.values()), terms=terms)
     seats = fixed_seats_many(subscriptions=subscriptions, start=start, end=end)
@@ -352,7 +361,7 @@ def periods_rate(
         start=start,
         end=end,
         planned=credits_of_versions(
-            versions={s.customer_id: versions[plan_ids[s.pk]] for s in subscriptions},
+            versions=version_of,
             start=start,
             end=end,
         ),
@@ -365,7 +374,7 @@ def periods_rate(
     rated = []
     for subscription in subscriptions:
         window = windows[subscription.customer_id]
-        version = versions[plan_ids[subscription.pk]]
+        version = version_of[subscription.customer_id]
         assert version is not None, "a subscribed plan has a version"
         quantities = rating_quantities(
             terms=terms[window],
@@ -441,6 +450,7 @@ FROM last l
 JOIN outcomes_outcome o ON o.customer_id = l.customer_id
 JOIN billing_invoice i ON i.customer_id = o.customer_id
      AND o.succeeded_at >= i.period_start AND o.succeeded_at < i.period_end
+     AND i.replaced_by_id IS NULL
 WHERE o.customer_id = ANY(%(customers)s) AND i.period_end <= l.period_end
   AND o.status IN ('succeeded', 'reversed')
   AND (o.succeeded_xid >= pg_snapshot_xmin(l.snapshot)
@@ -453,6 +463,7 @@ FROM last l
 JOIN metering_usageevent e ON e.customer_id = l.customer_id
 JOIN billing_invoice i ON i.customer_id = e.customer_id
      AND e."timestamp" >= i.period_start AND e."timestamp" < i.period_end
+     AND i.replaced_by_id IS NULL
 WHERE e.customer_id = ANY(%(customers)s) AND e."timestamp" < %(last_end)s
   AND i.period_end <= l.period_end
   AND (e.recorded_xid >= pg_snapshot_xmin(l.snapshot)
@@ -467,9 +478,9 @@ def previous_invoices(*, customer_ids: list[int], before: datetime) -> dict[int,
     the period starting there), if any."""
     return {
         invoice.customer_id: invoice
-        for invoice in Invoice.objects.filter(
-            period_end=before, customer_id__any_of=customer_ids
-        ).only("customer_id", "snapshot", "period_start", "period_end")
+        for invoice in Invoice.objects.standing()
+        .filter(period_end=before, customer_id__any_of=customer_ids)
+        .only("customer_id", "snapshot", "period_start", "period_end")
     }
 
 
@@ -645,9 +656,9 @@ def invoice_preview(*, customer: Customer, moment: datetime) -> InvoicePreview |
     # Its invoice, if it is closed, and the one before (whose late usage it bills): one read.
     invoices = {
         invoice.period_start: invoice
-        for invoice in Invoice.objects.filter(customer=customer).filter(
-            Q(period_start=start) | Q(period_end=start)
-        )
+        for invoice in Invoice.objects.standing()
+        .filter(customer=customer)
+        .filter(Q(period_start=start) | Q(period_end=start))
     }
     if start in invoices:
         return InvoicePreview(start, end, None, invoices[start])

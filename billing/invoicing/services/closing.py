@@ -34,7 +34,7 @@ from billing.invoicing.models import Invoice, InvoiceStatus, PushState
 from billing.invoicing.selectors import margin_of, periods_due, periods_rate
 from billing.invoicing.selectors.rating import previous_invoices
 from billing.invoicing.watermark import snapshot_take
-from billing.plans.models import Subscription
+from billing.plans.models import PlanVersion, Subscription
 from billing.plans.periods import subscription_period
 from common.queue import enqueue_on_commit
 
@@ -108,7 +108,7 @@ def periods_close(
                 )
         existing = {
             invoice.customer_id: invoice
-            for invoice in Invoice.objects.filter(
+            for invoice in Invoice.objects.standing().filter(
                 customer_id__in=customer_ids, period_start=period_start
             )
         }
@@ -131,7 +131,7 @@ def periods_close(
                 planned=period_credits(subscriptions=todo, start=period_start, end=period_end)
             )
             grants_lock(customer_ids=[s.customer_id for s in todo])
-            new = _close(todo, period_start, period_end, snapshot_take(), previous, result)
+            new = close_rated(todo, period_start, period_end, snapshot_take(), previous, result)
             result.invoices.extend(new)
             result.created = len(new)
     return result
@@ -196,18 +196,26 @@ def _resend_lost_pushes(invoices: list[Invoice]) -> None:
             enqueue_on_commit(PUSH_INVOICE, invoice.pk)
 
 
-def _close(
+def close_rated(
     subscriptions: list[Subscription],
     start: datetime,
     end: datetime,
     snapshot: str,
     previous: dict[int, Invoice],
     result: ClosedPeriods,
+    rated_on: dict[int, PlanVersion] | None = None,
 ) -> list[Invoice]:
+    """Rate these subscriptions' period as `snapshot` sees it and store the invoices: the
+    close's second half, and a reissue's (with the plan versions it corrects: `rated_on`)."""
     closed_at = timezone.now()
     invoices, lines, margins, draws, returns = [], [], [], [], []
     for period in periods_rate(
-        subscriptions=subscriptions, start=start, end=end, snapshot=snapshot, previous=previous
+        subscriptions=subscriptions,
+        start=start,
+        end=end,
+        snapshot=snapshot,
+        previous=previous,
+        rated_on=rated_on,
     ):
         subscription = period.subscription
         customer_id = subscription.customer_id
