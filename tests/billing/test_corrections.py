@@ -14,10 +14,12 @@ import pytest
 import stripe as stripe_sdk
 from django.contrib.auth.models import Permission
 from django.db import connection
+from django.db.models import Sum
 from django.test import Client
 from rest_framework.test import APIClient
 
 from api.errors import ApiError
+from billing.analytics.models import ReconciliationCell
 from billing.analytics.services import invoices_reconcile
 from billing.credits.services import GrantRequest, grant_create
 from billing.invoicing.models import CreditNote, Invoice, InvoiceStatus, PushState
@@ -31,6 +33,7 @@ from billing.invoicing.services import (
     period_close,
 )
 from billing.plans.models import PlanVersion, Subscription
+from billing.statements.links import statement_path
 from billing.stripe_sync import stripe_api
 from billing.stripe_sync.selectors import credit_notes_push_stalled
 from billing.stripe_sync.services import credit_note_push, invoice_push
@@ -38,6 +41,7 @@ from billing.stripe_sync.tasks import push_credit_note
 from outcomes.models import Dispute, Outcome
 from tests.billing.factories import plan_load
 from tests.metering.factories import customer_create
+from tests.support.polling import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -510,9 +514,7 @@ def test_a_reissued_period_counts_once_in_the_margins(settings, client_with_key)
     assert report["periods"]["closed"] == 1
 
 
-def test_an_operator_issues_a_credit_note_from_the_invoice_page_once(
-    open_invoice, staff_client
-):
+def test_an_operator_issues_a_credit_note_from_the_invoice_page_once(open_invoice, staff_client):
     page = f"/admin/invoicing/invoice/{open_invoice.pk}/credit-note/"
     shown = staff_client.get(page)
     key = shown.context["form"].key
@@ -544,3 +546,48 @@ def test_corrections_need_their_own_permissions(open_invoice, client, django_use
     reissue = client.get(f"/admin/invoicing/invoice/{open_invoice.pk}/reissue/")
 
     assert (credit.status_code, reissue.status_code) == (403, 403)
+
+
+def test_a_real_worker_pushes_the_note_and_redoes_the_margins(
+    open_invoice, client_with_key, celery_worker
+):
+    answer = _post(
+        client_with_key,
+        open_invoice,
+        {"id": "cn-1", "lines": [{"invoice_line": 2, "amount": "0.99"}]},
+    )
+
+    assert answer.status_code == 201
+    pushed = wait_for(
+        lambda: CreditNote.objects.filter(push_state=PushState.PUSHED).first(),
+        what="the credit note pushed by the worker",
+    )
+    remote = _stripe().v1.credit_notes.retrieve(pushed.stripe_credit_note_id)
+    assert remote.amount == 99
+    # The breakdown task the note queued takes it off the resolutions' revenue.
+    wait_for(
+        lambda: (
+            ReconciliationCell.objects.filter(
+                invoice=open_invoice, outcome_type="resolution"
+            ).aggregate(revenue=Sum("revenue"))["revenue"]
+            == Decimal("1.98")
+        ),
+        what="the margin breakdown less the credit",
+    )
+
+
+def test_the_hosted_statement_lists_the_credit_notes(settings, client_with_key):
+    invoice = _october(settings)
+    _post(
+        client_with_key,
+        invoice,
+        {"id": "cn-1", "lines": [{"amount": "1.50", "description": "Goodwill for the outage"}]},
+    )
+
+    page = Client(HTTP_ACCEPT_LANGUAGE="en").get(statement_path(invoice.pk))
+    pdf = client_with_key.get(f"/v1/invoices/{invoice.pk}/statement.pdf")
+
+    text = page.content.decode()
+    assert page.status_code == 200
+    assert 'id="credit-notes"' in text and "Goodwill for the outage" in text and "1.50" in text
+    assert pdf.status_code == 200 and pdf["Content-Type"] == "application/pdf"
