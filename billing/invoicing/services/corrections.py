@@ -91,7 +91,7 @@ def credit_note_issue(
         invoice = Invoice.objects.select_for_update().get(pk=invoice_id)
         found = CreditNote.objects.filter(invoice=invoice, external_id=request.external_id).first()
         if found is not None:
-            if _note_terms(found) != _request_terms(request, invoice):
+            if not _same(found, request):
                 raise refusal(
                     "id",
                     "conflict",
@@ -256,21 +256,22 @@ def _credited_lines(invoice: Invoice) -> dict[InvoiceLine, int]:
     return {lines[row["invoice_line"]]: row["total"] for row in sums}
 
 
-def _note_terms(note: CreditNote) -> tuple[object, ...]:
-    lines = tuple(
+def _same(note: CreditNote, request: CreditNoteRequest) -> bool:
+    """Whether a request says what the note says (a method left out says nothing: the
+    invoice may have been paid since the note was issued, and a retry is still the same)."""
+    lines = [
         (line.amount, line.invoice_line.position if line.invoice_line else None, line.outcome_id)
         for line in note.lines.select_related("invoice_line")
-    )
-    return (note.method, note.reason, note.memo, lines)
-
-
-def _request_terms(request: CreditNoteRequest, invoice: Invoice) -> tuple[object, ...]:
-    method = _default_method(request, _methods(invoice) or ())
-    lines = tuple(
-        (to_minor_units(line.amount, invoice.currency), line.invoice_line, line.outcome_id)
+    ]
+    asked = [
+        (to_minor_units(line.amount, note.currency), line.invoice_line, line.outcome_id)
         for line in request.lines
+    ]
+    return (
+        request.method in ("", note.method)
+        and (request.reason, request.memo) == (note.reason, note.memo)
+        and asked == lines
     )
-    return (method, request.reason, request.memo, lines)
 
 
 # --- void and reissue --------------------------------------------------------------------
