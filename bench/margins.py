@@ -10,9 +10,11 @@ SQL), then times (median of three each):
   - margins by customer and by model while the month is open (every customer's period
     rated live);
   - the same once the month is closed (read from the reconciliation cells);
-  - the dashboard's data for the month (closed).
-Writes bench/results/margins.json. No target in the issue: the figures say what a
-report costs relative to one scan of the month.
+  - the dashboard's data for the month (closed): everything its page computes (the
+    charts, the headline with the previous window, the waterfall); target (issue 18):
+    at most 2× the baseline;
+  - a customer's page (its periods, breakdowns, invoices, preview); target: 100 ms.
+Writes bench/results/margins.json.
 Options: --customers (10,000), --events (1,000,000), --outcomes (100,000).
 """
 
@@ -66,11 +68,17 @@ def main() -> None:
     from django.core.management import call_command
     from django.db import connection
 
-    from billing.analytics.selectors.dashboard import dashboard_data
+    from billing.analytics.selectors.customers import customer_economics
+    from billing.analytics.selectors.dashboard import (
+        dashboard_data,
+        dashboard_headline,
+        margin_waterfall,
+    )
     from billing.analytics.selectors.margins import MarginFilters, margins_report
     from billing.analytics.services import invoices_reconcile
     from billing.invoicing.models import Invoice
     from billing.invoicing.services import periods_due_close
+    from metering.models import Customer
 
     call_command("migrate", verbosity=0)
     load(options.customers, options.events, options.outcomes)
@@ -99,8 +107,20 @@ def main() -> None:
     invoices_reconcile(invoice_ids=list(Invoice.objects.values_list("pk", flat=True)))
     figures["closed_by_customer_s"] = median_seconds(report("customer", after))
     figures["closed_by_model_s"] = median_seconds(report("model", after))
-    figures["dashboard_closed_s"] = median_seconds(
-        lambda: dashboard_data(start=MONTH, end=NEXT_MONTH, now=after)
+
+    def dashboard_page() -> None:
+        """What the dashboard's page computes for the month (billing/analytics/views.py)."""
+        everything = MarginFilters()
+        data = dashboard_data(start=MONTH, end=NEXT_MONTH, now=after, filters=everything)
+        dashboard_headline(
+            start=MONTH, end=NEXT_MONTH, now=after, filters=everything, current=data.margins
+        )
+        margin_waterfall(start=MONTH, end=NEXT_MONTH, now=after, filters=everything)
+
+    figures["dashboard_closed_s"] = median_seconds(dashboard_page)
+    customer = Customer.objects.order_by("pk")[options.customers // 2]
+    figures["customer_page_s"] = median_seconds(
+        lambda: customer_economics(customer=customer, now=after)
     )
     base = figures["baseline_group_by_s"]
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -110,6 +130,9 @@ def main() -> None:
     print(f"\n{'measure (median of 3)':44} {'seconds':>8}   × baseline")
     for name, seconds in figures.items():
         print(f"{name:44} {seconds:8.2f}   {seconds / base:6.1f}×")
+    dashboard = figures["dashboard_closed_s"] / base
+    print(f"dashboard: {dashboard:.1f}× the baseline (target ≤ 2×)")
+    print(f"customer page: {figures['customer_page_s'] * 1000:.0f} ms (target ≤ 100 ms)")
     print(f"written to {RESULTS / 'margins.json'}")
 
 

@@ -47,7 +47,7 @@ def test_a_good_admin_login_works(client):
     response = client.post("/admin/login/", {"username": "admin", "password": "pw-admin-12345"})
 
     assert response.status_code == 302
-    assert client.get("/admin/").status_code == 200
+    assert client.get("/admin/?all").status_code == 200
 
 
 def test_non_staff_users_are_kept_out_of_the_admin(client):

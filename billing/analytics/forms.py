@@ -6,7 +6,7 @@ from typing import Any
 from django import forms
 from django.core.exceptions import ValidationError
 
-from billing.analytics.selectors.margins import GROUP_BYS
+from billing.analytics.selectors.margins import GROUP_BYS, MarginFilters
 
 
 class DashboardWindowForm(forms.Form):
@@ -16,6 +16,13 @@ class DashboardWindowForm(forms.Form):
     group_by = forms.ChoiceField(
         choices=[(g, g.replace("_", " ")) for g in GROUP_BYS], required=False
     )
+    # Drill-down: the window's figures for one customer, outcome type, model, feature or
+    # tier (a link from a chart or the table).
+    customer = forms.CharField(required=False, max_length=200)
+    outcome_type = forms.CharField(required=False, max_length=100)
+    model = forms.CharField(required=False, max_length=300)
+    feature = forms.CharField(required=False, max_length=100)
+    tier = forms.CharField(required=False, max_length=50)
 
     def __init__(self, *args: Any, today: date, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -33,4 +40,10 @@ class DashboardWindowForm(forms.Form):
         data["start"] = datetime.combine(start, time(0), tzinfo=UTC)
         data["end"] = datetime.combine(end, time(0), tzinfo=UTC)
         data["group_by"] = data.get("group_by") or "customer"
+        data["filters"] = MarginFilters(
+            **{name: data.get(name) or None for name in FILTERS}  # type: ignore[arg-type]
+        )
         return data
+
+
+FILTERS = ("customer", "outcome_type", "model", "feature", "tier")

@@ -37,3 +37,14 @@ STATEMENT_LINK_DAYS = env_int("PAYBACK_STATEMENT_LINK_DAYS", 400)
 # The link to an invoice's hosted statement (None without PUBLIC_URL), which the Stripe
 # push puts on the invoice: stripe_sync, beside statements, asks it through this function.
 STATEMENT_URL = "billing.statements.links.statement_url"
+# The same link as a path on this host, for the operator's customer pages (analytics).
+STATEMENT_PATH = "billing.statements.links.statement_path"
+
+# The operator's locale for the dashboard and the customer pages in the admin: numbers,
+# money and percentages as people there read them (babel; e.g. en_US, de_DE). Customers'
+# own pages (statements, the portal) follow their browser instead.
+OPERATOR_LOCALE = env_str("PAYBACK_OPERATOR_LOCALE", "en_US")
+
+# The alerts a customer's page in the admin lists: analytics, below alerts, asks through
+# this function, wired here.
+CUSTOMER_ALERTS = "alerts.selectors.customer_alerts"

@@ -19,6 +19,7 @@ from tests.metering.factories import customer_create, event_payload
 from tests.support.browser import chromium, severe_console_errors
 
 CHARTS = (
+    "chart-waterfall",
     "chart-margin-by-customer",
     "chart-cost-by-model",
     "chart-cost-per-success",
@@ -113,7 +114,7 @@ def test_the_dashboard_page_holds_every_chart_and_the_margin_table(staff_client,
 
 
 def test_the_admin_home_links_to_the_dashboard(staff_client):
-    assert "/admin/dashboard/" in staff_client.get("/admin/").content.decode()
+    assert "/admin/dashboard/" in staff_client.get("/admin/?all").content.decode()
 
 
 def test_the_margin_table_exports_as_csv(staff_client, dashboard_data):

@@ -8,7 +8,14 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from billing.analytics.selectors.margins import MarginFilters, MarginReport, margins_report
+from billing.analytics.selectors.margins import (
+    INCLUDED_KEY,
+    WATERFALL,
+    MarginFilters,
+    MarginReport,
+    MarginRow,
+    margins_report,
+)
 from billing.analytics.selectors.premium import PremiumBreakEven, premium_break_even
 from billing.analytics.selectors.savings import caching_levers
 from common.replicas import reading
@@ -89,9 +96,13 @@ class Dashboard:
     charts: dict[str, Any]
 
 
-def dashboard_data(*, start: datetime, end: datetime, now: datetime) -> Dashboard:
+def dashboard_data(
+    *, start: datetime, end: datetime, now: datetime, filters: MarginFilters | None = None
+) -> Dashboard:
+    """The charts' data; the margin by customer follows `filters` (drill-down), the
+    day-by-day charts are the whole window's."""
     margins = margins_report(
-        start=start, end=end, group_by="customer", filters=MarginFilters(), now=now
+        start=start, end=end, group_by="customer", filters=filters or MarginFilters(), now=now
     )
     ranked = sorted(
         (row for row in margins.rows if row.margin is not None), key=lambda row: row.margin
@@ -133,3 +144,73 @@ def dashboard_data(*, start: datetime, end: datetime, now: datetime) -> Dashboar
         },
     }
     return Dashboard(margins, charts)
+
+
+# --- the headline and the waterfall ------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Headline:
+    """The window's totals against those of the window of the same length before it."""
+
+    currency: str
+    current: MarginRow
+    previous: MarginRow
+    previous_start: datetime
+    previous_end: datetime
+
+
+def dashboard_headline(
+    *,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    filters: MarginFilters,
+    current: MarginReport | None = None,
+) -> Headline:
+    """Revenue, cost, margin, cost per success, outcomes and unpriced calls of the window
+    and of the one before it (`current`: the window's report, when the caller has it)."""
+    if current is None:
+        current = margins_report(
+            start=start, end=end, group_by="customer", filters=filters, now=now
+        )
+    length = end - start
+    previous = margins_report(
+        start=start - length, end=start, group_by="customer", filters=filters, now=now
+    )
+    return Headline(current.currency, current.totals, previous.totals, start - length, start)
+
+
+@dataclass(frozen=True, slots=True)
+class WaterfallStep:
+    label: str
+    kind: str  # revenue, model, included, unpriced, margin
+    amount: Decimal | None  # signed, reporting currency; None: unknown (a rate is missing)
+
+
+def margin_waterfall(
+    *, start: datetime, end: datetime, now: datetime, filters: MarginFilters
+) -> list[WaterfallStep]:
+    """Revenue, less the inference cost of each model (the costliest first), less the
+    cost of the features plans give away, is the gross margin: the steps add up to it."""
+    report = margins_report(start=start, end=end, group_by=WATERFALL, filters=filters, now=now)
+    steps = [WaterfallStep("revenue", "revenue", report.totals.revenue)]
+    models = [row for row in report.rows if row.key != INCLUDED_KEY and row.calls]
+    for row in sorted(models, key=lambda row: -(row.inference_cost or Decimal(0))):
+        steps.append(
+            WaterfallStep(
+                row.key or "(no model)",
+                "model",
+                None if row.inference_cost is None else -row.inference_cost,
+            )
+        )
+    included = next((row for row in report.rows if row.key == INCLUDED_KEY), None)
+    if included is not None and included.calls:
+        cost = included.inference_cost
+        steps.append(
+            WaterfallStep("included features", "included", None if cost is None else -cost)
+        )
+    revenue, cost = report.totals.revenue, report.totals.inference_cost
+    margin = None if revenue is None or cost is None else revenue - cost
+    steps.append(WaterfallStep("gross margin", "margin", margin))
+    return steps

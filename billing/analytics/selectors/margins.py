@@ -51,6 +51,10 @@ ZERO = Decimal(0)
 EXACT = Decimal("1e-12")
 PREMIUM_TIER = "premium"
 GROUP_BYS: tuple[str, ...] = ("customer", "outcome_type", "model", "feature", "tier")
+# A grouping of the dashboard's own (not the API's): by model, with the calls of included
+# features apart under INCLUDED_KEY.
+WATERFALL = "waterfall"
+INCLUDED_KEY = "~included"
 # Promotional credits: what they pay is a discount (negative on the invoice), not revenue.
 FREE_CREDITS = (LineKind.CREDITS_APPLIED, LineKind.CREDITS_RETURNED)
 
@@ -152,7 +156,9 @@ class PeriodEconomics:
     written_off: bool = False
 
 
-def _unbroken_down_periods(*, start: datetime, end: datetime) -> list[PeriodEconomics]:
+def _unbroken_down_periods(
+    *, start: datetime, end: datetime, customer: str | None = None
+) -> list[PeriodEconomics]:
     """Closed periods whose breakdown is not made yet (the task after the close makes
     it, soon after): one cell each with the totals the close stored (calls, tokens, cost,
     revenue), and the outcome counts the breakdown will store, counted now the same way;
@@ -163,6 +169,7 @@ def _unbroken_down_periods(*, start: datetime, end: datetime) -> list[PeriodEcon
             reconciliation__breakdown_at__isnull=True,
             period_start__lt=end,
             period_end__gt=start,
+            **_of(customer),
         )
         .select_related("customer", "reconciliation")
         .annotate(
@@ -211,17 +218,20 @@ def _unbroken_down_periods(*, start: datetime, end: datetime) -> list[PeriodEcon
     ]
 
 
-def _open_periods(*, start: datetime, end: datetime, now: datetime) -> list[PeriodEconomics]:
+def _open_periods(
+    *, start: datetime, end: datetime, now: datetime, customer: str | None = None
+) -> list[PeriodEconomics]:
     """Every subscription's periods in [start, min(end, now)) that are not invoiced yet,
-    rated and spread live; customers without a plan over the whole window, cost only."""
+    rated and spread live; customers without a plan over the whole window, cost only.
+    `customer`: that customer's only."""
     until = min(end, now)
     invoiced = set(
-        Invoice.objects.filter(period_start__lt=end, period_end__gt=start).values_list(
-            "customer_id", "period_start"
-        )
+        Invoice.objects.filter(
+            period_start__lt=end, period_end__gt=start, **_of(customer)
+        ).values_list("customer_id", "period_start")
     )
     by_window: dict[tuple[datetime, datetime], list[Subscription]] = {}
-    for subscription in Subscription.objects.select_related("customer"):
+    for subscription in Subscription.objects.select_related("customer").filter(**_of(customer)):
         rules = {"anchor_day": subscription.billing_anchor_day, "timezone": subscription.timezone}
         moment = max(start, subscription.started_at)
         if moment >= until:
@@ -255,7 +265,16 @@ def _open_periods(*, start: datetime, end: datetime, now: datetime) -> list[Peri
                     outcomes={},
                 )
             )
-    unsubscribed = list(Customer.objects.filter(subscription__isnull=True)) if start < until else []
+    unsubscribed = (
+        list(
+            Customer.objects.filter(
+                subscription__isnull=True,
+                **({} if customer is None else {"external_id": customer}),
+            )
+        )
+        if start < until
+        else []
+    )
     plain = [Window(customer.pk, start, until) for customer in unsubscribed]
     usage = windows_usage(windows=plain)
     outcomes = window_outcomes(windows=windows + plain)
@@ -277,12 +296,20 @@ def _open_periods(*, start: datetime, end: datetime, now: datetime) -> list[Peri
     return periods
 
 
-def periods_economics(*, start: datetime, end: datetime, now: datetime) -> list[PeriodEconomics]:
+def _of(customer: str | None) -> dict[str, str]:
+    """A filter on a customer's external id, for models that name their customer."""
+    return {} if customer is None else {"customer__external_id": customer}
+
+
+def periods_economics(
+    *, start: datetime, end: datetime, now: datetime, customer: str | None = None
+) -> list[PeriodEconomics]:
     """The customer periods overlapping [start, end) that the stored breakdowns do not
-    cover: open ones, live as of `now`, and closed ones whose breakdown is not made yet.
+    cover: open ones, live as of `now`, and closed ones whose breakdown is not made yet;
+    of one customer only when `customer` is given (a filtered report rates no other).
     (Closed periods with their breakdown are summed in SQL: _closed_parts.)"""
-    return _unbroken_down_periods(start=start, end=end) + _open_periods(
-        start=start, end=end, now=now
+    return _unbroken_down_periods(start=start, end=end, customer=customer) + _open_periods(
+        start=start, end=end, now=now, customer=customer
     )
 
 
@@ -313,13 +340,19 @@ WHERE i.period_start < %(end)s AND i.period_end > %(start)s AND i.replaced_by_id
   AND (%(tier)s::text IS NULL OR c.tier = %(tier)s)
 GROUP BY 1, 2, 3
 """
+_MODEL_KEY = (
+    "CASE WHEN c.provider <> '' OR c.model <> '' THEN c.provider || ':' || c.model ELSE '' END"
+)
 _KEYS = {
     "customer": "cu.external_id",
     "outcome_type": "c.outcome_type",
-    "model": "CASE WHEN c.provider <> '' OR c.model <> '' "
-    "THEN c.provider || ':' || c.model ELSE '' END",
+    "model": _MODEL_KEY,
     "feature": "c.feature",
     "tier": "c.tier",
+    # The dashboard's waterfall: the calls of features a plan gives away on their own,
+    # every other call by model.
+    WATERFALL: f"CASE WHEN c.feature = ANY(pv.included_features) THEN '{INCLUDED_KEY}' "
+    f"ELSE {_MODEL_KEY} END",
 }
 # Their outcomes per type (stored with the breakdown).
 _CLOSED_OUTCOMES_SQL = """
@@ -518,10 +551,12 @@ class MarginReport:
     missing_rates: set[MissingRate]
 
 
-def _key(group_by: str, customer: str, cell: Cell) -> str:
+def _key(group_by: str, period: PeriodEconomics, cell: Cell) -> str:
     if group_by == "customer":
-        return customer
-    if group_by == "model":
+        return period.customer
+    if group_by == WATERFALL and cell.feature in period.included_features:
+        return INCLUDED_KEY
+    if group_by in ("model", WATERFALL):
         return f"{cell.provider}:{cell.model}" if cell.provider or cell.model else ""
     return str(getattr(cell, group_by))
 
@@ -545,7 +580,7 @@ def margins_report(
     currency = currency or settings.REPORTING_CURRENCY
     rows: dict[str, MarginRow] = {}
     totals = MarginRow(key="")
-    periods = periods_economics(start=start, end=end, now=now)
+    periods = periods_economics(start=start, end=end, now=now, customer=filters.customer)
     factors: dict[tuple[str, datetime], tuple[Decimal | None, frozenset[MissingRate]]] = {}
 
     def convert(
@@ -576,7 +611,7 @@ def margins_report(
             if filters.keeps(period.customer, cell):
                 parts.append(
                     _Part(
-                        _key(group_by, period.customer, cell),
+                        _key(group_by, period, cell),
                         period.currency,
                         period.start,
                         ZERO if period.written_off else cell.revenue,

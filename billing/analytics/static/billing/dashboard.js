@@ -1,6 +1,8 @@
 // Draws the dashboard's charts from the JSON the view embeds (#dashboard-data) with the
 // vendored Chart.js. Each canvas gets data-rendered="true" once its chart is drawn, or
 // data-rendered="empty" when there is nothing to draw (the browser test reads these).
+// A bar or line of a customer, model or outcome type leads to its own view (data.links);
+// the margin table sorts by any column on its exact figures (data-sort).
 (function () {
   "use strict";
   const data = JSON.parse(document.getElementById("dashboard-data").textContent);
@@ -10,7 +12,33 @@
   // given, and a shared object would hand one chart's axes to the next.
   const base = () => ({ animation: false, responsive: true, maintainAspectRatio: false });
 
+  const links = data.links || {};
+  // Where a click on a chart element leads: by the bar's index, or by its series' name.
+  const follow = (chart, byIndex, bySeries) => (event, elements) => {
+    if (!elements.length) return;
+    const { index, datasetIndex } = elements[0];
+    const target = byIndex ? byIndex[index] : bySeries[chart.data.datasets[datasetIndex].label];
+    if (target) window.location.href = target;
+  };
+  const clickable = (byIndex, bySeries) => ({
+    onClick(event, elements, chart) { follow(chart, byIndex, bySeries)(event, elements); },
+    onHover(event, elements) { event.native.target.style.cursor = elements.length ? "pointer" : "default"; },
+  });
+
   const builders = {
+    waterfall: (d) => ({
+      type: "bar",
+      data: {
+        labels: d.map((step) => step.label),
+        datasets: [{
+          label: data.currency,
+          data: d.map((step) => step.range.map(Number)),
+          backgroundColor: d.map((step) => ({ revenue: "#417690", margin: "#27ae60", model: "#e07a5f", included: "#f2cc8f" }[step.kind])),
+        }],
+      },
+      options: { ...base(), plugins: { legend: { display: false } } },
+      empty: d.length <= 2 && d.every((step) => Number(step.range[1]) === 0),
+    }),
     margin_by_customer: (d) => ({
       type: "bar",
       data: {
@@ -21,7 +49,7 @@
           backgroundColor: d.margins.map((m) => (Number(m) < 0 ? "#c0392b" : "#27ae60")),
         }],
       },
-      options: { ...base(), indexAxis: "y" },
+      options: { ...base(), indexAxis: "y", ...clickable(links.margin_by_customer, null) },
       empty: d.labels.length === 0,
     }),
     cost_by_model: (d) => ({
@@ -32,7 +60,10 @@
           label: s.name, data: s.values.map(number), backgroundColor: palette[i % palette.length],
         })),
       },
-      options: { ...base(), scales: { x: { stacked: true }, y: { stacked: true } } },
+      options: {
+        ...base(), scales: { x: { stacked: true }, y: { stacked: true } },
+        ...clickable(null, links.cost_by_model),
+      },
       empty: d.labels.length === 0,
     }),
     cost_per_success: (d) => ({
@@ -44,7 +75,7 @@
           spanGaps: true,
         })),
       },
-      options: base(),
+      options: { ...base(), ...clickable(null, links.cost_per_success) },
       empty: d.labels.length === 0,
     }),
     premium_histogram: (d) => ({
@@ -80,5 +111,32 @@
     }
     new Chart(canvas, { type: spec.type, data: spec.data, options: spec.options });
     canvas.dataset.rendered = "true";
+  }
+
+  // The margin table: a click (or Enter) on a heading sorts by it, again the other way.
+  const table = document.getElementById("margin-table");
+  if (table) {
+    for (const button of table.querySelectorAll("thead button")) {
+      button.addEventListener("click", () => {
+        const column = Number(button.dataset.column);
+        const heading = button.parentElement;
+        const ascending = heading.getAttribute("aria-sort") !== "ascending";
+        for (const th of table.querySelectorAll("thead th")) th.setAttribute("aria-sort", "none");
+        heading.setAttribute("aria-sort", ascending ? "ascending" : "descending");
+        const body = table.tBodies[0];
+        const value = (row) => row.cells[column].dataset.sort;
+        const rows = Array.from(body.rows).sort((a, b) => {
+          const [x, y] = [value(a), value(b)];
+          // Exact decimals compare as numbers; keys and empty (unknown) cells as text, last.
+          const [nx, ny] = [x === "" ? NaN : Number(x), y === "" ? NaN : Number(y)];
+          let order;
+          if (!isNaN(nx) && !isNaN(ny)) order = nx - ny;
+          else if (isNaN(nx) !== isNaN(ny) && (x === "" || y === "")) return x === "" ? 1 : -1;
+          else order = x.localeCompare(y);
+          return ascending ? order : -order;
+        });
+        for (const row of rows) body.appendChild(row);
+      });
+    }
   }
 })();

@@ -1,0 +1,88 @@
+"""A customer's page in the admin: its plan and subscription, the running period's preview
+and margin so far, its invoices, margin by outcome type, model and feature over its last
+periods, the cost per success period by period, its alerts and its credits. Read from the
+same selectors the API and the dashboard use."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.utils.module_loading import import_string
+
+from billing.analytics.selectors.margins import MarginFilters, MarginReport, margins_report
+from billing.credits.selectors import CreditBalance, customer_balances
+from billing.invoicing.models import Invoice
+from billing.invoicing.selectors import InvoicePreview, customer_invoices, invoice_preview
+from billing.plans.models import PlanVersion, Subscription
+from billing.plans.periods import period_after, subscription_period
+from billing.plans.selectors import period_of, plan_version_current, subscription_of
+from metering.models import Customer
+
+PERIODS = 6  # the running one and the five before it
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodFigures:
+    start: datetime
+    end: datetime
+    closed: bool
+    report: MarginReport  # by customer: this customer's one row, in its totals
+
+
+@dataclass(slots=True)
+class CustomerEconomics:
+    customer: Customer
+    subscription: Subscription | None
+    version: PlanVersion | None
+    preview: InvoicePreview | None
+    invoices: list[Invoice]
+    periods: list[PeriodFigures] = field(default_factory=list)  # oldest first
+    by: dict[str, MarginReport] = field(default_factory=dict)  # outcome_type, model, feature
+    alerts: list[Any] = field(default_factory=list)
+    credits: list[CreditBalance] = field(default_factory=list)
+
+
+def customer_economics(*, customer: Customer, now: datetime) -> CustomerEconomics:
+    subscription = subscription_of(customer=customer)
+    version = None if subscription is None else plan_version_current(plan_id=subscription.plan_id)
+    invoices, _ = customer_invoices(customer=customer, limit=12)
+    found = CustomerEconomics(
+        customer=customer,
+        subscription=subscription,
+        version=version,
+        preview=invoice_preview(customer=customer, moment=now),
+        invoices=invoices,
+        alerts=import_string(settings.CUSTOMER_ALERTS)(external_id=customer.external_id),
+    )
+    running = None if subscription is None else period_of(subscription=subscription, moment=now)
+    windows = [] if subscription is None else _last_periods(subscription, now)
+    invoiced = {invoice.period_start for invoice in invoices if invoice.replaced_by_id is None}
+    one = MarginFilters(customer=customer.external_id)
+    for start, end in windows:
+        report = margins_report(start=start, end=end, group_by="customer", filters=one, now=now)
+        found.periods.append(PeriodFigures(start, end, start in invoiced, report))
+    if windows:
+        first, last = windows[0][0], windows[-1][1]
+        for group_by in ("outcome_type", "model", "feature"):
+            found.by[group_by] = margins_report(
+                start=first, end=last, group_by=group_by, filters=one, now=now
+            )
+    if running is not None:
+        found.credits = customer_balances(customer_id=customer.pk, start=running[0], end=running[1])
+    return found
+
+
+def _last_periods(subscription: Subscription, now: datetime) -> list[tuple[datetime, datetime]]:
+    """The subscription's last PERIODS periods up to the one holding `now`, oldest first."""
+    rules = {"anchor_day": subscription.billing_anchor_day, "timezone": subscription.timezone}
+    start, end = subscription_period(
+        subscription.started_at, started_at=subscription.started_at, **rules
+    )
+    periods: list[tuple[datetime, datetime]] = []
+    while start <= now:
+        periods = [*periods[-(PERIODS - 1) :], (start, end)]
+        start, end = period_after(end, **rules)
+    return periods
