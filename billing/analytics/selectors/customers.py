@@ -12,7 +12,12 @@ from typing import Any
 from django.conf import settings
 from django.utils.module_loading import import_string
 
-from billing.analytics.selectors.margins import MarginFilters, MarginReport, margins_report
+from billing.analytics.selectors.margins import (
+    MarginFilters,
+    MarginReport,
+    margins_report,
+    periods_economics,
+)
 from billing.credits.selectors import CreditBalance, customer_balances
 from billing.invoicing.models import Invoice
 from billing.invoicing.selectors import InvoicePreview, customer_invoices, invoice_preview
@@ -61,15 +66,21 @@ def customer_economics(*, customer: Customer, now: datetime) -> CustomerEconomic
     windows = [] if subscription is None else _last_periods(subscription, now)
     invoiced = {invoice.period_start for invoice in invoices if invoice.replaced_by_id is None}
     one = MarginFilters(customer=customer.external_id)
-    for start, end in windows:
-        report = margins_report(start=start, end=end, group_by="customer", filters=one, now=now)
-        found.periods.append(PeriodFigures(start, end, start in invoiced, report))
     if windows:
         first, last = windows[0][0], windows[-1][1]
+        # Its open periods rated once, for every report below.
+        economics = periods_economics(start=first, end=last, now=now, customer=one.customer)
+        for start, end in windows:
+            report = margins_report(
+                start=start, end=end, group_by="customer", filters=one, now=now,
+                economics=economics,
+            )  # fmt: skip
+            found.periods.append(PeriodFigures(start, end, start in invoiced, report))
         for group_by in ("outcome_type", "model", "feature"):
             found.by[group_by] = margins_report(
-                start=first, end=last, group_by=group_by, filters=one, now=now
-            )
+                start=first, end=last, group_by=group_by, filters=one, now=now,
+                economics=economics,
+            )  # fmt: skip
     if running is not None:
         found.credits = customer_balances(customer_id=customer.pk, start=running[0], end=running[1])
     return found

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
 from typing import Protocol
 
@@ -218,6 +218,40 @@ def _unbroken_down_periods(
     ]
 
 
+# Longer than any billing period (a month, and a DST hour): a subscription that started
+# this long before a window has whole periods in it.
+LONG_BEFORE = timedelta(days=40)
+_INVOICED_SQL = """
+SELECT i.customer_id, extract(epoch FROM i.period_start)::bigint
+FROM billing_invoice i JOIN metering_customer c ON c.id = i.customer_id
+WHERE i.period_start < %(end)s AND i.period_end > %(start)s
+  AND (%(customer)s::text IS NULL OR c.external_id = %(customer)s)
+"""
+_SUBSCRIPTIONS_SQL = """
+SELECT s.id, s.customer_id,
+       CASE WHEN s.started_at > %(start)s - interval '40 days' THEN s.started_at END,
+       s.billing_anchor_day, s.timezone
+FROM billing_subscription s JOIN metering_customer c ON c.id = s.customer_id
+WHERE %(customer)s::text IS NULL OR c.external_id = %(customer)s
+"""
+
+
+def _periods_in(
+    start: datetime, until: datetime, started_at: datetime, anchor_day: int, zone: str
+) -> list[tuple[datetime, datetime]]:
+    """A subscription's periods that overlap [start, until)."""
+    rules = {"anchor_day": anchor_day, "timezone": zone}
+    moment = max(start, started_at)
+    if moment >= until:
+        return []
+    found = []
+    p_start, p_end = subscription_period(moment, started_at=started_at, **rules)
+    while p_start < until:
+        found.append((p_start, p_end))
+        p_start, p_end = period_after(p_end, **rules)
+    return found
+
+
 def _open_periods(
     *, start: datetime, end: datetime, now: datetime, customer: str | None = None
 ) -> list[PeriodEconomics]:
@@ -225,22 +259,32 @@ def _open_periods(
     rated and spread live; customers without a plan over the whole window, cost only.
     `customer`: that customer's only."""
     until = min(end, now)
-    invoiced = set(
-        Invoice.objects.filter(
-            period_start__lt=end, period_end__gt=start, **_of(customer)
-        ).values_list("customer_id", "period_start")
+    with reading().cursor() as cursor:
+        # As seconds, not timestamps: thousands of them, compared, never shown.
+        cursor.execute(_INVOICED_SQL, {"start": start, "end": end, "customer": customer})
+        invoiced = set(cursor.fetchall())
+    # Which subscriptions have a period in the window not invoiced, from a few columns of
+    # each: most share their rules, so each kind of period is computed once, and only the
+    # subscriptions rated below are loaded whole (a closed month loads none).
+    open_ids: dict[tuple[datetime, datetime], list[int]] = {}
+    known: dict[tuple[object, ...], list[tuple[datetime, datetime]]] = {}
+    with reading().cursor() as cursor:
+        cursor.execute(_SUBSCRIPTIONS_SQL, {"start": start, "customer": customer})
+        subscriptions = cursor.fetchall()
+    for pk, customer_id, later_start, anchor_day, zone in subscriptions:
+        # A start before the period holding the window's start gives the same periods in
+        # the window whatever it is (NULL: more than a longest period before the window).
+        rules = (later_start, anchor_day, zone)
+        if rules not in known:
+            started_at = start - LONG_BEFORE if later_start is None else later_start
+            known[rules] = _periods_in(start, until, started_at, anchor_day, zone)
+        for period in known[rules]:
+            if (customer_id, int(period[0].timestamp())) not in invoiced:
+                open_ids.setdefault(period, []).append(pk)
+    loaded = Subscription.objects.select_related("customer").in_bulk(
+        [pk for pks in open_ids.values() for pk in pks]
     )
-    by_window: dict[tuple[datetime, datetime], list[Subscription]] = {}
-    for subscription in Subscription.objects.select_related("customer").filter(**_of(customer)):
-        rules = {"anchor_day": subscription.billing_anchor_day, "timezone": subscription.timezone}
-        moment = max(start, subscription.started_at)
-        if moment >= until:
-            continue
-        p_start, p_end = subscription_period(moment, started_at=subscription.started_at, **rules)
-        while p_start < until:
-            if (subscription.customer_id, p_start) not in invoiced:
-                by_window.setdefault((p_start, p_end), []).append(subscription)
-            p_start, p_end = period_after(p_end, **rules)
+    by_window = {period: [loaded[pk] for pk in pks] for period, pks in open_ids.items()}
     periods: list[PeriodEconomics] = []
     windows: list[Window] = []
     for (p_start, p_end), subscriptions in by_window.items():
@@ -319,7 +363,7 @@ WRITTEN_OFF = (InvoiceStatus.VOID, InvoiceStatus.UNCOLLECTIBLE)
 # Closed periods with their breakdown, summed in SQL per reporting key and per currency
 # and period start (what FX needs). {key} is the grouping column.
 _CLOSED_SQL = """
-SELECT i.currency, i.period_start, {key} AS key,
+SELECT i.currency, extract(epoch FROM i.period_start)::bigint, {key} AS key,
        coalesce(sum(c.revenue) FILTER (WHERE NOT i.status = ANY(%(written_off)s)), 0),
        coalesce(sum(c.revenue) FILTER (WHERE i.status = ANY(%(written_off)s)), 0),
        coalesce(sum(c.discount) FILTER (WHERE NOT i.status = ANY(%(written_off)s)), 0),
@@ -406,9 +450,10 @@ def _closed_parts(
     with reading().cursor() as cursor:
         cursor.execute(_CLOSED_SQL.format(key=_KEYS[group_by]), params)
         parts = []
+        moments: dict[int, datetime] = {}  # the periods' starts, as seconds (fewer to parse)
         for (
             currency,
-            at,
+            epoch,
             key,
             revenue,
             written_off,
@@ -419,6 +464,9 @@ def _closed_parts(
             included,
         ) in cursor.fetchall():
             calls, tokens, unpriced = (int(count) for count in counts)
+            if epoch not in moments:
+                moments[epoch] = datetime.fromtimestamp(epoch, UTC)
+            at = moments[epoch]
             parts.append(
                 _Part(
                     key,
@@ -440,7 +488,11 @@ def _closed_parts(
             key = "cu.external_id" if group_by == "customer" else "o.type"
             cursor.execute(_CLOSED_OUTCOMES_SQL.format(key=key), params)
             outcomes = [(k, int(s), int(f), int(r)) for k, s, f, r in cursor.fetchall()]
-    closed = Invoice.objects.standing().filter(period_start__lt=end, period_end__gt=start).count()
+    closed = (
+        Invoice.objects.standing()
+        .filter(period_start__lt=end, period_end__gt=start, **_of(filters.customer))
+        .count()
+    )
     return parts, outcomes, closed
 
 
@@ -573,14 +625,21 @@ def margins_report(
     filters: MarginFilters,
     now: datetime,
     currency: str | None = None,
+    economics: list[PeriodEconomics] | None = None,
 ) -> MarginReport:
     """Revenue, inference cost and margin over [start, end) grouped by `group_by`, in the
     reporting currency (setting REPORTING_CURRENCY) at the rates valid at each period's
-    start. A figure that needs a rate nobody entered is None, and the rate is named."""
+    start. A figure that needs a rate nobody entered is None, and the rate is named.
+    `economics`: periods_economics of the window (of filters.customer), when the caller
+    reads several reports of it and rates its open periods once."""
     currency = currency or settings.REPORTING_CURRENCY
     rows: dict[str, MarginRow] = {}
     totals = MarginRow(key="")
-    periods = periods_economics(start=start, end=end, now=now, customer=filters.customer)
+    periods = (
+        periods_economics(start=start, end=end, now=now, customer=filters.customer)
+        if economics is None
+        else [p for p in economics if p.start < end and p.end > start]
+    )
     factors: dict[tuple[str, datetime], tuple[Decimal | None, frozenset[MissingRate]]] = {}
 
     def convert(
