@@ -115,7 +115,8 @@ def premium_break_even(*, start: datetime, end: datetime) -> list[PremiumBreakEv
     """Per plan with a premium seat fee (its current version), the seats of its customers
     (the plan in effect at `start`) over [start, end)."""
     seat_costs = running_seat_costs(start=start, end=end)
-    subscriptions = list(Subscription.objects.all())
+    # The columns the plan in effect needs: thousands of subscriptions, no more of each.
+    subscriptions = list(Subscription.objects.only("pk", "customer_id", "plan_id"))
     plan_ids = plans_in_effect(subscriptions=subscriptions, moment=start)
     plan_of_customer = {s.customer_id: plan_ids[s.pk] for s in subscriptions}
     costs: dict[int, list[Decimal]] = {}
