@@ -35,7 +35,7 @@ OCTOBER = datetime(2026, 10, 1, tzinfo=UTC)
 NOVEMBER = datetime(2026, 11, 1, tzinfo=UTC)
 DECEMBER = datetime(2026, 12, 1, tzinfo=UTC)
 WINDOW = {"from": "2026-11-01", "to": "2026-12-01"}
-# Screenshots a run keeps for people to look at (CI keeps var/ with the run).
+# Screenshots for people to look at after a run (var/ is not committed).
 ARTIFACTS = Path(__file__).resolve().parents[2] / "var" / "test-artifacts"
 
 

@@ -501,3 +501,22 @@ def test_two_breakdowns_of_the_same_invoices_at_once_write_the_cells_once():
     assert list(ReconciliationCell.objects.values_list("outcome_type", "revenue")) == [
         ("resolution", Decimal(2))
     ]
+
+
+def test_the_dashboards_waterfall_takes_the_included_feature_apart(october):
+    from billing.analytics.selectors.dashboard import margin_waterfall
+    from billing.analytics.selectors.margins import MarginFilters
+
+    steps = margin_waterfall(
+        start=OCTOBER, end=NOVEMBER, now=timezone.now(), filters=MarginFilters()
+    )
+
+    # Revenue $36; gpt-4o: fin's $2 and u1's $25; gpt-4o-mini: u2's $15 (seo's $5 apart,
+    # included); the margin: $36 - $47.
+    assert [(step.label, step.amount) for step in steps] == [
+        ("revenue", Decimal(36)),
+        ("openai:gpt-4o", Decimal(-27)),
+        ("openai:gpt-4o-mini", Decimal(-15)),
+        ("included features", Decimal(-5)),
+        ("gross margin", Decimal(-11)),
+    ]
