@@ -210,11 +210,13 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
     headline = dashboard_headline(
         start=start, end=end, now=now, filters=filters, current=data.margins
     )
-    steps = margin_waterfall(start=start, end=end, now=now, filters=filters)
+    waterfall = _waterfall(
+        fmt, margin_waterfall(start=start, end=end, now=now, filters=filters), table.currency
+    )
     query = {name: value for name, value in request.GET.items() if name != "group_by"}
     currency = table.currency
     charts = data.charts | {
-        "waterfall": _waterfall(fmt, steps, currency)["bars"],
+        "waterfall": waterfall["bars"],
         "links": {
             "margin_by_customer": [
                 drill_down("customer", key, query)
@@ -260,7 +262,7 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
             ],
             "headline": _headline(fmt, headline),
             "headline_previous": (headline.previous_start, headline.previous_end),
-            "waterfall": _waterfall(fmt, steps, currency)["steps"],
+            "waterfall": waterfall["steps"],
             "narrowed": narrowed,
             "unnarrowed": f"{reverse('admin-dashboard')}?"
             + urlencode({k: v for k, v in query.items() if k in ("from", "to")}),
