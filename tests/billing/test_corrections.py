@@ -231,16 +231,19 @@ def test_the_same_credit_note_again_is_the_same_note_and_made_once_in_stripe(
     other = _post(client_with_key, open_invoice, {**body, "memo": "other terms"})
     note = CreditNote.objects.get()
     before = stripe.writes().get("credit_notes", 0)
-    credit_note_push(credit_note_id=note.pk)
-    # A crash between Stripe's answer and our commit: the push runs again.
-    CreditNote.objects.filter(pk=note.pk).update(push_state=PushState.PENDING)
+    made = credit_note_push(credit_note_id=note.pk).stripe_credit_note_id
+    # A crash between Stripe's answer and our commit: the note is left marked as being
+    # pushed, without Stripe's id; the task, redelivered, runs the push again.
+    CreditNote.objects.filter(pk=note.pk).update(
+        push_state=PushState.PUSHING, stripe_credit_note_id=""
+    )
     pushed = credit_note_push(credit_note_id=note.pk)
 
     assert (first.status_code, again.status_code) == (201, 200)
     assert again.json() == first.json()
     assert _error(other) == (409, "id", "conflict")
     assert stripe.writes().get("credit_notes", 0) - before == 1
-    assert pushed.stripe_credit_note_id == CreditNote.objects.get().stripe_credit_note_id
+    assert pushed.push_state == PushState.PUSHED and pushed.stripe_credit_note_id == made
     listed = _stripe().v1.credit_notes.list(params={"limit": 100})
     mine = [cn for cn in listed.data if cn.invoice == open_invoice.stripe_invoice_id]
     assert len(mine) == 1

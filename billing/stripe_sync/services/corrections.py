@@ -25,7 +25,8 @@ def credit_note_push(*, credit_note_id: int) -> CreditNote:
     idempotency key answers the note Stripe made); raises StripeRetryable or
     StripeRefused for the task to handle."""
     note = CreditNote.objects.select_related("invoice").get(pk=credit_note_id)
-    if note.push_state != PushState.PENDING and note.push_state != PushState.FAILED:
+    # PUSHING too: a push that died after marking it runs again (the same key).
+    if note.push_state in (PushState.PUSHED, PushState.NOT_SENT):
         return note
     CreditNote.objects.filter(pk=note.pk).update(
         push_state=PushState.PUSHING, push_attempts=F("push_attempts") + 1
