@@ -122,8 +122,11 @@ def test_cost_per_success_up_on_last_month_fires_per_outcome_type(client_with_ke
     settings.METERING_LATE_EVENT_WINDOW_DAYS = 400
     only_rule("cost_per_success_up", scope="outcome_type", threshold=25)
     customer = customer_create(external_id="fin")
-    this_month, _ = month_of(timezone.now())
+    now = timezone.now()
+    this_month, _ = month_of(now)
     last_month = month_of(this_month - timedelta(days=1))[0]
+    # An hour into each month, or halfway to now in this month's first hour: never ahead.
+    later = min(timedelta(hours=1), (now - this_month) / 2)
     events = []
     # Last month a success cost $1.00; this month $1.50 (+50 %): a pricier model mix.
     for external_id, at, cost in (("old", last_month, "1.00"), ("new", this_month, "1.50")):
@@ -132,16 +135,16 @@ def test_cost_per_success_up_on_last_month_fires_per_outcome_type(client_with_ke
             customer=customer,
             type="resolution",
             status="succeeded",
-            occurred_at=at + timedelta(hours=1),
-            succeeded_at=at + timedelta(hours=1),
-            succeeded_recorded_at=at + timedelta(hours=1),
+            occurred_at=at + later,
+            succeeded_at=at + later,
+            succeeded_recorded_at=at + later,
         )
         events.append(
             event_payload(
                 "fin",
                 outcome=external_id,
                 cost=cost,
-                timestamp=(at + timedelta(hours=1)).isoformat(),
+                timestamp=(at + later).isoformat(),
             )
         )
     assert client_with_key.post("/v1/events", {"events": events}, format="json").status_code == 200

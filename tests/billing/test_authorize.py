@@ -316,7 +316,7 @@ class TestBudgets:
             customer=customer, mode=LimitMode.HARD, credits=False, cost_budget=Decimal(3)
         )
         UsageEvent.objects.create(
-            event_id="call-1", customer=customer, timestamp=timezone.now() - timedelta(hours=1),
+            event_id="call-1", customer=customer, timestamp=_earlier_this_month(),
             received_at=timezone.now(), cost=Decimal(3), cost_source="explicit",
         )  # fmt: skip
 
@@ -334,7 +334,7 @@ class TestBudgets:
         spend_limit_set(
             customer=customer, mode=LimitMode.HARD, fair_use=True, seat_cost_cap=Decimal(2)
         )
-        an_hour_ago = timezone.now() - timedelta(hours=1)
+        an_hour_ago = _earlier_this_month()
         for number, (user, cost) in enumerate([("heavy", "1.5"), ("heavy", "0.5"), ("light", "1")]):
             UsageEvent.objects.create(
                 event_id=f"call-{number}", customer=customer, timestamp=an_hour_ago,
@@ -435,3 +435,10 @@ class TestBudgets:
         assert october.available.billed == Decimal(10)
         assert (november.allowed, november.available.billed) == (True, Decimal(0))
         assert november.available.budget_left == Decimal(9)
+
+
+def _earlier_this_month() -> datetime:
+    """An hour ago, or halfway to now in a month's first hour: in the running period."""
+    now = timezone.now()
+    month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    return now - min(timedelta(hours=1), (now - month_start) / 2)

@@ -140,10 +140,12 @@ def test_two_closes_of_one_period_at_once_make_one_invoice():
 @pytest.mark.django_db(transaction=True)
 def test_beat_and_a_real_worker_close_each_due_period_once(celery_worker):
     now = timezone.now()
-    two_months_ago = (now.replace(day=1) - timedelta(days=40)).replace(day=15, hour=0, minute=0)
-    subscription = subscribe(started_at=two_months_ago)
+    # The 15th two or three months back: at least the partial first period and a full one
+    # after it are due, even in a month's first hour (its last period is in its grace).
+    started = (now.replace(day=1) - timedelta(days=70)).replace(day=15, hour=0, minute=0)
+    subscription = subscribe(started_at=started)
     due = list(periods_due(as_of=now))
-    assert len(due) >= 2  # the partial first period and the full one after it
+    assert len(due) >= 2
     succeed(subscription.customer, "o-1", due[1].start + timedelta(days=2))
 
     assert close_due_periods() == len(due)

@@ -28,6 +28,11 @@ CHARTS = (
 )
 
 
+# The 30 days before today: the days of economics()' calls, and not a period that starts
+# today (on a month's first day, the month's base fees billed for nothing yet).
+UP_TO_TODAY = {"to": timezone.now().date().isoformat()}
+
+
 def economics() -> None:
     """Three days of calls: `fin` earns on outcomes, `duo` loses on premium heavy users,
     and both use caching."""
@@ -118,7 +123,9 @@ def test_the_admin_home_links_to_the_dashboard(staff_client):
 
 
 def test_the_margin_table_exports_as_csv(staff_client, dashboard_data):
-    response = staff_client.get("/admin/dashboard/margins.csv", {"group_by": "customer"})
+    response = staff_client.get(
+        "/admin/dashboard/margins.csv", {"group_by": "customer", **UP_TO_TODAY}
+    )
 
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/csv")
@@ -140,7 +147,9 @@ def test_the_csv_leaves_an_unknown_cost_empty_and_says_so(staff_client, dashboar
         cost_source="unpriced",
     )  # fmt: skip
 
-    response = staff_client.get("/admin/dashboard/margins.csv", {"group_by": "model"})
+    response = staff_client.get(
+        "/admin/dashboard/margins.csv", {"group_by": "model", **UP_TO_TODAY}
+    )
 
     by_key = {row["key"]: row for row in csv.DictReader(io.StringIO(response.content.decode()))}
     secret = by_key["acme-ai:secret"]
@@ -163,8 +172,12 @@ def test_the_csv_neutralises_cells_a_spreadsheet_would_run(staff_client, dashboa
             cost_source="explicit",
         )  # fmt: skip
 
-    by_customer = staff_client.get("/admin/dashboard/margins.csv", {"group_by": "customer"})
-    by_feature = staff_client.get("/admin/dashboard/margins.csv", {"group_by": "feature"})
+    by_customer = staff_client.get(
+        "/admin/dashboard/margins.csv", {"group_by": "customer", **UP_TO_TODAY}
+    )
+    by_feature = staff_client.get(
+        "/admin/dashboard/margins.csv", {"group_by": "feature", **UP_TO_TODAY}
+    )
 
     customers = {
         row["key"]: row for row in csv.DictReader(io.StringIO(by_customer.content.decode()))

@@ -30,7 +30,11 @@ def test_outcomes_to_a_paid_stripe_invoice(
     client_with_key.put("/v1/customers/acme", {"plan": "support-ai"}, format="json")
     # The last full period before this one, and the partial one before it.
     now = timezone.now()
-    started = (now.replace(day=1) - timedelta(days=40)).replace(day=15, hour=0, minute=0)
+    # From two hours ago: in a month's first hour the month before is still in its grace
+    # window, not due, and the full period is the one before it (its calls sent late).
+    settings.METERING_LATE_EVENT_WINDOW_DAYS = 400
+    reference = now - timedelta(hours=2)
+    started = (reference.replace(day=1) - timedelta(days=40)).replace(day=15, hour=0, minute=0)
     Subscription.objects.update(started_at=started)
     due = list(periods_due(as_of=now))
     full_period = due[1]

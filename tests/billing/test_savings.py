@@ -15,7 +15,11 @@ pytestmark = pytest.mark.django_db
 def calls(client_with_key):
     customer_create(external_id="acme")
     customer_create(external_id="other")
-    at = (timezone.now() - timedelta(days=1)).isoformat()
+    # Earlier this month (the reports' default window), whatever the day: on the 1st,
+    # yesterday is last month.
+    now = timezone.now()
+    month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    at = (month_start + (now - month_start) / 2).isoformat()
     events = [
         # the same prompt three times (costs 1, 2, 3): the repeats spent 2 + 3 = 5
         *[
