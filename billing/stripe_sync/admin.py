@@ -40,6 +40,7 @@ from billing.plans.models import PlanVersion
 from billing.stripe_sync.services import invoice_cancel, invoice_void_and_reissue
 from billing.stripe_sync.stripe_api import StripeRefused, StripeRetryable
 from billing.stripe_sync.tasks import push_credit_note, push_invoice
+from common.admin import FactsAdmin
 from common.queue import enqueue
 
 
@@ -341,9 +342,9 @@ class CreditNoteForm:
             return None
 
 
-class CreditNoteAdmin(admin.ModelAdmin):
-    """Credit notes are issued from their invoice's page (or the API), never edited; one
-    whose push failed is pushed again from here."""
+class CreditNoteAdmin(FactsAdmin):
+    """Credit notes are issued from their invoice's page (or the API), never added, edited
+    or deleted here (FactsAdmin); one whose push failed is pushed again from here."""
 
     list_display = ("invoice", "number", "method", "total_display", "reason", "push_state",
                     "created_by", "created_at")  # fmt: skip
@@ -355,15 +356,6 @@ class CreditNoteAdmin(admin.ModelAdmin):
     @admin.display(description="total")
     def total_display(self, note: CreditNote) -> str:
         return f"{from_minor_units(note.total, note.currency):f} {note.currency}"
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def has_push_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("invoicing.credit_invoice")
