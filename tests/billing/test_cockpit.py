@@ -243,8 +243,12 @@ def test_the_cockpit_in_a_browser_fits_1400_pixels_and_sorts(two_months, live_se
         driver.find_element(By.NAME, "username").send_keys("admin")
         driver.find_element(By.NAME, "password").send_keys("pw-admin-12345")
         driver.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+        # Every chart drawn (each sizes itself to its card), then the page measured.
         WebDriverWait(driver, 20).until(
-            lambda d: d.find_elements(By.CSS_SELECTOR, "#chart-waterfall[data-rendered]")
+            lambda d: (
+                d.find_elements(By.CSS_SELECTOR, "canvas[data-chart]")
+                and not d.find_elements(By.CSS_SELECTOR, "canvas[data-chart]:not([data-rendered])")
+            )
         )
         widths = driver.execute_script(
             "return [document.documentElement.scrollWidth, document.documentElement.clientWidth,"
