@@ -91,6 +91,17 @@ class UsageEvent(models.Model):
                 name="event_unpriced",
                 condition=Q(cost_source="unpriced"),
             ),
+            # The dashboard's caching levers (billing/analytics/selectors/savings.py) read
+            # only the calls with a prompt hash, and those served from a cache: the month
+            # is not scanned for them, and calls with neither cost these indexes nothing.
+            models.Index(
+                fields=["timestamp"], name="event_prompt_hash", condition=~Q(prompt_hash="")
+            ),
+            models.Index(
+                fields=["timestamp"],
+                name="event_cached",
+                condition=Q(cache_hit=True) | Q(cache_read_tokens__gt=0),
+            ),
             # Reads over all customers by time (analytics). Events arrive roughly in time
             # order, so a BRIN index serves them at a fraction of a b-tree's write cost.
             BrinIndex(fields=["timestamp"], name="event_time_brin"),

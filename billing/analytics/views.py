@@ -23,9 +23,7 @@ from billing.analytics.selectors.customers import customer_economics
 from billing.analytics.selectors.dashboard import (
     Headline,
     WaterfallStep,
-    dashboard_data,
-    dashboard_headline,
-    margin_waterfall,
+    dashboard_page,
 )
 from billing.analytics.selectors.margins import MarginRow, margins_report
 from billing.money import from_minor_units
@@ -198,37 +196,27 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
     start, end, filters = window["start"], window["end"], window["filters"]
     now = timezone.now()
     fmt = OperatorFormat.configured()
-    data = dashboard_data(start=start, end=end, now=now, filters=filters)
-    # The charts' report is by customer: the table reuses it when grouped the same way.
-    table = (
-        data.margins
-        if window["group_by"] == "customer"
-        else margins_report(
-            start=start, end=end, group_by=window["group_by"], filters=filters, now=now
-        )
+    page = dashboard_page(
+        start=start, end=end, now=now, filters=filters, group_by=window["group_by"]
     )
-    headline = dashboard_headline(
-        start=start, end=end, now=now, filters=filters, current=data.margins
-    )
-    waterfall = _waterfall(
-        fmt, margin_waterfall(start=start, end=end, now=now, filters=filters), table.currency
-    )
+    table = page.table
+    waterfall = _waterfall(fmt, page.waterfall, table.currency)
     query = {name: value for name, value in request.GET.items() if name != "group_by"}
     currency = table.currency
-    charts = data.charts | {
+    charts = page.charts | {
         "waterfall": waterfall["bars"],
         "links": {
             "margin_by_customer": [
                 drill_down("customer", key, query)
-                for key in data.charts["margin_by_customer"]["labels"]
+                for key in page.charts["margin_by_customer"]["labels"]
             ],
             "cost_by_model": {
                 series["name"]: drill_down("model", series["name"], query)
-                for series in data.charts["cost_by_model"]["series"]
+                for series in page.charts["cost_by_model"]["series"]
             },
             "cost_per_success": {
                 series["name"]: drill_down("outcome_type", series["name"], query)
-                for series in data.charts["cost_per_success"]["series"]
+                for series in page.charts["cost_per_success"]["series"]
             },
         },
     }
@@ -260,8 +248,8 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
                 _shown(fmt, kind, getattr(table.totals, name), currency)
                 for name, _, kind in TABLE_COLUMNS
             ],
-            "headline": _headline(fmt, headline),
-            "headline_previous": (headline.previous_start, headline.previous_end),
+            "headline": _headline(fmt, page.headline),
+            "headline_previous": (page.headline.previous_start, page.headline.previous_end),
             "waterfall": waterfall["steps"],
             "narrowed": narrowed,
             "unnarrowed": f"{reverse('admin-dashboard')}?"

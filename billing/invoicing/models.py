@@ -319,6 +319,8 @@ class RunningCell(models.Model):
                 name="running_cell_once",
             )
         ]
+        # Every customer's days of a window (the dashboard's cost by model and per success).
+        indexes = [models.Index(fields=["day"], name="running_cell_day")]
 
     def __str__(self) -> str:
         return f"{self.customer_id} {self.day} {self.feature or '-'} {self.model}: {self.calls}"
@@ -343,6 +345,8 @@ class RunningSeat(models.Model):
                 fields=["customer", "day", "end_user"], name="running_seat_once"
             )
         ]
+        # Every customer's days of a window (the premium seats' report).
+        indexes = [models.Index(fields=["day"], name="running_seat_day")]
 
     def __str__(self) -> str:
         return f"{self.customer_id} {self.day} {self.end_user}: {self.calls}"
@@ -365,6 +369,8 @@ class RunningOutcome(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["customer", "day", "type"], name="running_outcome_once")
         ]
+        # Every customer's days of a window (the dashboard's successes by day).
+        indexes = [models.Index(fields=["day"], name="running_outcome_day")]
 
     def __str__(self) -> str:
         return f"{self.customer_id} {self.day} {self.type}: {self.succeeded} succeeded"

@@ -23,6 +23,8 @@ import pytest
 from django.contrib.auth.models import Permission, User
 
 from billing.analytics.selectors.customers import customer_economics
+from billing.analytics.selectors.dashboard import dashboard_page
+from billing.analytics.selectors.margins import MarginFilters
 from billing.analytics.services import invoices_reconcile
 from billing.invoicing.services import period_close
 from billing.plans.models import Subscription
@@ -137,6 +139,22 @@ def test_numbers_follow_the_operators_locale(two_months, staff_client, settings)
     assert figures["margin"]["change"] == "-0,3 %"
     beta = next(row for row in page.context["rows"] if row["key"] == "beta")
     assert beta["cells"][0] == {"shown": "1.000,00\xa0$", "sort": "1000"}
+
+
+def test_the_dashboard_reads_side_by_side_what_it_reads_in_turn(two_months):
+    """Its reads run at once on connections of their own (common/concurrency.py): the
+    page is the same as read one by one on the caller's."""
+    window = {"start": NOVEMBER, "end": DECEMBER, "now": datetime(2026, 12, 1, 2, tzinfo=UTC)}
+    for filters, group_by in (
+        (MarginFilters(), "model"),
+        (MarginFilters(customer="acme"), "customer"),
+    ):
+        at_once = dashboard_page(**window, filters=filters, group_by=group_by, readers=3)
+        in_turn = dashboard_page(**window, filters=filters, group_by=group_by, readers=1)
+        assert at_once == in_turn
+        assert at_once.headline.current.revenue == (
+            Decimal("2020") if filters.customer is None else Decimal("1020")
+        )
 
 
 def test_the_waterfall_goes_from_revenue_to_the_margin_by_model(two_months, staff_client):

@@ -1,8 +1,9 @@
 """The running rollup (billing/invoicing/selectors/running.py) says what a scan of the facts
 says, whatever wrote them: batches small and large, calls before and after the outcome
 they name, repricing, outcome moves, deletions, and two transactions at once. Every check
-compares the rollup's reading with the scan's (`running=False`), for windows with whole
-and partial UTC days, in several timezones."""
+compares the rollup's reading with the scan's (`running=False`, or the facts counted
+here), for windows with whole and partial UTC days, in several timezones: cells, seats,
+outcomes, and the dashboard's days of every customer."""
 
 import io
 import json
@@ -22,7 +23,12 @@ from billing.invoicing.folding import running_fold
 from billing.invoicing.models import RunningCell, RunningHorizon
 from billing.invoicing.selectors.cells import PeriodUsage, Window, windows_usage
 from billing.invoicing.selectors.rating import outcome_quantities
-from billing.invoicing.selectors.running import running_seat_cost, running_seat_costs
+from billing.invoicing.selectors.running import (
+    running_daily_costs,
+    running_daily_successes,
+    running_seat_cost,
+    running_seat_costs,
+)
 from billing.plans.pricing import PlanTerms
 from metering.models import Customer, UsageEvent
 from metering.schemas import parse_event_batch
@@ -117,6 +123,9 @@ def assert_running_is_the_scan() -> None:
             key = (premium.customer_id, premium.end_user)
             scanned_seats[key] = scanned_seats.get(key, Decimal(0)) + (premium.cost or 0)
         assert seats == scanned_seats, (start, end)
+    for start, end in WINDOWS:
+        assert running_daily_costs(start=start, end=end) == scanned_daily_costs(start, end)
+        assert running_daily_successes(start=start, end=end) == scanned_successes(start, end)
     by_status = window_outcomes(windows=windows)
     for customer_id, start, end, _ in windows:
         expected: dict[str, tuple[int, int, int]] = {}
@@ -129,6 +138,29 @@ def assert_running_is_the_scan() -> None:
             counts[position] += 1
             expected[outcome.type] = tuple(counts)  # type: ignore[assignment]
         assert by_status[(customer_id, start)] == expected, (customer_id, start)
+
+
+def scanned_daily_costs(start: datetime, end: datetime) -> list[tuple[object, ...]]:
+    """Every call of [start, end) by UTC day, model and the type of the outcome it names
+    (its customer's), call by call: what the dashboard's daily charts read."""
+    types = {(o.customer_id, o.external_id): o.type for o in Outcome.objects.all()}
+    days: dict[tuple[object, ...], tuple[int, Decimal]] = {}
+    for event in UsageEvent.objects.filter(timestamp__gte=start, timestamp__lt=end):
+        outcome_type = types.get((event.customer_id, event.outcome_ref), "")
+        key = (event.timestamp.astimezone(UTC).date(), event.provider, event.model, outcome_type)
+        calls, cost = days.get(key, (0, Decimal(0)))
+        days[key] = (calls + 1, cost + (event.cost or 0))
+    return [(*key, calls, cost) for key, (calls, cost) in sorted(days.items())]
+
+
+def scanned_successes(start: datetime, end: datetime) -> list[tuple[object, ...]]:
+    days: dict[tuple[object, ...], int] = {}
+    for outcome in Outcome.objects.filter(
+        status="succeeded", succeeded_at__gte=start, succeeded_at__lt=end
+    ):
+        key = (outcome.succeeded_at.astimezone(UTC).date(), outcome.type)
+        days[key] = days.get(key, 0) + 1
+    return [(*key, count) for key, count in sorted(days.items())]
 
 
 @pytest.fixture(autouse=True)

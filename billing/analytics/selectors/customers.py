@@ -20,7 +20,12 @@ from billing.analytics.selectors.margins import (
 )
 from billing.credits.selectors import CreditBalance, customer_balances
 from billing.invoicing.models import Invoice
-from billing.invoicing.selectors import InvoicePreview, customer_invoices, invoice_preview
+from billing.invoicing.selectors import (
+    InvoicePreview,
+    RatedPeriod,
+    customer_invoices,
+    invoice_preview,
+)
 from billing.plans.models import PlanVersion, Subscription
 from billing.plans.periods import period_after, subscription_period
 from billing.plans.selectors import period_of, plan_version_current, subscription_of
@@ -53,37 +58,64 @@ class CustomerEconomics:
 def customer_economics(*, customer: Customer, now: datetime) -> CustomerEconomics:
     subscription = subscription_of(customer=customer)
     version = None if subscription is None else plan_version_current(plan_id=subscription.plan_id)
+    running = None if subscription is None else period_of(subscription=subscription, moment=now)
     invoices, _ = customer_invoices(customer=customer, limit=12)
-    found = CustomerEconomics(
+    invoiced = {invoice.period_start for invoice in invoices if invoice.replaced_by_id is None}
+    # The running period rated once: the preview, and its margin in the reports below.
+    preview = invoice_preview(customer=customer, moment=now, detail=True)
+    rated = (
+        {}
+        if preview is None or preview.period is None
+        else {(customer.pk, preview.start): preview.period}
+    )
+    windows = [] if subscription is None else _last_periods(subscription, now)
+    periods, by = _period_reports(customer, windows, now, rated)
+    return CustomerEconomics(
         customer=customer,
         subscription=subscription,
         version=version,
-        preview=invoice_preview(customer=customer, moment=now),
+        preview=preview,
         invoices=invoices,
+        periods=[
+            PeriodFigures(start, end, start in invoiced, report) for start, end, report in periods
+        ],
+        by=by,
         alerts=import_string(settings.CUSTOMER_ALERTS)(external_id=customer.external_id),
+        credits=(
+            []
+            if running is None
+            else customer_balances(customer_id=customer.pk, start=running[0], end=running[1])
+        ),
     )
-    running = None if subscription is None else period_of(subscription=subscription, moment=now)
-    windows = [] if subscription is None else _last_periods(subscription, now)
-    invoiced = {invoice.period_start for invoice in invoices if invoice.replaced_by_id is None}
+
+
+def _period_reports(
+    customer: Customer,
+    windows: list[tuple[datetime, datetime]],
+    now: datetime,
+    rated: dict[tuple[int, datetime], RatedPeriod],
+) -> tuple[list[tuple[datetime, datetime, MarginReport]], dict[str, MarginReport]]:
+    """The customer's report of each period (oldest first), and over all of them by
+    outcome type, model and feature."""
+    if not windows:
+        return [], {}
     one = MarginFilters(customer=customer.external_id)
-    if windows:
-        first, last = windows[0][0], windows[-1][1]
-        # Its open periods rated once, for every report below.
-        economics = periods_economics(start=first, end=last, now=now, customer=one.customer)
-        for start, end in windows:
-            report = margins_report(
-                start=start, end=end, group_by="customer", filters=one, now=now,
-                economics=economics,
-            )  # fmt: skip
-            found.periods.append(PeriodFigures(start, end, start in invoiced, report))
-        for group_by in ("outcome_type", "model", "feature"):
-            found.by[group_by] = margins_report(
-                start=first, end=last, group_by=group_by, filters=one, now=now,
-                economics=economics,
-            )  # fmt: skip
-    if running is not None:
-        found.credits = customer_balances(customer_id=customer.pk, start=running[0], end=running[1])
-    return found
+    first, last = windows[0][0], windows[-1][1]
+    # Its open periods rated once, for every report below.
+    economics = periods_economics(
+        start=first, end=last, now=now, customer=one.customer, rated=rated
+    )
+
+    def report(start: datetime, end: datetime, group_by: str) -> MarginReport:
+        return margins_report(
+            start=start, end=end, group_by=group_by, filters=one, now=now, economics=economics
+        )
+
+    periods = [(start, end, report(start, end, "customer")) for start, end in windows]
+    by = {
+        group_by: report(first, last, group_by) for group_by in ("outcome_type", "model", "feature")
+    }
+    return periods, by
 
 
 def _last_periods(subscription: Subscription, now: datetime) -> list[tuple[datetime, datetime]]:

@@ -1,10 +1,12 @@
 """What the admin dashboard draws: plain data for its charts, from the same reports the
-API answers (margins, premium break-even, savings) and two day-by-day aggregates."""
+API answers (margins, premium break-even, savings) and two day-by-day aggregates of the
+running rollup (cost by model, cost per success: billing/invoicing/selectors/running.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -18,39 +20,13 @@ from billing.analytics.selectors.margins import (
 )
 from billing.analytics.selectors.premium import PremiumBreakEven, premium_break_even
 from billing.analytics.selectors.savings import caching_levers
-from common.replicas import reading
+from billing.invoicing.selectors.running import running_daily_costs, running_daily_successes
+from common.concurrency import side_by_side
 
 TOP = 5
+ZERO = Decimal(0)
+MICRO = Decimal("1e-6")
 HISTOGRAM_BINS = 8
-
-_COST_BY_MODEL_SQL = """
-SELECT date_trunc('day', "timestamp" AT TIME ZONE 'UTC')::date AS day,
-       provider || ':' || model, coalesce(sum(cost), 0)
-FROM metering_usageevent
-WHERE "timestamp" >= %(start)s AND "timestamp" < %(end)s
-GROUP BY 1, 2 ORDER BY 1, 2
-"""
-# Per day and outcome type: the cost of the calls made that day for outcomes of the type,
-# and the successes of that day.
-_COST_PER_SUCCESS_SQL = """
-WITH costs AS (
-    SELECT date_trunc('day', e."timestamp" AT TIME ZONE 'UTC')::date AS day, o.type,
-           sum(e.cost) AS cost
-    FROM metering_usageevent e JOIN outcomes_outcome o ON o.external_id = e.outcome_ref
-        AND o.customer_id = e.customer_id
-    WHERE e."timestamp" >= %(start)s AND e."timestamp" < %(end)s AND e.outcome_ref <> ''
-    GROUP BY 1, 2
-), successes AS (
-    SELECT date_trunc('day', succeeded_at AT TIME ZONE 'UTC')::date AS day, type,
-           count(*) AS succeeded
-    FROM outcomes_outcome
-    WHERE status = 'succeeded' AND succeeded_at >= %(start)s AND succeeded_at < %(end)s
-    GROUP BY 1, 2
-)
-SELECT day, type, coalesce(c.cost, 0), s.succeeded
-FROM successes s LEFT JOIN costs c USING (day, type)
-ORDER BY 1, 2
-"""
 
 
 def _series(rows: list[tuple[Any, str, Decimal]]) -> dict[str, Any]:
@@ -90,63 +66,59 @@ def _histogram(report: PremiumBreakEven) -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True, slots=True)
-class Dashboard:
-    margins: MarginReport
-    charts: dict[str, Any]
-
-
-def dashboard_data(
-    *, start: datetime, end: datetime, now: datetime, filters: MarginFilters | None = None
-) -> Dashboard:
-    """The charts' data; the margin by customer follows `filters` (drill-down), the
-    day-by-day charts are the whole window's."""
-    margins = margins_report(
-        start=start, end=end, group_by="customer", filters=filters or MarginFilters(), now=now
-    )
+def _margin_by_customer(margins: MarginReport) -> dict[str, list[str]]:
+    """The best TOP customers by margin and the worst TOP, best first (fewer than 2 x TOP
+    customers: all)."""
     ranked = sorted(
         (row for row in margins.rows if row.margin is not None), key=lambda row: row.margin
     )
-    # The best TOP and the worst TOP, best first (fewer than 2 x TOP customers: all).
     best = ranked[-TOP:][::-1]
     worst = [row for row in ranked[:TOP] if all(row is not b for b in best)][::-1]
     shown = best + worst
-    with reading().cursor() as cursor:
-        cursor.execute(_COST_BY_MODEL_SQL, {"start": start, "end": end})
-        by_model = cursor.fetchall()
-        cursor.execute(_COST_PER_SUCCESS_SQL, {"start": start, "end": end})
-        per_success = [
-            (day, outcome_type, (cost / succeeded).quantize(Decimal("1e-6")))
-            for day, outcome_type, cost, succeeded in cursor.fetchall()
-        ]
-    premium = [report for report in premium_break_even(start=start, end=end) if report.seats]
-    caching = caching_levers(start=start, end=end)
-    charts = {
-        "currency": margins.currency,
-        "margin_by_customer": {
-            "labels": [row.key for row in shown],
-            "margins": [str(row.margin) for row in shown],
-        },
-        "cost_by_model": _series(by_model),
+    return {"labels": [row.key for row in shown], "margins": [str(row.margin) for row in shown]}
+
+
+def _daily_charts(start: datetime, end: datetime) -> dict[str, Any]:
+    """Cost by model and cost per success, day by day, from the running rollup."""
+    by_model: dict[tuple[date, str], Decimal] = {}
+    typed: dict[tuple[date, str], Decimal] = {}
+    for day, provider, model, outcome_type, _calls, cost in running_daily_costs(
+        start=start, end=end
+    ):
+        key = (day, f"{provider}:{model}")
+        by_model[key] = by_model.get(key, ZERO) + cost
+        if outcome_type:
+            typed[(day, outcome_type)] = typed.get((day, outcome_type), ZERO) + cost
+    # A day's cost per success of a type: what that day's calls for outcomes of the type
+    # cost, over the type's successes of that day (days without a success: no point).
+    per_success = [
+        (day, outcome_type, (typed.get((day, outcome_type), ZERO) / succeeded).quantize(MICRO))
+        for day, outcome_type, succeeded in running_daily_successes(start=start, end=end)
+    ]
+    return {
+        "cost_by_model": _series([(*key, cost) for key, cost in sorted(by_model.items())]),
         "cost_per_success": _series(per_success),
-        "premium_histogram": (
-            _histogram(max(premium, key=lambda report: report.seats)) if premium else None
-        ),
-        "savings": {
-            # What a prompt cache could save; what application cache hits and provider
-            # cache reads saved.
-            "labels": ["repeated prompts", "cache hits", "cache reads"],
-            "values": [
-                str(caching.repeated_cost),
-                str(caching.cache_hit_saving),
-                str(caching.cache_read_saving),
-            ],
-        },
     }
-    return Dashboard(margins, charts)
 
 
-# --- the headline and the waterfall ------------------------------------------------------
+def _premium_chart(start: datetime, end: datetime) -> dict[str, Any] | None:
+    """The histogram of the plan with the most premium seats in the window (None: none)."""
+    premium = [report for report in premium_break_even(start=start, end=end) if report.seats]
+    return _histogram(max(premium, key=lambda report: report.seats)) if premium else None
+
+
+def _savings_chart(start: datetime, end: datetime) -> dict[str, Any]:
+    caching = caching_levers(start=start, end=end)
+    # What a prompt cache could save; what application cache hits and provider cache
+    # reads saved.
+    return {
+        "labels": ["repeated prompts", "cache hits", "cache reads"],
+        "values": [
+            str(caching.repeated_cost),
+            str(caching.cache_hit_saving),
+            str(caching.cache_read_saving),
+        ],
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,25 +132,69 @@ class Headline:
     previous_end: datetime
 
 
-def dashboard_headline(
+@dataclass(frozen=True, slots=True)
+class DashboardPage:
+    """Everything the dashboard's page shows for a window."""
+
+    margins: MarginReport  # by customer: the margin chart, the headline, the CSV's default
+    table: MarginReport  # grouped as the operator asked (the same report by customer)
+    headline: Headline
+    waterfall: list[WaterfallStep]
+    charts: dict[str, Any]  # plain data for the page's charts
+
+
+# The page's reads are independent: they run side by side on this many connections (the
+# margin report, the longest, on one; the rest share the others). See common/concurrency.py.
+READERS = 3
+
+
+def dashboard_page(
     *,
     start: datetime,
     end: datetime,
     now: datetime,
     filters: MarginFilters,
-    current: MarginReport | None = None,
-) -> Headline:
-    """Revenue, cost, margin, cost per success, outcomes and unpriced calls of the window
-    and of the one before it (`current`: the window's report, when the caller has it)."""
-    if current is None:
-        current = margins_report(
-            start=start, end=end, group_by="customer", filters=filters, now=now
-        )
+    group_by: str = "customer",
+    readers: int = READERS,
+) -> DashboardPage:
+    """The headline, the waterfall, the margin table and the charts of [start, end). The
+    margin reports follow `filters` (drill-down); the day-by-day, premium and savings
+    charts are the whole window's."""
     length = end - start
-    previous = margins_report(
-        start=start - length, end=start, group_by="customer", filters=filters, now=now
+
+    def report(group: str, begin: datetime, until: datetime) -> Callable[[], MarginReport]:
+        return lambda: margins_report(
+            start=begin, end=until, group_by=group, filters=filters, now=now
+        )
+
+    calls: dict[str, Callable[[], Any]] = {
+        "margins": report("customer", start, end),  # the longest first
+        "premium": lambda: _premium_chart(start, end),
+        "waterfall": lambda: margin_waterfall(start=start, end=end, now=now, filters=filters),
+        "daily": lambda: _daily_charts(start, end),
+        "previous": report("customer", start - length, start),
+        "savings": lambda: _savings_chart(start, end),
+    }
+    if group_by != "customer":
+        calls["table"] = report(group_by, start, end)
+    found = side_by_side(calls, workers=readers)
+    margins, previous = found["margins"], found["previous"]
+    return DashboardPage(
+        margins=margins,
+        table=found.get("table", margins),
+        headline=Headline(margins.currency, margins.totals, previous.totals, start - length, start),
+        waterfall=found["waterfall"],
+        charts={
+            "currency": margins.currency,
+            "margin_by_customer": _margin_by_customer(margins),
+            **found["daily"],
+            "premium_histogram": found["premium"],
+            "savings": found["savings"],
+        },
     )
-    return Headline(current.currency, current.totals, previous.totals, start - length, start)
+
+
+# --- the waterfall ---------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)

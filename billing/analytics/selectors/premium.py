@@ -20,7 +20,7 @@ from billing.invoicing.fx import fx_convert
 from billing.invoicing.selectors.running import running_seat_costs
 from billing.money import margin_of_revenue
 from billing.plans.models import Subscription
-from billing.plans.selectors import plan_version_current, plans_in_effect
+from billing.plans.selectors import plan_ids_in_effect, plan_version_current
 
 ZERO = Decimal(0)
 EXACT = Decimal("1e-12")
@@ -115,10 +115,12 @@ def premium_break_even(*, start: datetime, end: datetime) -> list[PremiumBreakEv
     """Per plan with a premium seat fee (its current version), the seats of its customers
     (the plan in effect at `start`) over [start, end)."""
     seat_costs = running_seat_costs(start=start, end=end)
-    # The columns the plan in effect needs: thousands of subscriptions, no more of each.
-    subscriptions = list(Subscription.objects.only("pk", "customer_id", "plan_id"))
-    plan_ids = plans_in_effect(subscriptions=subscriptions, moment=start)
-    plan_of_customer = {s.customer_id: plan_ids[s.pk] for s in subscriptions}
+    # The columns the plan in effect needs: thousands of subscriptions, as tuples.
+    subscriptions = list(Subscription.objects.values_list("pk", "customer_id", "plan_id"))
+    plan_ids = plan_ids_in_effect(
+        plans={pk: plan_id for pk, _, plan_id in subscriptions}, moment=start
+    )
+    plan_of_customer = {customer_id: plan_ids[pk] for pk, customer_id, _ in subscriptions}
     costs: dict[int, list[Decimal]] = {}
     for customer_id, _user, cost in seat_costs:
         plan_id = plan_of_customer.get(customer_id)

@@ -644,10 +644,13 @@ class InvoicePreview:
         return margin_of(period=self.period)
 
 
-def invoice_preview(*, customer: Customer, moment: datetime) -> InvoicePreview | None:
+def invoice_preview(
+    *, customer: Customer, moment: datetime, detail: bool = False
+) -> InvoicePreview | None:
     """The customer's billing period that holds `moment`, rated now through the close's
     own pipeline, late usage and credits of earlier periods included when it is the next
-    period to close; None without a plan, or before the subscription started."""
+    period to close; None without a plan, or before the subscription started. `detail`:
+    its calls by outcome type, feature, tier and model too (the live margins' rating)."""
     subscription = subscription_of(customer=customer)
     period = None if subscription is None else period_of(subscription=subscription, moment=moment)
     if subscription is None or period is None:
@@ -665,7 +668,12 @@ def invoice_preview(*, customer: Customer, moment: datetime) -> InvoicePreview |
     before = next((i for i in invoices.values() if i.period_end == start), None)
     previous = {customer.pk: before} if before is not None else {}
     [rated] = periods_rate(
-        subscriptions=[subscription], start=start, end=end, snapshot=None, previous=previous
+        subscriptions=[subscription],
+        start=start,
+        end=end,
+        snapshot=None,
+        previous=previous,
+        detail=detail,
     )
     return InvoicePreview(start, end, rated, None)
 

@@ -311,4 +311,67 @@ def running_seat_costs(*, start: datetime, end: datetime) -> list[tuple[int, str
     window = running_window(0, start, end)
     with reading().cursor() as cursor:
         cursor.execute(_SEAT_COSTS_SQL, _SHARED.params([window]))
-        return [(customer_id, user, Decimal(cost)) for customer_id, user, cost in cursor.fetchall()]
+        return cursor.fetchall()  # the cost a Decimal already (numeric)
+
+
+# Every customer's calls of a window by UTC day, model and the type of the outcome each
+# names (the dashboard's cost by model and cost per success, day by day).
+_DAILY_COSTS_SQL = f"""
+WITH {_SHARED_BOUNDS}
+SELECT day, provider, model, outcome_type, sum(calls), sum(cost) FROM (
+    SELECT c.day, c.provider, c.model, c.outcome_type, c.calls, c.cost
+    FROM invoicing_runningcell c
+    WHERE c.day >= {_SHARED.day_from} AND c.day < {_SHARED.day_to}
+    UNION ALL
+    SELECT (e."timestamp" AT TIME ZONE 'UTC')::date, e.provider, e.model, coalesce(o.type, ''),
+           1, coalesce(e.cost, 0)
+    FROM metering_usageevent e LEFT JOIN outcomes_outcome o ON e.outcome_ref <> ''
+         AND o.external_id = e.outcome_ref AND o.customer_id = e.customer_id
+    WHERE e."timestamp" >= {_SHARED.start} AND e."timestamp" < {_SHARED.head_end}
+       OR e."timestamp" >= {_SHARED.tail_start} AND e."timestamp" < {_SHARED.end}
+) AS calls
+GROUP BY 1, 2, 3, 4
+HAVING sum(calls) <> 0
+ORDER BY 1, 2, 3, 4
+"""  # noqa: S608 -- built from constants
+
+
+def running_daily_costs(
+    *, start: datetime, end: datetime
+) -> list[tuple[date, str, str, str, int, Decimal]]:
+    """(UTC day, provider, model, outcome type, calls, USD) of every customer's calls in
+    [start, end) as of now; outcome type "": the call names no outcome."""
+    window = running_window(0, start, end)
+    with reading().cursor() as cursor:
+        cursor.execute(_DAILY_COSTS_SQL, _SHARED.params([window]))
+        return [
+            (day, provider, model, outcome_type, int(calls), Decimal(cost))
+            for day, provider, model, outcome_type, calls, cost in cursor.fetchall()
+        ]
+
+
+# Every customer's successes of a window by UTC day (of the success) and outcome type.
+_DAILY_SUCCESSES_SQL = f"""
+WITH {_SHARED_BOUNDS}
+SELECT day, type, sum(succeeded) FROM (
+    SELECT r.day, r.type, r.succeeded FROM invoicing_runningoutcome r
+    WHERE r.day >= {_SHARED.day_from} AND r.day < {_SHARED.day_to}
+    UNION ALL
+    SELECT (o.succeeded_at AT TIME ZONE 'UTC')::date, o.type, 1 FROM outcomes_outcome o
+    WHERE o.status = 'succeeded'
+      AND (o.succeeded_at >= {_SHARED.start} AND o.succeeded_at < {_SHARED.head_end}
+           OR o.succeeded_at >= {_SHARED.tail_start} AND o.succeeded_at < {_SHARED.end})
+) AS successes
+GROUP BY 1, 2
+HAVING sum(succeeded) <> 0
+ORDER BY 1, 2
+"""  # noqa: S608 -- built from constants
+
+
+def running_daily_successes(*, start: datetime, end: datetime) -> list[tuple[date, str, int]]:
+    """(UTC day, outcome type, outcomes that succeeded that day and still stand) of every
+    customer in [start, end) as of now."""
+    window = running_window(0, start, end)
+    with reading().cursor() as cursor:
+        cursor.execute(_DAILY_SUCCESSES_SQL, _SHARED.params([window]))
+        return [(day, type_, int(succeeded)) for day, type_, succeeded in cursor.fetchall()]
