@@ -18,7 +18,7 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from billing.analytics.formatting import OperatorFormat
-from billing.analytics.forms import FILTERS, DashboardWindowForm
+from billing.analytics.forms import FILTERS, TABLE_COLUMNS, TABLE_PAGE, DashboardWindowForm
 from billing.analytics.selectors.customers import customer_economics
 from billing.analytics.selectors.dashboard import (
     Headline,
@@ -76,19 +76,6 @@ def _window_form(request: HttpRequest) -> DashboardWindowForm:
 ANALYTICS_PERMISSION = "analytics.view_analytics"
 
 
-# The table's columns on the page (the CSV keeps every figure exactly: MARGIN_COLUMNS):
-# the figure, its heading in words, and how it reads.
-TABLE_COLUMNS = (
-    ("revenue", "Revenue", "money"),
-    ("known_cost", "Inference cost", "money"),
-    ("margin", "Gross margin", "money"),
-    ("margin_percent", "Margin %", "percent"),
-    ("succeeded", "Outcomes billed", "count"),
-    ("cost_per_success", "Cost per success", "unit_cost"),
-    ("calls", "Calls", "count"),
-    ("unpriced_calls", "Unpriced calls", "count"),
-    ("written_off", "Written off", "money"),
-)
 KEY_HEADINGS = {
     "customer": "Customer",
     "outcome_type": "Outcome type",
@@ -177,6 +164,53 @@ def _waterfall(fmt: OperatorFormat, steps: list[WaterfallStep], currency: str) -
     }
 
 
+def _table_page(
+    rows: list[MarginRow], window: dict[str, Any], query: dict[str, str]
+) -> dict[str, Any]:
+    """The table's rows sorted as asked (unknown figures last either way), the page asked
+    for, headings that sort by their column (the sorted one the other way), and links to
+    the pages before and after."""
+    sort, descending = window["sort"], window["order"] == "desc"
+
+    def value(row: MarginRow) -> Any:
+        return row.key if sort == "key" else getattr(row, sort)
+
+    known = sorted((r for r in rows if value(r) is not None), key=value, reverse=descending)
+    ordered = known + [r for r in rows if value(r) is None]
+    pages = max(1, -(-len(ordered) // TABLE_PAGE))
+    number = min(window["page"], pages)
+    kept = {name: v for name, v in query.items() if name not in ("sort", "order", "page")}
+
+    def link(**changes: Any) -> str:
+        return "?" + urlencode({**kept, "sort": sort, "order": window["order"], **changes})
+
+    headings = []
+    for name, label in [
+        ("key", KEY_HEADINGS[window["group_by"]]),
+        *((column, heading) for column, heading, _ in TABLE_COLUMNS),
+    ]:
+        if name == sort:
+            state, order = ("descending", "asc") if descending else ("ascending", "desc")
+        else:
+            state, order = "none", "asc" if name == "key" else "desc"
+        headings.append(
+            {"label": label, "number": name != "key", "sorted": state,
+             "href": link(sort=name, order=order, page=1)}
+        )  # fmt: skip
+    first = (number - 1) * TABLE_PAGE
+    return {
+        "rows": ordered[first : first + TABLE_PAGE],
+        "headings": headings,
+        "pager": {
+            "first": first + 1 if ordered else 0,
+            "last": min(first + TABLE_PAGE, len(ordered)),
+            "count": len(ordered),
+            "previous": link(page=number - 1) if number > 1 else "",
+            "next": link(page=number + 1) if number < pages else "",
+        },
+    }
+
+
 @replica_reads()
 def dashboard_view(request: HttpRequest) -> HttpResponse:
     """The headline figures against the previous window, the margin waterfall, margin by
@@ -220,18 +254,17 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
             },
         },
     }
+    table_page = _table_page(table.rows, window, dict(request.GET.items()))
     rows = [
         {
             "key": row.key,
             "link": drill_down(table.group_by, row.key, query) if row.key else "",
             "cells": [
-                {"shown": _shown(fmt, kind, getattr(row, name), currency),
-                 "sort": _exact(getattr(row, name))}
-                for name, _, kind in TABLE_COLUMNS
+                _shown(fmt, kind, getattr(row, name), currency) for name, _, kind in TABLE_COLUMNS
             ],
         }
-        for row in table.rows
-    ]  # fmt: skip
+        for row in table_page["rows"]
+    ]
     narrowed = [(name, getattr(filters, name)) for name in FILTERS if getattr(filters, name)]
     return render(
         request,
@@ -242,8 +275,9 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
             "charts": charts,
             "table": table,
             "key_heading": KEY_HEADINGS[table.group_by],
-            "columns": [label for _, label, _ in TABLE_COLUMNS],
+            "headings": table_page["headings"],
             "rows": rows,
+            "pager": table_page["pager"],
             "totals": [
                 _shown(fmt, kind, getattr(table.totals, name), currency)
                 for name, _, kind in TABLE_COLUMNS

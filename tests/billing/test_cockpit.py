@@ -128,6 +128,41 @@ def test_the_headline_is_the_api_total_with_its_change_against_the_month_before(
     assert figures["cost_per_success"]["value"] == "$1.00"
 
 
+def test_the_table_is_sorted_and_paged_by_the_server(two_months, staff_client, monkeypatch):
+    """Ten thousand customers are a CSV, not a page: the table shows TABLE_PAGE rows, sorted
+    on every row (not only the page's) by the column asked, largest revenue first."""
+    monkeypatch.setattr("billing.analytics.views.TABLE_PAGE", 1)
+
+    def table(**asked: str) -> tuple[list[str], dict, dict]:
+        page = staff_client.get("/admin/dashboard/", WINDOW | asked)
+        assert page.status_code == 200, page.content
+        sorted_by = {
+            h["label"]: h["sorted"] for h in page.context["headings"] if h["sorted"] != "none"
+        }
+        return [row["key"] for row in page.context["rows"]], sorted_by, page.context["pager"]
+
+    keys, sorted_by, pager = table()
+    assert (keys, sorted_by) == (["acme"], {"Revenue": "descending"})  # $1,020 before $1,000
+    assert (pager["first"], pager["last"], pager["count"], pager["previous"]) == (1, 1, 2, "")
+    assert "page=2" in pager["next"] and "sort=revenue" in pager["next"]
+    keys, _, pager = table(page="2")
+    assert (keys, pager["next"]) == (["beta"], "")
+    assert "page=1" in pager["previous"]
+    assert table(page="9")[0] == ["beta"]  # past the end: the last page
+    # By inference cost, lowest first: acme's $10 before beta's $30.
+    assert table(sort="known_cost", order="asc")[:2] == (["acme"], {"Inference cost": "ascending"})
+    assert table(sort="key", order="desc")[0] == ["beta"]
+    # The totals stay every row's, and a heading's link keeps the window and grouping.
+    page = staff_client.get("/admin/dashboard/", WINDOW | {"group_by": "customer"})
+    assert page.context["totals"][0] == "$2,020.00"
+    revenue = next(h for h in page.context["headings"] if h["label"] == "Revenue")
+    assert "order=asc" in revenue["href"] and "group_by=customer" in revenue["href"]
+    assert "from=2026-11-01" in revenue["href"]
+    bad = staff_client.get("/admin/dashboard/", WINDOW | {"sort": "secret", "page": "0"})
+    assert bad.status_code == 400
+    assert set(bad.context["form"].errors) == {"sort", "page"}
+
+
 def test_numbers_follow_the_operators_locale(two_months, staff_client, settings):
     settings.OPERATOR_LOCALE = "de_DE"
 
@@ -138,7 +173,7 @@ def test_numbers_follow_the_operators_locale(two_months, staff_client, settings)
     assert figures["margin_percent"]["value"] == "98,0 %"
     assert figures["margin"]["change"] == "-0,3 %"
     beta = next(row for row in page.context["rows"] if row["key"] == "beta")
-    assert beta["cells"][0] == {"shown": "1.000,00\xa0$", "sort": "1000"}
+    assert beta["cells"][0] == "1.000,00\xa0$"
 
 
 def test_the_dashboard_reads_side_by_side_what_it_reads_in_turn(two_months):
@@ -275,15 +310,19 @@ def test_the_cockpit_in_a_browser_fits_1400_pixels_and_sorts(two_months, live_se
         revenue = driver.find_element(By.CSS_SELECTOR, "#figure-revenue .value").text
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         driver.save_screenshot(str(ARTIFACTS / "dashboard-1400.png"))
-        # Sort by revenue, highest first: a click ascends, a second descends.
-        button = driver.find_element(By.CSS_SELECTOR, "#margin-table thead button[data-column='1']")
-        button.click()
-        button.click()
-        order = [
-            cell.text
-            for cell in driver.find_elements(By.CSS_SELECTOR, "#margin-table tbody td:first-child")
-        ]
-        sorted_as = button.find_element(By.XPATH, "..").get_attribute("aria-sort")
+
+        # Sorted by revenue, highest first; a click on the heading sorts the other way.
+        revenue_heading = "#margin-table thead th:nth-child(2)"  # after the customer's
+
+        def table() -> tuple[list[str], str | None]:
+            cells = driver.find_elements(By.CSS_SELECTOR, "#margin-table tbody td:first-child")
+            heading = driver.find_element(By.CSS_SELECTOR, revenue_heading)
+            return [cell.text for cell in cells], heading.get_attribute("aria-sort")
+
+        by_default = table()
+        driver.find_element(By.CSS_SELECTOR, f"{revenue_heading} a").click()
+        WebDriverWait(driver, 20).until(lambda d: "order=asc" in d.current_url)
+        clicked = table()
         driver.find_element(By.LINK_TEXT, "acme").click()
         WebDriverWait(driver, 20).until(lambda d: "acme: unit economics" in d.title)
         customer_widths = driver.execute_script(
@@ -296,6 +335,7 @@ def test_the_cockpit_in_a_browser_fits_1400_pixels_and_sorts(two_months, live_se
     assert scroll <= client_width and table_right <= 1400, widths  # nothing overflows
     assert customer_widths[0] <= customer_widths[1], customer_widths
     assert revenue == "$2,020.00"
-    assert (order, sorted_as) == (["acme", "beta"], "descending")
+    assert by_default == (["acme", "beta"], "descending")
+    assert clicked == (["beta", "acme"], "ascending")
     assert errors == []
     assert (ARTIFACTS / "dashboard-1400.png").stat().st_size > 10_000

@@ -4,6 +4,7 @@ running rollup (cost by model, cost per success: billing/invoicing/selectors/run
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -52,9 +53,10 @@ def _histogram(report: PremiumBreakEven) -> dict[str, Any]:
     width = fee / 4 if fee else (report.max or Decimal(1)) / HISTOGRAM_BINS
     top = max(report.max or Decimal(0), fee or Decimal(0))
     bins = max(1, min(int(top / width) + 1, 40))
-    counts = [0] * bins
-    for cost in report.costs:
-        counts[min(int(cost / width), bins - 1)] += 1
+    # The costs are sorted: each bin's count is where its upper edge falls among them.
+    edges = [bisect_left(report.costs, width * (i + 1)) for i in range(bins - 1)]
+    edges = [0, *edges, len(report.costs)]
+    counts = [edges[i + 1] - edges[i] for i in range(bins)]
     return {
         "plan": report.plan,
         "fee_usd": _text(fee),

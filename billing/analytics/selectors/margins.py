@@ -234,7 +234,7 @@ SELECT s.id, s.customer_id,
             THEN (extract(epoch FROM s.started_at) * 1000000)::bigint END,
        s.billing_anchor_day, s.timezone
 FROM billing_subscription s JOIN metering_customer c ON c.id = s.customer_id
-WHERE %(customer)s::text IS NULL OR c.external_id = %(customer)s
+WHERE s.started_at < %(until)s AND (%(customer)s::text IS NULL OR c.external_id = %(customer)s)
 """
 
 
@@ -278,7 +278,8 @@ def _open_periods(
     open_ids: dict[tuple[datetime, datetime], list[int]] = {}
     known: dict[tuple[object, ...], list[tuple[datetime, datetime]]] = {}
     with reading().cursor() as cursor:
-        cursor.execute(_SUBSCRIPTIONS_SQL, {"start": start, "customer": customer})
+        # (One started at `until` or later has no period in the window.)
+        cursor.execute(_SUBSCRIPTIONS_SQL, {"start": start, "until": until, "customer": customer})
         subscriptions = cursor.fetchall()
     for pk, customer_id, later_start, anchor_day, zone in subscriptions:
         # (`later_start` in microseconds: thousands of them, most alike, few converted.)

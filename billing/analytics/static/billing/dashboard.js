@@ -1,8 +1,8 @@
 // Draws the dashboard's charts from the JSON the view embeds (#dashboard-data) with the
 // vendored Chart.js. Each canvas gets data-rendered="true" once its chart is drawn, or
 // data-rendered="empty" when there is nothing to draw (the browser test reads these).
-// A bar or line of a customer, model or outcome type leads to its own view (data.links);
-// the margin table sorts by any column on its exact figures (data-sort).
+// A bar or line of a customer, model or outcome type leads to its own view (data.links).
+// (The margin table is sorted and paged by the server: its headings are links.)
 (function () {
   "use strict";
   const data = JSON.parse(document.getElementById("dashboard-data").textContent);
@@ -113,30 +113,4 @@
     canvas.dataset.rendered = "true";
   }
 
-  // The margin table: a click (or Enter) on a heading sorts by it, again the other way.
-  const table = document.getElementById("margin-table");
-  if (table) {
-    for (const button of table.querySelectorAll("thead button")) {
-      button.addEventListener("click", () => {
-        const column = Number(button.dataset.column);
-        const heading = button.parentElement;
-        const ascending = heading.getAttribute("aria-sort") !== "ascending";
-        for (const th of table.querySelectorAll("thead th")) th.setAttribute("aria-sort", "none");
-        heading.setAttribute("aria-sort", ascending ? "ascending" : "descending");
-        const body = table.tBodies[0];
-        const value = (row) => row.cells[column].dataset.sort;
-        const rows = Array.from(body.rows).sort((a, b) => {
-          const [x, y] = [value(a), value(b)];
-          // Exact decimals compare as numbers; keys and empty (unknown) cells as text, last.
-          const [nx, ny] = [x === "" ? NaN : Number(x), y === "" ? NaN : Number(y)];
-          let order;
-          if (!isNaN(nx) && !isNaN(ny)) order = nx - ny;
-          else if (isNaN(nx) !== isNaN(ny) && (x === "" || y === "")) return x === "" ? 1 : -1;
-          else order = x.localeCompare(y);
-          return ascending ? order : -order;
-        });
-        for (const row of rows) body.appendChild(row);
-      });
-    }
-  }
 })();
