@@ -32,6 +32,16 @@ class Reconciliation(models.Model):
     # outcome type, [succeeded, failed, reversed] in the period; NULL until then.
     outcomes = models.JSONField(default=dict, blank=True)
     breakdown_at = models.DateTimeField(null=True, blank=True)
+    # The breakdown's cells summed, written with them (NULL until then): what the margin
+    # report by customer reads of a closed period, one row instead of its cells. Revenue
+    # and discount in the invoice currency, net of credit notes; USD cost of the calls
+    # linked to outcomes. (Cost, calls, tokens and unpriced calls are the fields above:
+    # the cells sum to them.)
+    breakdown_revenue = models.DecimalField(max_digits=30, decimal_places=12, null=True, blank=True)
+    breakdown_discount = models.DecimalField(
+        max_digits=30, decimal_places=12, null=True, blank=True
+    )
+    outcome_cost = models.DecimalField(max_digits=30, decimal_places=12, null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import datetime
+from decimal import Decimal
 from typing import NamedTuple
 
 from django.db import connection, transaction
@@ -38,6 +39,7 @@ CELL_COLUMNS = (
 )
 
 
+ZERO = Decimal(0)
 # The kind a credit note's line of its own is spread as: over every billed call.
 CREDIT_NOTE = "credit_note"
 
@@ -52,8 +54,12 @@ class _Line(NamedTuple):
 
 
 _BREAKDOWN_DONE_SQL = """
-UPDATE billing_reconciliation r SET outcomes = u.outcomes, breakdown_at = %(now)s
-FROM unnest(%(invoices)s::bigint[], %(outcomes)s::jsonb[]) AS u(invoice_id, outcomes)
+UPDATE billing_reconciliation r SET outcomes = u.outcomes, breakdown_at = %(now)s,
+    breakdown_revenue = u.revenue, breakdown_discount = u.discount,
+    outcome_cost = u.outcome_cost, tokens = u.tokens
+FROM unnest(%(invoices)s::bigint[], %(outcomes)s::jsonb[], %(revenue)s::numeric[],
+            %(discount)s::numeric[], %(outcome_cost)s::numeric[], %(tokens)s::bigint[])
+     AS u(invoice_id, outcomes, revenue, discount, outcome_cost, tokens)
 WHERE r.invoice_id = u.invoice_id
 """
 
@@ -105,6 +111,10 @@ def invoices_reconcile(*, invoice_ids: list[int]) -> int:
         for invoice in invoices:
             groups[(invoice.period_start, invoice.period_end, invoice.snapshot)].append(invoice)
         rows, outcome_counts = [], []
+        # Per invoice, its cells summed (the margin report by customer reads these).
+        sums: dict[str, list[Decimal | int]] = {
+            "revenue": [], "discount": [], "outcome_cost": [], "tokens": []
+        }  # fmt: skip
         for (start, end, snapshot), members in groups.items():
             windows = [Window(i.customer_id, start, end, snapshot or None) for i in members]
             usage = windows_usage(windows=windows)
@@ -135,6 +145,12 @@ def invoices_reconcile(*, invoice_ids: list[int]) -> int:
                     for cell in cells
                 ]
                 outcome_counts.append(Jsonb(outcomes[(invoice.customer_id, start)]))
+                sums["revenue"].append(sum((cell.revenue for cell in cells), ZERO))
+                sums["discount"].append(sum((cell.discount for cell in cells), ZERO))
+                sums["outcome_cost"].append(
+                    sum((cell.cost for cell in cells if cell.outcome_type), ZERO)
+                )
+                sums["tokens"].append(sum(cell.tokens for cell in cells))
         ReconciliationCell.objects.filter(invoice__in=invoices).delete()
         # By COPY: a close of thousands of customers makes tens of thousands of cells.
         statement = sql.SQL("COPY billing_reconciliationcell ({}) FROM STDIN").format(
@@ -150,6 +166,7 @@ def invoices_reconcile(*, invoice_ids: list[int]) -> int:
                     "now": timezone.now(),
                     "invoices": [invoice.pk for members in groups.values() for invoice in members],
                     "outcomes": outcome_counts,
+                    **sums,
                 },
             )
     return len(invoices)

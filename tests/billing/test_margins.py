@@ -400,12 +400,24 @@ def test_periods_without_their_breakdown_yet_report_their_tokens_and_outcomes(oc
     assert broken_down["fin"][2] == {"succeeded": 3, "failed": 1, "reversed": 0, **NO_DISPUTES}
 
 
-def test_the_cells_of_a_closed_period_sum_to_its_invoice(october):
+def test_the_cells_of_a_closed_period_sum_to_its_invoice_and_its_row(october):
     for invoice in Invoice.objects.all():
         cells = invoice.cost_cells.all()
         revenue = sum(cell.revenue for cell in cells)
         assert revenue == from_minor_units(invoice.total, invoice.currency)
         assert sum(cell.cost for cell in cells) == invoice.reconciliation.inference_cost
+        # And their sums are on its reconciliation row (the report by customer reads them).
+        row = invoice.reconciliation
+        assert (row.breakdown_revenue, row.breakdown_discount, row.outcome_cost) == (
+            revenue,
+            sum(cell.discount for cell in cells),
+            sum(cell.cost for cell in cells if cell.outcome_type),
+        )
+        assert (row.calls, row.tokens, row.unpriced_calls) == (
+            sum(cell.calls for cell in cells),
+            sum(cell.tokens for cell in cells),
+            sum(cell.unpriced_calls for cell in cells),
+        )
 
 
 def test_reconciling_again_replaces_the_breakdown(october):

@@ -425,6 +425,33 @@ _KEYS = {
     WATERFALL: f"CASE WHEN c.feature = ANY(pv.included_features) THEN '{INCLUDED_KEY}' "
     f"ELSE {_MODEL_KEY} END",
 }
+# The same by customer without a filter on the calls, from the breakdown's sums on each
+# period's row (one row a period, not its cells), with its outcome counts: periods with a
+# cell or an outcome, as above.
+_CLOSED_PERIODS_SQL = """
+SELECT i.currency, extract(epoch FROM i.period_start)::bigint, cu.external_id AS key,
+       coalesce(sum(r.breakdown_revenue) FILTER (WHERE NOT i.status = ANY(%(written_off)s)), 0),
+       coalesce(sum(r.breakdown_revenue) FILTER (WHERE i.status = ANY(%(written_off)s)), 0),
+       coalesce(sum(r.breakdown_discount) FILTER (WHERE NOT i.status = ANY(%(written_off)s)), 0),
+       sum(r.inference_cost), sum(r.outcome_cost),
+       sum(r.calls)::bigint, sum(r.tokens)::bigint, sum(r.unpriced_calls)::bigint, false,
+       sum(o.succeeded)::bigint, sum(o.failed)::bigint, sum(o.reversed)::bigint
+FROM billing_reconciliation r
+JOIN billing_invoice i ON i.id = r.invoice_id
+JOIN metering_customer cu ON cu.id = i.customer_id
+CROSS JOIN LATERAL (
+    SELECT coalesce(sum((counts->>0)::bigint), 0) AS succeeded,
+           coalesce(sum((counts->>1)::bigint), 0) AS failed,
+           coalesce(sum((counts->>2)::bigint), 0) AS reversed
+    FROM jsonb_each(r.outcomes) AS each(type, counts)
+) AS o
+WHERE r.breakdown_at IS NOT NULL AND i.period_start < %(end)s AND i.period_end > %(start)s
+  AND i.replaced_by_id IS NULL
+  AND (%(customer)s::text IS NULL OR cu.external_id = %(customer)s)
+  AND (r.outcomes <> '{}'::jsonb
+       OR EXISTS (SELECT FROM billing_reconciliationcell c WHERE c.invoice_id = r.invoice_id))
+GROUP BY 2, cu.id, 1
+"""
 # Customers are grouped by id, which sorts as an integer: ten thousand external ids sorted
 # as text under a collation cost more than the rest of the query.
 _GROUPS = {"customer": "cu.id"}
@@ -477,19 +504,26 @@ def _closed_parts(
         "tier": filters.tier,
         "written_off": list(WRITTEN_OFF),
     }
+    # By customer with no filter on the calls: the periods' sums, outcomes included.
+    by_period = group_by == "customer" and _outcomes_follow(filters) and not filters.outcome_type
     with reading().cursor() as cursor:
         cursor.execute(
-            _CLOSED_SQL.format(key=_KEYS[group_by], group=_GROUPS.get(group_by, "3")), params
+            _CLOSED_PERIODS_SQL
+            if by_period
+            else _CLOSED_SQL.format(key=_KEYS[group_by], group=_GROUPS.get(group_by, "3")),
+            params,
         )
         moments: dict[int, datetime] = {}  # the periods' starts, as seconds (fewer to parse)
         parts = []
+        outcomes: list[tuple[str, int, int, int]] = []
         for currency, epoch, *figures in cursor.fetchall():
             at = moments.get(epoch)
             if at is None:
                 at = moments[epoch] = datetime.fromtimestamp(epoch, UTC)
-            parts.append(_Part(currency, at, *figures))
-        outcomes: list[tuple[str, int, int, int]] = []
-        if group_by in ("customer", "outcome_type") and _outcomes_follow(filters):
+            parts.append(_Part(currency, at, *figures[:10]))
+            if by_period:  # its outcomes: succeeded, failed, reversed
+                outcomes.append((figures[0], *figures[10:]))
+        if not by_period and group_by in ("customer", "outcome_type") and _outcomes_follow(filters):
             key, group = ("cu.external_id", "cu.id") if group_by == "customer" else ("o.type", "1")
             cursor.execute(_CLOSED_OUTCOMES_SQL.format(key=key, group=group), params)
             outcomes = [(k, int(s), int(f), int(r)) for k, s, f, r in cursor.fetchall()]
