@@ -374,16 +374,16 @@ def customer_view(request: HttpRequest, external_id: str) -> HttpResponse:
         ],
         "periods": [
             {
-                "start": figures.start,
-                "end": figures.end,
-                "closed": figures.closed,
-                "revenue": fmt.money(figures.report.totals.revenue, currency),
-                "cost": fmt.money(figures.report.totals.known_cost, currency),
-                "margin_percent": fmt.percent(figures.report.totals.margin_percent),
-                "cost_per_success": fmt.unit_cost(figures.report.totals.cost_per_success, currency),
-                "succeeded": fmt.count(figures.report.totals.succeeded),
+                "start": period.start,
+                "end": period.end,
+                "closed": period.closed,
+                "revenue": fmt.money(period.figures.revenue, currency),
+                "cost": fmt.money(period.figures.known_cost, currency),
+                "margin_percent": fmt.percent(period.figures.margin_percent),
+                "cost_per_success": fmt.unit_cost(period.figures.cost_per_success, currency),
+                "succeeded": fmt.count(period.figures.succeeded),
             }
-            for figures in found.periods
+            for period in found.periods
         ],
         "breakdowns": [
             {

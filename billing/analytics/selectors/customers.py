@@ -13,9 +13,12 @@ from django.conf import settings
 from django.utils.module_loading import import_string
 
 from billing.analytics.selectors.margins import (
+    PERIOD,
     MarginFilters,
     MarginReport,
+    MarginRow,
     margins_report,
+    period_key,
     periods_economics,
 )
 from billing.credits.selectors import CreditBalance, customer_balances
@@ -39,7 +42,7 @@ class PeriodFigures:
     start: datetime
     end: datetime
     closed: bool
-    report: MarginReport  # by customer: this customer's one row, in its totals
+    figures: MarginRow  # the customer's revenue, cost, margin and outcomes in the period
 
 
 @dataclass(slots=True)
@@ -77,7 +80,7 @@ def customer_economics(*, customer: Customer, now: datetime) -> CustomerEconomic
         preview=preview,
         invoices=invoices,
         periods=[
-            PeriodFigures(start, end, start in invoiced, report) for start, end, report in periods
+            PeriodFigures(start, end, start in invoiced, figures) for start, end, figures in periods
         ],
         by=by,
         alerts=import_string(settings.CUSTOMER_ALERTS)(external_id=customer.external_id),
@@ -94,9 +97,9 @@ def _period_reports(
     windows: list[tuple[datetime, datetime]],
     now: datetime,
     rated: dict[tuple[int, datetime], RatedPeriod],
-) -> tuple[list[tuple[datetime, datetime, MarginReport]], dict[str, MarginReport]]:
-    """The customer's report of each period (oldest first), and over all of them by
-    outcome type, model and feature."""
+) -> tuple[list[tuple[datetime, datetime, MarginRow]], dict[str, MarginReport]]:
+    """The customer's figures in each period (oldest first), and over all of them by
+    outcome type, model and feature: four reports, whatever the number of periods."""
     if not windows:
         return [], {}
     one = MarginFilters(customer=customer.external_id)
@@ -111,7 +114,16 @@ def _period_reports(
             start=start, end=end, group_by=group_by, filters=one, now=now, economics=economics
         )
 
-    periods = [(start, end, report(start, end, "customer")) for start, end in windows]
+    by_period = {row.key: row for row in report(first, last, PERIOD).rows}
+    periods = [
+        (
+            start,
+            end,
+            by_period.get(period_key(start))
+            or MarginRow(key=period_key(start), succeeded=0, failed=0, reversed=0),
+        )
+        for start, end in windows
+    ]
     by = {
         group_by: report(first, last, group_by) for group_by in ("outcome_type", "model", "feature")
     }

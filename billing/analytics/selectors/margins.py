@@ -55,6 +55,10 @@ GROUP_BYS: tuple[str, ...] = ("customer", "outcome_type", "model", "feature", "t
 # features apart under INCLUDED_KEY.
 WATERFALL = "waterfall"
 INCLUDED_KEY = "~included"
+# A grouping of a customer's page: by billing period, its start in epoch seconds the key.
+PERIOD = "period"
+# The groupings with outcome counts (an outcome has no model, feature or tier).
+WITH_OUTCOMES = ("customer", "outcome_type", PERIOD)
 # Promotional credits: what they pay is a discount (negative on the invoice), not revenue.
 FREE_CREDITS = (LineKind.CREDITS_APPLIED, LineKind.CREDITS_RETURNED)
 
@@ -411,6 +415,7 @@ WHERE i.period_start < %(end)s AND i.period_end > %(start)s AND i.replaced_by_id
   AND (%(tier)s::text IS NULL OR c.tier = %(tier)s)
 GROUP BY 2, {group}, 1
 """
+_PERIOD_KEY = "extract(epoch FROM i.period_start)::bigint::text"
 _MODEL_KEY = (
     "CASE WHEN c.provider <> '' OR c.model <> '' THEN c.provider || ':' || c.model ELSE '' END"
 )
@@ -422,6 +427,7 @@ _KEYS = {
     "tier": "c.tier",
     # The dashboard's waterfall: the calls of features a plan gives away on their own,
     # every other call by model.
+    PERIOD: _PERIOD_KEY,
     WATERFALL: f"CASE WHEN c.feature = ANY(pv.included_features) THEN '{INCLUDED_KEY}' "
     f"ELSE {_MODEL_KEY} END",
 }
@@ -523,8 +529,12 @@ def _closed_parts(
             parts.append(_Part(currency, at, *figures[:10]))
             if by_period:  # its outcomes: succeeded, failed, reversed
                 outcomes.append((figures[0], *figures[10:]))
-        if not by_period and group_by in ("customer", "outcome_type") and _outcomes_follow(filters):
-            key, group = ("cu.external_id", "cu.id") if group_by == "customer" else ("o.type", "1")
+        if not by_period and group_by in WITH_OUTCOMES and _outcomes_follow(filters):
+            key, group = {
+                "customer": ("cu.external_id", "cu.id"),
+                "outcome_type": ("o.type", "1"),
+                PERIOD: (_PERIOD_KEY, "1"),
+            }[group_by]
             cursor.execute(_CLOSED_OUTCOMES_SQL.format(key=key, group=group), params)
             outcomes = [(k, int(s), int(f), int(r)) for k, s, f, r in cursor.fetchall()]
     closed = (
@@ -645,11 +655,18 @@ class MarginReport:
 def _key(group_by: str, period: PeriodEconomics, cell: Cell) -> str:
     if group_by == "customer":
         return period.customer
+    if group_by == PERIOD:
+        return period_key(period.start)
     if group_by == WATERFALL and cell.feature in period.included_features:
         return INCLUDED_KEY
     if group_by in ("model", WATERFALL):
         return f"{cell.provider}:{cell.model}" if cell.provider or cell.model else ""
     return str(getattr(cell, group_by))
+
+
+def period_key(start: datetime) -> str:
+    """A period's key in the PERIOD grouping: its start, in epoch seconds."""
+    return str(int(start.timestamp()))
 
 
 def _add(target: Decimal | None, amount: Decimal | None) -> Decimal | None:
@@ -723,13 +740,17 @@ def margins_report(
                         cell.feature in period.included_features,
                     )
                 )
-        if group_by in ("customer", "outcome_type") and _outcomes_follow(filters):
+        if group_by in WITH_OUTCOMES and _outcomes_follow(filters):
             for outcome_type, (succeeded, failed, reversed_) in period.outcomes.items():
                 if filters.customer not in (None, period.customer):
                     continue
                 if filters.outcome_type not in (None, outcome_type):
                     continue
-                key = period.customer if group_by == "customer" else outcome_type
+                key = {
+                    "customer": period.customer,
+                    "outcome_type": outcome_type,
+                    PERIOD: period_key(period.start),
+                }[group_by]
                 outcome_counts.append((key, succeeded, failed, reversed_))
     for part in parts:
         row = rows.get(part.key)
@@ -785,7 +806,14 @@ def margins_report(
             totals.succeeded = (totals.succeeded or 0) + row.succeeded
             totals.failed = (totals.failed or 0) + (row.failed or 0)
             totals.reversed = (totals.reversed or 0) + (row.reversed or 0)
-    if group_by in ("customer", "outcome_type"):
+    if group_by == PERIOD:  # counted, never disputed by period
+        for row in (*rows.values(), totals):
+            row.succeeded, row.failed, row.reversed = (
+                row.succeeded or 0,
+                row.failed or 0,
+                row.reversed or 0,
+            )
+    elif group_by in ("customer", "outcome_type"):
         disputes = (
             dispute_counts(
                 start=start, end=end, by="customer" if group_by == "customer" else "type",

@@ -118,7 +118,7 @@ def premium_break_even(*, start: datetime, end: datetime) -> list[PremiumBreakEv
     # The columns the plan in effect needs: thousands of subscriptions, as tuples.
     subscriptions = list(Subscription.objects.values_list("pk", "customer_id", "plan_id"))
     plan_ids = plan_ids_in_effect(
-        plans={pk: plan_id for pk, _, plan_id in subscriptions}, moment=start
+        plans={pk: plan_id for pk, _, plan_id in subscriptions}, moment=start, every=True
     )
     plan_of_customer = {customer_id: plan_ids[pk] for pk, customer_id, _ in subscriptions}
     costs: dict[int, list[Decimal]] = {}
