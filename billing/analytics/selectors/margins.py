@@ -510,12 +510,12 @@ def _closed_parts(
         "tier": filters.tier,
         "written_off": list(WRITTEN_OFF),
     }
-    # By customer with no filter on the calls: the periods' sums, outcomes included.
-    by_period = group_by == "customer" and _outcomes_follow(filters) and not filters.outcome_type
+    # By customer with no filter on the calls: each period's row, its outcomes included.
+    from_rows = group_by == "customer" and _outcomes_follow(filters) and not filters.outcome_type
     with reading().cursor() as cursor:
         cursor.execute(
             _CLOSED_PERIODS_SQL
-            if by_period
+            if from_rows
             else _CLOSED_SQL.format(key=_KEYS[group_by], group=_GROUPS.get(group_by, "3")),
             params,
         )
@@ -527,9 +527,9 @@ def _closed_parts(
             if at is None:
                 at = moments[epoch] = datetime.fromtimestamp(epoch, UTC)
             parts.append(_Part(currency, at, *figures[:10]))
-            if by_period:  # its outcomes: succeeded, failed, reversed
+            if from_rows:  # its outcomes: succeeded, failed, reversed
                 outcomes.append((figures[0], *figures[10:]))
-        if not by_period and group_by in WITH_OUTCOMES and _outcomes_follow(filters):
+        if not from_rows and group_by in WITH_OUTCOMES and _outcomes_follow(filters):
             key, group = {
                 "customer": ("cu.external_id", "cu.id"),
                 "outcome_type": ("o.type", "1"),
