@@ -420,6 +420,28 @@ def test_the_cells_of_a_closed_period_sum_to_its_invoice_and_its_row(october):
         )
 
 
+def test_a_closed_period_without_calls_shows_its_outcomes_and_one_without_anything_none(october):
+    """By customer, a closed period is read from its row (not its cells): a period with
+    no call and nothing billed still shows its failed outcome, and one with neither is no
+    row, as when its cells were grouped."""
+    plan = Subscription.objects.get(customer__external_id="fin").plan
+    failing, idle = subscribe("failing", plan), subscribe("idle", plan)
+    outcome(failing, "failing-0", "failed", OCTOBER + 10 * DAY)
+    for customer in (failing, idle):
+        close(customer.pk)
+
+    rows = {row["key"]: row for row in margins(october, group_by="customer")["rows"]}
+
+    assert "idle" not in rows
+    assert figures(rows["failing"]) == ("0", "0", "0", None)  # no revenue: no margin %
+    assert (rows["failing"]["calls"], rows["failing"]["outcomes"]) == (
+        0,
+        # Nothing succeeded: no dispute rate to speak of.
+        {"succeeded": 0, "failed": 1, "reversed": 0, **NO_DISPUTES, "dispute_rate_percent": None},
+    )
+    assert figures(rows["fin"]) == ("6", "2", "4", "66.67")  # the others as before
+
+
 def test_reconciling_again_replaces_the_breakdown(october):
     before = sorted(ReconciliationCell.objects.values_list("invoice_id", "model", "revenue"))
 
