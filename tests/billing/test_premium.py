@@ -11,6 +11,8 @@ from decimal import Decimal
 
 import pytest
 from django.utils import timezone
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from billing.analytics.selectors.premium import fair_use_cap, percentile
 from billing.plans.models import Subscription
@@ -95,3 +97,26 @@ def test_no_cap_is_needed_when_the_tier_keeps_its_target():
     assert fair_use_cap([Decimal(1), Decimal(2)], allowed=Decimal(3)) is None
     assert fair_use_cap([Decimal(1), Decimal(2)], allowed=Decimal("2.5")) == Decimal("1.5")
     assert fair_use_cap([Decimal(5), Decimal(5)], allowed=Decimal(1)) == Decimal("0.5")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    costs=st.lists(
+        st.decimals(min_value=0, max_value=100, places=12, allow_nan=False), max_size=30
+    ),
+    allowed=st.decimals(min_value=0, max_value=1000, places=12, allow_nan=False),
+)
+def test_the_fair_use_cap_is_the_largest_that_keeps_within_the_allowance(costs, allowed):
+    """Were every seat capped at the cap, the seats would cost at most what the tier may
+    spend; a cap one unit (1e-12) higher would cost more. No cap: uncapped, they fit."""
+    costs = sorted(costs)
+    cap = fair_use_cap(costs, allowed)
+
+    def capped_at(limit: Decimal) -> Decimal:
+        return sum((min(cost, limit) for cost in costs), Decimal(0))
+
+    if cap is None:
+        assert sum(costs, Decimal(0)) <= allowed
+    else:
+        assert capped_at(cap) <= allowed
+        assert capped_at(cap + Decimal("1e-12")) > allowed

@@ -115,14 +115,19 @@ def assert_running_is_the_scan() -> None:
             cost = running_seat_cost(customer_id=customer_id, user=user, start=start, end=end)
             assert cost == scanned_cost, (customer_id, user, start)
     for start, end in WINDOWS:
-        seats = {(c, user): cost for c, user, cost in running_seat_costs(start=start, end=end)}
+        # Each customer its own "plan": its seats' costs, sorted.
+        customers = {customer_id: customer_id for customer_id, *_ in windows}
+        seats = running_seat_costs(start=start, end=end, plans=customers)
         scanned_seats: dict[tuple[int, str], Decimal] = {}
         for premium in UsageEvent.objects.filter(
             tier="premium", timestamp__gte=start, timestamp__lt=end
         ).exclude(end_user=""):
             key = (premium.customer_id, premium.end_user)
             scanned_seats[key] = scanned_seats.get(key, Decimal(0)) + (premium.cost or 0)
-        assert seats == scanned_seats, (start, end)
+        scanned_by_customer: dict[int, list[Decimal]] = {}
+        for (customer_id, _user), cost in sorted(scanned_seats.items(), key=lambda s: s[1]):
+            scanned_by_customer.setdefault(customer_id, []).append(cost)
+        assert seats == scanned_by_customer, (start, end)
     for start, end in WINDOWS:
         assert running_daily_costs(start=start, end=end) == scanned_daily_costs(start, end)
         assert running_daily_successes(start=start, end=end) == scanned_successes(start, end)

@@ -785,7 +785,9 @@ def margins_report(
         if group_by == "feature" and part.included:
             row.included = True
     for key, succeeded, failed, reversed_ in outcome_counts:
-        row = rows.setdefault(key, MarginRow(key=key))
+        row = rows.get(key)
+        if row is None:  # (not setdefault: a row made for every count, and mostly dropped)
+            row = rows[key] = MarginRow(key=key)
         row.succeeded = (row.succeeded or 0) + succeeded
         row.failed = (row.failed or 0) + failed
         row.reversed = (row.reversed or 0) + reversed_

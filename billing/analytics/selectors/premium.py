@@ -12,9 +12,11 @@ that, were every seat capped there, the tier would keep the plan's target margin
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_DOWN, Decimal
+from itertools import accumulate
 
 from billing.invoicing.fx import fx_convert
 from billing.invoicing.selectors.running import running_seat_costs
@@ -37,16 +39,21 @@ def percentile(values: list[Decimal], q: Decimal) -> Decimal:
 def fair_use_cap(costs: list[Decimal], allowed: Decimal) -> Decimal | None:
     """The largest c with sum(min(cost, c)) <= `allowed` (rounded down to 1e-12); None
     when the costs stay within `allowed` uncapped. `costs` sorted ascending."""
-    if sum(costs, ZERO) <= allowed:
+    prefix = list(accumulate(costs, initial=ZERO))  # prefix[i]: the i cheapest seats' cost
+    seats = len(costs)
+    if prefix[-1] <= allowed:
         return None
-    prefix = ZERO
-    for below, cost in enumerate(costs):
-        # Seats 0..below-1 keep their cost; the rest are capped at c.
-        cap = (allowed - prefix) / (len(costs) - below)
-        if cap <= cost:
-            return max(cap, ZERO).quantize(EXACT, rounding=ROUND_DOWN)
-        prefix += cost
-    return None  # unreachable: the sum exceeds `allowed`
+
+    def capped_from(below: int) -> bool:
+        # Seats 0..below-1 keep their cost and the rest share what is left: is their
+        # share at most the cost of seat `below`? (Multiplied out: exact.) False, then
+        # true from some seat on, as the costs ascend; true at the last seat, since the
+        # sum exceeds `allowed`.
+        return allowed - prefix[below] <= costs[below] * (seats - below)
+
+    below = bisect_left(range(seats), True, key=capped_from)
+    cap = (allowed - prefix[below]) / (seats - below)
+    return max(cap, ZERO).quantize(EXACT, rounding=ROUND_DOWN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +86,7 @@ class PremiumBreakEven:
     def seats_over_fee(self) -> int | None:
         if self.seat_fee_usd is None:
             return None
-        return sum(1 for cost in self.costs if cost > self.seat_fee_usd)
+        return len(self.costs) - bisect_right(self.costs, self.seat_fee_usd)
 
     @property
     def share_over_fee(self) -> Decimal | None:
@@ -93,7 +100,7 @@ class PremiumBreakEven:
         """The share of seats (percent) the fair-use cap would not touch."""
         if self.fair_use_cap is None or not self.costs:
             return None
-        within = sum(1 for cost in self.costs if cost <= self.fair_use_cap)
+        within = bisect_right(self.costs, self.fair_use_cap)
         return (Decimal(within) / len(self.costs) * 100).quantize(Decimal("0.01"))
 
     @property
@@ -114,18 +121,13 @@ class PremiumBreakEven:
 def premium_break_even(*, start: datetime, end: datetime) -> list[PremiumBreakEven]:
     """Per plan with a premium seat fee (its current version), the seats of its customers
     (the plan in effect at `start`) over [start, end)."""
-    seat_costs = running_seat_costs(start=start, end=end)
     # The columns the plan in effect needs: thousands of subscriptions, as tuples.
     subscriptions = list(Subscription.objects.values_list("pk", "customer_id", "plan_id"))
     plan_ids = plan_ids_in_effect(
         plans={pk: plan_id for pk, _, plan_id in subscriptions}, moment=start, every=True
     )
     plan_of_customer = {customer_id: plan_ids[pk] for pk, customer_id, _ in subscriptions}
-    costs: dict[int, list[Decimal]] = {}
-    for customer_id, _user, cost in seat_costs:
-        plan_id = plan_of_customer.get(customer_id)
-        if plan_id is not None:
-            costs.setdefault(plan_id, []).append(cost)
+    costs = running_seat_costs(start=start, end=end, plans=plan_of_customer)
     reports = []
     for plan_id in sorted(set(plan_of_customer.values())):
         version = plan_version_current(plan_id=plan_id)
@@ -134,7 +136,7 @@ def premium_break_even(*, start: datetime, end: datetime) -> list[PremiumBreakEv
         fee_usd = fx_convert(
             amount=version.premium_seat_fee, source=version.currency, target="USD", at=start
         )
-        plan_costs = sorted(costs.get(plan_id, []))
+        plan_costs = costs.get(plan_id, [])
         target = version.premium_target_margin_percent
         cap = (
             None
