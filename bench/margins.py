@@ -10,7 +10,7 @@ triggers sum the calls into the rollup as they load, as a fold would), then time
 of three each):
   - the baseline: one GROUP BY customer over the month's events;
   - margins by customer and by model while the month is open (every customer's period
-    rated live);
+    rated live), and the dashboard's page then (no target);
   - the same once the month is closed (read from the reconciliation cells);
   - the dashboard's data for the month (closed): everything its page computes (the
     charts, the headline with the previous window, the waterfall), its independent reads
@@ -103,6 +103,10 @@ def main() -> None:
     figures = {"baseline_group_by_s": median_seconds(baseline)}
     figures["open_by_customer_s"] = median_seconds(report("customer", during))
     figures["open_by_model_s"] = median_seconds(report("model", during))
+    # The page an operator opens on the month's last day (no target: for the record).
+    figures["dashboard_open_s"] = median_seconds(
+        lambda: dashboard_page(start=MONTH, end=NEXT_MONTH, now=during, filters=MarginFilters())
+    )
     periods_due_close(as_of=after, processes=os.cpu_count() or 1)
     invoices_reconcile(invoice_ids=list(Invoice.objects.values_list("pk", flat=True)))
     with connection.cursor() as cursor:

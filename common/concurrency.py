@@ -4,16 +4,39 @@ scan on several processes.
 
 Inside a transaction they run in turn on the caller's connection: another connection
 would not see what the transaction wrote (a test's data, or a caller's own writes).
+
+Reads that need the same costly value share it through `Once`: the first to ask makes it,
+the others wait for it.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import copy_context
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from django.db import connections
+
+T = TypeVar("T")
+
+
+class Once(Generic[T]):
+    """A value made once, on the first call, by whichever thread calls first; a call
+    meanwhile waits for it. If making it raises, the next call tries again. (Waiting
+    cannot deadlock side_by_side: the thread making the value waits on nothing else.)"""
+
+    def __init__(self, make: Callable[[], T]) -> None:
+        self._make = make
+        self._lock = threading.Lock()
+        self._made: list[T] = []  # empty until made
+
+    def __call__(self) -> T:
+        with self._lock:
+            if not self._made:
+                self._made.append(self._make())
+            return self._made[0]
 
 
 def _alone(call: Callable[[], Any]) -> Any:

@@ -8,7 +8,7 @@ from contextvars import ContextVar
 import pytest
 from django.db import connection, transaction
 
-from common.concurrency import side_by_side
+from common.concurrency import Once, side_by_side
 from metering.models import Customer
 from tests.metering.factories import customer_create
 
@@ -71,3 +71,47 @@ def test_inside_a_transaction_the_reads_see_its_writes():
         found = side_by_side({"count": count, "where": where}, workers=3)
 
     assert found == {"count": 1, "where": caller}  # on the caller's thread and connection
+
+
+def test_a_value_several_reads_need_is_made_once_and_shared():
+    made = []
+    started = threading.Event()
+
+    def make() -> list[int]:
+        made.append(threading.current_thread().name)
+        started.set()
+        threading.Event().wait(0.2)  # long enough for the others to ask meanwhile
+        return [1, 2, 3]
+
+    shared = Once(make)
+
+    def first() -> list[int]:
+        return shared()
+
+    def later() -> list[int]:
+        started.wait(5)  # asks while the first is still making it
+        return shared()
+
+    found = side_by_side({"first": first, "second": later, "third": later}, workers=3)
+
+    assert len(made) == 1
+    assert found["first"] is found["second"] is found["third"]
+    assert found["first"] == [1, 2, 3]
+
+
+def test_a_value_that_failed_to_be_made_is_tried_again():
+    attempts = []
+
+    def make() -> str:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise RuntimeError("the database went away")
+        return "made"
+
+    shared = Once(make)
+
+    with pytest.raises(RuntimeError, match="went away"):
+        shared()
+    assert shared() == "made"
+    assert shared() == "made"
+    assert len(attempts) == 2

@@ -17,12 +17,14 @@ from billing.analytics.selectors.margins import (
     MarginFilters,
     MarginReport,
     MarginRow,
+    PeriodEconomics,
     margins_report,
+    periods_economics,
 )
 from billing.analytics.selectors.premium import PremiumBreakEven, premium_break_even
 from billing.analytics.selectors.savings import caching_levers
 from billing.invoicing.selectors.running import running_daily_costs, running_daily_successes
-from common.concurrency import side_by_side
+from common.concurrency import Once, side_by_side
 
 TOP = 5
 ZERO = Decimal(0)
@@ -163,22 +165,32 @@ def dashboard_page(
     margin reports follow `filters` (drill-down); the day-by-day, premium and savings
     charts are the whole window's."""
     length = end - start
+    # The window's periods that no stored breakdown covers (its open periods, rated live),
+    # which the reports of the window share: made by the first to need them.
+    economics = Once(
+        lambda: periods_economics(start=start, end=end, now=now, customer=filters.customer)
+    )
 
-    def report(group: str, begin: datetime, until: datetime) -> Callable[[], MarginReport]:
+    def report(group: str) -> Callable[[], MarginReport]:
         return lambda: margins_report(
-            start=begin, end=until, group_by=group, filters=filters, now=now
+            start=start, end=end, group_by=group, filters=filters, now=now, economics=economics()
         )
 
     calls: dict[str, Callable[[], Any]] = {
-        "margins": report("customer", start, end),  # the longest first
+        "margins": report("customer"),  # the longest first
         "premium": lambda: _premium_chart(start, end),
-        "waterfall": lambda: margin_waterfall(start=start, end=end, now=now, filters=filters),
+        "waterfall": lambda: margin_waterfall(
+            start=start, end=end, now=now, filters=filters, economics=economics()
+        ),
         "daily": lambda: _daily_charts(start, end),
-        "previous": report("customer", start - length, start),
+        # (Its own periods: a window's periods are not another window's.)
+        "previous": lambda: margins_report(
+            start=start - length, end=start, group_by="customer", filters=filters, now=now
+        ),
         "savings": lambda: _savings_chart(start, end),
     }
     if group_by != "customer":
-        calls["table"] = report(group_by, start, end)
+        calls["table"] = report(group_by)
     found = side_by_side(calls, workers=readers)
     margins, previous = found["margins"], found["previous"]
     return DashboardPage(
@@ -207,11 +219,19 @@ class WaterfallStep:
 
 
 def margin_waterfall(
-    *, start: datetime, end: datetime, now: datetime, filters: MarginFilters
+    *,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    filters: MarginFilters,
+    economics: list[PeriodEconomics] | None = None,
 ) -> list[WaterfallStep]:
     """Revenue, less the inference cost of each model (the costliest first), less the
-    cost of the features plans give away, is the gross margin: the steps add up to it."""
-    report = margins_report(start=start, end=end, group_by=WATERFALL, filters=filters, now=now)
+    cost of the features plans give away, is the gross margin: the steps add up to it.
+    `economics`: as margins_report's."""
+    report = margins_report(
+        start=start, end=end, group_by=WATERFALL, filters=filters, now=now, economics=economics
+    )
     steps = [WaterfallStep("revenue", "revenue", report.totals.revenue)]
     models = [row for row in report.rows if row.key != INCLUDED_KEY and row.calls]
     for row in sorted(models, key=lambda row: -(row.inference_cost or Decimal(0))):
