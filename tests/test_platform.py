@@ -1,5 +1,6 @@
 """Health, the OpenAPI schema and the docs page, the admin."""
 
+import gc
 import json
 
 import pytest
@@ -246,3 +247,17 @@ def test_a_format_override_is_negotiated_as_drf_does(client_with_key, format_, s
     response = client_with_key.get("/v1/health", {"format": format_})
 
     assert response.status_code == status
+
+
+def test_a_served_worker_freezes_what_it_loaded_out_of_the_collectors_sight():
+    """config/gunicorn.py: once a worker has loaded Django, its objects are frozen, so
+    that a full collection does not walk them again (docs/performance.md)."""
+    from config import gunicorn
+
+    gc.unfreeze()
+    assert gc.get_freeze_count() == 0
+    try:
+        gunicorn.post_worker_init(worker=None)
+        assert gc.get_freeze_count() > 10_000  # Django and payback, loaded
+    finally:
+        gc.unfreeze()

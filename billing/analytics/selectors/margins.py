@@ -580,7 +580,8 @@ class MarginRow:
     disputes_accepted: int | None = None
     revenue_by_currency: dict[str, Decimal] = field(default_factory=dict)
     included: bool = False  # a feature some plan gives away
-    missing_rates: set[MissingRate] = field(default_factory=set)
+    # (Immutable: ten thousand rows share the empty one, rather than a set each.)
+    missing_rates: frozenset[MissingRate] = frozenset()
 
     @property
     def cost_status(self) -> CostStatus:
@@ -649,7 +650,7 @@ class MarginReport:
     totals: MarginRow
     closed_periods: int
     open_periods: int
-    missing_rates: set[MissingRate]
+    missing_rates: frozenset[MissingRate]
 
 
 def _key(group_by: str, period: PeriodEconomics, cell: Cell) -> str:
