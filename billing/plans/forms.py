@@ -168,7 +168,9 @@ class PriceTierFormSet(forms.BaseInlineFormSet):
         super().clean()
         tiers = [
             TierDoc(
-                unit_price=form.cleaned_data["unit_price"], up_to=form.cleaned_data.get("up_to")
+                unit_price=form.cleaned_data.get("unit_price"),
+                up_to=form.cleaned_data.get("up_to"),
+                flat_fee=form.cleaned_data.get("flat_fee"),
             )
             for form in self.forms
             if form.cleaned_data and not form.cleaned_data.get("DELETE")

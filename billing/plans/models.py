@@ -109,6 +109,7 @@ class LineKind(models.TextChoices):
     INCLUDED = "included", "outcomes included free"
     SEATS = "seats", "premium seats"
     PASS_THROUGH = "pass_through", "AI usage at cost plus markup"
+    TIER_FEE = "tier_fee", "flat fee of a price tier reached"
     MINIMUM = "minimum", "top-up to the minimum spend"
     LATE_USAGE = "late_usage", "late usage of an earlier period"
     CREDIT = "credit", "credit for an earlier period"
@@ -150,17 +151,24 @@ class OutcomePrice(models.Model):
 
 
 class PriceTier(models.Model):
+    """One tier of a tiered price: a price per unit in it, a flat fee for reaching it, or
+    both (a tier without a unit price bills its units at 0, and still counts them)."""
+
     outcome_price = models.ForeignKey(OutcomePrice, on_delete=models.CASCADE, related_name="tiers")
     # Units up to and including this count; NULL for the last tier ("and above").
     up_to = models.PositiveIntegerField(null=True, blank=True)
-    unit_price = models.DecimalField(**PRICE)
+    unit_price = models.DecimalField(**PRICE, null=True, blank=True)
+    # Billed once when the period's units reach the tier (graduated: every tier reached;
+    # volume: the tier the total reaches).
+    flat_fee = models.DecimalField(**PRICE, null=True, blank=True)
 
     class Meta:
         db_table = "billing_pricetier"
         ordering = [models.F("up_to").asc(nulls_last=True)]
 
     def __str__(self) -> str:
-        return f"up to {self.up_to or '∞'}: {self.unit_price}"
+        flat = f" + {self.flat_fee} flat" if self.flat_fee is not None else ""
+        return f"up to {self.up_to or '∞'}: {self.unit_price or 0}{flat}"
 
 
 class TokenPassThrough(models.Model):

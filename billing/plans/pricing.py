@@ -24,7 +24,8 @@ ZERO = Decimal(0)
 @dataclass(frozen=True, slots=True)
 class Tier:
     up_to: int | None  # inclusive unit count; None: and above
-    unit_price: Decimal
+    unit_price: Decimal | None  # None: its units are billed at 0 (a flat fee only)
+    flat_fee: Decimal | None = None  # billed once when the period's units reach the tier
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,28 +221,31 @@ def rate_outcomes(terms: OutcomeTerms, usage: OutcomeQuantity, currency: str) ->
                     LineKind.OUTCOME,
                     f"{name}: {_plural(units, 'outcome')} ({upper})",
                     units,
-                    tier.unit_price,
+                    tier.unit_price or ZERO,
                     currency,
                     outcome_type=name,
                     subject=f"{name} ({upper})",
                     noun="outcome",
                 )
             )
+            lines.extend(_tier_fee(name, upper, tier, currency))
         return lines
     if terms.tier_mode == TierMode.VOLUME:
         tier = volume_tier(billable, terms.tiers)
+        upper = f"up to {tier.up_to}" if tier.up_to is not None else "and above"
         return [
             *lines,
             _line(
                 LineKind.OUTCOME,
                 f"{name}: {_plural(billable, 'outcome')} (volume tier)",
                 billable,
-                tier.unit_price,
+                tier.unit_price or ZERO,
                 currency,
                 outcome_type=name,
                 subject=f"{name} (volume tier)",
                 noun="outcome",
             ),
+            *_tier_fee(name, f"volume tier {upper}", tier, currency),
         ]
     assert terms.unit_price is not None, "a unit price without tiers needs unit_price"
     if terms.package_size:
@@ -272,6 +276,23 @@ def rate_outcomes(terms: OutcomeTerms, usage: OutcomeQuantity, currency: str) ->
             subject=name,
             noun="outcome",
         ),
+    ]
+
+
+def _tier_fee(name: str, which: str, tier: Tier, currency: str) -> list[RatedLine]:
+    """The flat fee of a tier the period reached, as a line of its own (none without)."""
+    if tier.flat_fee is None:
+        return []
+    return [
+        _line(
+            LineKind.TIER_FEE,
+            f"{name}: flat fee ({which})",
+            1,
+            tier.flat_fee,
+            currency,
+            outcome_type=name,
+            subject=f"{name} flat fee ({which})",
+        )
     ]
 
 

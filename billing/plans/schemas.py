@@ -16,8 +16,11 @@ Count = Annotated[int, msgspec.Meta(ge=0)]
 
 
 class TierDoc(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
-    unit_price: Decimal
+    """A tier: a price per unit in it, a flat fee for reaching it, or both."""
+
+    unit_price: Decimal | None = None
     up_to: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    flat_fee: Decimal | None = None
 
 
 class OutcomePriceDoc(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):

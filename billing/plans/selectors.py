@@ -94,7 +94,10 @@ def plan_document(version: PlanVersion) -> PlanDoc:
                 cap=price.cap,
                 included=price.included_quantity,
                 tier_mode=None if price.tier_mode == TierMode.NONE else price.tier_mode,  # type: ignore[arg-type]
-                tiers=[TierDoc(unit_price=t.unit_price, up_to=t.up_to) for t in price.tiers.all()]
+                tiers=[
+                    TierDoc(unit_price=t.unit_price, up_to=t.up_to, flat_fee=t.flat_fee)
+                    for t in price.tiers.all()
+                ]
                 or None,
                 package_size=price.package_size,
             )
@@ -140,7 +143,7 @@ def plan_terms(*, version: PlanVersion) -> PlanTerms:
                 cap=price.cap,
                 included_quantity=price.included,
                 tier_mode=price.tier_mode or TierMode.NONE,
-                tiers=tuple(Tier(t.up_to, t.unit_price) for t in price.tiers or ()),
+                tiers=tuple(Tier(t.up_to, t.unit_price, t.flat_fee) for t in price.tiers or ()),
                 package_size=price.package_size,
             )
             for price in sorted(doc.outcomes, key=lambda price: price.type)

@@ -79,8 +79,13 @@ class CustomerWithPlanOutputSerializer(CustomerOutputSerializer):
 
 
 class TierDocSerializer(serializers.Serializer):
-    unit_price = serializers.CharField()
+    unit_price = serializers.CharField(
+        required=False, help_text="Per unit in the tier; absent: a flat fee only."
+    )
     up_to = serializers.IntegerField(required=False, help_text="Absent: and above.")
+    flat_fee = serializers.CharField(
+        required=False, help_text="Billed once when the period's units reach the tier."
+    )
 
 
 class OutcomePriceDocSerializer(serializers.Serializer):

@@ -54,7 +54,9 @@ def tiers_check(where: str, tiers: list[TierDoc]) -> None:
     if bounds[:-1] != sorted(set(bounds[:-1])):  # type: ignore[type-var]
         raise PriceBookError(where, "up_to must increase from tier to tier")
     for index, tier in enumerate(tiers):
-        _non_negative(f"{where}[{index}]", unit_price=tier.unit_price)
+        if tier.unit_price is None and tier.flat_fee is None:
+            raise PriceBookError(f"{where}[{index}]", "needs a unit_price, a flat_fee or both")
+        _non_negative(f"{where}[{index}]", unit_price=tier.unit_price, flat_fee=tier.flat_fee)
 
 
 def outcome_price_check(where: str, price: OutcomePriceDoc, *, tiers_apart: bool = False) -> None:
@@ -225,7 +227,12 @@ def _plan_version_create(plan: Plan, doc: PlanDoc, version: int) -> PlanVersion:
             package_size=price.package_size,
         )
         PriceTier.objects.bulk_create(
-            PriceTier(outcome_price=outcome_price, up_to=t.up_to, unit_price=t.unit_price)
+            PriceTier(
+                outcome_price=outcome_price,
+                up_to=t.up_to,
+                unit_price=t.unit_price,
+                flat_fee=t.flat_fee,
+            )
             for t in price.tiers or []
         )
     TokenPassThrough.objects.bulk_create(

@@ -40,6 +40,9 @@ from outcomes.models import Dispute, Outcome
 ZERO = Decimal(0)
 # The lines that explain outcomes, by type.
 _OUTCOME_LINES = (LineKind.INCLUDED, LineKind.OUTCOME)
+# A type's lines: those, and the flat fees of the tiers its outcomes reached (billed once
+# a tier, not by any outcome: shown as lines, not spread over the outcomes).
+_TYPE_LINES = (*_OUTCOME_LINES, LineKind.TIER_FEE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +132,7 @@ def statement_of(invoice: Invoice) -> Statement:
     lines = sorted(invoice.lines.all(), key=lambda line: line.position)  # type: ignore[attr-defined]
     types: dict[str, TypeSummary] = {}
     for line in lines:
-        if line.kind in _OUTCOME_LINES and line.source_invoice_id is None:
+        if line.kind in _TYPE_LINES and line.source_invoice_id is None:
             summary = types.setdefault(line.outcome_type, TypeSummary(line.outcome_type))
             summary.amount += line.amount
             summary.included += int(line.quantity) if line.kind == LineKind.INCLUDED else 0

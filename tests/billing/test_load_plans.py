@@ -88,6 +88,10 @@ def test_changed_prices_make_a_new_version_and_keep_the_old(tmp_path):
         (("floor: 10", "floor: 80"), "plans[1].outcomes[0].floor"),
         (("        tier_mode: graduated\n", ""), "plans[1].outcomes[1].tier_mode"),
         (("- {unit_price: 0.59}", "- {up_to: 9, unit_price: 0.59}"), "plans[1].outcomes[1].tiers"),
+        (("- {up_to: 1000, unit_price: 0.99}", "- {up_to: 1000}"),
+         "plans[1].outcomes[1].tiers[0]: needs a unit_price, a flat_fee or both"),
+        (("- {unit_price: 0.59}", "- {unit_price: 0.59, flat_fee: -5}"),
+         "plans[1].outcomes[1].tiers[1].flat_fee"),
         (("code: finance", "code: support-ai"), "plans[1].code"),
         (("included: 50", "included: 50\n        unit_pric: 2"), "plans[0].outcomes[0]"),
         (("included: 50", "included: -3"), "plans[0].outcomes[0].included"),
@@ -143,3 +147,18 @@ def test_the_example_price_book_in_the_readme_loads(capsys):
         "premium-seats",
         "finance-agent",
     }
+
+
+def test_tiers_with_flat_fees_load_and_show_in_the_plans_endpoint(tmp_path, client_with_key):
+    book = GOOD.replace("- {unit_price: 0.59}", "- {unit_price: 0.59, flat_fee: 200}")
+    load(
+        tmp_path,
+        book.replace("- {up_to: 1000, unit_price: 0.99}", "- {up_to: 1000, flat_fee: 49.5}"),
+    )
+
+    plans = {p["code"]: p for p in client_with_key.get("/v1/plans").json()}
+
+    assert plans["finance"]["outcomes"][1]["tiers"] == [
+        {"up_to": 1000, "flat_fee": "49.5"},
+        {"unit_price": "0.59", "flat_fee": "200"},
+    ]

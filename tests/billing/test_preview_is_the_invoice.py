@@ -158,10 +158,14 @@ def outcome_prices(draw) -> dict:
             price["cap"] = cap
     else:
         bound = draw(st.integers(1, 4))
-        price |= {
-            "tier_mode": mode,
-            "tiers": [{"up_to": bound, "unit_price": draw(prices)}, {"unit_price": draw(prices)}],
-        }
+        # Each tier a unit price, a flat fee or both.
+        tier = st.sampled_from(["unit", "flat", "both"]).map(
+            lambda kind: {
+                **({"unit_price": draw(prices)} if kind != "flat" else {}),
+                **({"flat_fee": draw(prices)} if kind != "unit" else {}),
+            }
+        )
+        price |= {"tier_mode": mode, "tiers": [{"up_to": bound, **draw(tier)}, draw(tier)]}
     return price
 
 

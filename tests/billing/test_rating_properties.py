@@ -22,7 +22,13 @@ quantities = st.integers(min_value=0, max_value=100_000)
 def tiers(draw):
     bounds = sorted(draw(st.sets(st.integers(1, 50_000), min_size=0, max_size=4)))
     tier_prices = draw(st.lists(prices, min_size=len(bounds) + 1, max_size=len(bounds) + 1))
-    return tuple(Tier(b, p) for b, p in zip([*bounds, None], tier_prices, strict=True))
+    # Each tier with a unit price, a flat fee, or both.
+    kinds = draw(st.lists(st.sampled_from(["unit", "flat", "both"]), min_size=len(bounds) + 1,
+                          max_size=len(bounds) + 1))  # fmt: skip
+    return tuple(
+        Tier(b, None if kind == "flat" else p, None if kind == "unit" else draw(prices))
+        for b, p, kind in zip([*bounds, None], tier_prices, kinds, strict=True)
+    )
 
 
 @st.composite

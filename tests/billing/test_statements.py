@@ -106,6 +106,33 @@ def test_graduated_tiers_after_the_included_ones_are_explained_outcome_by_outcom
     assert invoice.total == 700
 
 
+def test_a_tiers_flat_fee_is_a_line_of_the_type_that_no_outcome_carries(
+    client_with_key: APIClient,
+) -> None:
+    """3 included of 12; 9 billable: 5 x $1.00 + the first tier's $20 fee, 4 x $0.50 + the
+    second's $5: $32.00, all of it the type's amount; the outcomes' fees explain the
+    outcome lines ($7.00), the fee lines stand on their own."""
+    tiers = [{"up_to": 5, "unit_price": "1.00", "flat_fee": "20"},
+             {"unit_price": "0.50", "flat_fee": "5"}]  # fmt: skip
+    customer = _customer(included=3, tier_mode="graduated", tiers=tiers)
+    _succeed(customer, 12)
+    invoice = period_close(customer_id=customer.pk, period_start=OCTOBER)
+
+    body = _statement(client_with_key, invoice)
+    outcomes = _all_outcomes(client_with_key, invoice)
+
+    assert [(line["kind"], line["amount"]) for line in body["lines"]] == [
+        ("included", 0), ("outcome", 500), ("tier_fee", 2000), ("outcome", 200),
+        ("tier_fee", 500),
+    ]  # fmt: skip
+    assert body["outcome_types"] == [
+        {"type": "resolution", "outcomes": 12, "included": 3, "amount": 3200}
+    ]
+    assert sum(Decimal(o["fee"]) for o in outcomes) == Decimal(7)
+    _fees_reconcile(body, outcomes)
+    assert invoice.total == 3200
+
+
 def test_a_package_bills_its_block_price_on_each_blocks_first_outcome(
     client_with_key: APIClient,
 ) -> None:

@@ -152,6 +152,39 @@ def test_the_customers_links_and_the_status_are_kept_from_the_finalize(invoice, 
     assert client_with_key.get(f"/v1/invoices/{stored.pk}").json() == listed
 
 
+def test_tiers_and_their_flat_fees_reach_stripe_as_readable_lines(stripe, settings):
+    """3 outcomes on graduated tiers (up to 2 at $1.00 + a $20 fee, above at $0.50 + $5):
+    a line per tier (quantity x unit) and a line per flat fee (1 x the fee)."""
+    settings.STRIPE_API_KEY = ""
+    tiers = [{"up_to": 2, "unit_price": "1.00", "flat_fee": "20"},
+             {"unit_price": "0.50", "flat_fee": "5"}]  # fmt: skip
+    version = plan_load("tiered", outcomes=[{"type": "resolution", "tier_mode": "graduated",
+                                             "tiers": tiers}])  # fmt: skip
+    customer = customer_create(external_id="tiered", email="billing@tiered.test")
+    Subscription.objects.create(customer=customer, plan=version.plan, started_at=OCTOBER)
+    for i in range(3):
+        at = OCTOBER + timedelta(days=i)
+        Outcome.objects.create(
+            external_id=f"t-{i}", customer=customer, type="resolution", status="succeeded",
+            occurred_at=at, succeeded_at=at, succeeded_recorded_at=at,
+        )  # fmt: skip
+    closed = period_close(customer_id=customer.pk, period_start=OCTOBER)
+    settings.STRIPE_API_KEY = "sk_test_payback"
+
+    remote = stripe_invoice(invoice_push(invoice_id=closed.pk))
+
+    assert sorted(
+        (line.description, line.quantity, line.pricing.unit_amount_decimal, line.amount)
+        for line in remote.lines.data
+    ) == [
+        ("resolution: 1 outcome (and above)", 1, Decimal(50), 50),
+        ("resolution: 2 outcomes (up to 2)", 2, Decimal(100), 200),
+        ("resolution: flat fee (and above)", 1, Decimal(500), 500),
+        ("resolution: flat fee (up to 2)", 1, Decimal(2000), 2000),
+    ]
+    assert remote.total == 2750
+
+
 def test_late_usage_goes_to_stripe_with_the_period_it_belongs_to(invoice, settings):
     late = OCTOBER + timedelta(days=20)
     Outcome.objects.create(
