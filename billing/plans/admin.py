@@ -179,6 +179,8 @@ def _edited_document(version: PlanVersion, formsets: Any) -> PlanDoc:
                     percentage=percentage,
                     floor=data.get("floor"),
                     cap=data.get("cap"),
+                    fixed_fee=data.get("fixed_fee"),
+                    free_value=data.get("free_value"),
                     included=data.get("included_quantity") or 0,
                     tier_mode=None if data["tier_mode"] == TierMode.NONE else data["tier_mode"],
                     tiers=tiers or None,

@@ -134,6 +134,11 @@ class OutcomePrice(models.Model):
     percentage = models.DecimalField(max_digits=9, decimal_places=6, null=True, blank=True)
     floor = models.DecimalField(**PRICE, null=True, blank=True)
     cap = models.DecimalField(**PRICE, null=True, blank=True)
+    # PERCENTAGE: a fee per billable unit added to its percentage, inside the clamp.
+    fixed_fee = models.DecimalField(**PRICE, null=True, blank=True)
+    # PERCENTAGE: the first this much of value in a period (after the included units) is
+    # not charged (billing/invoicing/selectors/rating.py, PERCENTAGE_FEE_SQL).
+    free_value = models.DecimalField(**PRICE, null=True, blank=True)
     included_quantity = models.PositiveIntegerField(default=0)
     tier_mode = models.CharField(max_length=10, choices=TierMode.choices, default=TierMode.NONE)
     package_size = models.PositiveIntegerField(null=True, blank=True)

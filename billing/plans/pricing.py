@@ -36,6 +36,8 @@ class OutcomeTerms:
     percentage: Decimal | None = None
     floor: Decimal | None = None
     cap: Decimal | None = None
+    fixed_fee: Decimal | None = None  # PERCENTAGE: per billable unit, inside the clamp
+    free_value: Decimal | None = None  # PERCENTAGE: the period's first value not charged
     included_quantity: int = 0
     tier_mode: str = TierMode.NONE
     tiers: tuple[Tier, ...] = ()
@@ -65,7 +67,8 @@ class OutcomeQuantity:
 
     succeeded: int
     # PERCENTAGE only: the sum over billable units (past the included ones) of
-    # clamp(value × percentage / 100, floor, cap), computed in SQL, in plan currency.
+    # clamp(value charged × percentage / 100 + fixed fee, floor, cap), the value charged
+    # being past the free value: computed in SQL (PERCENTAGE_FEE_SQL), in plan currency.
     value_fees: Decimal = ZERO
 
 
@@ -192,22 +195,28 @@ def rate_outcomes(terms: OutcomeTerms, usage: OutcomeQuantity, currency: str) ->
     if terms.model == PriceModel.PERCENTAGE:
         percentage = terms.percentage or ZERO
         if billable:
+            fixed = f" + {_number(terms.fixed_fee)}" if terms.fixed_fee is not None else ""
             clamp = "".join(
                 [
                     f", floor {_number(terms.floor)}" if terms.floor is not None else "",
                     f", cap {_number(terms.cap)}" if terms.cap is not None else "",
                 ]
             )
+            free = (
+                f"; the first {_number(terms.free_value)} of value free"
+                if terms.free_value is not None
+                else ""
+            )
+            rate = f"{_number(percentage)} % of the value{fixed}"
             lines.append(
                 _line(
                     LineKind.OUTCOME,
-                    f"{name}: {_number(percentage)} % of the value of "
-                    f"{_plural(billable, 'outcome')} (per outcome{clamp})",
+                    f"{name}: {rate} of {_plural(billable, 'outcome')} (per outcome{clamp}{free})",
                     1,
                     usage.value_fees,
                     currency,
                     outcome_type=name,
-                    subject=f"{name}: {_number(percentage)} % of the value (per outcome{clamp})",
+                    subject=f"{name}: {rate} (per outcome{clamp}{free})",
                 )
             )
         return lines

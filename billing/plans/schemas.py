@@ -29,6 +29,8 @@ class OutcomePriceDoc(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=
     percentage: Decimal | None = None
     floor: Decimal | None = None
     cap: Decimal | None = None
+    fixed_fee: Decimal | None = None  # per outcome, with a percentage
+    free_value: Decimal | None = None  # the period's first value not charged, with a percentage
     included: Count = 0
     tier_mode: Literal["graduated", "volume"] | None = None
     tiers: list[TierDoc] | None = None

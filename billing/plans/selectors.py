@@ -92,6 +92,8 @@ def plan_document(version: PlanVersion) -> PlanDoc:
                 percentage=price.percentage,
                 floor=price.floor,
                 cap=price.cap,
+                fixed_fee=price.fixed_fee,
+                free_value=price.free_value,
                 included=price.included_quantity,
                 tier_mode=None if price.tier_mode == TierMode.NONE else price.tier_mode,  # type: ignore[arg-type]
                 tiers=[
@@ -141,6 +143,8 @@ def plan_terms(*, version: PlanVersion) -> PlanTerms:
                 percentage=price.percentage,
                 floor=price.floor,
                 cap=price.cap,
+                fixed_fee=price.fixed_fee,
+                free_value=price.free_value,
                 included_quantity=price.included,
                 tier_mode=price.tier_mode or TierMode.NONE,
                 tiers=tuple(Tier(t.up_to, t.unit_price, t.flat_fee) for t in price.tiers or ()),

@@ -97,6 +97,12 @@ class OutcomePriceDocSerializer(serializers.Serializer):
     percentage = serializers.CharField(required=False)
     floor = serializers.CharField(required=False)
     cap = serializers.CharField(required=False)
+    fixed_fee = serializers.CharField(
+        required=False, help_text="Per outcome, added to its percentage, inside the clamp."
+    )
+    free_value = serializers.CharField(
+        required=False, help_text="The period's first value that is not charged."
+    )
     included = serializers.IntegerField(required=False)
     tier_mode = serializers.ChoiceField(["graduated", "volume"], required=False)
     tiers = TierDocSerializer(many=True, required=False)

@@ -62,7 +62,14 @@ def tiers_check(where: str, tiers: list[TierDoc]) -> None:
 def outcome_price_check(where: str, price: OutcomePriceDoc, *, tiers_apart: bool = False) -> None:
     """Raise PriceBookError for a price that rating could not bill. `tiers_apart`: the
     tiers are edited elsewhere (the admin), so only the price's own fields are checked."""
-    _non_negative(where, unit_price=price.unit_price, floor=price.floor, cap=price.cap)
+    _non_negative(
+        where,
+        unit_price=price.unit_price,
+        floor=price.floor,
+        cap=price.cap,
+        fixed_fee=price.fixed_fee,
+        free_value=price.free_value,
+    )
     if price.percentage is not None:
         if price.unit_price is not None or price.tiers or price.package_size:
             raise PriceBookError(
@@ -73,8 +80,10 @@ def outcome_price_check(where: str, price: OutcomePriceDoc, *, tiers_apart: bool
         if price.floor is not None and price.cap is not None and price.floor > price.cap:
             raise PriceBookError(f"{where}.floor", "is above the cap")
         return
-    if price.floor is not None or price.cap is not None:
-        raise PriceBookError(where, "floor and cap belong to a percentage price")
+    if any(v is not None for v in (price.floor, price.cap, price.fixed_fee, price.free_value)):
+        raise PriceBookError(
+            where, "floor, cap, fixed_fee and free_value belong to a percentage price"
+        )
     if tiers_apart and price.tier_mode is not None:
         if price.unit_price is not None or price.package_size:
             raise PriceBookError(
@@ -222,6 +231,8 @@ def _plan_version_create(plan: Plan, doc: PlanDoc, version: int) -> PlanVersion:
             percentage=price.percentage,
             floor=price.floor,
             cap=price.cap,
+            fixed_fee=price.fixed_fee,
+            free_value=price.free_value,
             included_quantity=price.included,
             tier_mode=price.tier_mode or TierMode.NONE,
             package_size=price.package_size,

@@ -10,8 +10,9 @@ snapshot sees them (billing/invoicing/watermark.py), in the order rating counts 
 from the invoice's own stored lines of its type, walked in that order: the included
 line's outcomes carry nothing, each tier's line carries its count at its unit price, a
 volume line all of them at its price, a package line its block price on the first
-outcome of each block, and a percentage line each outcome's clamped share of its value
-(the same SQL clamp as the rating). So the statement explains the lines as they were
+outcome of each block, and a percentage line each outcome's fee (the rating's own SQL:
+its value past the free value at the rate, plus the fixed fee, clamped). A tier's flat
+fee is a line of the type that no outcome carries. So the statement explains the lines as they were
 billed, whatever the plan says today, and its fees sum to each line exactly (before the
 line's one rounding).
 
@@ -28,7 +29,12 @@ from decimal import Decimal
 
 from api.errors import refusal
 from billing.invoicing.models import CreditNote, Invoice, InvoiceLine, InvoiceStatus
-from billing.invoicing.selectors.rating import CLAMPED_FEE_SQL, VALUE_RATES_SQL
+from billing.invoicing.selectors.rating import (
+    CONVERTED_VALUE_SQL,
+    PERCENTAGE_FEE_SQL,
+    VALUE_RATES_SQL,
+    percentage_params,
+)
 from billing.invoicing.watermark import call_recorded, outcome_billable
 from billing.money import to_minor_units
 from billing.plans.models import LineKind, PriceModel, TierMode
@@ -199,38 +205,61 @@ WHERE o.customer_id = %(customer)s AND o.succeeded_at >= %(start)s
 """
 
 
-def _page_sql(*, percentage: bool) -> str:
+def _page_sql(*, percentage: bool, free_value: bool = False) -> str:
     """A page of one type's outcomes after a keyset position, in rating order; for a
-    percentage price with each one's clamped value fee (rating's own clamp), and whether
-    its value waits for an FX rate (then it was billed nothing)."""
-    value_fee = (
-        "round(CASE WHEN o.value_currency = %(currency)s THEN o.value "
-        "ELSE o.value * rates.value_rate / rates.plan_rate END, 12) * %(percentage)s / 100"
-        if percentage
-        else "NULL::numeric"
-    )
-    clamped = CLAMPED_FEE_SQL if percentage else "NULL::numeric"
-    missing = "value IS NOT NULL AND fee IS NULL" if percentage else "false"
+    percentage price with each one's fee (rating's own PERCENTAGE_FEE_SQL), and whether
+    its value waits for an FX rate (then it was billed nothing). With a free value, each
+    fee depends on the value of the billable outcomes before it: summed over the whole
+    type, then paged."""
+    columns = "o.id, o.external_id, o.type, o.succeeded_at, o.value, o.value_currency, o.status"
+    fee = PERCENTAGE_FEE_SQL if percentage else "NULL::numeric"
+    if not percentage:
+        units = f"""SELECT {columns}, NULL::numeric AS converted, false AS missing,
+           0 AS before
+    FROM outcomes_outcome o
+    {_TYPE_WHERE}
+      AND (o.succeeded_at, o.id) > (%(after_at)s, %(after_id)s)"""  # noqa: S608 -- constants
+    elif not free_value:
+        units = f"""SELECT {columns}, {CONVERTED_VALUE_SQL} AS converted,
+           o.value IS NOT NULL AND {CONVERTED_VALUE_SQL} IS NULL AS missing, 0 AS before
+    FROM outcomes_outcome o
+    {VALUE_RATES_SQL}
+    {_TYPE_WHERE}
+      AND (o.succeeded_at, o.id) > (%(after_at)s, %(after_id)s)"""  # noqa: S608 -- constants
+    else:
+        units = f"""SELECT * FROM (
+        SELECT *, coalesce(sum(CASE WHEN position > %(included)s THEN coalesce(converted, 0)
+                                    ELSE 0 END)
+                      OVER (ORDER BY succeeded_at, id
+                            ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS before
+        FROM (
+            SELECT {columns}, {CONVERTED_VALUE_SQL} AS converted,
+                   o.value IS NOT NULL AND {CONVERTED_VALUE_SQL} IS NULL AS missing,
+                   row_number() OVER (ORDER BY o.succeeded_at, o.id) AS position
+            FROM outcomes_outcome o
+            {VALUE_RATES_SQL}
+            {_TYPE_WHERE}
+        ) AS every_unit
+    ) AS o
+    WHERE (o.succeeded_at, o.id) > (%(after_at)s, %(after_id)s)"""  # noqa: S608 -- constants
     return f"""
-SELECT external_id, type, succeeded_at, value, value_currency, status, {clamped}, {missing},
+SELECT external_id, type, succeeded_at, value, value_currency, status, {fee}, missing,
        coalesce((SELECT d.status FROM outcomes_dispute d WHERE d.outcome_id = o.id
                  ORDER BY d.created_at DESC, d.id DESC LIMIT 1), ''),
        id
 FROM (
-    SELECT o.id, o.external_id, o.type, o.succeeded_at, o.value, o.value_currency, o.status,
-           {value_fee} AS fee
-    FROM outcomes_outcome o
-    {VALUE_RATES_SQL if percentage else ""}
-    {_TYPE_WHERE}
-      AND (o.succeeded_at, o.id) > (%(after_at)s, %(after_id)s)
-    ORDER BY o.succeeded_at, o.id
+    {units}
+    ORDER BY succeeded_at, id
     LIMIT %(limit)s
 ) AS o
 ORDER BY succeeded_at, id
 """  # noqa: S608 -- built from constants
 
 
-_PAGE_SQLS = {percentage: _page_sql(percentage=percentage) for percentage in (False, True)}
+_PAGE_SQLS = {
+    (percentage, free_value): _page_sql(percentage=percentage, free_value=free_value)
+    for percentage, free_value in ((False, False), (True, False), (True, True))
+}
 # Where the page after the first `skip` outcomes starts.
 _NTH_SQL = f"""SELECT o.succeeded_at, o.id FROM outcomes_outcome o {_TYPE_WHERE}
 ORDER BY o.succeeded_at, o.id OFFSET %(skip)s - 1 LIMIT 1"""  # noqa: S608 -- constants
@@ -285,12 +314,11 @@ def _type_outcomes(
 ) -> Iterator[_Row]:
     """A type's billed outcomes in rating order, after the first `skip`: keyset pages."""
     percentage = terms is not None and terms.model == PriceModel.PERCENTAGE
+    free_value = percentage and terms is not None and bool(terms.free_value)
     params = _snapshot_params(invoice) | {
         "type": outcome_type,
         "currency": invoice.currency,
-        "percentage": terms.percentage if percentage and terms else None,
-        "floor": terms.floor if percentage and terms else None,
-        "cap": terms.cap if percentage and terms else None,
+        **(percentage_params(terms, invoice.currency) if percentage and terms else {}),
         "after_at": invoice.period_start - timedelta(seconds=1),
         "after_id": 0,
         "limit": chunk,
@@ -305,7 +333,7 @@ def _type_outcomes(
             params["after_at"], params["after_id"] = found
             rank = skip
         while True:
-            cursor.execute(_PAGE_SQLS[percentage], params)
+            cursor.execute(_PAGE_SQLS[(percentage, free_value)], params)
             rows = cursor.fetchall()
             for *row, _ in rows:
                 rank += 1

@@ -3,8 +3,15 @@ per outcome with a percentage of its value, free value, graduated percentages. E
 example's figures are worked out in its docstring or comments, from the rule in
 docs/pricing.md, not from what the code gives."""
 
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 
+import pytest
+from django.utils import timezone
+
+from billing.invoicing.services import period_close
+from billing.money import to_minor_units
+from billing.plans.models import Subscription
 from billing.plans.pricing import (
     OutcomeQuantity,
     OutcomeTerms,
@@ -14,6 +21,10 @@ from billing.plans.pricing import (
     rate_changes,
     rate_period,
 )
+from metering.models import Customer
+from outcomes.models import Outcome
+from tests.billing.factories import plan_load
+from tests.metering.factories import customer_create
 
 
 def plan(*outcomes: OutcomeTerms, currency: str = "USD", **fields) -> PlanTerms:
@@ -160,3 +171,115 @@ def test_a_late_outcome_that_reaches_a_tier_bills_its_fee_as_late_usage():
     assert [(line.kind, line.description, line.amount) for line in credit] == [
         ("credit", "credit for October: r (up to 100): -1 outcome", -100),
     ]
+
+
+# --- a percentage of the value with a fixed fee, and free value (rated in SQL) -------------
+
+OCTOBER = datetime(2026, 10, 1, tzinfo=UTC)
+NOVEMBER = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+def _subscribed(price: dict, code: str = "deals") -> Customer:
+    version = plan_load(code, outcomes=[{"type": "deal", **price}])
+    customer = customer_create(external_id=code)
+    Subscription.objects.create(customer=customer, plan=version.plan, started_at=OCTOBER)
+    return customer
+
+
+def _deals(customer: Customer, values: list[str | None], *, day: int = 1) -> None:
+    """Successes in this order of time, an hour apart, worth `values` USD."""
+    start = Outcome.objects.filter(customer=customer).count()
+    for n, value in enumerate(values, start=start):
+        at = OCTOBER + timedelta(days=day, hours=n)
+        Outcome.objects.create(
+            external_id=f"d-{n:03}", customer=customer, type="deal", status="succeeded",
+            occurred_at=at, succeeded_at=at, succeeded_recorded_at=timezone.now(), value=value,
+            value_currency="USD" if value is not None else "",
+        )  # fmt: skip
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_fixed_fee_per_outcome_is_added_to_its_percentage_inside_the_clamp():
+    """2 % + $0.25 per outcome, at least $0.30, at most $5.00 (a card processor's price).
+    Worth 10: 0.20 + 0.25 = 0.45. Worth 0: 0.25, raised to the floor 0.30. No value: the
+    same, 0.30. Worth 1,000: 20.25, lowered to the cap 5.00. Sum: $6.05."""
+    customer = _subscribed({"percentage": "2", "fixed_fee": "0.25", "floor": "0.30", "cap": "5.00"})
+    _deals(customer, ["10", "0", None, "1000"])
+
+    invoice = period_close(customer_id=customer.pk, period_start=OCTOBER)
+
+    assert [(line.description, line.amount) for line in invoice.lines.all()] == [
+        ("deal: 2 % of the value + 0.25 of 4 outcomes (per outcome, floor 0.3, cap 5)", 605)
+    ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_free_value_is_the_periods_first_value_after_the_included_outcomes():
+    """5 % + $0.10, one outcome included, the first $1,000 of value free; values falling
+    over time: 900 (included: free, and not counted in the free value), then 600 and 300
+    (within the free $1,000: nothing), 200 (crosses it at 900 + 100: 5 % of the 100 above
+    it + 0.10 = 5.10), 50 (2.50 + 0.10 = 2.60), 10 (0.50 + 0.10 = 0.60). Sum: $8.30."""
+    customer = _subscribed(
+        {"percentage": "5", "fixed_fee": "0.10", "free_value": "1000", "included": 1}
+    )
+    _deals(customer, ["900", "600", "300", "200", "50", "10"])
+
+    invoice = period_close(customer_id=customer.pk, period_start=OCTOBER)
+
+    assert [(line.kind, line.description, line.amount) for line in invoice.lines.all()] == [
+        ("included", "deal: 1 outcome included", 0),
+        ("outcome", "deal: 5 % of the value + 0.1 of 5 outcomes (per outcome; the first "
+                    "1000 of value free)", 830),
+    ]  # fmt: skip
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_outcome_after_the_free_value_is_used_up_pays_even_at_zero(client_with_key):
+    """10 %, at least $1, the first $900 free: 600 and 300 use it up exactly (both free);
+    the next, worth 0, is past it and pays the floor, $1.00; one worth 5 pays 0.50, raised
+    to $1.00. The statement shows each outcome's fee, and they sum to the line."""
+    customer = _subscribed({"percentage": "10", "floor": "1", "free_value": "900"})
+    _deals(customer, ["600", "300", "0", "5"])
+
+    invoice = period_close(customer_id=customer.pk, period_start=OCTOBER)
+    statement = client_with_key.get(f"/v1/invoices/{invoice.pk}/statement").json()
+
+    assert invoice.total == 200
+    assert [outcome["fee"] for outcome in statement["outcomes"]] == ["0", "0", "1", "1"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_statement_explains_free_value_and_fixed_fees_outcome_by_outcome(client_with_key):
+    """The free-value example above, a page of two outcomes at a time: each fee is the
+    rating's (0 included, 0, 0, 5.10, 2.60, 0.60), and they sum to the line."""
+    customer = _subscribed(
+        {"percentage": "5", "fixed_fee": "0.10", "free_value": "1000", "included": 1}
+    )
+    _deals(customer, ["900", "600", "300", "200", "50", "10"])
+    invoice = period_close(customer_id=customer.pk, period_start=OCTOBER)
+
+    fees = []
+    while len(fees) < 6:
+        page = client_with_key.get(
+            f"/v1/invoices/{invoice.pk}/statement", {"limit": 2, "offset": len(fees)}
+        ).json()["outcomes"]
+        fees += [D(outcome["fee"]) for outcome in page]
+
+    assert fees == [0, 0, 0, D("5.1"), D("2.6"), D("0.6")]
+    assert to_minor_units(sum(fees[1:], D(0)), "USD") == invoice.lines.get(kind="outcome").amount
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_late_outcome_moves_the_free_value_and_the_next_invoice_bills_the_difference():
+    """October closes with 600 and 300 (within the free $1,000: $0). A success worth 500
+    at October's end arrives after the close: October as it stands bills 5 % of the 400
+    past the free value + 0.10 = 20.10, billed on November's invoice as late usage."""
+    customer = _subscribed({"percentage": "5", "fixed_fee": "0.10", "free_value": "1000"})
+    _deals(customer, ["600", "300"])
+    october = period_close(customer_id=customer.pk, period_start=OCTOBER)
+    _deals(customer, ["500"], day=29)
+
+    november = period_close(customer_id=customer.pk, period_start=NOVEMBER)
+
+    assert october.total == 0
+    assert [(line.kind, line.amount) for line in november.lines.all()] == [("late_usage", 2010)]

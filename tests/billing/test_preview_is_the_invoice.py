@@ -156,6 +156,10 @@ def outcome_prices(draw) -> dict:
             price["floor"] = floor
         if cap is not None:
             price["cap"] = cap
+        if draw(st.booleans()):
+            price["fixed_fee"] = draw(st.sampled_from(["0.25", "2"]))
+        if draw(st.booleans()):
+            price["free_value"] = draw(st.sampled_from(["30", "500"]))
     else:
         bound = draw(st.integers(1, 4))
         # Each tier a unit price, a flat fee or both.

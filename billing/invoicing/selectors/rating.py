@@ -109,12 +109,40 @@ _SUCCEEDED_SQLS = {
     for shared, windows in WINDOWS.items()
 }
 
-# The fee of one unit of a percentage price: value × percentage / 100 (`fee`) clamped to
-# [floor, cap]; a unit without a value pays the floor, or nothing without one. GREATEST
-# and LEAST skip NULLs, which makes a missing floor or cap no bound, but would also make
-# LEAST(NULL, cap) the cap: hence the CASE. The one clamp of every rating.
-CLAMPED_FEE_SQL = """CASE WHEN fee IS NULL THEN coalesce(%(floor)s, 0)
-     ELSE LEAST(GREATEST(fee, %(floor)s), %(cap)s) END"""
+# A unit's value in the plan's currency (`o` an outcome, `rates` VALUE_RATES_SQL's): to 12
+# places, converted at the rates of the moment it succeeded. NULL: it has no value, or a
+# rate it needs was never entered.
+CONVERTED_VALUE_SQL = """round(CASE WHEN o.value_currency = %(currency)s THEN o.value
+    ELSE o.value * rates.value_rate / rates.plan_rate END, 12)"""
+
+# The fee of one billable unit of a percentage price, from its converted value (`converted`)
+# and the value of the billable units before it in the period (`before`): the one fee of
+# every rating (and of the statement's outcomes). The free value (%(free_value)s, 0 for
+# none) comes first: a unit wholly within it pays nothing; the unit that crosses it pays
+# on the part above it. Otherwise the percentage of the value charged plus the fixed fee
+# per unit, clamped to [floor, cap]. A unit without a value counts as a value of 0 (it
+# pays its fixed fee, or the floor; never the cap unless the fixed fee is above it).
+# GREATEST and LEAST skip NULLs: a missing floor or cap is no bound.
+PERCENTAGE_FEE_SQL = """CASE
+    WHEN before < %(free_value)s AND before + coalesce(converted, 0) <= %(free_value)s THEN 0
+    ELSE LEAST(GREATEST(
+        GREATEST(coalesce(converted, 0) - GREATEST(%(free_value)s - before, 0), 0)
+            * %(percentage)s / 100 + %(fixed_fee)s,
+        %(floor)s), %(cap)s)
+    END"""
+
+
+def percentage_params(outcome: OutcomeTerms, currency: str) -> dict[str, object]:
+    """PERCENTAGE_FEE_SQL's and CONVERTED_VALUE_SQL's parameters for a percentage price."""
+    return {
+        "currency": currency,
+        "percentage": outcome.percentage,
+        "fixed_fee": outcome.fixed_fee or ZERO,
+        "free_value": outcome.free_value or ZERO,
+        "floor": outcome.floor,
+        "cap": outcome.cap,
+        "included": outcome.included_quantity,
+    }
 
 
 def _usd_per_unit(currency: str) -> str:
@@ -136,24 +164,26 @@ VALUE_RATES_SQL = f"""CROSS JOIN LATERAL (
 
 def _value_fees_sql(windows: WindowsSql) -> str:
     """The value fees of one percentage price in each window: each billable unit past the
-    included ones (the first N by time of success) at its clamped fee. A value in another
-    currency than the plan's is converted at the rates of the moment it succeeded, to 12
-    places; without a rate its fee is unknown: nothing is billed for it, and the currency
-    and day are returned."""
+    included ones (the first N by time of success) at its fee (PERCENTAGE_FEE_SQL, the
+    free value counted from the first of them). A value in another currency than the
+    plan's is converted at the rates of the moment it succeeded, to 12 places; without a
+    rate its fee is unknown: nothing is billed for it, and the currency and day are
+    returned."""
     return f"""
-SELECT key, coalesce(sum({CLAMPED_FEE_SQL}) FILTER (WHERE NOT missing), 0),
+SELECT key, coalesce(sum({PERCENTAGE_FEE_SQL}) FILTER (WHERE NOT missing), 0),
        array_agg(DISTINCT value_currency || ' ' || day)
            FILTER (WHERE missing AND value_rate IS NULL),
        array_agg(DISTINCT %(currency)s || ' ' || day) FILTER (WHERE missing AND plan_rate IS NULL)
 FROM (
-    SELECT *, value IS NOT NULL AND fee IS NULL AS missing
+    SELECT *, coalesce(sum(coalesce(converted, 0)) OVER (
+               PARTITION BY key ORDER BY succeeded_at, id
+               ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS before
     FROM (
-        SELECT {windows.key("o")} AS key, o.value, o.value_currency, rates.value_rate,
-               rates.plan_rate,
+        SELECT {windows.key("o")} AS key, o.id, o.succeeded_at, o.value, o.value_currency,
+               rates.value_rate, rates.plan_rate,
                (o.succeeded_at AT TIME ZONE 'UTC')::date::text AS day,
-               round(CASE WHEN o.value_currency = %(currency)s THEN o.value
-                          ELSE o.value * rates.value_rate / rates.plan_rate END, 12)
-                   * %(percentage)s / 100 AS fee,
+               {CONVERTED_VALUE_SQL} AS converted,
+               o.value IS NOT NULL AND {CONVERTED_VALUE_SQL} IS NULL AS missing,
                row_number() OVER (PARTITION BY {windows.key("o")} ORDER BY o.succeeded_at, o.id)
                    AS position
         {_window_outcomes(windows, lateral=VALUE_RATES_SQL)} AND o.type = %(type)s
@@ -215,15 +245,7 @@ def outcome_quantities(
             some = window_set(members)
             cursor.execute(
                 _VALUE_FEES_SQLS[some.sql.shared],
-                some.params
-                | {
-                    "type": outcome.outcome_type,
-                    "currency": currency,
-                    "percentage": outcome.percentage,
-                    "floor": outcome.floor,
-                    "cap": outcome.cap,
-                    "included": outcome.included_quantity,
-                },
+                some.params | percentage_params(outcome, currency) | {"type": outcome.outcome_type},
             )
             for key, fees, *needed in cursor.fetchall():
                 window = some.of(key)
