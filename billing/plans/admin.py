@@ -168,7 +168,12 @@ def _edited_document(version: PlanVersion, formsets: Any) -> PlanDoc:
                 pass_throughs.append(PassThroughDoc(markup=data["markup"], feature=data["feature"]))
                 continue
             tiers = [
-                TierDoc(unit_price=tier.unit_price, up_to=tier.up_to, flat_fee=tier.flat_fee)
+                TierDoc(
+                    unit_price=tier.unit_price,
+                    up_to=tier.up_to,
+                    flat_fee=tier.flat_fee,
+                    percentage=tier.percentage,
+                )
                 for tier in PriceTier.objects.filter(outcome_price_id=form.instance.pk)
             ]
             percentage = data["percentage"] if data["model"] == PriceModel.PERCENTAGE else None

@@ -145,7 +145,8 @@ class OutcomePriceForm(forms.ModelForm):
     def clean(self) -> dict[str, Any]:
         data = super().clean()
         percentage = data.get("percentage") if data.get("model") == PriceModel.PERCENTAGE else None
-        if data.get("model") == PriceModel.PERCENTAGE and percentage is None:
+        graduated = data.get("tier_mode") == TierMode.GRADUATED  # tiers of percentages
+        if data.get("model") == PriceModel.PERCENTAGE and percentage is None and not graduated:
             raise ValidationError({"percentage": "A percentage price needs its percentage."})
         tier_mode = data.get("tier_mode")
         doc = OutcomePriceDoc(
@@ -175,6 +176,7 @@ class PriceTierFormSet(forms.BaseInlineFormSet):
                 unit_price=form.cleaned_data.get("unit_price"),
                 up_to=form.cleaned_data.get("up_to"),
                 flat_fee=form.cleaned_data.get("flat_fee"),
+                percentage=form.cleaned_data.get("percentage"),
             )
             for form in self.forms
             if form.cleaned_data and not form.cleaned_data.get("DELETE")

@@ -166,6 +166,9 @@ class PriceTier(models.Model):
     # Billed once when the period's units reach the tier (graduated: every tier reached;
     # volume: the tier the total reaches).
     flat_fee = models.DecimalField(**PRICE, null=True, blank=True)
+    # A graduated percentage: percent of the value in the tier (`up_to` then bounds the
+    # period's cumulative value, in the plan's currency); no unit_price.
+    percentage = models.DecimalField(max_digits=9, decimal_places=6, null=True, blank=True)
 
     class Meta:
         db_table = "billing_pricetier"

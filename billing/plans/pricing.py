@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import TypeVar
 
 from billing.money import from_minor_units, to_minor_units
 from billing.plans.models import LineKind, PriceModel, SeatMode, TierMode
@@ -26,6 +27,8 @@ class Tier:
     up_to: int | None  # inclusive unit count; None: and above
     unit_price: Decimal | None  # None: its units are billed at 0 (a flat fee only)
     flat_fee: Decimal | None = None  # billed once when the period's units reach the tier
+    # A graduated percentage's: percent of the value in the tier (up_to: a value then).
+    percentage: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +73,9 @@ class OutcomeQuantity:
     # clamp(value charged × percentage / 100 + fixed fee, floor, cap), the value charged
     # being past the free value: computed in SQL (PERCENTAGE_FEE_SQL), in plan currency.
     value_fees: Decimal = ZERO
+    # PERCENTAGE only: the billable units' value, in plan currency (a graduated
+    # percentage's tiers rate it).
+    value: Decimal = ZERO
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,8 +158,12 @@ def _plural(count: int | Decimal, noun: str) -> str:
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
-def graduated(quantity: int, tiers: tuple[Tier, ...]) -> list[tuple[int, Tier]]:
-    """Each unit at the price of the tier it falls in: (units in tier, tier) pairs."""
+Units = TypeVar("Units", int, Decimal)  # outcomes, or (a graduated percentage's) value
+
+
+def graduated(quantity: Units, tiers: tuple[Tier, ...]) -> list[tuple[Units, Tier]]:
+    """Each unit (or each bit of value) at the price of the tier it falls in: (units in
+    tier, tier) pairs."""
     parts = []
     floor = 0
     for tier in tiers:
@@ -192,6 +202,8 @@ def rate_outcomes(terms: OutcomeTerms, usage: OutcomeQuantity, currency: str) ->
                 noun="outcome",
             )
         )
+    if terms.model == PriceModel.PERCENTAGE and terms.tiers:
+        return [*lines, *_graduated_percentage(name, terms.tiers, usage.value, currency)]
     if terms.model == PriceModel.PERCENTAGE:
         percentage = terms.percentage or ZERO
         if billable:
@@ -286,6 +298,32 @@ def rate_outcomes(terms: OutcomeTerms, usage: OutcomeQuantity, currency: str) ->
             noun="outcome",
         ),
     ]
+
+
+def _graduated_percentage(
+    name: str, tiers: tuple[Tier, ...], value: Decimal, currency: str
+) -> list[RatedLine]:
+    """The period's value across percentage tiers: each tier's percentage of the value in
+    it (a line each, the value as its quantity), and the flat fee of each tier it reaches
+    (its first cent of value in it: a value exactly on a bound stays in the lower tier)."""
+    lines = []
+    for part, tier in graduated(value, tiers):
+        in_tier = Decimal(part)  # (a bound is an int)
+        upper = f"up to {tier.up_to}" if tier.up_to is not None else "and above"
+        rate = tier.percentage or ZERO
+        lines.append(
+            _line(
+                LineKind.OUTCOME,
+                f"{name}: {_number(rate)} % of {_number(in_tier)} of value ({upper})",
+                in_tier,
+                rate / 100,
+                currency,
+                outcome_type=name,
+                subject=f"{name}: {_number(rate)} % of the value ({upper})",
+            )
+        )
+        lines.extend(_tier_fee(name, upper, tier, currency))
+    return lines
 
 
 def _tier_fee(name: str, which: str, tier: Tier, currency: str) -> list[RatedLine]:

@@ -16,11 +16,13 @@ Count = Annotated[int, msgspec.Meta(ge=0)]
 
 
 class TierDoc(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
-    """A tier: a price per unit in it, a flat fee for reaching it, or both."""
+    """A tier: a price per unit in it, a flat fee for reaching it, or both; or, in a
+    graduated percentage, a percentage of the value in it (`up_to` a value then)."""
 
     unit_price: Decimal | None = None
     up_to: Annotated[int, msgspec.Meta(ge=1)] | None = None
     flat_fee: Decimal | None = None
+    percentage: Decimal | None = None
 
 
 class OutcomePriceDoc(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):

@@ -97,7 +97,12 @@ def plan_document(version: PlanVersion) -> PlanDoc:
                 included=price.included_quantity,
                 tier_mode=None if price.tier_mode == TierMode.NONE else price.tier_mode,  # type: ignore[arg-type]
                 tiers=[
-                    TierDoc(unit_price=t.unit_price, up_to=t.up_to, flat_fee=t.flat_fee)
+                    TierDoc(
+                        unit_price=t.unit_price,
+                        up_to=t.up_to,
+                        flat_fee=t.flat_fee,
+                        percentage=t.percentage,
+                    )
                     for t in price.tiers.all()
                 ]
                 or None,
@@ -122,6 +127,15 @@ def plan_document(version: PlanVersion) -> PlanDoc:
     )
 
 
+def price_model(price: OutcomePriceDoc) -> str:
+    """PERCENTAGE for a percentage of the value, flat or graduated (tiers of percentages);
+    UNIT for a price per outcome."""
+    by_value = price.percentage is not None or any(
+        tier.percentage is not None for tier in price.tiers or ()
+    )
+    return PriceModel.PERCENTAGE if by_value else PriceModel.UNIT
+
+
 def plan_terms(*, version: PlanVersion) -> PlanTerms:
     """What rating needs of a plan version, read through its document (one mapping from
     the tables, in plan_document)."""
@@ -138,7 +152,7 @@ def plan_terms(*, version: PlanVersion) -> PlanTerms:
         outcomes=tuple(
             OutcomeTerms(
                 outcome_type=price.type,
-                model=PriceModel.PERCENTAGE if price.percentage is not None else PriceModel.UNIT,
+                model=price_model(price),
                 unit_price=price.unit_price,
                 percentage=price.percentage,
                 floor=price.floor,
@@ -147,7 +161,9 @@ def plan_terms(*, version: PlanVersion) -> PlanTerms:
                 free_value=price.free_value,
                 included_quantity=price.included,
                 tier_mode=price.tier_mode or TierMode.NONE,
-                tiers=tuple(Tier(t.up_to, t.unit_price, t.flat_fee) for t in price.tiers or ()),
+                tiers=tuple(
+                    Tier(t.up_to, t.unit_price, t.flat_fee, t.percentage) for t in price.tiers or ()
+                ),
                 package_size=price.package_size,
             )
             for price in sorted(doc.outcomes, key=lambda price: price.type)

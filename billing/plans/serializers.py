@@ -86,6 +86,11 @@ class TierDocSerializer(serializers.Serializer):
     flat_fee = serializers.CharField(
         required=False, help_text="Billed once when the period's units reach the tier."
     )
+    percentage = serializers.CharField(
+        required=False,
+        help_text="A graduated percentage: percent of the period's value in the tier "
+        "(`up_to` bounds the value then).",
+    )
 
 
 class OutcomePriceDocSerializer(serializers.Serializer):

@@ -18,7 +18,6 @@ from billing.plans.models import (
     Plan,
     PlanChange,
     PlanVersion,
-    PriceModel,
     PriceTier,
     SeatChange,
     Subscription,
@@ -27,7 +26,13 @@ from billing.plans.models import (
 )
 from billing.plans.periods import subscription_period
 from billing.plans.schemas import OutcomePriceDoc, PlanDoc, PriceBookDoc, TierDoc
-from billing.plans.selectors import plan_document, plan_in_effect, plan_version_current, seats_at
+from billing.plans.selectors import (
+    plan_document,
+    plan_in_effect,
+    plan_version_current,
+    price_model,
+    seats_at,
+)
 from metering.models import Customer
 from metering.services import customer_upsert
 
@@ -53,10 +58,21 @@ def tiers_check(where: str, tiers: list[TierDoc]) -> None:
         raise PriceBookError(where, "only the last tier has no up_to")
     if bounds[:-1] != sorted(set(bounds[:-1])):  # type: ignore[type-var]
         raise PriceBookError(where, "up_to must increase from tier to tier")
+    by_value = tiers[0].percentage is not None  # a graduated percentage
     for index, tier in enumerate(tiers):
-        if tier.unit_price is None and tier.flat_fee is None:
-            raise PriceBookError(f"{where}[{index}]", "needs a unit_price, a flat_fee or both")
-        _non_negative(f"{where}[{index}]", unit_price=tier.unit_price, flat_fee=tier.flat_fee)
+        here = f"{where}[{index}]"
+        if (tier.percentage is not None) != by_value:
+            raise PriceBookError(
+                f"{here}.percentage", "every tier has a percentage, or none (not a mix)"
+            )
+        if by_value:
+            if tier.unit_price is not None:
+                raise PriceBookError(f"{here}.unit_price", "a percentage tier has no unit_price")
+            if not (0 <= tier.percentage <= 100):  # type: ignore[operator]
+                raise PriceBookError(f"{here}.percentage", "must be at least 0 and at most 100")
+        elif tier.unit_price is None and tier.flat_fee is None:
+            raise PriceBookError(here, "needs a unit_price, a flat_fee or both")
+        _non_negative(here, unit_price=tier.unit_price, flat_fee=tier.flat_fee)
 
 
 def outcome_price_check(where: str, price: OutcomePriceDoc, *, tiers_apart: bool = False) -> None:
@@ -79,6 +95,27 @@ def outcome_price_check(where: str, price: OutcomePriceDoc, *, tiers_apart: bool
             raise PriceBookError(f"{where}.percentage", "must be above 0 and at most 100")
         if price.floor is not None and price.cap is not None and price.floor > price.cap:
             raise PriceBookError(f"{where}.floor", "is above the cap")
+        return
+    if price.tiers and price.tiers[0].percentage is not None:
+        if price.tier_mode != TierMode.GRADUATED:
+            raise PriceBookError(f"{where}.tier_mode", "percentage tiers are `graduated`")
+        if any(
+            value is not None
+            for value in (
+                price.unit_price,
+                price.package_size,
+                price.floor,
+                price.cap,
+                price.fixed_fee,
+                price.free_value,
+            )
+        ):
+            raise PriceBookError(
+                where,
+                "a graduated percentage has no unit_price, package_size, floor, cap, "
+                "fixed_fee or free_value (a first tier at 0 % is a free value)",
+            )
+        tiers_check(f"{where}.tiers", price.tiers)
         return
     if any(v is not None for v in (price.floor, price.cap, price.fixed_fee, price.free_value)):
         raise PriceBookError(
@@ -226,7 +263,7 @@ def _plan_version_create(plan: Plan, doc: PlanDoc, version: int) -> PlanVersion:
         outcome_price = OutcomePrice.objects.create(
             plan_version=created,
             outcome_type=price.type,
-            model=PriceModel.PERCENTAGE if price.percentage is not None else PriceModel.UNIT,
+            model=price_model(price),
             unit_price=price.unit_price,
             percentage=price.percentage,
             floor=price.floor,
@@ -243,6 +280,7 @@ def _plan_version_create(plan: Plan, doc: PlanDoc, version: int) -> PlanVersion:
                 up_to=t.up_to,
                 unit_price=t.unit_price,
                 flat_fee=t.flat_fee,
+                percentage=t.percentage,
             )
             for t in price.tiers or []
         )

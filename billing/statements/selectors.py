@@ -60,6 +60,9 @@ class Segment:
     allowance: str  # "included", "tier", "volume", "unit", "package", "percentage"
     fee: Decimal = ZERO  # per outcome (per block for a package)
     package_size: int | None = None
+    # A graduated percentage: each tier line's stretch of the period's value, [from, to),
+    # and its rate: an outcome pays the rate of each stretch its value covers.
+    stretches: tuple[tuple[Decimal, Decimal, Decimal, InvoiceLine], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +118,20 @@ class Statement:
 def _segments(lines: list[InvoiceLine], terms: OutcomeTerms | None) -> list[Segment]:
     """How one type's stored lines split its outcomes, in rating order."""
     segments = []
+    if terms is not None and terms.model == PriceModel.PERCENTAGE and terms.tiers:
+        # A graduated percentage: its tier lines split the value, in order.
+        stretches, reached = [], ZERO
+        for line in lines:
+            if line.kind == LineKind.INCLUDED:
+                segments.append(Segment(int(line.quantity), line, "included"))
+            else:
+                stretches.append((reached, reached + line.quantity, line.unit_price, line))
+                reached += line.quantity
+        if stretches:
+            segments.append(
+                Segment(None, stretches[0][3], "percentage_tier", stretches=tuple(stretches))
+            )
+        return segments
     for line in lines:
         if line.kind == LineKind.INCLUDED:
             segments.append(Segment(int(line.quantity), line, "included"))
@@ -244,6 +261,7 @@ def _page_sql(*, percentage: bool, free_value: bool = False) -> str:
     WHERE (o.succeeded_at, o.id) > (%(after_at)s, %(after_id)s)"""  # noqa: S608 -- constants
     return f"""
 SELECT external_id, type, succeeded_at, value, value_currency, status, {fee}, missing,
+       converted, before,
        coalesce((SELECT d.status FROM outcomes_dispute d WHERE d.outcome_id = o.id
                  ORDER BY d.created_at DESC, d.id DESC LIMIT 1), ''),
        id
@@ -306,6 +324,8 @@ class _Row:
     status: str
     value_fee: Decimal | None
     missing: bool
+    converted: Decimal | None  # its value in the invoice's currency (a percentage's)
+    before: Decimal  # the value of the billable outcomes before it (free value, tiers)
     dispute: str
 
 
@@ -314,7 +334,8 @@ def _type_outcomes(
 ) -> Iterator[_Row]:
     """A type's billed outcomes in rating order, after the first `skip`: keyset pages."""
     percentage = terms is not None and terms.model == PriceModel.PERCENTAGE
-    free_value = percentage and terms is not None and bool(terms.free_value)
+    # (A graduated percentage needs each outcome's value before it, as a free value does.)
+    free_value = percentage and terms is not None and bool(terms.free_value or terms.tiers)
     params = _snapshot_params(invoice) | {
         "type": outcome_type,
         "currency": invoice.currency,
@@ -352,8 +373,11 @@ def _billed(row: _Row, segments: list[Segment]) -> BilledOutcome:
             continue
         index = row.rank - start - 1  # from 0 within the segment
         block = None
+        line = segment.line
         if segment.allowance == "percentage":
             fee = ZERO if row.missing or row.value_fee is None else row.value_fee
+        elif segment.allowance == "percentage_tier":
+            fee, line = _tiered_fee(row, segment)
         elif segment.allowance == "package":
             assert segment.package_size is not None
             block = index // segment.package_size + 1
@@ -368,13 +392,30 @@ def _billed(row: _Row, segments: list[Segment]) -> BilledOutcome:
             value_currency=row.value_currency,
             fee=fee,
             allowance=segment.allowance,
-            line=segment.line.position,
+            line=line.position,
             block=block,
             fx_rate_missing=row.missing,
             status_now=row.status,
             dispute=row.dispute,
         )
     raise AssertionError(f"outcome {row.id} of rank {row.rank} is past its type's lines")
+
+
+def _tiered_fee(row: _Row, segment: Segment) -> tuple[Decimal, InvoiceLine]:
+    """A graduated percentage: what the outcome's value, [before, before + value), pays in
+    each tier's stretch of it, and the line of the stretch it starts in (one that spans
+    two tiers pays each its part: its fee sums over lines, the type's fees to its lines)."""
+    value = ZERO if row.missing or row.converted is None else row.converted
+    start, end = row.before, row.before + value
+    fee, line = ZERO, None
+    for low, high, rate, stretch_line in segment.stretches:
+        overlap = min(end, high) - max(start, low)
+        if overlap > 0:
+            fee += overlap * rate
+            line = line or stretch_line
+        elif line is None and low <= start < high:
+            line = stretch_line  # (worth 0: the stretch it stands in)
+    return fee, line or segment.stretches[-1][3]
 
 
 _RANK_SQL = f"""SELECT count(*) FROM outcomes_outcome o {_TYPE_WHERE}

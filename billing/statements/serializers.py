@@ -39,12 +39,16 @@ class BilledOutcomeSerializer(serializers.Serializer):
     value_currency = serializers.CharField()
     fee = serializers.CharField(help_text="Exact, invoice currency: what it adds to its line.")
     allowance = serializers.ChoiceField(
-        ["included", "unit", "tier", "volume", "package", "percentage"],
+        ["included", "unit", "tier", "volume", "package", "percentage", "percentage_tier"],
         help_text="How its line bills it: in the included allowance, at the unit price, in "
         "a graduated tier, at the volume tier's price, in a package (the block's price on "
-        "its first outcome), or as a percentage of its value.",
+        "its first outcome), as a percentage of its value, or in the tiers of a graduated "
+        "percentage (the rate of each tier its value covers).",
     )
-    line = serializers.IntegerField(help_text="The position of the line it is billed on.")
+    line = serializers.IntegerField(
+        help_text="The position of the line it is billed on (a graduated percentage: the "
+        "tier its value starts in; a value that crosses a bound pays each tier its part)."
+    )
     block = serializers.IntegerField(allow_null=True, help_text="A package's block, from 1.")
     fx_rate_missing = serializers.BooleanField(
         help_text="Its value is in a currency without an FX rate then: it was billed nothing."

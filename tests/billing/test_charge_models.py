@@ -283,3 +283,101 @@ def test_a_late_outcome_moves_the_free_value_and_the_next_invoice_bills_the_diff
 
     assert october.total == 0
     assert [(line.kind, line.amount) for line in november.lines.all()] == [("late_usage", 2010)]
+
+
+# --- a graduated percentage: rates by the period's cumulative value --------------------------
+
+LAGO_TIERS = [
+    {"up_to": 1000, "percentage": "1", "flat_fee": "200"},
+    {"up_to": 10000, "percentage": "2", "flat_fee": "300"},
+    {"percentage": "3", "flat_fee": "400"},
+]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_graduated_percentage_rates_the_periods_value_tier_by_tier(client_with_key):
+    """Lago's example: 1 % up to 1,000 + $200, 2 % up to 10,000 + $300, 3 % above + $400.
+    Values 500, 550, 4,000: 5,050 in the period. 1 % of 1,000 = 10 and $200; 2 % of 4,050
+    = 81 and $300: $591.00 (Lago's per transaction: 205 + 306 + 80). The statement: 500
+    pays 5.00; 550 crosses the bound, 500 at 1 % + 50 at 2 % = 6.00; 4,000 at 2 % = 80."""
+    customer = _subscribed({"tier_mode": "graduated", "tiers": LAGO_TIERS})
+    _deals(customer, ["500", "550", "4000"])
+
+    invoice = period_close(customer_id=customer.pk, period_start=OCTOBER)
+    statement = client_with_key.get(f"/v1/invoices/{invoice.pk}/statement").json()
+
+    assert [(line.kind, line.description, line.quantity, line.unit_price, line.amount)
+            for line in invoice.lines.all()] == [
+        ("outcome", "deal: 1 % of 1000 of value (up to 1000)", 1000, D("0.01"), 1000),
+        ("tier_fee", "deal: flat fee (up to 1000)", 1, 200, 20000),
+        ("outcome", "deal: 2 % of 4050 of value (up to 10000)", 4050, D("0.02"), 8100),
+        ("tier_fee", "deal: flat fee (up to 10000)", 1, 300, 30000),
+    ]  # fmt: skip
+    assert invoice.total == 59100
+    positions = {line["position"]: line["description"] for line in statement["lines"]}
+    assert [
+        (D(outcome["fee"]), outcome["allowance"], positions[outcome["line"]])
+        for outcome in statement["outcomes"]
+    ] == [
+        (5, "percentage_tier", "deal: 1 % of 1000 of value (up to 1000)"),
+        (6, "percentage_tier", "deal: 1 % of 1000 of value (up to 1000)"),
+        (80, "percentage_tier", "deal: 2 % of 4050 of value (up to 10000)"),
+    ]
+    assert statement["outcome_types"][0]["amount"] == 59100
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_value_exactly_on_a_bound_stays_in_the_lower_tier():
+    """600 + 400 = 1,000, the first tier's bound: 1 % = 10 and its $200; the second tier
+    and its $300 are not reached."""
+    customer = _subscribed({"tier_mode": "graduated", "tiers": LAGO_TIERS})
+    _deals(customer, ["600", "400"])
+
+    invoice = period_close(customer_id=customer.pk, period_start=OCTOBER)
+
+    assert [line.amount for line in invoice.lines.all()] == [1000, 20000]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_included_outcomes_and_no_value_come_before_the_tiers():
+    """5 % up to 10,000, 3 % above; the first outcome included (worth 9,000: free, not
+    counted); then 2,000 and one without a value (worth 0): 5 % of 2,000 = $100."""
+    tiers = [{"up_to": 10000, "percentage": "5"}, {"percentage": "3"}]
+    customer = _subscribed({"tier_mode": "graduated", "tiers": tiers, "included": 1})
+    _deals(customer, ["9000", "2000", None])
+
+    invoice = period_close(customer_id=customer.pk, period_start=OCTOBER)
+
+    assert [(line.kind, line.amount) for line in invoice.lines.all()] == [
+        ("included", 0),
+        ("outcome", 10000),
+    ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_sub_cent_graduated_percentage_rounds_once_per_line():
+    """2.5 % of 0.30 = 0.0075: three quarters of a cent, 1 cent (half up, once)."""
+    customer = _subscribed({"tier_mode": "graduated", "tiers": [{"percentage": "2.5"}]})
+    _deals(customer, ["0.30"])
+
+    assert period_close(customer_id=customer.pk, period_start=OCTOBER).total == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_late_value_that_crosses_a_tier_is_billed_as_late_usage():
+    """5 % up to 10,000, 3 % above. October closes at 9,000 ($450). 2,000 more succeeded
+    in October arrives late: October is now 10,000 at 5 % + 1,000 at 3 % = $530; the
+    difference, +1,000 at 5 % = $50 and 1,000 at 3 % = $30, is November's late usage."""
+    tiers = [{"up_to": 10000, "percentage": "5"}, {"percentage": "3"}]
+    customer = _subscribed({"tier_mode": "graduated", "tiers": tiers})
+    _deals(customer, ["9000"])
+    october = period_close(customer_id=customer.pk, period_start=OCTOBER)
+    _deals(customer, ["2000"], day=29)
+
+    november = period_close(customer_id=customer.pk, period_start=NOVEMBER)
+
+    assert october.total == 45000
+    assert [(line.kind, line.quantity, line.amount) for line in november.lines.all()] == [
+        ("late_usage", 1000, 5000),
+        ("late_usage", 1000, 3000),
+    ]

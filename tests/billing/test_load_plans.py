@@ -96,6 +96,20 @@ def test_changed_prices_make_a_new_version_and_keep_the_old(tmp_path):
          "plans[0].outcomes[0]: floor, cap, fixed_fee and free_value belong to a percentage"),
         (("floor: 10", "floor: 10\n        free_value: -1"), "plans[1].outcomes[0].free_value"),
         (("floor: 10", "floor: 10\n        fixed_fee: x"), "plans[1].outcomes[0].fixed_fee"),
+        (("- {unit_price: 0.59}", "- {percentage: 3}"),
+         "plans[1].outcomes[1].tiers[1].percentage: every tier has a percentage, or none"),
+        (("- {up_to: 1000, unit_price: 0.99}\n          - {unit_price: 0.59}",
+          "- {up_to: 1000, percentage: 150}\n          - {percentage: 3}"),
+         "plans[1].outcomes[1].tiers[0].percentage: must be at least 0 and at most 100"),
+        (("tier_mode: graduated\n        tiers:\n          - {up_to: 1000, unit_price: 0.99}\n"
+          "          - {unit_price: 0.59}",
+          "tier_mode: volume\n        tiers:\n          - {up_to: 1000, percentage: 5}\n"
+          "          - {percentage: 3}"),
+         "plans[1].outcomes[1].tier_mode: percentage tiers are `graduated`"),
+        (("tiers:\n          - {up_to: 1000, unit_price: 0.99}\n          - {unit_price: 0.59}",
+          "cap: 5\n        tiers:\n          - {up_to: 1000, percentage: 5}\n"
+          "          - {percentage: 3}"),
+         "plans[1].outcomes[1]: a graduated percentage has no"),
         (("code: finance", "code: support-ai"), "plans[1].code"),
         (("included: 50", "included: 50\n        unit_pric: 2"), "plans[0].outcomes[0]"),
         (("included: 50", "included: -3"), "plans[0].outcomes[0].included"),
@@ -150,6 +164,7 @@ def test_the_example_price_book_in_the_readme_loads(capsys):
         "support-ai",
         "premium-seats",
         "finance-agent",
+        "outcome-deals",
     }
 
 

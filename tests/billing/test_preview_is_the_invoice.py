@@ -143,12 +143,22 @@ prices = st.sampled_from(["0", "0.5", "0.99", "3", "10"])
 
 @st.composite
 def outcome_prices(draw) -> dict:
-    mode = draw(st.sampled_from(["unit", "graduated", "volume", "package", "percentage"]))
+    mode = draw(
+        st.sampled_from(
+            ["unit", "graduated", "volume", "package", "percentage", "graduated percentage"]
+        )
+    )
     price: dict = {"type": "resolution", "included": draw(st.integers(0, 3))}
     if mode == "unit":
         price["unit_price"] = draw(prices)
     elif mode == "package":
         price |= {"unit_price": draw(prices), "package_size": draw(st.integers(1, 4))}
+    elif mode == "graduated percentage":
+        first = {"up_to": draw(st.sampled_from([10, 100])), "percentage": draw(prices)}
+        rest = {"percentage": draw(st.sampled_from(["1", "2.5"]))}
+        if draw(st.booleans()):
+            first["flat_fee"] = draw(prices)
+        price |= {"tier_mode": "graduated", "tiers": [first, rest]}
     elif mode == "percentage":
         price["percentage"] = draw(st.sampled_from(["2.5", "10"]))
         floor, cap = draw(st.sampled_from([None, "1"])), draw(st.sampled_from([None, "5"]))

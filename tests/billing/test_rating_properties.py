@@ -79,6 +79,41 @@ def test_more_usage_never_lowers_a_flat_or_graduated_total(plan, n, extra):
     assert rate_period(plan, usage(n + extra)).total >= rate_period(plan, usage(n)).total
 
 
+values = st.decimals(min_value=0, max_value=10**7, places=2, allow_nan=False)
+
+
+@st.composite
+def graduated_percentages(draw):
+    bounds = sorted(draw(st.sets(st.integers(1, 10**6), max_size=3)))
+    rates = draw(st.lists(st.decimals(0, 100, places=3), min_size=len(bounds) + 1,
+                          max_size=len(bounds) + 1))  # fmt: skip
+    fees = draw(st.lists(st.none() | prices, min_size=len(bounds) + 1, max_size=len(bounds) + 1))
+    tiers = tuple(
+        Tier(bound, None, fee, rate)
+        for bound, rate, fee in zip([*bounds, None], rates, fees, strict=True)
+    )
+    return PlanTerms(
+        code="p",
+        version=1,
+        currency=draw(st.sampled_from(["USD", "JPY", "KWD"])),
+        outcomes=(OutcomeTerms("r", model="percentage", tier_mode="graduated", tiers=tiers),),
+    )
+
+
+@given(graduated_percentages(), values, values)
+def test_a_graduated_percentage_is_the_sum_of_its_lines_and_never_falls_with_more_value(
+    plan, value, extra
+):
+    def rated(worth: Decimal):
+        return rate_period(plan, PeriodQuantities(outcomes={"r": OutcomeQuantity(1, value=worth)}))
+
+    invoice = rated(value)
+    assert invoice.total == sum(line.amount for line in invoice.lines) >= 0
+    # The tier lines' values add up to the period's value.
+    assert sum(line.quantity for line in invoice.lines if line.kind == "outcome") == value
+    assert rated(value + extra).total >= invoice.total
+
+
 @given(plans(), quantities)
 def test_no_float_anywhere_in_a_line(plan, n):
     for line in rate_period(plan, usage(n)).lines:

@@ -136,7 +136,7 @@ def percentage_params(outcome: OutcomeTerms, currency: str) -> dict[str, object]
     """PERCENTAGE_FEE_SQL's and CONVERTED_VALUE_SQL's parameters for a percentage price."""
     return {
         "currency": currency,
-        "percentage": outcome.percentage,
+        "percentage": outcome.percentage or ZERO,  # (none: a graduated percentage's tiers)
         "fixed_fee": outcome.fixed_fee or ZERO,
         "free_value": outcome.free_value or ZERO,
         "floor": outcome.floor,
@@ -165,12 +165,14 @@ VALUE_RATES_SQL = f"""CROSS JOIN LATERAL (
 def _value_fees_sql(windows: WindowsSql) -> str:
     """The value fees of one percentage price in each window: each billable unit past the
     included ones (the first N by time of success) at its fee (PERCENTAGE_FEE_SQL, the
-    free value counted from the first of them). A value in another currency than the
+    free value counted from the first of them), and their value (what the tiers of a
+    graduated percentage rate). A value in another currency than the
     plan's is converted at the rates of the moment it succeeded, to 12 places; without a
     rate its fee is unknown: nothing is billed for it, and the currency and day are
     returned."""
     return f"""
 SELECT key, coalesce(sum({PERCENTAGE_FEE_SQL}) FILTER (WHERE NOT missing), 0),
+       coalesce(sum(converted) FILTER (WHERE NOT missing), 0),
        array_agg(DISTINCT value_currency || ' ' || day)
            FILTER (WHERE missing AND value_rate IS NULL),
        array_agg(DISTINCT %(currency)s || ' ' || day) FILTER (WHERE missing AND plan_rate IS NULL)
@@ -247,10 +249,10 @@ def outcome_quantities(
                 _VALUE_FEES_SQLS[some.sql.shared],
                 some.params | percentage_params(outcome, currency) | {"type": outcome.outcome_type},
             )
-            for key, fees, *needed in cursor.fetchall():
+            for key, fees, value, *needed in cursor.fetchall():
                 window = some.of(key)
                 count = found[window].quantities[outcome.outcome_type].succeeded
-                found[window].quantities[outcome.outcome_type] = OutcomeQuantity(count, fees)
+                found[window].quantities[outcome.outcome_type] = OutcomeQuantity(count, fees, value)
                 for text in [*(needed[0] or ()), *(needed[1] or ())]:
                     code, day = text.split(" ")
                     found[window].missing_rates.add(FxRateNeeded(code, date.fromisoformat(day)))
