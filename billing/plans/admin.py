@@ -14,6 +14,7 @@ from billing.plans.forms import (
     PriceTierFormSet,
     SubscriptionForm,
     TokenPassThroughFormSet,
+    dimension_prices_doc,
     plan_document_of,
 )
 from billing.plans.models import (
@@ -190,6 +191,8 @@ def _edited_document(version: PlanVersion, formsets: Any) -> PlanDoc:
                     tier_mode=None if data["tier_mode"] == TierMode.NONE else data["tier_mode"],
                     tiers=tiers or None,
                     package_size=data.get("package_size"),
+                    dimension=data.get("dimension") or None,
+                    prices=dimension_prices_doc(data.get("dimension_prices")),
                 )
             )
     return plan_document_of(version, outcomes=outcomes, token_pass_through=pass_throughs)

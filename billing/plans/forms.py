@@ -8,7 +8,13 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from billing.plans.models import OutcomePrice, PlanVersion, PriceModel, Subscription, TierMode
-from billing.plans.schemas import OutcomePriceDoc, PassThroughDoc, PlanDoc, TierDoc
+from billing.plans.schemas import (
+    DimensionPriceDoc,
+    OutcomePriceDoc,
+    PassThroughDoc,
+    PlanDoc,
+    TierDoc,
+)
 from billing.plans.services import (
     PriceBookError,
     outcome_price_check,
@@ -140,6 +146,8 @@ class OutcomePriceForm(forms.ModelForm):
             "included_quantity",
             "tier_mode",
             "package_size",
+            "dimension",
+            "dimension_prices",
         ]
 
     def clean(self) -> dict[str, Any]:
@@ -160,12 +168,26 @@ class OutcomePriceForm(forms.ModelForm):
             included=data.get("included_quantity") or 0,
             tier_mode=None if tier_mode in (None, TierMode.NONE) else tier_mode,
             package_size=data.get("package_size"),
+            dimension=data.get("dimension") or None,
+            prices=dimension_prices_doc(data.get("dimension_prices")),
         )
         try:
             outcome_price_check("", doc, tiers_apart=True)
         except PriceBookError as exc:
             raise _refused(exc) from exc
         return data
+
+
+def dimension_prices_doc(stored: Any) -> list[DimensionPriceDoc] | None:
+    """The admin's JSON of prices by dimension as the document has them (None: empty)."""
+    if not stored:
+        return None
+    try:
+        return msgspec.convert(stored, list[DimensionPriceDoc], strict=False)
+    except msgspec.ValidationError as exc:
+        raise ValidationError(
+            {"dimension_prices": f'A list of {{"value": …, "unit_price": …}}: {exc}'}
+        ) from exc
 
 
 class PriceTierFormSet(forms.BaseInlineFormSet):

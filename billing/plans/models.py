@@ -142,6 +142,11 @@ class OutcomePrice(models.Model):
     included_quantity = models.PositiveIntegerField(default=0)
     tier_mode = models.CharField(max_length=10, choices=TierMode.choices, default=TierMode.NONE)
     package_size = models.PositiveIntegerField(null=True, blank=True)
+    # UNIT by dimension: a property of the outcome (`channel`) and the unit price of some
+    # of its values ([{"value": "voice", "unit_price": "1.49"}, ...]); any other value, or
+    # none, pays unit_price.
+    dimension = models.CharField(max_length=100, blank=True)
+    dimension_prices = models.JSONField(default=list, blank=True)
 
     class Meta:
         db_table = "billing_outcomeprice"

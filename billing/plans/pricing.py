@@ -45,6 +45,10 @@ class OutcomeTerms:
     tier_mode: str = TierMode.NONE
     tiers: tuple[Tier, ...] = ()
     package_size: int | None = None
+    # UNIT by a property of the outcome: (value, unit price) of some values; any other
+    # value (or none) pays unit_price.
+    dimension: str = ""
+    dimension_prices: tuple[tuple[str, Decimal], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +80,9 @@ class OutcomeQuantity:
     # PERCENTAGE only: the billable units' value, in plan currency (a graduated
     # percentage's tiers rate it).
     value: Decimal = ZERO
+    # By dimension only: the billable units per value the prices name ("": any other
+    # value, or none), counted in SQL past the included ones.
+    by_value: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,6 +241,8 @@ def rate_outcomes(terms: OutcomeTerms, usage: OutcomeQuantity, currency: str) ->
         return lines
     if billable == 0:
         return lines
+    if terms.dimension:
+        return [*lines, *_by_dimension(terms, usage, currency)]
     if terms.tier_mode == TierMode.GRADUATED:
         for units, tier in graduated(billable, terms.tiers):
             upper = f"up to {tier.up_to}" if tier.up_to is not None else "and above"
@@ -298,6 +307,38 @@ def rate_outcomes(terms: OutcomeTerms, usage: OutcomeQuantity, currency: str) ->
             noun="outcome",
         ),
     ]
+
+
+def _by_dimension(terms: OutcomeTerms, usage: OutcomeQuantity, currency: str) -> list[RatedLine]:
+    """A line per distinct price: the billable outcomes of the values it prices (in the
+    order the prices are written, any other value last, "other"), at that price. Values
+    that share a price share its line, so the lines sum to what one undivided price
+    would bill."""
+    name, dimension = terms.outcome_type, terms.dimension
+    assert terms.unit_price is not None, "a price by dimension has the price of any other"
+    counts = dict(usage.by_value)
+    by_price: dict[Decimal, tuple[list[str], int]] = {}
+    for value, price in (*terms.dimension_prices, ("", terms.unit_price)):
+        values, count = by_price.get(price, ([], 0))
+        by_price[price] = ([*values, value or "other"], count + counts.get(value, 0))
+    lines = []
+    for price, (values, count) in by_price.items():
+        if not count:
+            continue
+        group = f"{dimension}: {', '.join(values)}"
+        lines.append(
+            _line(
+                LineKind.OUTCOME,
+                f"{name}: {_plural(count, 'outcome')} ({group})",
+                count,
+                price,
+                currency,
+                outcome_type=name,
+                subject=f"{name} ({group})",
+                noun="outcome",
+            )
+        )
+    return lines
 
 
 def _graduated_percentage(

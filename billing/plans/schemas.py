@@ -25,6 +25,16 @@ class TierDoc(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     percentage: Decimal | None = None
 
 
+PropertyName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.-]+$", max_length=100)]
+
+
+class DimensionPriceDoc(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """The unit price of outcomes whose dimension (a property) has this value."""
+
+    value: Annotated[str, msgspec.Meta(max_length=200)]
+    unit_price: Decimal
+
+
 class OutcomePriceDoc(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     type: OutcomeType
     unit_price: Decimal | None = None
@@ -37,6 +47,10 @@ class OutcomePriceDoc(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=
     tier_mode: Literal["graduated", "volume"] | None = None
     tiers: list[TierDoc] | None = None
     package_size: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    # A unit price by a property of the outcome: `prices` for some of its values,
+    # `unit_price` for any other value (or none).
+    dimension: PropertyName | None = None
+    prices: list[DimensionPriceDoc] | None = None
 
 
 class PassThroughDoc(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):

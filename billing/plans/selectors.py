@@ -23,6 +23,7 @@ from billing.plans.models import (
 from billing.plans.periods import subscription_period
 from billing.plans.pricing import OutcomeTerms, PlanTerms, Tier
 from billing.plans.schemas import (
+    DimensionPriceDoc,
     OutcomePriceDoc,
     PassThroughDoc,
     PlanDoc,
@@ -107,6 +108,12 @@ def plan_document(version: PlanVersion) -> PlanDoc:
                 ]
                 or None,
                 package_size=price.package_size,
+                dimension=price.dimension or None,
+                prices=[
+                    DimensionPriceDoc(value=group["value"], unit_price=Decimal(group["unit_price"]))
+                    for group in price.dimension_prices
+                ]
+                or None,
             )
             for price in version.outcome_prices.all()
         ],
@@ -165,6 +172,10 @@ def plan_terms(*, version: PlanVersion) -> PlanTerms:
                     Tier(t.up_to, t.unit_price, t.flat_fee, t.percentage) for t in price.tiers or ()
                 ),
                 package_size=price.package_size,
+                dimension=price.dimension or "",
+                dimension_prices=tuple(
+                    (group.value, group.unit_price) for group in price.prices or ()
+                ),
             )
             for price in sorted(doc.outcomes, key=lambda price: price.type)
         ),

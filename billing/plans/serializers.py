@@ -93,6 +93,11 @@ class TierDocSerializer(serializers.Serializer):
     )
 
 
+class DimensionPriceDocSerializer(serializers.Serializer):
+    value = serializers.CharField(help_text="A value of the dimension (the property, as text).")
+    unit_price = serializers.CharField()
+
+
 class OutcomePriceDocSerializer(serializers.Serializer):
     """A price per succeeded outcome of one type; the fields a price does not use are
     left out."""
@@ -112,6 +117,12 @@ class OutcomePriceDocSerializer(serializers.Serializer):
     tier_mode = serializers.ChoiceField(["graduated", "volume"], required=False)
     tiers = TierDocSerializer(many=True, required=False)
     package_size = serializers.IntegerField(required=False)
+    dimension = serializers.CharField(
+        required=False,
+        help_text="A property of the outcome the unit price depends on (`channel`): "
+        "`prices` for some of its values, `unit_price` for any other (or none).",
+    )
+    prices = DimensionPriceDocSerializer(many=True, required=False)
 
 
 class PassThroughDocSerializer(serializers.Serializer):

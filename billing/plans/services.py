@@ -86,6 +86,9 @@ def outcome_price_check(where: str, price: OutcomePriceDoc, *, tiers_apart: bool
         fixed_fee=price.fixed_fee,
         free_value=price.free_value,
     )
+    if price.dimension is not None or price.prices is not None:
+        _dimension_check(where, price)
+        return
     if price.percentage is not None:
         if price.unit_price is not None or price.tiers or price.package_size:
             raise PriceBookError(
@@ -140,6 +143,31 @@ def outcome_price_check(where: str, price: OutcomePriceDoc, *, tiers_apart: bool
         raise PriceBookError(f"{where}.tiers", f"tier_mode {price.tier_mode} needs tiers")
     if price.unit_price is None:
         raise PriceBookError(where, "needs a unit_price, tiers, or a percentage")
+
+
+def _dimension_check(where: str, price: OutcomePriceDoc) -> None:
+    """A unit price by a property of the outcome: prices for some values, and the price
+    of any other (unit_price), so that an unknown value is never free nor an error."""
+    if price.dimension is None:
+        raise PriceBookError(f"{where}.dimension", "name the property the prices are by")
+    if not price.prices:
+        raise PriceBookError(f"{where}.prices", "a dimension needs the prices of its values")
+    others = (price.percentage, price.tiers, price.tier_mode, price.package_size, price.floor,
+              price.cap, price.fixed_fee, price.free_value)  # fmt: skip
+    if any(value is not None for value in others):
+        raise PriceBookError(
+            where, "a price by dimension is a unit price: no percentage, tiers or package_size"
+        )
+    if price.unit_price is None:
+        raise PriceBookError(
+            f"{where}.unit_price", "is the price of any other value of the dimension: say it"
+        )
+    seen: set[str] = set()
+    for index, group in enumerate(price.prices):
+        if group.value in seen:
+            raise PriceBookError(f"{where}.prices[{index}].value", f"{group.value} appears twice")
+        seen.add(group.value)
+        _non_negative(f"{where}.prices[{index}]", unit_price=group.unit_price)
 
 
 def plan_check(where: str, plan: PlanDoc) -> None:
@@ -273,6 +301,11 @@ def _plan_version_create(plan: Plan, doc: PlanDoc, version: int) -> PlanVersion:
             included_quantity=price.included,
             tier_mode=price.tier_mode or TierMode.NONE,
             package_size=price.package_size,
+            dimension=price.dimension or "",
+            dimension_prices=[
+                {"value": group.value, "unit_price": str(group.unit_price)}
+                for group in price.prices or []
+            ],
         )
         PriceTier.objects.bulk_create(
             PriceTier(

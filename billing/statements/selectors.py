@@ -63,6 +63,9 @@ class Segment:
     # A graduated percentage: each tier line's stretch of the period's value, [from, to),
     # and its rate: an outcome pays the rate of each stretch its value covers.
     stretches: tuple[tuple[Decimal, Decimal, Decimal, InvoiceLine], ...] = ()
+    # A price by dimension: the price and line of each value the prices name ("": any
+    # other value, or none).
+    by_value: dict[str, tuple[Decimal, InvoiceLine]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +134,24 @@ def _segments(lines: list[InvoiceLine], terms: OutcomeTerms | None) -> list[Segm
             segments.append(
                 Segment(None, stretches[0][3], "percentage_tier", stretches=tuple(stretches))
             )
+        return segments
+    if terms is not None and terms.dimension:
+        # A line per distinct price: each outcome pays its value's price, on its line.
+        priced = [line for line in lines if line.kind != LineKind.INCLUDED]
+        segments = [
+            Segment(int(line.quantity), line, "included")
+            for line in lines
+            if line.kind == LineKind.INCLUDED
+        ]
+        assert terms.unit_price is not None, "a price by dimension has the price of any other"
+        by_value = {
+            value: (price, line)
+            for value, price in (*terms.dimension_prices, ("", terms.unit_price))
+            for line in priced
+            if line.unit_price == price
+        }
+        if priced:
+            segments.append(Segment(None, priced[0], "dimension", by_value=by_value))
         return segments
     for line in lines:
         if line.kind == LineKind.INCLUDED:
@@ -228,7 +249,10 @@ def _page_sql(*, percentage: bool, free_value: bool = False) -> str:
     its value waits for an FX rate (then it was billed nothing). With a free value, each
     fee depends on the value of the billable outcomes before it: summed over the whole
     type, then paged."""
-    columns = "o.id, o.external_id, o.type, o.succeeded_at, o.value, o.value_currency, o.status"
+    columns = (
+        "o.id, o.external_id, o.type, o.succeeded_at, o.value, o.value_currency, o.status, "
+        "o.properties"
+    )
     fee = PERCENTAGE_FEE_SQL if percentage else "NULL::numeric"
     if not percentage:
         units = f"""SELECT {columns}, NULL::numeric AS converted, false AS missing,
@@ -261,7 +285,7 @@ def _page_sql(*, percentage: bool, free_value: bool = False) -> str:
     WHERE (o.succeeded_at, o.id) > (%(after_at)s, %(after_id)s)"""  # noqa: S608 -- constants
     return f"""
 SELECT external_id, type, succeeded_at, value, value_currency, status, {fee}, missing,
-       converted, before,
+       converted, before, properties ->> %(dimension)s,
        coalesce((SELECT d.status FROM outcomes_dispute d WHERE d.outcome_id = o.id
                  ORDER BY d.created_at DESC, d.id DESC LIMIT 1), ''),
        id
@@ -326,6 +350,7 @@ class _Row:
     missing: bool
     converted: Decimal | None  # its value in the invoice's currency (a percentage's)
     before: Decimal  # the value of the billable outcomes before it (free value, tiers)
+    dimension_value: str | None  # its property a price by dimension is by
     dispute: str
 
 
@@ -339,6 +364,7 @@ def _type_outcomes(
     params = _snapshot_params(invoice) | {
         "type": outcome_type,
         "currency": invoice.currency,
+        "dimension": terms.dimension if terms is not None else "",
         **(percentage_params(terms, invoice.currency) if percentage and terms else {}),
         "after_at": invoice.period_start - timedelta(seconds=1),
         "after_id": 0,
@@ -378,6 +404,9 @@ def _billed(row: _Row, segments: list[Segment]) -> BilledOutcome:
             fee = ZERO if row.missing or row.value_fee is None else row.value_fee
         elif segment.allowance == "percentage_tier":
             fee, line = _tiered_fee(row, segment)
+        elif segment.allowance == "dimension":
+            value = row.dimension_value if row.dimension_value in segment.by_value else ""
+            fee, line = segment.by_value[value or ""]
         elif segment.allowance == "package":
             assert segment.package_size is not None
             block = index // segment.package_size + 1

@@ -39,11 +39,21 @@ class BilledOutcomeSerializer(serializers.Serializer):
     value_currency = serializers.CharField()
     fee = serializers.CharField(help_text="Exact, invoice currency: what it adds to its line.")
     allowance = serializers.ChoiceField(
-        ["included", "unit", "tier", "volume", "package", "percentage", "percentage_tier"],
+        [
+            "included",
+            "unit",
+            "tier",
+            "volume",
+            "package",
+            "percentage",
+            "percentage_tier",
+            "dimension",
+        ],
         help_text="How its line bills it: in the included allowance, at the unit price, in "
         "a graduated tier, at the volume tier's price, in a package (the block's price on "
-        "its first outcome), as a percentage of its value, or in the tiers of a graduated "
-        "percentage (the rate of each tier its value covers).",
+        "its first outcome), as a percentage of its value, in the tiers of a graduated "
+        "percentage (the rate of each tier its value covers), or at the price of its "
+        "dimension's value (a price by dimension).",
     )
     line = serializers.IntegerField(
         help_text="The position of the line it is billed on (a graduated percentage: the "

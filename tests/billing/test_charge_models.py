@@ -381,3 +381,103 @@ def test_late_value_that_crosses_a_tier_is_billed_as_late_usage():
         ("late_usage", 1000, 5000),
         ("late_usage", 1000, 3000),
     ]
+
+
+# --- prices by dimension: an outcome's price by one of its properties ----------------------
+
+
+def _by_channel(customer: Customer, channels: list[str | None], *, day: int = 1) -> None:
+    """Successes in this order of time, an hour apart, over these channels."""
+    start = Outcome.objects.filter(customer=customer).count()
+    for n, channel in enumerate(channels, start=start):
+        at = OCTOBER + timedelta(days=day, hours=n)
+        Outcome.objects.create(
+            external_id=f"c-{n:03}", customer=customer, type="deal", status="succeeded",
+            occurred_at=at, succeeded_at=at, succeeded_recorded_at=timezone.now(),
+            properties={} if channel is None else {"channel": channel},
+        )  # fmt: skip
+
+
+CHANNELS = {
+    "dimension": "channel",
+    "unit_price": "0.99",
+    "prices": [
+        {"value": "chat", "unit_price": "0.99"},
+        {"value": "email", "unit_price": "0.79"},
+        {"value": "voice", "unit_price": "1.49"},
+    ],
+}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_outcomes_price_follows_its_channel_with_a_line_per_price(client_with_key):
+    """Chat $0.99, email $0.79, voice $1.49, anything else $0.99. Two included first
+    (a voice and a chat: free whatever their channel); then chat, email, email, voice,
+    fax (unknown: the price of any other, never $0) and one without a channel. Lines, one
+    per price: chat and other 3 x 0.99 = 2.97; email 2 x 0.79 = 1.58; voice 1 x 1.49."""
+    customer = _subscribed({**CHANNELS, "included": 2})
+    _by_channel(customer, ["voice", "chat", "chat", "email", "email", "voice", "fax", None])
+
+    invoice = period_close(customer_id=customer.pk, period_start=OCTOBER)
+    statement = client_with_key.get(f"/v1/invoices/{invoice.pk}/statement").json()
+
+    assert [(line.description, line.quantity, line.unit_price, line.amount)
+            for line in invoice.lines.all()] == [
+        ("deal: 2 outcomes included", 2, 0, 0),
+        ("deal: 3 outcomes (channel: chat, other)", 3, D("0.99"), 297),
+        ("deal: 2 outcomes (channel: email)", 2, D("0.79"), 158),
+        ("deal: 1 outcome (channel: voice)", 1, D("1.49"), 149),
+    ]  # fmt: skip
+    assert [(o["allowance"], o["fee"]) for o in statement["outcomes"]] == [
+        ("included", "0"), ("included", "0"), ("dimension", "0.99"), ("dimension", "0.79"),
+        ("dimension", "0.79"), ("dimension", "1.49"), ("dimension", "0.99"),
+        ("dimension", "0.99"),
+    ]  # fmt: skip
+    by_line: dict[int, D] = {}
+    for outcome in statement["outcomes"]:
+        by_line[outcome["line"]] = by_line.get(outcome["line"], D(0)) + D(outcome["fee"])
+    for line in statement["lines"]:
+        assert to_minor_units(by_line.get(line["position"], D(0)), "USD") == line["amount"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_late_outcome_of_a_channel_is_late_usage_at_its_channels_price():
+    customer = _subscribed(CHANNELS)
+    _by_channel(customer, ["email"])
+    period_close(customer_id=customer.pk, period_start=OCTOBER)
+    _by_channel(customer, ["voice"], day=29)
+
+    november = period_close(customer_id=customer.pk, period_start=NOVEMBER)
+
+    assert [(line.description, line.amount) for line in november.lines.all()] == [
+        ("late usage from 2026-10-01 – 2026-11-01: deal (channel: voice): +1 outcome", 149)
+    ]
+
+
+def test_a_split_by_dimension_sums_to_the_undivided_price_when_every_value_shares_it():
+    """Every value at $0.005: one line, 3 x 0.005 = 0.015 -> 2 cents, as the undivided
+    price bills (three lines of a half cent each would bill 3 cents)."""
+    shared = OutcomeTerms(
+        "deal", unit_price=D("0.005"), dimension="channel",
+        dimension_prices=(("chat", D("0.005")), ("email", D("0.0050"))),
+    )  # fmt: skip
+    usage = PeriodQuantities(
+        outcomes={"deal": OutcomeQuantity(3, by_value=(("", 1), ("chat", 1), ("email", 1)))}
+    )
+
+    split = rate_period(plan(shared), usage)
+
+    assert split.total == rate_period(plan(OutcomeTerms("deal", unit_price=D("0.005"))),
+                                      succeeded(deal=3)).total == 2  # fmt: skip
+    assert [line.description for line in split.lines] == [
+        "deal: 3 outcomes (channel: chat, email, other)"
+    ]
+
+
+@pytest.mark.django_db
+def test_a_price_by_dimension_shows_in_the_plans_endpoint_as_written(client_with_key):
+    plan_load("channels", outcomes=[{"type": "deal", **CHANNELS}])
+
+    [deal] = client_with_key.get("/v1/plans/channels").json()["outcomes"]
+
+    assert deal == {"type": "deal", **CHANNELS}

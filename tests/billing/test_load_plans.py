@@ -110,6 +110,20 @@ def test_changed_prices_make_a_new_version_and_keep_the_old(tmp_path):
           "cap: 5\n        tiers:\n          - {up_to: 1000, percentage: 5}\n"
           "          - {percentage: 3}"),
          "plans[1].outcomes[1]: a graduated percentage has no"),
+        (("included: 50", "included: 50\n        dimension: channel"),
+         "plans[0].outcomes[0].prices: a dimension needs the prices of its values"),
+        (("unit_price: 0.99\n        included: 50",
+          "dimension: channel\n        prices: [{value: chat, unit_price: 1}]\n"
+          "        included: 50"),
+         "plans[0].outcomes[0].unit_price: is the price of any other value"),
+        (("included: 50", "included: 50\n        prices: [{value: chat, unit_price: 1}]"),
+         "plans[0].outcomes[0].dimension: name the property"),
+        (("included: 50", "included: 50\n        dimension: channel\n        prices: "
+          "[{value: chat, unit_price: 1}, {value: chat, unit_price: 2}]"),
+         "plans[0].outcomes[0].prices[1].value: chat appears twice"),
+        (("percentage: 5", "percentage: 5\n        dimension: channel\n        prices: "
+          "[{value: chat, unit_price: 1}]"),
+         "plans[1].outcomes[0]: a price by dimension is a unit price"),
         (("code: finance", "code: support-ai"), "plans[1].code"),
         (("included: 50", "included: 50\n        unit_pric: 2"), "plans[0].outcomes[0]"),
         (("included: 50", "included: -3"), "plans[0].outcomes[0].included"),

@@ -76,11 +76,14 @@ def invoice_lines(invoice: Invoice) -> list[tuple]:
     ]
 
 
-def success(customer, at: datetime, value: str | None = None) -> Outcome:
+def success(
+    customer, at: datetime, value: str | None = None, channel: str | None = None
+) -> Outcome:
     return Outcome.objects.create(
         external_id=f"o-{next(_ids)}", customer=customer, type="resolution", status="succeeded",
         occurred_at=at, succeeded_at=at, succeeded_recorded_at=timezone.now(),
         value=value, value_currency="USD" if value is not None else "",
+        properties={} if channel is None else {"channel": channel},
     )  # fmt: skip
 
 
@@ -145,7 +148,15 @@ prices = st.sampled_from(["0", "0.5", "0.99", "3", "10"])
 def outcome_prices(draw) -> dict:
     mode = draw(
         st.sampled_from(
-            ["unit", "graduated", "volume", "package", "percentage", "graduated percentage"]
+            [
+                "unit",
+                "graduated",
+                "volume",
+                "package",
+                "percentage",
+                "graduated percentage",
+                "dimension",
+            ]
         )
     )
     price: dict = {"type": "resolution", "included": draw(st.integers(0, 3))}
@@ -153,6 +164,13 @@ def outcome_prices(draw) -> dict:
         price["unit_price"] = draw(prices)
     elif mode == "package":
         price |= {"unit_price": draw(prices), "package_size": draw(st.integers(1, 4))}
+    elif mode == "dimension":
+        price |= {
+            "unit_price": draw(prices),
+            "dimension": "channel",
+            "prices": [{"value": "chat", "unit_price": draw(prices)},
+                       {"value": "email", "unit_price": draw(prices)}],
+        }  # fmt: skip
     elif mode == "graduated percentage":
         first = {"up_to": draw(st.sampled_from([10, 100])), "percentage": draw(prices)}
         rest = {"percentage": draw(st.sampled_from(["1", "2.5"]))}
@@ -232,7 +250,9 @@ def test_the_preview_just_before_a_close_is_the_invoice_it_makes(client_with_key
         kind, day, *rest = facts[index]
         at = OCTOBER + timedelta(days=day, hours=12)
         if kind == "success":
-            outcomes.append(success(customer, at, rest[0]))
+            # Channels in turn: priced ones, an unknown one, none.
+            channel = ["chat", "email", "fax", None][index % 4]
+            outcomes.append(success(customer, at, rest[0], channel))
         else:
             cost, user = rest
             call(customer, at, cost, user="" if user is None else f"u{user}",

@@ -114,6 +114,34 @@ def test_a_graduated_percentage_is_the_sum_of_its_lines_and_never_falls_with_mor
     assert rated(value + extra).total >= invoice.total
 
 
+@given(
+    prices,
+    st.lists(st.tuples(st.sampled_from(["", "chat", "email", "voice"]), st.integers(0, 10**5))),
+    st.sampled_from(["USD", "JPY", "KWD"]),
+)
+def test_a_split_by_dimension_sums_to_the_undivided_price_when_every_value_shares_it(
+    price, split, currency
+):
+    counts: dict[str, int] = {}
+    for value, count in split:
+        counts[value] = counts.get(value, 0) + count
+    by_channel = OutcomeTerms(
+        "r", unit_price=price, dimension="channel",
+        dimension_prices=(("chat", price), ("email", price), ("voice", price)),
+    )  # fmt: skip
+    total = sum(counts.values())
+    split_usage = PeriodQuantities(
+        outcomes={"r": OutcomeQuantity(total, by_value=tuple(sorted(counts.items())))}
+    )
+
+    undivided = rate_period(
+        PlanTerms("p", 1, currency, outcomes=(OutcomeTerms("r", unit_price=price),)), usage(total)
+    )
+    divided = rate_period(PlanTerms("p", 1, currency, outcomes=(by_channel,)), split_usage)
+
+    assert divided.total == undivided.total
+
+
 @given(plans(), quantities)
 def test_no_float_anywhere_in_a_line(plan, n):
     for line in rate_period(plan, usage(n)).lines:

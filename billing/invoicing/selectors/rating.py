@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -200,6 +200,33 @@ GROUP BY key
 _VALUE_FEES_SQLS = {shared: _value_fees_sql(windows) for shared, windows in WINDOWS.items()}
 
 
+# The value of an outcome's dimension: its property as text (a number 2 is "2"); NULL
+# when it has none.
+DIMENSION_VALUE_SQL = "o.properties ->> %(dimension)s"
+
+
+def _dimension_counts_sql(windows: WindowsSql) -> str:
+    """The billable units of one price by dimension in each window (past the included
+    ones, the first N by time of success), per value the prices name; any other value,
+    or none, is "" (it pays the price of any other)."""
+    return f"""
+SELECT key, CASE WHEN value = ANY(%(values)s) THEN value ELSE '' END, count(*)
+FROM (
+    SELECT {windows.key("o")} AS key, {DIMENSION_VALUE_SQL} AS value,
+           row_number() OVER (PARTITION BY {windows.key("o")} ORDER BY o.succeeded_at, o.id)
+               AS position
+    {_window_outcomes(windows)} AND o.type = %(type)s
+) AS units
+WHERE position > %(included)s
+GROUP BY 1, 2
+"""  # noqa: S608 -- built from constants
+
+
+_DIMENSION_COUNTS_SQLS = {
+    shared: _dimension_counts_sql(windows) for shared, windows in WINDOWS.items()
+}
+
+
 @dataclass(slots=True)
 class WindowOutcomes:
     """The succeeded outcomes of one window per type, and the FX rates their fees need
@@ -232,17 +259,40 @@ def outcome_quantities(
             for key, outcome_type, count in cursor.fetchall():
                 found[listed.of(key)].quantities[outcome_type] = OutcomeQuantity(count)
     with reading().cursor() as cursor:
-        # Windows sharing one percentage price (and currency) get one query.
+        # Windows sharing one percentage price (and currency), or one price by dimension,
+        # get one query.
         shared: dict[tuple[str, OutcomeTerms], list[Window]] = defaultdict(list)
+        by_dimension: dict[OutcomeTerms, list[Window]] = defaultdict(list)
         for window in listed.windows:
             plan = terms[window]
             for outcome in plan.outcomes:
                 count = found[window].quantities.get(outcome.outcome_type, OutcomeQuantity(0))
-                if (
-                    outcome.model == PriceModel.PERCENTAGE
-                    and count.succeeded > outcome.included_quantity
-                ):
+                if count.succeeded <= outcome.included_quantity:
+                    continue
+                if outcome.model == PriceModel.PERCENTAGE:
                     shared[(plan.currency, outcome)].append(window)
+                elif outcome.dimension:
+                    by_dimension[outcome].append(window)
+        for outcome, members in by_dimension.items():
+            some = window_set(members)
+            cursor.execute(
+                _DIMENSION_COUNTS_SQLS[some.sql.shared],
+                some.params
+                | {
+                    "type": outcome.outcome_type,
+                    "dimension": outcome.dimension,
+                    "values": [value for value, _ in outcome.dimension_prices],
+                    "included": outcome.included_quantity,
+                },
+            )
+            groups: dict[Window, dict[str, int]] = defaultdict(dict)
+            for key, value, count in cursor.fetchall():
+                groups[some.of(key)][value] = count
+            for window, counts in groups.items():
+                quantities = found[window].quantities
+                quantities[outcome.outcome_type] = replace(
+                    quantities[outcome.outcome_type], by_value=tuple(sorted(counts.items()))
+                )
         for (currency, outcome), members in shared.items():
             some = window_set(members)
             cursor.execute(
