@@ -186,15 +186,25 @@ def _subscribed(price: dict, code: str = "deals") -> Customer:
     return customer
 
 
-def _deals(customer: Customer, values: list[str | None], *, day: int = 1) -> None:
-    """Successes in this order of time, an hour apart, worth `values` USD."""
+def _deals(
+    customer: Customer,
+    values: list[str | None],
+    *,
+    day: int = 1,
+    channels: list[str | None] | None = None,
+) -> None:
+    """Successes in this order of time, an hour apart, worth `values` USD, over
+    `channels` (the `channel` property; none by default)."""
     start = Outcome.objects.filter(customer=customer).count()
-    for n, value in enumerate(values, start=start):
+    for n, (value, channel) in enumerate(
+        zip(values, channels or [None] * len(values), strict=True), start=start
+    ):
         at = OCTOBER + timedelta(days=day, hours=n)
         Outcome.objects.create(
             external_id=f"d-{n:03}", customer=customer, type="deal", status="succeeded",
             occurred_at=at, succeeded_at=at, succeeded_recorded_at=timezone.now(), value=value,
             value_currency="USD" if value is not None else "",
+            properties={} if channel is None else {"channel": channel},
         )  # fmt: skip
 
 
@@ -387,15 +397,7 @@ def test_late_value_that_crosses_a_tier_is_billed_as_late_usage():
 
 
 def _by_channel(customer: Customer, channels: list[str | None], *, day: int = 1) -> None:
-    """Successes in this order of time, an hour apart, over these channels."""
-    start = Outcome.objects.filter(customer=customer).count()
-    for n, channel in enumerate(channels, start=start):
-        at = OCTOBER + timedelta(days=day, hours=n)
-        Outcome.objects.create(
-            external_id=f"c-{n:03}", customer=customer, type="deal", status="succeeded",
-            occurred_at=at, succeeded_at=at, succeeded_recorded_at=timezone.now(),
-            properties={} if channel is None else {"channel": channel},
-        )  # fmt: skip
+    _deals(customer, [None] * len(channels), day=day, channels=channels)
 
 
 CHANNELS = {
