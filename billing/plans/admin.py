@@ -15,6 +15,7 @@ from billing.plans.forms import (
     SubscriptionForm,
     TokenPassThroughFormSet,
     dimension_prices_doc,
+    pass_through_doc,
     plan_document_of,
 )
 from billing.plans.models import (
@@ -27,7 +28,7 @@ from billing.plans.models import (
     TierMode,
     TokenPassThrough,
 )
-from billing.plans.schemas import OutcomePriceDoc, PassThroughDoc, PlanDoc, TierDoc
+from billing.plans.schemas import OutcomePriceDoc, PlanDoc, TierDoc
 from billing.plans.services import PriceBookError, plan_version_billed, plan_version_revise
 
 
@@ -166,7 +167,7 @@ def _edited_document(version: PlanVersion, formsets: Any) -> PlanDoc:
             if not data or data.get("DELETE"):
                 continue
             if isinstance(form.instance, TokenPassThrough):
-                pass_throughs.append(PassThroughDoc(markup=data["markup"], feature=data["feature"]))
+                pass_throughs.append(pass_through_doc(data))
                 continue
             tiers = [
                 TierDoc(

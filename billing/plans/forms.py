@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 
 from billing.plans.models import OutcomePrice, PlanVersion, PriceModel, Subscription, TierMode
 from billing.plans.schemas import (
+    DimensionMarkupDoc,
     DimensionPriceDoc,
     OutcomePriceDoc,
     PassThroughDoc,
@@ -108,6 +109,24 @@ class PlanVersionForm(forms.ModelForm):
         return data
 
 
+def pass_through_doc(data: dict[str, Any]) -> PassThroughDoc:
+    """A pass-through row of the admin as the document has it."""
+    try:
+        markups = msgspec.convert(
+            data.get("dimension_markups") or [], list[DimensionMarkupDoc], strict=False
+        )
+    except msgspec.ValidationError as exc:
+        raise ValidationError(
+            {"dimension_markups": f'A list of {{"value": …, "markup": …}}: {exc}'}
+        ) from exc
+    return PassThroughDoc(
+        markup=data["markup"],
+        feature=data.get("feature") or "",
+        dimension=data.get("dimension") or None,
+        markups=markups or None,
+    )
+
+
 class TokenPassThroughFormSet(forms.BaseInlineFormSet):
     """The pass-through of a version, checked with its (edited) currency and included
     features as the loader checks them: USD plans only, a feature once, not included."""
@@ -118,9 +137,7 @@ class TokenPassThroughFormSet(forms.BaseInlineFormSet):
         if any(self.errors) or version is None or version.plan_id is None:
             return
         rows = [
-            PassThroughDoc(
-                markup=form.cleaned_data["markup"], feature=form.cleaned_data.get("feature") or ""
-            )
+            pass_through_doc(form.cleaned_data)
             for form in self.forms
             if form.cleaned_data and not form.cleaned_data.get("DELETE")
         ]

@@ -192,6 +192,14 @@ class TokenPassThrough(models.Model):
     )
     feature = models.CharField(max_length=100, blank=True)
     markup = models.DecimalField(max_digits=9, decimal_places=6, default=0)
+    # By a property of the call (its tier, provider or model): the markup of some of its
+    # values ([{"value": "premium", "markup": "0.5"}, ...]); any other value pays `markup`.
+    dimension = models.CharField(
+        max_length=16,
+        blank=True,
+        choices=[("tier", "tier"), ("provider", "provider"), ("model", "model")],
+    )
+    dimension_markups = models.JSONField(default=list, blank=True)
 
     class Meta:
         db_table = "billing_tokenpassthrough"

@@ -64,6 +64,11 @@ class PlanTerms:
     outcomes: tuple[OutcomeTerms, ...] = ()
     # feature -> markup (0.2 = +20 %); "" is every feature not named.
     pass_through: dict[str, Decimal] = field(default_factory=dict)
+    # feature -> (a property of the call: tier, provider or model; the markup of some of
+    # its values): what differs from the feature's markup above, by the call's value.
+    pass_through_by: dict[str, tuple[str, tuple[tuple[str, Decimal], ...]]] = field(
+        default_factory=dict
+    )
     # Features given away (not billed): the margin report spreads no fee over them.
     included_features: tuple[str, ...] = ()
 
@@ -91,6 +96,8 @@ class PeriodQuantities:
     seats: int = 0
     # USD inference cost per feature ("" for calls without one), priced calls only.
     cost_by_feature: dict[str, Decimal] = field(default_factory=dict)
+    # The same per (feature, tier, provider, model): for markups by a property of the call.
+    cost_by_call: dict[tuple[str, str, str, str], Decimal] = field(default_factory=dict)
     # Fixed seats changed within the period: seats × days, and the period's days.
     seat_days: int | None = None
     period_days: int = 0
@@ -384,27 +391,58 @@ def _tier_fee(name: str, which: str, tier: Tier, currency: str) -> list[RatedLin
     ]
 
 
+_CALL_DIMENSIONS = {"tier": 1, "provider": 2, "model": 3}  # in cost_by_call's keys
+
+
 def rate_pass_through(
-    pass_through: dict[str, Decimal], cost_by_feature: dict[str, Decimal], currency: str
+    plan: PlanTerms,
+    cost_by_feature: dict[str, Decimal],
+    currency: str,
+    cost_by_call: dict[tuple[str, str, str, str], Decimal] | None = None,
 ) -> list[RatedLine]:
-    """Inference cost at cost × (1 + markup): the quantity is the cost itself."""
+    """Inference cost at cost × (1 + markup): the quantity is the cost itself. A markup by
+    a property of the call splits its feature's cost by the call's value: a line per
+    distinct markup, naming its values (values that share a markup share a line)."""
     lines = []
     for feature, cost in sorted(cost_by_feature.items()):
-        markup = pass_through.get(feature, pass_through.get(""))
+        entry = feature if feature in plan.pass_through else ""
+        markup = plan.pass_through.get(entry)
         if markup is None or not cost:
             continue
         label = feature or "calls without a feature"
-        lines.append(
-            _line(
-                LineKind.PASS_THROUGH,
-                f"AI usage at cost + {_number(markup * 100)} % ({label})",
-                cost,
-                1 + markup,
-                currency,
-                feature=feature,
-            )
-        )
+        if entry not in plan.pass_through_by:
+            lines.append(_pass_through_line(label, feature, cost, markup, currency))
+            continue
+        dimension, markups = plan.pass_through_by[entry]
+        assert cost_by_call, "a markup by a property of the call is rated on detailed usage"
+        of_value = dict(markups)
+        split: dict[Decimal, tuple[list[str], Decimal]] = {}
+        for value, value_markup in (*markups, ("", markup)):
+            split.setdefault(value_markup, ([], ZERO))[0].append(value or "other")
+        for key, part in cost_by_call.items():
+            if key[0] != feature or not part:
+                continue
+            value = key[_CALL_DIMENSIONS[dimension]]
+            values, total = split[of_value.get(value, markup)]
+            split[of_value.get(value, markup)] = (values, total + part)
+        for value_markup, (values, part) in split.items():
+            if part:
+                group = f"{label}; {dimension}: {', '.join(values)}"
+                lines.append(_pass_through_line(group, feature, part, value_markup, currency))
     return lines
+
+
+def _pass_through_line(
+    label: str, feature: str, cost: Decimal, markup: Decimal, currency: str
+) -> RatedLine:
+    return _line(
+        LineKind.PASS_THROUGH,
+        f"AI usage at cost + {_number(markup * 100)} % ({label})",
+        cost,
+        1 + markup,
+        currency,
+        feature=feature,
+    )
 
 
 def rate_period(plan: PlanTerms, usage: PeriodQuantities) -> RatedInvoice:
@@ -445,7 +483,9 @@ def rate_period(plan: PlanTerms, usage: PeriodQuantities) -> RatedInvoice:
                 noun=kind,
             )
         )
-    lines.extend(rate_pass_through(plan.pass_through, usage.cost_by_feature, currency))
+    lines.extend(
+        rate_pass_through(plan, usage.cost_by_feature, currency, cost_by_call=usage.cost_by_call)
+    )
     if plan.minimum_spend is not None:
         minimum = to_minor_units(plan.minimum_spend, currency)
         subtotal = sum(line.amount for line in lines)

@@ -53,9 +53,20 @@ class OutcomePriceDoc(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=
     prices: list[DimensionPriceDoc] | None = None
 
 
+class DimensionMarkupDoc(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """The markup of calls whose dimension (a property of the call) has this value."""
+
+    value: Annotated[str, msgspec.Meta(max_length=200)]
+    markup: Decimal
+
+
 class PassThroughDoc(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     markup: Decimal
     feature: str = ""
+    # A markup by a property of the call: `markups` for some of its values, `markup` for
+    # any other.
+    dimension: Literal["tier", "provider", "model"] | None = None
+    markups: list[DimensionMarkupDoc] | None = None
 
 
 class RecurringCreditDoc(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):

@@ -23,6 +23,7 @@ from billing.plans.models import (
 from billing.plans.periods import subscription_period
 from billing.plans.pricing import OutcomeTerms, PlanTerms, Tier
 from billing.plans.schemas import (
+    DimensionMarkupDoc,
     DimensionPriceDoc,
     OutcomePriceDoc,
     PassThroughDoc,
@@ -118,7 +119,17 @@ def plan_document(version: PlanVersion) -> PlanDoc:
             for price in version.outcome_prices.all()
         ],
         token_pass_through=[
-            PassThroughDoc(markup=p.markup, feature=p.feature) for p in version.pass_throughs.all()
+            PassThroughDoc(
+                markup=p.markup,
+                feature=p.feature,
+                dimension=p.dimension or None,  # type: ignore[arg-type]
+                markups=[
+                    DimensionMarkupDoc(value=group["value"], markup=Decimal(group["markup"]))
+                    for group in p.dimension_markups
+                ]
+                or None,
+            )
+            for p in version.pass_throughs.all()
         ],
         included_features=list(version.included_features),
         premium_target_margin_percent=version.premium_target_margin_percent,
@@ -180,6 +191,11 @@ def plan_terms(*, version: PlanVersion) -> PlanTerms:
             for price in sorted(doc.outcomes, key=lambda price: price.type)
         ),
         pass_through={p.feature: p.markup for p in doc.token_pass_through},
+        pass_through_by={
+            p.feature: (p.dimension, tuple((group.value, group.markup) for group in p.markups))
+            for p in doc.token_pass_through
+            if p.dimension is not None and p.markups
+        },
         included_features=tuple(sorted(doc.included_features)),
     )
 

@@ -125,9 +125,20 @@ class OutcomePriceDocSerializer(serializers.Serializer):
     prices = DimensionPriceDocSerializer(many=True, required=False)
 
 
-class PassThroughDocSerializer(serializers.Serializer):
+class DimensionMarkupDocSerializer(serializers.Serializer):
+    value = serializers.CharField(help_text="A value of the call's dimension.")
     markup = serializers.CharField()
+
+
+class PassThroughDocSerializer(serializers.Serializer):
+    markup = serializers.CharField(help_text="With a dimension: the markup of any other value.")
     feature = serializers.CharField(required=False, help_text="Absent: every other feature.")
+    dimension = serializers.ChoiceField(
+        ["tier", "provider", "model"],
+        required=False,
+        help_text="A property of the call the markup depends on; `markups` for some values.",
+    )
+    markups = DimensionMarkupDocSerializer(many=True, required=False)
 
 
 class RecurringCreditDocSerializer(serializers.Serializer):

@@ -198,7 +198,20 @@ def _check_plan(where: str, plan: PlanDoc) -> None:
     if len(features) != len(set(features)):
         raise PriceBookError(f"{where}.token_pass_through", "a feature appears twice")
     for index, pass_through in enumerate(plan.token_pass_through):
-        _non_negative(f"{where}.token_pass_through[{index}]", markup=pass_through.markup)
+        here = f"{where}.token_pass_through[{index}]"
+        _non_negative(here, markup=pass_through.markup)
+        if (pass_through.dimension is None) != (not pass_through.markups):
+            raise PriceBookError(
+                here, "a dimension and its markups go together (markup: any other value)"
+            )
+        values: set[str] = set()
+        for position, group in enumerate(pass_through.markups or []):
+            if group.value in values:
+                raise PriceBookError(
+                    f"{here}.markups[{position}].value", f"{group.value} appears twice"
+                )
+            values.add(group.value)
+            _non_negative(f"{here}.markups[{position}]", markup=group.markup)
     if not (0 <= plan.premium_target_margin_percent < 100):
         raise PriceBookError(
             f"{where}.premium_target_margin_percent", "must be at least 0 and below 100"
@@ -318,7 +331,15 @@ def _plan_version_create(plan: Plan, doc: PlanDoc, version: int) -> PlanVersion:
             for t in price.tiers or []
         )
     TokenPassThrough.objects.bulk_create(
-        TokenPassThrough(plan_version=created, feature=p.feature, markup=p.markup)
+        TokenPassThrough(
+            plan_version=created,
+            feature=p.feature,
+            markup=p.markup,
+            dimension=p.dimension or "",
+            dimension_markups=[
+                {"value": group.value, "markup": str(group.markup)} for group in p.markups or []
+            ],
+        )
         for p in doc.token_pass_through
     )
     return created

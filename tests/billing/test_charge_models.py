@@ -21,7 +21,7 @@ from billing.plans.pricing import (
     rate_changes,
     rate_period,
 )
-from metering.models import Customer
+from metering.models import Customer, UsageEvent
 from outcomes.models import Outcome
 from tests.billing.factories import plan_load
 from tests.metering.factories import customer_create
@@ -483,3 +483,93 @@ def test_a_price_by_dimension_shows_in_the_plans_endpoint_as_written(client_with
     [deal] = client_with_key.get("/v1/plans/channels").json()["outcomes"]
 
     assert deal == {"type": "deal", **CHANNELS}
+
+
+# --- pass-through by a property of the call ---------------------------------------------------
+
+
+def test_a_markup_by_the_calls_tier_splits_each_features_cost_by_its_value():
+    """20 % on any call, 50 % on premium-tier calls. `reply` cost $4 on premium calls and
+    $6 on others; calls without a feature $2: 4 x 1.5 = 6.00; 6 x 1.2 = 7.20; 2 x 1.2 =
+    2.40. A line per markup, naming the values it covers."""
+    terms = plan(
+        pass_through={"": D("0.2")},
+        pass_through_by={"": ("tier", (("premium", D("0.5")),))},
+    )
+    usage = PeriodQuantities(
+        cost_by_feature={"reply": D(10), "": D(2)},
+        cost_by_call={
+            ("reply", "premium", "openai", "gpt-4o"): D(4),
+            ("reply", "", "openai", "gpt-4o-mini"): D(6),
+            ("", "", "meta", "llama"): D(2),
+        },
+    )
+
+    assert lines(rate_period(terms, usage)) == [
+        ("pass_through", "AI usage at cost + 20 % (calls without a feature; tier: other)",
+         D(2), D("1.2"), 240),
+        ("pass_through", "AI usage at cost + 50 % (reply; tier: premium)", D(4), D("1.5"), 600),
+        ("pass_through", "AI usage at cost + 20 % (reply; tier: other)", D(6), D("1.2"), 720),
+    ]  # fmt: skip
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_markup_by_model_is_billed_from_the_periods_calls(client_with_key):
+    """10 % on any model, 50 % on gpt-4o. Calls: gpt-4o $2.00, gpt-4o-mini $1.00, llama
+    $0.50 (unknown: the markup of any other, never free): 2.00 x 1.5 = 3.00; 1.50 x 1.1 =
+    1.65. The preview just before the close is the invoice."""
+    version = plan_load(
+        "by-model",
+        token_pass_through=[
+            {"markup": "0.1", "dimension": "model",
+             "markups": [{"value": "gpt-4o", "markup": "0.5"}]},
+        ],
+    )  # fmt: skip
+    customer = customer_create(external_id="by-model")
+    Subscription.objects.create(customer=customer, plan=version.plan, started_at=OCTOBER)
+    for n, (model, cost) in enumerate((("gpt-4o", "2.00"), ("gpt-4o-mini", "1.00"),
+                                       ("llama", "0.50"))):  # fmt: skip
+        UsageEvent.objects.create(
+            event_id=f"m-{n}", customer=customer, timestamp=OCTOBER + timedelta(days=2, hours=n),
+            received_at=timezone.now(), provider="openai", model=model, cost=D(cost),
+            cost_source="explicit",
+        )  # fmt: skip
+    preview = client_with_key.get(
+        "/v1/customers/by-model/usage", {"period": (OCTOBER + timedelta(days=5)).isoformat()}
+    ).json()["invoice_preview"]
+
+    invoice = period_close(customer_id=customer.pk, period_start=OCTOBER)
+
+    assert [(line.description, line.amount) for line in invoice.lines.all()] == [
+        ("AI usage at cost + 50 % (calls without a feature; model: gpt-4o)", 300),
+        ("AI usage at cost + 10 % (calls without a feature; model: other)", 165),
+    ]
+    assert [(line["description"], line["amount"]) for line in preview["lines"]] == [
+        (line.description, line.amount) for line in invoice.lines.all()
+    ]
+
+
+@pytest.mark.django_db
+def test_a_markup_by_dimension_loads_shows_and_refuses_what_it_cannot_bill(client_with_key):
+    pass_through = {"feature": "reply", "markup": "0.2", "dimension": "tier",
+                    "markups": [{"value": "premium", "markup": "0.5"}]}  # fmt: skip
+    plan_load("tiered-markup", token_pass_through=[pass_through])
+
+    shown = client_with_key.get("/v1/plans/tiered-markup").json()["token_pass_through"]
+
+    assert shown == [pass_through]
+    for bad, field, message in (
+        ({"markup": "0.2", "dimension": "tier"}, "token_pass_through[0]", "a dimension and"),
+        ({"markup": "0.2", "dimension": "colour", "markups": [{"value": "x", "markup": "1"}]},
+         "token_pass_through[0].dimension", ""),
+        ({"markup": "0.2", "dimension": "tier", "markups": [
+            {"value": "p", "markup": "1"}, {"value": "p", "markup": "2"}]},
+         "token_pass_through[0].markups[1].value", "p appears twice"),
+    ):  # fmt: skip
+        answer = client_with_key.put(
+            "/v1/plans/bad", {"name": "Bad", "currency": "USD", "token_pass_through": [bad]},
+            format="json",
+        )  # fmt: skip
+        assert answer.status_code == 400, answer.content
+        [error] = answer.json()["errors"]
+        assert error["field"] == field and error["message"].startswith(message), error

@@ -213,6 +213,11 @@ def scenarios(draw) -> Scenario:
         plan["token_pass_through"] = [
             {"feature": "", "markup": draw(st.sampled_from(["0", "0.25"]))}
         ]
+        if draw(st.booleans()):  # premium calls at another markup
+            plan["token_pass_through"][0] |= {
+                "dimension": "tier",
+                "markups": [{"value": "premium", "markup": draw(st.sampled_from(["0", "1"]))}],
+            }
     if draw(st.booleans()):
         plan |= {"premium_seat_fee": "7", "seat_mode": "active"}
     days = st.integers(0, 44)  # 0-30: October, 31-44: November

@@ -83,6 +83,19 @@ class PeriodUsage:
 
     cells: list[Cell] = field(default_factory=list)
     active_seats: int = 0  # distinct end users with `tier: premium` calls
+    detailed: bool = False  # cells by outcome type, feature, tier and model (else feature)
+
+    @property
+    def cost_by_call(self) -> dict[tuple[str, str, str, str], Decimal]:
+        """Priced cost per feature, tier, provider and model (detailed cells only): for
+        markups by a property of the call."""
+        costs: dict[tuple[str, str, str, str], Decimal] = {}
+        if not self.detailed:
+            return costs
+        for cell in self.cells:
+            key = (cell.feature, cell.tier, cell.provider, cell.model)
+            costs[key] = costs.get(key, ZERO) + cell.cost
+        return costs
 
     @property
     def calls(self) -> int:
@@ -234,7 +247,7 @@ def windows_usage(
     the running rollup (billing/invoicing/selectors/running.py) unless `running` is false
     (then from the calls, as a snapshot's are: what the rollup is checked against). Cells
     come in key order."""
-    usage = {window: PeriodUsage() for window in windows}
+    usage = {window: PeriodUsage(detailed=detail) for window in windows}
     if not windows:
         return usage
     if running and all(window.snapshot is None for window in windows):

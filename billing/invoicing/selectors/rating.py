@@ -317,14 +317,19 @@ def rating_quantities(
     fixed: FixedSeats,
 ) -> PeriodQuantities:
     """What rating needs of one customer's period, from the aggregates read for it."""
+    by_call = usage.cost_by_call if terms.pass_through_by else {}
     if terms.seat_mode == SeatMode.ACTIVE:
         return PeriodQuantities(
-            outcomes=outcomes, seats=usage.active_seats, cost_by_feature=usage.cost_by_feature
+            outcomes=outcomes,
+            seats=usage.active_seats,
+            cost_by_feature=usage.cost_by_feature,
+            cost_by_call=by_call,
         )
     return PeriodQuantities(
         outcomes=outcomes,
         seats=fixed.seats,
         cost_by_feature=usage.cost_by_feature,
+        cost_by_call=by_call,
         seat_days=fixed.seat_days,
         period_days=fixed.period_days,
     )
@@ -419,7 +424,9 @@ def periods_rate(
         for customer_id, version in version_of.items()
         if version is not None
     }
-    usage = windows_usage(windows=list(windows.values()), detail=detail)
+    # (A markup by a property of the call needs the calls by tier and model.)
+    by_call = any(plan.pass_through_by for plan in terms.values())
+    usage = windows_usage(windows=list(windows.values()), detail=detail or by_call)
     outcomes = outcome_quantities(windows=list(windows.values()), terms=terms)
     seats = fixed_seats_many(subscriptions=subscriptions, start=start, end=end)
     if previous is None:
@@ -605,7 +612,8 @@ def late_changes(
         pairs.append((source, after, before))
         terms[after] = terms[before] = version_terms[source.plan_version_id]
     windows = [window for _, after, before in pairs for window in (after, before)]
-    usage = windows_usage(windows=windows, detail=detail)
+    by_call = any(plan.pass_through_by for plan in terms.values())
+    usage = windows_usage(windows=windows, detail=detail or by_call)
     outcomes = outcome_quantities(windows=windows, terms=terms)
     seats: dict[tuple[int, datetime], FixedSeats] = {}
     by_period: dict[tuple[datetime, datetime], list[Subscription]] = defaultdict(list)
