@@ -5,8 +5,10 @@ touches the database or loops over events. Each line carries its quantity and ex
 unit price, and its amount in integer minor units rounded once, by
 money.to_minor_units (half up). An invoice's total is the sum of its lines.
 
-About 400 lines: every price model, tier mode, the percentage clamp and the difference of
-two ratings, each once; together they are what a plan charges.
+About 570 lines: every price model (per outcome, tiers with flat fees, packages, a
+percentage, a graduated percentage, by a property of the outcome), pass-through with its
+markups, and the difference of two ratings, each once; together they are what a plan
+charges. (A percentage's fee per outcome is summed in SQL: PERCENTAGE_FEE_SQL.)
 """
 
 from __future__ import annotations

@@ -36,6 +36,19 @@ def test_a_flat_price_is_accepted():
     assert form(version, unit_price=Decimal("0.99")).is_valid()
 
 
+def test_the_new_charge_models_are_accepted():
+    version = plan_load("p")
+    by_channel = '[{"value": "voice", "unit_price": "1.49"}]'
+    assert form(
+        version, unit_price="0.99", dimension="channel", dimension_prices=by_channel
+    ).is_valid()
+    assert form(
+        version, model="percentage", percentage="2", fixed_fee="0.25", free_value="1000"
+    ).is_valid()
+    # A graduated percentage: its tiers (edited on the price's page) carry the rates.
+    assert form(version, model="percentage", tier_mode="graduated").is_valid()
+
+
 @pytest.mark.parametrize(
     "fields",
     [
@@ -45,6 +58,11 @@ def test_a_flat_price_is_accepted():
         {"model": "percentage", "percentage": "5", "floor": "60", "cap": "50"},
         {"unit_price": "1", "floor": "1"},  # floor belongs to a percentage price
         {"tier_mode": "volume", "unit_price": "1"},  # tiers carry their own prices
+        {"unit_price": "1", "fixed_fee": "0.25"},  # a fixed fee belongs to a percentage
+        # By dimension: without the price of any other value, without prices, not JSON.
+        {"dimension": "channel", "dimension_prices": '[{"value": "chat", "unit_price": "1"}]'},
+        {"unit_price": "1", "dimension": "channel"},
+        {"unit_price": "1", "dimension": "channel", "dimension_prices": '[{"value": 1}]'},
     ],
 )
 def test_a_price_rating_could_not_bill_is_refused(fields):

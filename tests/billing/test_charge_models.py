@@ -9,6 +9,8 @@ from decimal import Decimal as D
 import pytest
 from django.utils import timezone
 
+from billing.analytics.selectors.margins import MarginFilters, margins_report
+from billing.analytics.services import invoices_reconcile
 from billing.invoicing.services import period_close
 from billing.money import to_minor_units
 from billing.plans.models import Subscription
@@ -573,3 +575,50 @@ def test_a_markup_by_dimension_loads_shows_and_refuses_what_it_cannot_bill(clien
         assert answer.status_code == 400, answer.content
         [error] = answer.json()["errors"]
         assert error["field"] == field and error["message"].startswith(message), error
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_margin_breakdown_gives_each_type_its_groups_and_fees():
+    """Closed October, broken down: each outcome type's revenue is its lines, flat fees
+    and groups included. Deals on Lago's tiers, 500 + 550 + 4,000: $591.00; tickets by
+    channel, a voice one and an unknown one: 1.49 + 0.99 = $2.48."""
+    version = plan_load(
+        "mixed",
+        outcomes=[
+            {"type": "deal", "tier_mode": "graduated", "tiers": LAGO_TIERS},
+            {"type": "ticket", **CHANNELS},
+        ],
+    )
+    customer = customer_create(external_id="mixed")
+    Subscription.objects.create(customer=customer, plan=version.plan, started_at=OCTOBER)
+    _deals(customer, ["500", "550", "4000"])
+    for n, channel in enumerate(("voice", "fax")):
+        at = OCTOBER + timedelta(days=3, hours=n)
+        Outcome.objects.create(
+            external_id=f"t-{n}", customer=customer, type="ticket", status="succeeded",
+            occurred_at=at, succeeded_at=at, succeeded_recorded_at=at,
+            properties={"channel": channel},
+        )  # fmt: skip
+    invoice = period_close(customer_id=customer.pk, period_start=OCTOBER)
+    invoices_reconcile(invoice_ids=[invoice.pk])
+
+    report = margins_report(
+        start=OCTOBER, end=NOVEMBER, group_by="outcome_type", filters=MarginFilters(),
+        now=NOVEMBER + timedelta(days=1),
+    )  # fmt: skip
+
+    assert {row.key: row.revenue for row in report.rows} == {
+        "deal": D("591.00"),
+        "ticket": D("2.48"),
+    }
+    assert report.totals.revenue == D(invoice.total) / 100
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sub_cent_fees_of_a_percentage_with_a_fixed_fee_are_summed_then_rounded_once():
+    """1 % of 0.10 + 0.002 = 0.003 per outcome; three: 0.009, rounded once on the line:
+    1 cent (three lines rounded each would be 0)."""
+    customer = _subscribed({"percentage": "1", "fixed_fee": "0.002"})
+    _deals(customer, ["0.10", "0.10", "0.10"])
+
+    assert period_close(customer_id=customer.pk, period_start=OCTOBER).total == 1

@@ -15,7 +15,7 @@ from django.utils import timezone
 from billing.credits.services import GrantRequest, grant_create
 from billing.invoicing.models import Invoice
 from billing.invoicing.services import period_close
-from billing.plans.models import Subscription
+from billing.plans.models import Plan, Subscription
 from billing.stripe_sync import stripe_api
 from billing.stripe_sync.models import StripeCustomer
 from billing.stripe_sync.services.push import invoice_push, stripe_drift_check, stripe_line_terms
@@ -473,3 +473,61 @@ def test_without_a_public_url_the_memo_is_the_period(invoice, settings):
     pushed = invoice_push(invoice_id=invoice.pk)
 
     assert stripe_invoice(pushed).description == "2026-10-01 – 2026-11-01"
+
+
+def test_the_example_books_every_charge_model_previews_closes_and_reaches_stripe(
+    stripe, settings, client_with_key
+):
+    """The example book's `outcome-deals` plan (flat fees per tier, a percentage with a
+    fixed fee and free value, a graduated percentage, a price by channel, a markup by the
+    call's tier): October's preview is the invoice, and every line reaches Stripe with
+    its amount, as quantity × unit or (a quantity Stripe cannot take) 1 × the amount."""
+    from pathlib import Path
+
+    from django.core.management import call_command
+
+    from metering.models import UsageEvent
+
+    settings.STRIPE_API_KEY = ""
+    call_command("load_plans", str(Path(__file__).parents[2] / "billing/plans/examples/plans.yaml"))
+    customer = customer_create(external_id="deals", email="billing@deals.test")
+    Subscription.objects.create(
+        customer=customer, plan_id=Plan.objects.get(code="outcome-deals").pk, started_at=OCTOBER
+    )
+    facts = [("resolution", None, None)] * 3 + [
+        ("payment_recovered", "800", None), ("payment_recovered", "450.50", None),
+        ("deal_closed", "9000", None), ("deal_closed", "2500", None),
+        ("ticket_resolved", None, "voice"), ("ticket_resolved", None, "fax"),
+    ]  # fmt: skip
+    for n, (kind, value, channel) in enumerate(facts):
+        at = OCTOBER + timedelta(days=1, hours=n)
+        Outcome.objects.create(
+            external_id=f"x-{n}", customer=customer, type=kind, status="succeeded",
+            occurred_at=at, succeeded_at=at, succeeded_recorded_at=at, value=value,
+            value_currency="USD" if value else "",
+            properties={"channel": channel} if channel else {},
+        )  # fmt: skip
+    for n, (tier, cost) in enumerate((("premium", "1.25"), ("", "0.333"))):
+        UsageEvent.objects.create(
+            event_id=f"x-call-{n}", customer=customer, timestamp=OCTOBER + timedelta(days=2),
+            received_at=OCTOBER + timedelta(days=2), cost=Decimal(cost), cost_source="explicit",
+            tier=tier, end_user="u1" if tier else "",
+        )  # fmt: skip
+    preview = client_with_key.get(
+        "/v1/customers/deals/usage", {"period": (OCTOBER + timedelta(days=9)).isoformat()}
+    ).json()["invoice_preview"]
+    closed = period_close(customer_id=customer.pk, period_start=OCTOBER)
+    settings.STRIPE_API_KEY = "sk_test_payback"
+
+    remote = stripe_invoice(invoice_push(invoice_id=closed.pk))
+
+    lines = [(line.description, line.amount) for line in closed.lines.all()]
+    assert [(line["description"], line["amount"]) for line in preview["lines"]] == lines
+    assert {line.kind for line in closed.lines.all()} >= {"outcome", "tier_fee", "pass_through"}
+    pushed = sorted((line.description, line.amount) for line in remote.lines.data)
+    assert [amount for _, amount in pushed] == [amount for _, amount in sorted(lines)]
+    assert all(
+        remote_text.startswith(text)
+        for (remote_text, _), (text, _) in zip(pushed, sorted(lines), strict=True)
+    )
+    assert remote.total == closed.total > 0
