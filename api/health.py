@@ -33,7 +33,20 @@ def _probe_broker(outcome: dict[str, Any]) -> None:
             conn.ensure_connection(max_retries=0)  # one attempt; the socket timeouts bound it
         outcome.update(ok=True)
     except Exception as exc:  # as above
-        outcome.update(ok=False, error=type(exc).__name__)
+        outcome.update(ok=False, error="Timeout" if _timed_out(exc) else type(exc).__name__)
+
+
+def _timed_out(exc: BaseException) -> bool:
+    """Whether a socket timeout is behind the failure. The probe's socket timeout equals
+    the caller's budget, so a broker that never answers ends the probe and the caller's
+    wait at about the same moment: either way the answer is "Timeout" (kombu wraps
+    redis-py's timeout, which wraps the socket's, in an OperationalError)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, TimeoutError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 # The probe still running, when the last one outlived its budget: a frozen broker costs
