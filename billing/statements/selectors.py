@@ -10,11 +10,14 @@ snapshot sees them (billing/invoicing/watermark.py), in the order rating counts 
 from the invoice's own stored lines of its type, walked in that order: the included
 line's outcomes carry nothing, each tier's line carries its count at its unit price, a
 volume line all of them at its price, a package line its block price on the first
-outcome of each block, and a percentage line each outcome's fee (the rating's own SQL:
-its value past the free value at the rate, plus the fixed fee, clamped). A tier's flat
-fee is a line of the type that no outcome carries. So the statement explains the lines as they were
-billed, whatever the plan says today, and its fees sum to each line exactly (before the
-line's one rounding).
+outcome of each block, a percentage line each outcome's fee (the rating's own SQL: its
+value past the free value at the rate, plus the fixed fee, clamped), a graduated
+percentage's tier lines each outcome's value at the rate of each tier it covers, and a
+price by dimension each outcome at its value's price, on that price's line. A tier's flat
+fee is a line of the type that no outcome carries. So the statement explains the lines as
+they were billed, whatever the plan says today, and its fees sum to each line exactly
+(before the line's one rounding; a graduated percentage's to its tier lines together, an
+outcome that crosses a bound being listed on the line it starts in).
 
 Large statements are read a page at a time (keyset: type, time of success, id), so that
 a CSV of 100,000 outcomes streams without holding them.
