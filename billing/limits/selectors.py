@@ -191,8 +191,9 @@ def available(*, customer: Customer, now: datetime, user: str = "") -> Available
 def outcome_price(running: RunningPeriod, outcome_type: str, quantity: int) -> Decimal | None:
     """What `quantity` more successes of `outcome_type` add to the running period's
     invoice at the plan's prices (its tiers, packages, included quantity and minimum as
-    they stand now: rated with and without them); None when the plan prices the type by
-    value (a percentage: the backend says an amount instead)."""
+    they stand now: rated with and without them), by a property of the outcome at its
+    dearest price; None when the plan prices the type by value (a percentage: the backend
+    says an amount instead)."""
     terms = running.terms
     outcome = next((o for o in terms.outcomes if o.outcome_type == outcome_type), None)
     if outcome is None:
@@ -200,8 +201,21 @@ def outcome_price(running: RunningPeriod, outcome_type: str, quantity: int) -> D
     if outcome.model == PriceModel.PERCENTAGE:
         return None
     now = running.quantities
-    so_far = now.outcomes.get(outcome_type, OutcomeQuantity(0)).succeeded
-    more = replace(now, outcomes={**now.outcomes, outcome_type: OutcomeQuantity(so_far + quantity)})
+    so_far = now.outcomes.get(outcome_type, OutcomeQuantity(0))
+    added_to = OutcomeQuantity(so_far.succeeded + quantity)
+    if outcome.dimension:
+        # Which value the new outcomes will have is not known: they are priced at the
+        # dearest (the reservation holds the most they could bill). Past the included
+        # ones only: those come first, whatever their value.
+        assert outcome.unit_price is not None, "a price by dimension has a default"
+        dearest = max(
+            (*outcome.dimension_prices, ("", outcome.unit_price)), key=lambda group: group[1]
+        )[0]
+        billable = max(added_to.succeeded - outcome.included_quantity, 0)
+        counts = dict(so_far.by_value)
+        counts[dearest] = counts.get(dearest, 0) + billable - sum(counts.values())
+        added_to = replace(added_to, by_value=tuple(sorted(counts.items())))
+    more = replace(now, outcomes={**now.outcomes, outcome_type: added_to})
     added = rate_period(terms, more).total - rate_period(terms, now).total
     return from_minor_units(added, running.currency)
 

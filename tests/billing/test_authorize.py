@@ -107,6 +107,31 @@ class TestAuthorize:
         assert answer["amount"] == "4"  # the first is included: 2 × $2.00
         assert answer["reservation"]["quantity"] == 3
 
+    def test_outcomes_priced_by_a_property_are_reserved_at_the_dearest_price(self, client_with_key):
+        """Chat $0.99, voice $1.49, anything else $0.99; a chat and a voice succeeded
+        already. Which channel the next three take is not known yet: a reservation holds
+        the most they could bill, 3 x $1.49 = $4.47 (the spend limit never undercounts)."""
+        version = plan_load("channels", outcomes=[{
+            "type": "resolution", "dimension": "channel", "unit_price": "0.99",
+            "prices": [{"value": "chat", "unit_price": "0.99"},
+                       {"value": "voice", "unit_price": "1.49"}],
+        }])  # fmt: skip
+        customer = customer_create(external_id="acme")
+        Subscription.objects.create(
+            customer=customer, plan=version.plan, started_at=timezone.now() - timedelta(days=1)
+        )
+        for number, channel in enumerate(("chat", "voice")):
+            now = timezone.now()
+            Outcome.objects.create(
+                external_id=f"o-{number}", customer=customer, type="resolution",
+                status="succeeded", occurred_at=now, succeeded_at=now, succeeded_recorded_at=now,
+                properties={"channel": channel},
+            )  # fmt: skip
+
+        answer = authorize(client_with_key, outcome_type="resolution", quantity=3)
+
+        assert answer["amount"] == "4.47"
+
     def test_what_the_period_bills_so_far_is_not_available(self, client_with_key):
         customer = make_acme()
         for number in range(3):  # one included, two at $2.00
