@@ -175,6 +175,25 @@ def test_a_late_outcome_that_reaches_a_tier_bills_its_fee_as_late_usage():
     ]
 
 
+def test_a_reversal_that_leaves_a_tier_credits_its_flat_fee():
+    """October closed at 101 outcomes: 100 x 1.00 + 20, 1 x 0.80 + 50 = $170.80. One is
+    reversed: the period holds 100, which never reached the second tier, so the credit
+    gives back its outcome (-$0.80) and its $50 fee: the period then costs what 100 do."""
+    terms = plan(OutcomeTerms("r", tier_mode="graduated", tiers=FLAT_TIERS))
+    closed = rate_period(terms, succeeded(r=101))
+
+    credit = rate_changes(
+        closed, rate_period(terms, succeeded(r=100)), period="October", source_invoice_id=7
+    )
+
+    assert closed.total == 17080
+    assert [(line.kind, line.description, line.amount) for line in credit] == [
+        ("credit", "credit for October: r (up to 1000): -1 outcome", -80),
+        ("credit", "credit for October: r flat fee (up to 1000)", -5000),
+    ]
+    assert closed.total + sum(line.amount for line in credit) == 12000
+
+
 # --- a percentage of the value with a fixed fee, and free value (rated in SQL) -------------
 
 OCTOBER = datetime(2026, 10, 1, tzinfo=UTC)
