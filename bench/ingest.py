@@ -20,7 +20,8 @@ In one run, on one machine and one PostgreSQL server, in a scratch database of i
   (f) the ceiling under (d): the same single-event parse and ingest called in 4 processes
       without HTTP (no server, no client), each event its own call as a request is.
 Prints a table and writes bench/results/ingest.json. Options: --events N (batch runs),
---singles N, --clients N.
+--singles N, --clients N, --alone-first, --prompt-hashes (every call carries a prompt hash and
+a cache hit: what the savings levers' two partial indexes cost ingest at most).
 """
 
 from __future__ import annotations
@@ -122,7 +123,12 @@ def create_key_and_customers(env: dict[str, str], customers: int) -> str:
     return out.stdout.strip().splitlines()[-1]
 
 
-def make_events(count: int, customers: int, seed: int) -> list[dict[str, Any]]:
+def make_events(
+    count: int, customers: int, seed: int, *, hashed: bool = False
+) -> list[dict[str, Any]]:
+    """Calls of the last day; a third read from the prompt cache. `hashed`: every call also
+    carries a prompt hash and a cache hit (what the two partial indexes on calls cost
+    ingest at most: each call is in both)."""
     rng = random.Random(seed)
     now = datetime.now(UTC)
     run = uuid.uuid4().hex[:8]
@@ -145,6 +151,9 @@ def make_events(count: int, customers: int, seed: int) -> list[dict[str, Any]]:
         }
         if i % 10 == 0:
             event["cost"] = "0.0042"
+        if hashed:
+            event["prompt_hash"] = f"prompt-{rng.randrange(count // 2 + 1)}"
+            event["cache_hit"] = True
         events.append(event)
     return events
 
@@ -193,8 +202,8 @@ def baseline_rows(
             e["user"],
             e["feature"],
             "",
-            "",
-            None,
+            e.get("prompt_hash", ""),
+            e.get("cache_hit"),
             psycopg.types.json.Jsonb({}),
         )
         for e in events
@@ -504,7 +513,13 @@ def main() -> None:
         action="store_true",
         help="measure gunicorn alone first (the second server works on a larger table)",
     )
+    parser.add_argument(
+        "--prompt-hashes",
+        action="store_true",
+        help="every call carries a prompt hash and a cache hit (the partial indexes' worst case)",
+    )
     options = parser.parse_args()
+    hashed = options.prompt_hashes
 
     from config.gunicorn import workers
 
@@ -512,10 +527,11 @@ def main() -> None:
     env = fresh_database(admin, bench_conninfo)
     env["GUNICORN_WORKERS"] = str(workers)
     key = create_key_and_customers(env, options.customers)
-    events_1000 = make_events(options.events, options.customers, seed=1)
-    events_100 = make_events(options.events // 2, options.customers, seed=2)
+    events_1000 = make_events(options.events, options.customers, seed=1, hashed=hashed)
+    events_100 = make_events(options.events // 2, options.customers, seed=2, hashed=hashed)
     singles = [
-        json.dumps(e).encode() for e in make_events(options.singles, options.customers, seed=3)
+        json.dumps(e).encode()
+        for e in make_events(options.singles, options.customers, seed=3, hashed=hashed)
     ]
     bodies_1000 = batches(events_1000, 1000)
     bodies_100 = batches(events_100, 100)
@@ -530,7 +546,10 @@ def main() -> None:
     print("single events in process, no HTTP, 4 processes ...", flush=True)
     in_process = ingest_in_process(
         env["DATABASE_URL"],
-        [json.dumps(e).encode() for e in make_events(options.singles, options.customers, seed=4)],
+        [
+            json.dumps(e).encode()
+            for e in make_events(options.singles, options.customers, seed=4, hashed=hashed)
+        ],
         4,
     )
 
