@@ -28,7 +28,8 @@ from billing.plans.models import (
     TierMode,
     TokenPassThrough,
 )
-from billing.plans.schemas import OutcomePriceDoc, PlanDoc, TierDoc
+from billing.plans.schemas import OutcomePriceDoc, PlanDoc
+from billing.plans.selectors import tier_doc
 from billing.plans.services import PriceBookError, plan_version_billed, plan_version_revise
 
 
@@ -170,12 +171,7 @@ def _edited_document(version: PlanVersion, formsets: Any) -> PlanDoc:
                 pass_throughs.append(pass_through_doc(data))
                 continue
             tiers = [
-                TierDoc(
-                    unit_price=tier.unit_price,
-                    up_to=tier.up_to,
-                    flat_fee=tier.flat_fee,
-                    percentage=tier.percentage,
-                )
+                tier_doc(tier)
                 for tier in PriceTier.objects.filter(outcome_price_id=form.instance.pk)
             ]
             percentage = data["percentage"] if data["model"] == PriceModel.PERCENTAGE else None

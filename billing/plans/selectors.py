@@ -16,6 +16,7 @@ from billing.plans.models import (
     PlanChange,
     PlanVersion,
     PriceModel,
+    PriceTier,
     SeatChange,
     Subscription,
     TierMode,
@@ -73,6 +74,16 @@ def plan_versions(*, plan: Plan) -> list[PlanVersion]:
     )
 
 
+def tier_doc(tier: PriceTier) -> TierDoc:
+    """A stored tier as a plan document writes it."""
+    return TierDoc(
+        unit_price=tier.unit_price,
+        up_to=tier.up_to,
+        flat_fee=tier.flat_fee,
+        percentage=tier.percentage,
+    )
+
+
 def plan_document(version: PlanVersion) -> PlanDoc:
     """A stored plan version as a document: what GET /v1/plans shows, and what a loaded
     document is compared with to tell whether it changes anything."""
@@ -98,16 +109,7 @@ def plan_document(version: PlanVersion) -> PlanDoc:
                 free_value=price.free_value,
                 included=price.included_quantity,
                 tier_mode=None if price.tier_mode == TierMode.NONE else price.tier_mode,  # type: ignore[arg-type]
-                tiers=[
-                    TierDoc(
-                        unit_price=t.unit_price,
-                        up_to=t.up_to,
-                        flat_fee=t.flat_fee,
-                        percentage=t.percentage,
-                    )
-                    for t in price.tiers.all()
-                ]
-                or None,
+                tiers=[tier_doc(tier) for tier in price.tiers.all()] or None,
                 package_size=price.package_size,
                 dimension=price.dimension or None,
                 prices=[

@@ -195,3 +195,59 @@ def test_the_admin_keeps_how_invoiced_periods_run(staff_client, billed_version):
     data["billing_anchor_day"] = 1
     data["premium_seats"] = 3  # what may change
     assert staff_client.post(url, data).status_code == 302
+
+
+def test_a_new_version_made_in_the_admin_keeps_its_prices_tiers_and_their_flat_fees(
+    staff_client,
+):
+    """Tiers are edited on their price's own page, so a new version made from the version's
+    page copies them as stored: units, bounds, flat fees and percentages alike."""
+    version = plan_load(
+        "tiered",
+        outcomes=[
+            {
+                "type": "resolution",
+                "tier_mode": "graduated",
+                "tiers": [{"up_to": 100, "unit_price": "1", "flat_fee": "20"}, {"flat_fee": "50"}],
+            },
+            {
+                "type": "deal",
+                "tier_mode": "graduated",
+                "tiers": [{"up_to": 10000, "percentage": "5", "flat_fee": "10"},
+                          {"percentage": "3"}],
+            },
+        ],
+    )  # fmt: skip
+    customer = customer_create(external_id="tiered")
+    Subscription.objects.create(customer=customer, plan=version.plan, started_at=OCTOBER)
+    period_close(customer_id=customer.pk, period_start=OCTOBER)
+    url = f"/admin/plans/planversion/{version.pk}/change/"
+    data = change_form_data(staff_client.get(url))
+    data["base_fee"] = "5"
+
+    response = staff_client.post(url, data)
+
+    assert response.status_code == 302, response.context and response.context["errors"]
+    new = PlanVersion.objects.get(plan=version.plan, version=2)
+
+    def tiers(of: PlanVersion) -> dict[str, list[tuple]]:
+        return {
+            price.outcome_type: [
+                (tier.up_to, tier.unit_price, tier.flat_fee, tier.percentage)
+                for tier in price.tiers.all()
+            ]
+            for price in of.outcome_prices.all()
+        }
+
+    assert new.base_fee == 5
+    assert (
+        tiers(new)
+        == tiers(version)
+        == {
+            "resolution": [
+                (100, Decimal("1"), Decimal("20"), None),
+                (None, None, Decimal("50"), None),
+            ],
+            "deal": [(10000, None, Decimal("10"), Decimal("5")), (None, None, None, Decimal("3"))],
+        }
+    )
