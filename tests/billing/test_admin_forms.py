@@ -11,6 +11,8 @@ from billing.invoicing.models import Invoice
 from billing.invoicing.services import period_close
 from billing.plans.forms import OutcomePriceForm
 from billing.plans.models import PlanVersion, Subscription
+from billing.plans.schemas import DimensionMarkupDoc, DimensionPriceDoc, TierDoc
+from billing.plans.selectors import plan_document
 from tests.billing.factories import plan_load
 from tests.metering.factories import customer_create
 
@@ -197,28 +199,25 @@ def test_the_admin_keeps_how_invoiced_periods_run(staff_client, billed_version):
     assert staff_client.post(url, data).status_code == 302
 
 
-def test_a_new_version_made_in_the_admin_keeps_its_prices_tiers_and_their_flat_fees(
-    staff_client,
-):
-    """Tiers are edited on their price's own page, so a new version made from the version's
-    page copies them as stored: units, bounds, flat fees and percentages alike."""
+def test_a_new_version_made_in_the_admin_keeps_every_charge_model_as_written(staff_client):
+    """Tiers are edited on their price's own page, and prices by a property and markups by
+    one are JSON in the form: a new version made from the version's page keeps them all
+    as stored (bounds, flat fees, percentages, each value's price and markup)."""
     version = plan_load(
-        "tiered",
+        "every-model",
         outcomes=[
-            {
-                "type": "resolution",
-                "tier_mode": "graduated",
-                "tiers": [{"up_to": 100, "unit_price": "1", "flat_fee": "20"}, {"flat_fee": "50"}],
-            },
-            {
-                "type": "deal",
-                "tier_mode": "graduated",
-                "tiers": [{"up_to": 10000, "percentage": "5", "flat_fee": "10"},
-                          {"percentage": "3"}],
-            },
+            {"type": "resolution", "tier_mode": "graduated",
+             "tiers": [{"up_to": 100, "unit_price": "1", "flat_fee": "20"}, {"flat_fee": "50"}]},
+            {"type": "deal", "tier_mode": "graduated",
+             "tiers": [{"up_to": 10000, "percentage": "5", "flat_fee": "10"},
+                       {"percentage": "3"}]},
+            {"type": "ticket", "dimension": "channel", "unit_price": "0.99",
+             "prices": [{"value": "voice", "unit_price": "1.49"}]},
         ],
+        token_pass_through=[{"feature": "", "markup": "0.1", "dimension": "model",
+                             "markups": [{"value": "gpt-4o", "markup": "0.5"}]}],
     )  # fmt: skip
-    customer = customer_create(external_id="tiered")
+    customer = customer_create(external_id="every-model")
     Subscription.objects.create(customer=customer, plan=version.plan, started_at=OCTOBER)
     period_close(customer_id=customer.pk, period_start=OCTOBER)
     url = f"/admin/plans/planversion/{version.pk}/change/"
@@ -229,25 +228,27 @@ def test_a_new_version_made_in_the_admin_keeps_its_prices_tiers_and_their_flat_f
 
     assert response.status_code == 302, response.context and response.context["errors"]
     new = PlanVersion.objects.get(plan=version.plan, version=2)
-
-    def tiers(of: PlanVersion) -> dict[str, list[tuple]]:
-        return {
-            price.outcome_type: [
-                (tier.up_to, tier.unit_price, tier.flat_fee, tier.percentage)
-                for tier in price.tiers.all()
-            ]
-            for price in of.outcome_prices.all()
-        }
-
-    assert new.base_fee == 5
+    before, after = plan_document(version), plan_document(new)
+    assert after.base_fee == 5
     assert (
-        tiers(new)
-        == tiers(version)
-        == {
-            "resolution": [
-                (100, Decimal("1"), Decimal("20"), None),
-                (None, None, Decimal("50"), None),
-            ],
-            "deal": [(10000, None, Decimal("10"), Decimal("5")), (None, None, None, Decimal("3"))],
-        }
+        after.outcomes == before.outcomes and after.token_pass_through == before.token_pass_through
+    )
+    tiers = {price.type: price.tiers for price in after.outcomes}
+    assert tiers["resolution"] == [
+        TierDoc(unit_price=Decimal("1"), up_to=100, flat_fee=Decimal("20")),
+        TierDoc(flat_fee=Decimal("50")),
+    ]
+    assert tiers["deal"] == [
+        TierDoc(up_to=10000, flat_fee=Decimal("10"), percentage=Decimal("5")),
+        TierDoc(percentage=Decimal("3")),
+    ]
+    [ticket] = [price for price in after.outcomes if price.type == "ticket"]
+    assert (ticket.dimension, ticket.prices) == (
+        "channel",
+        [DimensionPriceDoc(value="voice", unit_price=Decimal("1.49"))],
+    )
+    [markup] = after.token_pass_through
+    assert (markup.dimension, markup.markups) == (
+        "model",
+        [DimensionMarkupDoc(value="gpt-4o", markup=Decimal("0.5"))],
     )
