@@ -162,12 +162,28 @@ def _dimension_check(where: str, price: OutcomePriceDoc) -> None:
         raise PriceBookError(
             f"{where}.unit_price", "is the price of any other value of the dimension: say it"
         )
+    _values_check(
+        f"{where}.prices",
+        [(group.value, {"unit_price": group.unit_price}) for group in price.prices],
+    )
+
+
+def _values_check(where: str, groups: list[tuple[str, dict[str, Decimal]]]) -> None:
+    """The values a dimension's prices or markups name, with their amounts: each value
+    once and not empty, each amount non-negative. Rating, the statement and authorize
+    count outcomes and calls of any value not named (or none) under "", so a named ""
+    would price the same outcomes twice."""
     seen: set[str] = set()
-    for index, group in enumerate(price.prices):
-        if group.value in seen:
-            raise PriceBookError(f"{where}.prices[{index}].value", f"{group.value} appears twice")
-        seen.add(group.value)
-        _non_negative(f"{where}.prices[{index}]", unit_price=group.unit_price)
+    for index, (value, amounts) in enumerate(groups):
+        here = f"{where}[{index}]"
+        if value == "":
+            raise PriceBookError(
+                f"{here}.value", "is empty: what has no value pays the price of any other"
+            )
+        if value in seen:
+            raise PriceBookError(f"{here}.value", f"{value} appears twice")
+        seen.add(value)
+        _non_negative(here, **amounts)
 
 
 def plan_check(where: str, plan: PlanDoc) -> None:
@@ -204,14 +220,10 @@ def _check_plan(where: str, plan: PlanDoc) -> None:
             raise PriceBookError(
                 here, "a dimension and its markups go together (markup: any other value)"
             )
-        values: set[str] = set()
-        for position, group in enumerate(pass_through.markups or []):
-            if group.value in values:
-                raise PriceBookError(
-                    f"{here}.markups[{position}].value", f"{group.value} appears twice"
-                )
-            values.add(group.value)
-            _non_negative(f"{here}.markups[{position}]", markup=group.markup)
+        _values_check(
+            f"{here}.markups",
+            [(group.value, {"markup": group.markup}) for group in pass_through.markups or []],
+        )
     if not (0 <= plan.premium_target_margin_percent < 100):
         raise PriceBookError(
             f"{where}.premium_target_margin_percent", "must be at least 0 and below 100"

@@ -13,7 +13,7 @@ from billing.analytics.selectors.margins import MarginFilters, margins_report
 from billing.analytics.services import invoices_reconcile
 from billing.invoicing.services import period_close
 from billing.money import to_minor_units
-from billing.plans.models import Subscription
+from billing.plans.models import Plan, Subscription
 from billing.plans.pricing import (
     OutcomeQuantity,
     OutcomeTerms,
@@ -23,6 +23,7 @@ from billing.plans.pricing import (
     rate_changes,
     rate_period,
 )
+from billing.plans.services import PriceBookError
 from metering.models import Customer, UsageEvent
 from outcomes.models import Outcome
 from tests.billing.factories import plan_load
@@ -433,6 +434,22 @@ CHANNELS = {
 
 
 @pytest.mark.django_db(transaction=True)
+def test_an_outcome_is_billed_once_at_one_price_whatever_values_the_book_names():
+    """A price for the empty value, beside the price of any other: an outcome without a
+    channel would be both (rating counts what no price names under the empty value), and
+    was billed at both: two outcomes, four units. Such a book is refused by its field,
+    loading nothing; outcomes without the property pay the price of any other."""
+    book = {"dimension": "channel", "unit_price": "0.99",
+            "prices": [{"value": "", "unit_price": "2.00"}]}  # fmt: skip
+
+    with pytest.raises(PriceBookError) as refused:
+        _subscribed(book)
+
+    assert refused.value.where == "plans[0].outcomes[0].prices[0].value"
+    assert not Plan.objects.filter(code="deals").exists()
+
+
+@pytest.mark.django_db(transaction=True)
 def test_an_outcomes_price_follows_its_channel_with_a_line_per_price(client_with_key):
     """Chat $0.99, email $0.79, voice $1.49, anything else $0.99. Two included first
     (a voice and a chat: free whatever their channel); then chat, email, email, voice,
@@ -586,6 +603,8 @@ def test_a_markup_by_dimension_loads_shows_and_refuses_what_it_cannot_bill(clien
         ({"markup": "0.2", "dimension": "tier", "markups": [
             {"value": "p", "markup": "1"}, {"value": "p", "markup": "2"}]},
          "token_pass_through[0].markups[1].value", "p appears twice"),
+        ({"markup": "0.2", "dimension": "tier", "markups": [{"value": "", "markup": "1"}]},
+         "token_pass_through[0].markups[0].value", "is empty"),
     ):  # fmt: skip
         answer = client_with_key.put(
             "/v1/plans/bad", {"name": "Bad", "currency": "USD", "token_pass_through": [bad]},
